@@ -1,0 +1,176 @@
+"""Frozen, validated records every stage shares. Each round-trips through JSON unchanged.
+
+Conventions: physical coordinates in millimetres in the LPS patient frame (DICOM/ITK), voxel indices in
+array order (z, y, x) of the stored volume; identifiers that leave ingestion are pseudonyms.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from data_contracts import taxonomy
+from data_contracts.findings import (
+    CT_FINDINGS,
+    CTFinding,
+    Tracer,
+    UptakeGrade,
+    Vendor,
+)
+
+PSEUDO_PATIENT = r"^P[0-9a-f]{12}$"
+PSEUDO_STUDY = r"^S[0-9a-f]{12}$"
+
+PatientPseudonym = Annotated[str, Field(pattern=PSEUDO_PATIENT)]
+StudyPseudonym = Annotated[str, Field(pattern=PSEUDO_STUDY)]
+Vec3 = tuple[float, float, float]
+Shape3 = tuple[int, int, int]
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, text: str | bytes):
+        return cls.model_validate_json(text)
+
+
+def _check_location(location_id: str) -> str:
+    taxonomy.get(location_id)  # raises KeyError naming the id
+    return location_id
+
+
+class Acquisition(Record):
+    """Scanner and protocol facts. No dates: only what the models and per-scanner reports need."""
+
+    vendor: Vendor
+    tracer: Tracer
+    ct_spacing_mm: Vec3  # (x, y, z)
+    ct_shape: Shape3  # (z, y, x)
+    pet_spacing_mm: Vec3
+    pet_shape: Shape3
+    injected_dose_mbq: float = Field(gt=0)
+    uptake_minutes: float = Field(gt=0)
+    patient_weight_kg: float = Field(gt=0)
+    source_format: str = Field(pattern=r"^(dicom|nifti)$")
+
+
+class Study(Record):
+    patient_id: PatientPseudonym
+    study_id: StudyPseudonym
+    acquisition: Acquisition
+
+    @property
+    def vendor(self) -> Vendor:
+        return self.acquisition.vendor
+
+    @property
+    def tracer(self) -> Tracer:
+        return self.acquisition.tracer
+
+
+class Lesion(Record):
+    """One lesion instance: a connected component of the lesion mask, with statistics."""
+
+    study_id: StudyPseudonym
+    instance: int = Field(ge=1)
+    bbox: tuple[int, int, int, int, int, int]  # (z0, y0, x0, z1, y1, x1), half-open, stored grid
+    centroid_mm: Vec3  # LPS
+    volume_ml: float = Field(gt=0)
+    voxels: int = Field(ge=1)
+    suv_max: float = Field(ge=0)
+    suv_mean: float = Field(ge=0)
+    touches_edge: bool = False
+    anatomy_label: int | None = None  # structure under the lesion (most voxels), when a label map exists
+
+    @model_validator(mode="after")
+    def _bbox_ordered(self):
+        z0, y0, x0, z1, y1, x1 = self.bbox
+        if not (z0 < z1 and y0 < y1 and x0 < x1):
+            raise ValueError(f"empty or inverted bbox {self.bbox}")
+        if self.suv_mean > self.suv_max + 1e-6:
+            raise ValueError("suv_mean exceeds suv_max")
+        return self
+
+
+class TextSpan(Record):
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    text: str
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.end < self.start:
+            raise ValueError("span end before start")
+        return self
+
+
+class PetFinding(Record):
+    tracer: Tracer
+    grade: UptakeGrade
+
+
+class StructuredFinding(Record):
+    location_id: str
+    laterality: taxonomy.Laterality
+    ct_finding: CTFinding
+    pet_finding: PetFinding
+    suv_max: float | None = Field(default=None, ge=0)
+    size_mm: float | None = Field(default=None, gt=0)  # long axis
+    span: TextSpan | None = None
+
+    _loc = field_validator("location_id")(_check_location)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        loc = taxonomy.get(self.location_id)
+        if loc.laterality != self.laterality:
+            raise ValueError(f"laterality {self.laterality.value} contradicts {loc.id} ({loc.laterality.value})")
+        if loc.system not in CT_FINDINGS[self.ct_finding].systems:
+            raise ValueError(f"CT finding {self.ct_finding.value} cannot occur in {loc.system.value} ({loc.id})")
+        return self
+
+    @property
+    def caption(self) -> str:
+        from data_contracts.caption import caption_for
+
+        return caption_for(self)
+
+
+class LesionTruth(Record):
+    """Synthetic ground truth for one lesion instance; read by evaluation alone."""
+
+    study_key: str  # the raw study folder name
+    instance: int = Field(ge=1)
+    location_id: str
+    ct_finding: CTFinding
+    pet_finding: PetFinding
+    suv_max: float = Field(ge=0)
+    size_mm: float = Field(gt=0)
+    center_mm: Vec3  # LPS
+    caption: str
+
+    _loc = field_validator("location_id")(_check_location)
+
+
+class CaptionSample(Record):
+    """One training/evaluation sample: one lesion mask and its canonical caption."""
+
+    sample_id: str
+    patient_id: PatientPseudonym
+    study_id: StudyPseudonym
+    instance: int = Field(ge=1)
+    vendor: Vendor
+    tracer: Tracer
+    location_id: str
+    ct_finding: CTFinding
+    caption: str = Field(min_length=3)
+    finding_index: int = Field(ge=0)  # the structured record this came from
+    span: TextSpan | None = None  # the report text the finding was read from
+    split: str | None = Field(default=None, pattern=r"^(train|val|test)$")
+
+    _loc = field_validator("location_id")(_check_location)

@@ -1,0 +1,107 @@
+"""The one typed settings object. Every path, threshold and default lives here.
+
+Each field can be overridden from the environment with the ``PETCAP_`` prefix (nested fields with ``__``,
+e.g. ``PETCAP_LLM__BASE_URL``) or from a ``.env`` file. Paths not set explicitly derive from ``home``,
+so pointing ``PETCAP_HOME`` at a folder moves the whole working set; ``store_url`` may be any fsspec URL
+(``s3://bucket/volumes.zarr``) so the volume store can live on object storage.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SynthSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    patients: int = Field(12, ge=1)
+    seed: int = 0
+    scale: str = Field("demo", pattern=r"^(demo|full)$")
+    # Scanner mix like the paper's cohort (Siemens 301, GE 290, United Imaging 1,276 of 1,867).
+    vendor_mix: tuple[float, float, float] = (0.16, 0.16, 0.68)
+    fdg_fraction: float = Field(0.69, ge=0, le=1)  # FDG 1,292 of 1,867; the rest PSMA
+    dicom_vendors: tuple[str, ...] = ("Siemens",)  # delivered as DICOM series; the others as NIfTI
+    lesions_per_patient: tuple[int, int] = (3, 8)
+
+
+class IngestSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    chunks: tuple[int, int, int] = (32, 128, 128)  # zarr chunk (z, y, x)
+    compression_level: int = Field(3, ge=1, le=22)  # zstd
+    pet_spacing_mm: tuple[float, float, float] | None = None  # None: PET resampled onto the CT grid
+    ct_spacing_mm: tuple[float, float, float] | None = None  # None: CT kept at its native spacing
+    min_lesion_voxels: int = Field(3, ge=1)
+    max_workers: int = Field(2, ge=1)
+
+
+class LLMSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    backend: str = Field("rules", pattern=r"^(rules|openai)$")
+    base_url: str = "http://127.0.0.1:8000/v1"
+    model: str = "Qwen/Qwen2.5-7B-Instruct"
+    api_key: SecretStr = SecretStr("EMPTY")
+    allow_remote_llm: bool = False
+    allowed_hosts: tuple[str, ...] = ()
+    concurrency: int = Field(4, ge=1)
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(4, ge=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PETCAP_", env_nested_delimiter="__", env_file=".env", extra="ignore", frozen=True
+    )
+
+    home: Path = Path("var")
+    raw_dir: Path | None = None  # hospital drop folder or `petcap synth` output
+    store_url: str | None = None  # Zarr v3 volume store root: a path or any fsspec URL
+    tables_dir: Path | None = None  # Parquet tables every stage writes (studies, lesions, quarantine, ...)
+    docs_dir: Path = Path("docs")
+
+    pseudonym_key: SecretStr = SecretStr("petcap-local-pseudonym-key")  # HMAC key; set per site
+
+    # The paper's two 0.95 thresholds (sections 2.2 and 2.3).
+    cglp_threshold: float = Field(0.95, ge=0, le=1)  # top-1 confidence > this: prompt top-1, else top-1..3
+    dws_threshold: float = Field(0.95, ge=0, le=1)  # top-1 confidence >= this: that region's window
+    cglp_prompt_locations: tuple[int, int] = (1, 3)
+    localizer_top_k: int = 5
+
+    synth: SynthSettings = SynthSettings()
+    ingest: IngestSettings = IngestSettings()
+    llm: LLMSettings = LLMSettings()
+
+    @model_validator(mode="after")
+    def _derive_paths(self):
+        derived = {
+            "raw_dir": self.home / "raw",
+            "store_url": str(self.home / "volumes.zarr"),
+            "tables_dir": self.home / "tables",
+        }
+        for name, value in derived.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        return self
+
+    # Paths derived from the roots above: the only place they are spelled.
+    @property
+    def manifest_path(self) -> Path:
+        return self.raw_dir / "manifest.csv"
+
+    @property
+    def truth_dir(self) -> Path:
+        return self.raw_dir / "truth"
+
+    def table_path(self, name: str) -> Path:
+        return self.tables_dir / f"{name}.parquet"
+
+    @property
+    def preview_path(self) -> Path:
+        return self.home / "preview.png"
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()

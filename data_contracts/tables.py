@@ -1,0 +1,171 @@
+"""Schemas of the tables the stages write, validated where stages meet.
+
+A table is a DataFrame whose rows are records of one model; nested records are flattened to
+``parent__child`` columns and tuples stored as lists. ``TableSchema.validate`` checks columns, key
+uniqueness and every row against the model, and names the table, its source and the first bad row.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from data_contracts.findings import Tracer, Vendor
+from data_contracts.records import CaptionSample, Lesion, LesionTruth, Record, Study
+
+SEP = "__"
+
+
+class TableError(ValueError):
+    """A table failed its schema: the message names the table, where it came from and what is wrong."""
+
+
+class ManifestRow(Record):
+    """One study of a raw delivery. Paths are relative to the drop folder; IDs here are the hospital's."""
+
+    study_key: str = Field(min_length=1)
+    patient_id: str = Field(min_length=1)
+    vendor: Vendor
+    tracer: Tracer
+    ct_path: str
+    pet_path: str
+    lesions_path: str
+    anatomy_path: str | None = None
+    report_path: str | None = None
+
+
+class StudyRow(Study):
+    """An ingested study: the record plus where it is stored and the hash of the raw inputs."""
+
+    content_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    store_path: str  # group path inside the volume store
+    lesion_count: int = Field(ge=0)
+    ingested_at: datetime
+
+
+class QuarantineRow(Record):
+    stage: str
+    item: str  # pseudonymous study id where known, else the raw folder name's hash
+    source: str  # the file or folder that failed, relative to the drop folder
+    reason: str  # short code: corrupt_dicom, patient_mismatch, missing_pet, empty_mask, nan_in_pet, ...
+    detail: str
+    at: datetime
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + SEP))
+        elif isinstance(v, tuple):
+            out[key] = list(v)
+        else:
+            out[key] = v
+    return out
+
+
+def unflatten(row: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in row.items():
+        parts = k.split(SEP)
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        if hasattr(v, "tolist"):
+            v = v.tolist()
+        node[parts[-1]] = None if _is_missing(v) else v
+    return out
+
+
+def _is_missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and v != v) or v is pd.NaT
+
+
+def _columns(model: type[BaseModel], prefix: str = "") -> list[str]:
+    cols = []
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            cols += _columns(ann, f"{prefix}{name}{SEP}")
+        else:
+            cols.append(f"{prefix}{name}")
+    return cols
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    name: str
+    model: type[Record]
+    key: tuple[str, ...]
+
+    @property
+    def columns(self) -> list[str]:
+        return _columns(self.model)
+
+    def frame(self, records: list[Record]) -> pd.DataFrame:
+        rows = [flatten(r.model_dump(mode="json")) for r in records]
+        df = pd.DataFrame(rows, columns=self.columns)
+        return self.validate(df, source="in memory")
+
+    def records(self, df: pd.DataFrame, source: str = "in memory") -> list[Record]:
+        self.validate(df, source)
+        return [self.model.model_validate(unflatten(r)) for r in df.to_dict("records")]
+
+    def validate(self, df: pd.DataFrame, source: str = "in memory") -> pd.DataFrame:
+        missing = [c for c in self.columns if c not in df.columns]
+        if missing:
+            raise TableError(f"table {self.name!r} from {source}: missing columns {missing}")
+        if len(df) and self.key:
+            dup = df.duplicated(list(self.key), keep=False)
+            if dup.any():
+                first = df.loc[dup, list(self.key)].iloc[0].to_dict()
+                raise TableError(f"table {self.name!r} from {source}: duplicate key {first}")
+        rows = [unflatten(r) for r in df[self.columns].to_dict("records")]
+        try:
+            TypeAdapter(list[self.model]).validate_python(rows)
+        except ValidationError as e:
+            err = e.errors()[0]
+            loc = err["loc"]
+            raise TableError(
+                f"table {self.name!r} from {source}: row {loc[0]}, field {'.'.join(map(str, loc[1:]))}: {err['msg']}"
+            ) from None
+        return df
+
+    def read(self, path: Path) -> pd.DataFrame:
+        if not Path(path).exists():
+            return pd.DataFrame(columns=self.columns)
+        df = pd.read_csv(path) if str(path).endswith(".csv") else pd.read_parquet(path)
+        return self.validate(df, source=str(path))
+
+    def write(self, df: pd.DataFrame, path: Path) -> None:
+        """Validate, then write atomically (temporary file + rename in the same folder)."""
+        self.validate(df, source=f"write to {path}")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            if path.suffix == ".csv":
+                df.to_csv(tmp, index=False)
+            else:
+                df.to_parquet(tmp, index=False)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+MANIFEST = TableSchema("manifest", ManifestRow, key=("study_key",))
+STUDIES = TableSchema("studies", StudyRow, key=("study_id",))
+LESIONS = TableSchema("lesions", Lesion, key=("study_id", "instance"))
+QUARANTINE = TableSchema("quarantine", QuarantineRow, key=())
+TRUTH = TableSchema("truth", LesionTruth, key=("study_key", "instance"))
+CAPTION_SAMPLES = TableSchema("caption_samples", CaptionSample, key=("sample_id",))
