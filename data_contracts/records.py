@@ -153,6 +153,8 @@ class LesionTruth(Record):
     size_mm: float = Field(gt=0)
     center_mm: Vec3  # LPS
     caption: str
+    in_mask: bool = True  # False: the segmenter missed it (a reported finding with no mask)
+    reported: bool = True  # False: a mask the report does not mention (a distractor for linking)
 
     _loc = field_validator("location_id")(_check_location)
 

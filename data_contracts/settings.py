@@ -15,6 +15,43 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+class RawLayout:
+    """Where things lie in a raw drop folder (a hospital delivery or `petcap synth` output).
+
+    studies/<key>/ct/*.dcm | ct.nii.gz, pet/*.dcm | pet.nii.gz (+ pet.json), lesions.nii.gz, anatomy.nii.gz
+    (+ anatomy.json); reports/<key>.txt; manifest.csv; truth/ (synthetic ground truth, evaluation only).
+    """
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.csv"
+
+    @property
+    def studies(self) -> Path:
+        return self.root / "studies"
+
+    def study_dir(self, key: str) -> Path:
+        return self.studies / key
+
+    def report(self, key: str) -> Path:
+        return self.root / "reports" / f"{key}.txt"
+
+    @property
+    def truth(self) -> Path:
+        return self.root / "truth"
+
+    @property
+    def truth_lesions(self) -> Path:
+        return self.truth / "lesions.parquet"
+
+    @property
+    def truth_report_findings(self) -> Path:
+        return self.truth / "report_findings.parquet"
+
+
 class SynthSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
     patients: int = Field(12, ge=1)
@@ -87,12 +124,8 @@ class Settings(BaseSettings):
 
     # Paths derived from the roots above: the only place they are spelled.
     @property
-    def manifest_path(self) -> Path:
-        return self.raw_dir / "manifest.csv"
-
-    @property
-    def truth_dir(self) -> Path:
-        return self.raw_dir / "truth"
+    def raw(self) -> RawLayout:
+        return RawLayout(self.raw_dir)
 
     def table_path(self, name: str) -> Path:
         return self.tables_dir / f"{name}.parquet"

@@ -18,7 +18,7 @@ import pandas as pd
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from data_contracts.findings import Tracer, Vendor
-from data_contracts.records import CaptionSample, Lesion, LesionTruth, Record, Study
+from data_contracts.records import CaptionSample, Lesion, LesionTruth, Record, StructuredFinding, Study
 
 SEP = "__"
 
@@ -57,6 +57,16 @@ class QuarantineRow(Record):
     reason: str  # short code: corrupt_dicom, patient_mismatch, missing_pet, empty_mask, nan_in_pet, ...
     detail: str
     at: datetime
+
+
+class ReportFindingTruth(Record):
+    """Synthetic ground truth of one finding a generated report states: what a perfect extractor returns."""
+
+    study_key: str
+    style: str  # the house style the report was written in
+    finding_index: int = Field(ge=0)
+    finding: StructuredFinding  # span = where the report states it
+    instances: tuple[int, ...] = ()  # truth lesion instances it describes (empty: no mask for it)
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -168,4 +178,5 @@ STUDIES = TableSchema("studies", StudyRow, key=("study_id",))
 LESIONS = TableSchema("lesions", Lesion, key=("study_id", "instance"))
 QUARANTINE = TableSchema("quarantine", QuarantineRow, key=())
 TRUTH = TableSchema("truth", LesionTruth, key=("study_key", "instance"))
+REPORT_TRUTH = TableSchema("report_truth", ReportFindingTruth, key=("study_key", "finding_index"))
 CAPTION_SAMPLES = TableSchema("caption_samples", CaptionSample, key=("sample_id",))
