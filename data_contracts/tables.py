@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pandas as pd
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
@@ -69,45 +69,58 @@ class ReportFindingTruth(Record):
     instances: tuple[int, ...] = ()  # truth lesion instances it describes (empty: no mask for it)
 
 
-def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten(v, key + SEP))
-        elif isinstance(v, tuple):
-            out[key] = list(v)
-        else:
-            out[key] = v
-    return out
-
-
-def unflatten(row: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in row.items():
-        parts = k.split(SEP)
-        node = out
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        if hasattr(v, "tolist"):
-            v = v.tolist()
-        node[parts[-1]] = None if _is_missing(v) else v
-    return out
-
-
-def _is_missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and v != v) or v is pd.NaT
+def _submodel(annotation: Any) -> type[BaseModel] | None:
+    """The record type of a field that holds a nested record (``Model`` or ``Model | None``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None
 
 
 def _columns(model: type[BaseModel], prefix: str = "") -> list[str]:
     cols = []
     for name, field in model.model_fields.items():
-        ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            cols += _columns(ann, f"{prefix}{name}{SEP}")
-        else:
-            cols.append(f"{prefix}{name}")
+        sub = _submodel(field.annotation)
+        cols += _columns(sub, f"{prefix}{name}{SEP}") if sub else [f"{prefix}{name}"]
     return cols
+
+
+def flatten(model: type[BaseModel], data: dict[str, Any] | None, prefix: str = "") -> dict[str, Any]:
+    """A record's JSON dump as one flat row: nested records become ``parent__child`` columns."""
+    out: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        sub = _submodel(field.annotation)
+        value = None if data is None else data.get(name)
+        if sub:
+            out.update(flatten(sub, value, key + SEP))
+        else:
+            out[key] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def unflatten(model: type[BaseModel], row: dict[str, Any], prefix: str = "") -> dict[str, Any] | None:
+    """Inverse of ``flatten``; a nested record whose columns are all missing becomes None."""
+    out: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        sub = _submodel(field.annotation)
+        if sub:
+            out[name] = unflatten(sub, row, key + SEP)
+        else:
+            v = row.get(key)
+            if hasattr(v, "tolist"):
+                v = v.tolist()
+            out[name] = None if _is_missing(v) else v
+    if prefix and all(v is None for v in out.values()):
+        return None
+    return out
+
+
+def _is_missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and v != v) or v is pd.NaT
 
 
 @dataclass(frozen=True)
@@ -121,13 +134,13 @@ class TableSchema:
         return _columns(self.model)
 
     def frame(self, records: list[Record]) -> pd.DataFrame:
-        rows = [flatten(r.model_dump(mode="json")) for r in records]
+        rows = [flatten(self.model, r.model_dump(mode="json")) for r in records]
         df = pd.DataFrame(rows, columns=self.columns)
         return self.validate(df, source="in memory")
 
     def records(self, df: pd.DataFrame, source: str = "in memory") -> list[Record]:
         self.validate(df, source)
-        return [self.model.model_validate(unflatten(r)) for r in df.to_dict("records")]
+        return [self.model.model_validate(unflatten(self.model, r)) for r in df.to_dict("records")]
 
     def validate(self, df: pd.DataFrame, source: str = "in memory") -> pd.DataFrame:
         missing = [c for c in self.columns if c not in df.columns]
@@ -138,7 +151,7 @@ class TableSchema:
             if dup.any():
                 first = df.loc[dup, list(self.key)].iloc[0].to_dict()
                 raise TableError(f"table {self.name!r} from {source}: duplicate key {first}")
-        rows = [unflatten(r) for r in df[self.columns].to_dict("records")]
+        rows = [unflatten(self.model, r) for r in df[self.columns].to_dict("records")]
         try:
             TypeAdapter(list[self.model]).validate_python(rows)
         except ValidationError as e:
