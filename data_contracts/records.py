@@ -40,7 +40,10 @@ class Record(BaseModel):
 
 
 def _check_location(location_id: str) -> str:
-    taxonomy.get(location_id)  # raises KeyError naming the id
+    try:
+        taxonomy.get(location_id)
+    except KeyError as e:
+        raise ValueError(e.args[0]) from None
     return location_id
 
 

@@ -90,6 +90,10 @@ class Location:
         return WINDOWS[self.window]
 
 
+# Phrases reports use for two categories; an extractor must decide them by context
+# ("S1" is the first sacral segment, or liver segment I next to "liver"/"segment"/"hepatic").
+AMBIGUOUS_TERMS: frozenset[str] = frozenset({"s1"})
+
 _SIDES = {"right": ("right", "R", "rt"), "left": ("left", "L", "lt")}
 _ROMAN = ["I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII"]
 
