@@ -87,6 +87,21 @@ class LLMSettings(BaseModel):
     max_retries: int = Field(4, ge=0)
 
 
+class LinkSettings(BaseModel):
+    """Costs of matching a lesion mask to a report finding (lower is better; pairs above ``max_cost`` refused)."""
+
+    model_config = ConfigDict(frozen=True)
+    cost_same_location: float = 0.0
+    cost_unknown_location: float = 0.8  # the mask lies on no labelled structure (e.g. fat, muscle)
+    cost_near_location: float = 0.7  # same system, region and side (T7 vs T8, level II vs III)
+    cost_other_location: float = 3.0  # anything else: never linked
+    suv_weight: float = 0.5  # per unit |ln(SUVmax mask / SUVmax report)|
+    size_weight: float = 0.3  # per unit |ln| of size ratio beyond the tolerance
+    size_tolerance: float = 1.6  # long axis vs equivalent-sphere diameter
+    max_cost: float = 1.5
+    group_suv_margin: float = 1.15  # "multiple ..., the largest SUVmax X": members have SUVmax <= X * margin
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PETCAP_", env_nested_delimiter="__", env_file=".env", extra="ignore", frozen=True
@@ -109,6 +124,7 @@ class Settings(BaseSettings):
     synth: SynthSettings = SynthSettings()
     ingest: IngestSettings = IngestSettings()
     llm: LLMSettings = LLMSettings()
+    link: LinkSettings = LinkSettings()
 
     @model_validator(mode="after")
     def _derive_paths(self):

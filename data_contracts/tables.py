@@ -69,6 +69,27 @@ class ReportFindingTruth(Record):
     instances: tuple[int, ...] = ()  # truth lesion instances it describes (empty: no mask for it)
 
 
+class FindingRow(Record):
+    """One structured finding of one ingested study's report, with who extracted it."""
+
+    study_id: str = Field(pattern=r"^S[0-9a-f]{12}$")
+    finding_index: int = Field(ge=0)
+    finding: StructuredFinding
+    backend: str
+    model: str | None = None
+    prompt_version: str | None = None
+
+
+class UnmatchedRow(Record):
+    """A lesion mask without a finding, or a finding without a mask, after linking; with the reason."""
+
+    study_id: str = Field(pattern=r"^S[0-9a-f]{12}$")
+    kind: str = Field(pattern=r"^(lesion|finding)$")
+    ref: int = Field(ge=0)  # lesion instance or finding index
+    reason: str
+    detail: str = ""
+
+
 def _submodel(annotation: Any) -> type[BaseModel] | None:
     """The record type of a field that holds a nested record (``Model`` or ``Model | None``)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -193,3 +214,5 @@ QUARANTINE = TableSchema("quarantine", QuarantineRow, key=())
 TRUTH = TableSchema("truth", LesionTruth, key=("study_key", "instance"))
 REPORT_TRUTH = TableSchema("report_truth", ReportFindingTruth, key=("study_key", "finding_index"))
 CAPTION_SAMPLES = TableSchema("caption_samples", CaptionSample, key=("sample_id",))
+FINDINGS = TableSchema("findings", FindingRow, key=("study_id", "finding_index"))
+UNMATCHED = TableSchema("link_unmatched", UnmatchedRow, key=("study_id", "kind", "ref"))
