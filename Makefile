@@ -3,6 +3,8 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
+# The CPU torch wheel lies in /opt/wheels on these machines; elsewhere pip takes it from PyPI.
+PIP_FIND := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
 .PHONY: setup demo test test-all bench clean
@@ -10,8 +12,8 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 $(BIN)/petcap: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q $(PIP_FIND) $(TORCH)
+	$(BIN)/pip install -q $(PIP_FIND) -e '.[test]'
 	touch $@
 
 setup: $(BIN)/petcap
