@@ -39,6 +39,30 @@ class RawLayout:
     def report(self, key: str) -> Path:
         return self.root / "reports" / f"{key}.txt"
 
+    # One study's files. ``fmt`` is the study's source format: "dicom" (a folder of slices) or "nifti".
+    def ct(self, key: str, fmt: str = "nifti") -> Path:
+        return self.study_dir(key) / ("ct" if fmt == "dicom" else "ct.nii.gz")
+
+    def pet(self, key: str, fmt: str = "nifti") -> Path:
+        return self.study_dir(key) / ("pet" if fmt == "dicom" else "pet.nii.gz")
+
+    def lesions(self, key: str) -> Path:
+        return self.study_dir(key) / "lesions.nii.gz"
+
+    def anatomy(self, key: str) -> Path:
+        return self.study_dir(key) / "anatomy.nii.gz"
+
+    @staticmethod
+    def sidecar(image: Path | str) -> Path:
+        """The JSON sidecar beside a NIfTI image (BIDS convention: same name, ``.json``)."""
+        image = Path(image)
+        stem = image.name.removesuffix(".gz").removesuffix(".nii")
+        return image.with_name(stem + ".json")
+
+    def relative(self, path: Path | str) -> str:
+        """A path inside the drop folder as the manifest spells it (POSIX, relative to the root)."""
+        return Path(path).relative_to(self.root).as_posix()
+
     @property
     def truth(self) -> Path:
         return self.root / "truth"
@@ -67,7 +91,9 @@ class SynthSettings(BaseModel):
 class IngestSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
     chunks: tuple[int, int, int] = (32, 128, 128)  # zarr chunk (z, y, x)
-    compression_level: int = Field(3, ge=1, le=22)  # zstd
+    # zarr codec: "blosc-lz4" (byte shuffle; fastest), "blosc-zstd" (bit shuffle; ~15 % smaller), "zstd"
+    compressor: str = Field("blosc-lz4", pattern=r"^(zstd|blosc-zstd|blosc-lz4)$")
+    compression_level: int = Field(3, ge=1, le=22)  # codec level (Blosc caps it at 9)
     pet_spacing_mm: tuple[float, float, float] | None = None  # None: PET resampled onto the CT grid
     ct_spacing_mm: tuple[float, float, float] | None = None  # None: CT kept at its native spacing
     min_lesion_voxels: int = Field(3, ge=1)
@@ -82,9 +108,14 @@ class LLMSettings(BaseModel):
     api_key: SecretStr = SecretStr("EMPTY")
     allow_remote_llm: bool = False
     allowed_hosts: tuple[str, ...] = ()
-    concurrency: int = Field(4, ge=1)
-    timeout_s: float = Field(60.0, gt=0)
-    max_retries: int = Field(4, ge=0)
+    concurrency: int = Field(4, ge=1)  # requests in flight at once
+    timeout_s: float = Field(60.0, gt=0)  # per request
+    max_retries: int = Field(4, ge=0)  # on 429 / 5xx / timeout / connection error, per request
+    backoff_base_s: float = Field(0.5, gt=0)  # retry k waits ~ base * 2**k (with jitter), at most backoff_max_s
+    backoff_max_s: float = Field(30.0, gt=0)
+    max_completion_tokens: int = Field(4096, ge=64)
+    use_cache: bool = True
+    cache_dir: Path | None = None  # response cache (JSON files); None: <home>/cache/llm
 
 
 class LinkSettings(BaseModel):
@@ -120,6 +151,8 @@ class Settings(BaseSettings):
     dws_threshold: float = Field(0.95, ge=0, le=1)  # top-1 confidence >= this: that region's window
     cglp_prompt_locations: tuple[int, int] = (1, 3)
     localizer_top_k: int = 5
+    # PET SUV -> [0, 1] for both models: SUV 0..pet_suv_max mapped linearly, higher values clipped to 1.
+    pet_suv_max: float = Field(15.0, gt=0)
 
     synth: SynthSettings = SynthSettings()
     ingest: IngestSettings = IngestSettings()
@@ -142,6 +175,13 @@ class Settings(BaseSettings):
     @property
     def raw(self) -> RawLayout:
         return RawLayout(self.raw_dir)
+
+    @property
+    def llm_cache_dir(self) -> Path | None:
+        """LLM answer cache: ``llm.cache_dir``, else ``<home>/cache/llm``; None when caching is off."""
+        if not self.llm.use_cache:
+            return None
+        return self.llm.cache_dir if self.llm.cache_dir is not None else self.home / "cache" / "llm"
 
     def table_path(self, name: str) -> Path:
         return self.tables_dir / f"{name}.parquet"

@@ -1,0 +1,151 @@
+"""PHI guard: what ``scrub`` removes and keeps, offset mapping, and the endpoint allow-list."""
+
+from __future__ import annotations
+
+import pytest
+
+from data_contracts import findings, taxonomy
+from data_contracts.settings import LLMSettings, Settings
+from tasks.structure import llm, phi
+from tasks.structure.phi import RemoteLLMRefused, check_endpoint, scrub, scrub_detailed
+
+HEADER_STYLES = [
+    ("Patient: Jane Doe   MRN: 12345678   DOB: 03/14/1961", "Patient: [NAME]   MRN: [ID]   DOB: [DATE]"),
+    ("PATIENT NAME: DOE^JANE^M\nPATIENT ID: 0012345678\nBIRTH DATE: 19610314",
+     "PATIENT NAME: [NAME]\nPATIENT ID: [ID]\nBIRTH DATE: [DATE]"),
+    ("Name: Doe, Jane; Pt ID: A7654321; D.O.B. 14 March 1961",
+     "Name: [NAME]; Pt ID: [ID]; D.O.B. [DATE]"),
+    ("Pt: jane doe, born 1961, Accession No. ACC-2021-0042",
+     "Pt: [NAME], born [DATE], Accession No. [ID]"),
+    ("Patient: María José García-López (DOB 1961-03-14), hospital number 4471823",
+     "Patient: [NAME] (DOB [DATE]), hospital number [ID]"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), HEADER_STYLES)
+def test_header_fields_are_replaced(text, expected):
+    assert scrub(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Referring physician: Dr. Alan Grant.", "Referring physician: [NAME]."),
+    ("Discussed with Dr. Grant and Mrs Doe.", "Discussed with Dr. [NAME] and Mrs [NAME]."),
+    ("Electronically signed by John A. Smith, MD on 05/06/2021 14:32",
+     "Electronically signed by [NAME], MD on [DATE] 14:32"),
+    ("Compared with PET/CT of 12 March 2020, Mar 3, 2021, 3rd of May 2019, 14-Mar-21 and June 2018.",
+     "Compared with PET/CT of [DATE], [DATE], [DATE], [DATE] and [DATE]."),
+    ("Prior study 2020-03-12T10:22:00 and 12.03.2020.", "Prior study [DATE] and [DATE]."),
+    ("Call 020 7946 0958 or (555) 123-4567, fax: +1 555 123 4567, jane.doe@example.org.",
+     "Call [PHONE] or [PHONE], fax: [PHONE], [EMAIL]."),
+    ("A 94-year-old woman; aged 91.", "A [AGE]-year-old woman; aged [AGE]."),
+    ("Study UID 1.2.840.113619.2.55.3.604688119 reviewed.", "Study UID [ID] reviewed."),
+])
+def test_names_dates_and_identifiers_in_running_text(text, expected):
+    assert scrub(text) == expected
+
+
+def test_clinical_numbers_and_words_are_kept():
+    text = ("FDG PET/CT, 370 MBq, uptake time 60 min, glucose 5.6 mmol/L. Enlarged right level II node "
+            "2.1 x 1.5 cm, SUVmax 8.2 (SUV max: 12.0 previously; SUVmax=6.1; SUVmax of 3.4). T7 and Th10 "
+            "sclerotic lesions. Liver segment VIII lesion 23 x 19 x 20 mm. Station 4R, 10L. 12-14 mm nodes. "
+            "A 64-year-old man. Findings in 2019 were stable. Lesions may represent metastases.")
+    assert scrub(text) == text
+
+
+def test_every_taxonomy_and_finding_phrase_survives():
+    phrases = [p for loc in taxonomy.locations() for p in (*loc.terms, *loc.stems)]
+    phrases += [p for info in findings.CT_FINDINGS.values() for p in (info.phrase, *info.synonyms)]
+    phrases += [p for syns in findings.UPTAKE_SYNONYMS.values() for p in syns]
+    changed = [p for p in phrases if scrub(f"{p} with SUVmax 8.2, 2.1 x 1.5 cm.") != f"{p} with SUVmax 8.2, 2.1 x 1.5 cm."]
+    assert len(phrases) > 1500 and changed == []
+
+
+def test_a_header_surname_is_removed_wherever_it_recurs():
+    text = "Patient: Jane Doe\nFINDINGS: DOE, the patient (Jane), has a lytic T7 lesion. Jane's scan."
+    out = scrub(text)
+    assert "Jane" not in out and "Doe" not in out and "DOE" not in out
+    assert "lytic T7 lesion" in out
+
+
+def test_scrub_is_idempotent_and_maps_back_to_the_original():
+    text = ("Patient: Jane Doe   MRN: 12345678   DOB: 03/14/1961\nReferring: Dr. Alan Grant\n"
+            "Lytic lesion in T7, SUVmax 6.1. Seen on 12 March 2020 by Dr. Grant.")
+    s = scrub_detailed(text)
+    assert scrub(s.text) == s.text
+    assert s.counts == {"NAME": 3, "ID": 1, "DATE": 2}
+    for r in s.replacements:
+        assert s.text[r.out_start:r.out_end] == f"[{r.kind}]"
+        assert s.to_original(r.out_start, r.out_end) == (r.start, r.end)
+    start = s.text.index("Lytic")
+    end = s.text.index("6.1.") + 4
+    a, b = s.to_original(start, end)
+    assert text[a:b] == "Lytic lesion in T7, SUVmax 6.1."
+    a, b = s.to_original(s.text.index("Seen"), len(s.text))
+    assert text[a:b] == "Seen on 12 March 2020 by Dr. Grant."
+
+
+def test_empty_and_clean_text():
+    assert scrub("") == ""
+    assert scrub_detailed("No abnormal uptake.").replacements == ()
+
+
+# --- endpoint guard ---------------------------------------------------------------------------------------
+
+
+def settings(**llm_fields) -> Settings:
+    return Settings(llm=LLMSettings(**llm_fields))
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8000/v1", "http://127.8.9.10/v1", "http://localhost:8000/v1",
+                                 "http://LOCALHOST/v1", "http://[::1]:8000/v1", "http://[::ffff:127.0.0.1]/v1"])
+def test_loopback_is_allowed(url):
+    assert check_endpoint(url, settings()) == "loopback"
+
+
+@pytest.mark.parametrize("url", ["https://api.openai.com/v1", "http://10.1.2.3:8000/v1",
+                                 "http://127.0.0.1.nip.io/v1", "http://localhost.example.com/v1",
+                                 "http://user:pw@vllm.example.org/v1"])
+def test_anything_else_is_refused_by_default(url):
+    with pytest.raises(RemoteLLMRefused, match="allow_remote_llm|ALLOW_REMOTE_LLM"):
+        check_endpoint(url, settings())
+
+
+def test_refusal_message_does_not_echo_credentials():
+    with pytest.raises(RemoteLLMRefused) as e:
+        check_endpoint("http://user:pw@vllm.example.org/v1", settings())
+    assert "pw" not in str(e.value) and "vllm.example.org" in str(e.value)
+
+
+def test_allowed_hosts_by_name_address_or_network():
+    s = settings(allowed_hosts=("vllm.radiology.local", "10.20.0.0/16", "192.168.1.7"))
+    assert check_endpoint("http://VLLM.radiology.local:8000/v1", s) == "allow-listed"
+    assert check_endpoint("http://10.20.3.4:8000/v1", s) == "allow-listed"
+    assert check_endpoint("http://192.168.1.7/v1", s) == "allow-listed"
+    for url in ("http://10.21.0.1/v1", "http://radiology.local/v1", "https://api.openai.com/v1"):
+        with pytest.raises(RemoteLLMRefused):
+            check_endpoint(url, s)
+
+
+def test_remote_allowed_only_with_the_flag_and_only_over_https():
+    s = settings(allow_remote_llm=True)
+    assert check_endpoint("https://api.openai.com/v1", s) == "remote"
+    with pytest.raises(RemoteLLMRefused, match="plain http"):
+        check_endpoint("http://api.example.com/v1", s)
+
+
+def test_not_an_http_url():
+    with pytest.raises(ValueError, match="http"):
+        check_endpoint("ftp://127.0.0.1/v1", settings())
+    with pytest.raises(ValueError):
+        check_endpoint("127.0.0.1:8000", settings())
+
+
+def test_backend_refuses_a_remote_url_before_creating_a_client(monkeypatch, tmp_path):
+    created = []
+    monkeypatch.setattr(llm, "AsyncOpenAI", lambda *a, **k: created.append(k))
+    s = Settings(home=tmp_path, llm=LLMSettings(backend="openai", base_url="https://api.openai.com/v1"))
+    with pytest.raises(RemoteLLMRefused):
+        llm.structure_reports(["Patient: Jane Doe. Lytic T7 lesion."], s)
+    assert created == []
+    assert phi.check_endpoint(s.llm.base_url, s.model_copy(
+        update={"llm": s.llm.model_copy(update={"allow_remote_llm": True})})) == "remote"
