@@ -66,7 +66,7 @@ class ReportFindingTruth(Record):
     style: str  # the house style the report was written in
     finding_index: int = Field(ge=0)
     finding: StructuredFinding  # span = where the report states it
-    instances: tuple[int, ...] = ()  # truth lesion instances it describes (empty: no mask for it)
+    instances: tuple[int, ...] = ()  # truth lesion instances it describes (join truth.in_mask: some lack a mask)
 
 
 class FindingRow(Record):
@@ -186,7 +186,9 @@ class TableSchema:
     def read(self, path: Path) -> pd.DataFrame:
         if not Path(path).exists():
             return pd.DataFrame(columns=self.columns)
-        df = pd.read_csv(path) if str(path).endswith(".csv") else pd.read_parquet(path)
+        # CSV cells are read as text: type inference would turn an ID such as "00123" into the number 123
+        # (and fail the str field); the row model converts the other fields.
+        df = pd.read_csv(path, dtype=str) if str(path).endswith(".csv") else pd.read_parquet(path)
         return self.validate(df, source=str(path))
 
     def write(self, df: pd.DataFrame, path: Path) -> None:
