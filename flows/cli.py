@@ -7,6 +7,7 @@ Imports are local to each command so `petcap --help` stays fast.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -58,8 +59,8 @@ def cmd_structure_eval(args: argparse.Namespace) -> int:
     from tasks.structure.backend import evaluate_backend
 
     settings = _settings(args)
-    table = evaluate_backend(settings, backend=args.backend, raw_dir=settings.raw_dir)
-    print(table.to_string())
+    scores = evaluate_backend(settings, backend=args.backend, raw_dir=settings.raw_dir)
+    print(scores)
     return 0
 
 
@@ -68,7 +69,7 @@ def cmd_link(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     summary = link_dataset(settings, backend=args.backend)
-    print(json.dumps(summary, indent=2, default=str))
+    print(json.dumps(dataclasses.asdict(summary), indent=2, default=str))
     return 0
 
 

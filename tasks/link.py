@@ -21,13 +21,27 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
 from data_contracts import anatomy, taxonomy
 from data_contracts.caption import caption_for
-from data_contracts.records import CaptionSample, Lesion, StructuredFinding, Study
-from data_contracts.settings import LinkSettings
-from data_contracts.tables import UnmatchedRow
+from data_contracts.records import CaptionSample, Lesion, LesionTruth, StructuredFinding, Study
+from data_contracts.settings import LinkSettings, Settings
+from data_contracts.tables import (
+    CAPTION_SAMPLES,
+    FINDINGS,
+    LESIONS,
+    MANIFEST,
+    QUARANTINE,
+    STUDIES,
+    TRUTH,
+    UNMATCHED,
+    FindingRow,
+    UnmatchedRow,
+)
+from tasks.ingest.pseudonym import study_pseudonym
+from tasks.structure.backend import structure_texts
 
 
 @dataclass(frozen=True)
@@ -159,3 +173,103 @@ def caption_samples(study: Study, findings: list[StructuredFinding], result: Lin
             span=f.span,
         ))
     return out
+
+
+# ------------------------------------------------------------------------------------------ dataset level
+@dataclass
+class LinkSummary:
+    studies: int
+    findings: int
+    samples: int
+    group_links: int
+    unmatched_lesions: int
+    unmatched_findings: int
+    quarantined_reports: int
+    pair_precision: float | None = None  # against synthetic ground truth, when the drop folder has it
+    pair_recall: float | None = None
+
+
+def link_dataset(settings: Settings, backend: str | None = None) -> LinkSummary:
+    """Structure the report of every ingested study, link findings to masks, write the caption samples.
+
+    Reads the manifest and the ``studies`` / ``lesions`` tables; writes ``findings``, ``caption_samples`` and
+    ``link_unmatched`` (whole tables, atomically: a rerun gives the same tables) and appends reports that could
+    not be structured to ``quarantine``.
+    """
+    raw = settings.raw
+    manifest = MANIFEST.records(MANIFEST.read(raw.manifest), source=str(raw.manifest))
+    studies = {s.study_id: s for s in STUDIES.records(STUDIES.read(settings.table_path("studies")))}
+    lesions_by_study: dict[str, list[Lesion]] = {}
+    for lesion in LESIONS.records(LESIONS.read(settings.table_path("lesions"))):
+        lesions_by_study.setdefault(lesion.study_id, []).append(lesion)
+
+    rows = [(r, study_pseudonym(r.study_key, settings.pseudonym_key)) for r in manifest if r.report_path]
+    rows = [(r, sid) for r, sid in rows if sid in studies]  # quarantined at ingestion: nothing to link
+    texts = [(raw.root / r.report_path).read_text(encoding="utf-8") for r, _ in rows]
+    results = structure_texts(texts, settings, backend, tracers=[studies[sid].tracer for _, sid in rows],
+                              items=[sid for _, sid in rows], sources=[r.report_path for r, _ in rows])
+
+    finding_rows, samples, unmatched, quarantine = [], [], [], []
+    groups = 0
+    for (row, sid), result in zip(rows, results):
+        if result.report is None:
+            quarantine.append(result.quarantine)
+            continue
+        findings = list(result.report.findings)
+        finding_rows += [FindingRow(study_id=sid, finding_index=i, finding=f, backend=result.report.backend,
+                                    model=result.report.model, prompt_version=result.report.prompt_version)
+                         for i, f in enumerate(findings)]
+        linked = link_study(sid, lesions_by_study.get(sid, []), findings, settings.link)
+        groups += sum(p.kind == "group" for p in linked.pairs)
+        samples += caption_samples(studies[sid], findings, linked)
+        unmatched += linked.unmatched
+
+    FINDINGS.write(FINDINGS.frame(finding_rows), settings.table_path("findings"))
+    CAPTION_SAMPLES.write(CAPTION_SAMPLES.frame(samples), settings.table_path("caption_samples"))
+    UNMATCHED.write(UNMATCHED.frame(unmatched), settings.table_path("link_unmatched"))
+    if quarantine:
+        path = settings.table_path("quarantine")
+        old = QUARANTINE.read(path)
+        QUARANTINE.write(pd.concat([old[old["stage"] != "structure"], QUARANTINE.frame(quarantine)],
+                                   ignore_index=True), path)
+
+    summary = LinkSummary(
+        studies=len(rows), findings=len(finding_rows), samples=len(samples), group_links=groups,
+        unmatched_lesions=sum(u.kind == "lesion" for u in unmatched),
+        unmatched_findings=sum(u.kind == "finding" for u in unmatched), quarantined_reports=len(quarantine))
+    if raw.truth_lesions.exists():
+        summary.pair_precision, summary.pair_recall = pair_scores(settings, samples, lesions_by_study)
+    return summary
+
+
+def pair_scores(settings: Settings, samples: list[CaptionSample],
+                lesions_by_study: dict[str, list[Lesion]]) -> tuple[float, float]:
+    """Pair precision and recall of the links against the synthetic ground truth.
+
+    Each ingested lesion is identified with the truth lesion whose centre is nearest its centroid (within
+    half the truth lesion's size, at least 5 mm). A sample is a correct pair when that truth lesion is reported
+    and the sample's location and CT finding are the truth's. Recall counts the truth lesions that have a
+    mask and a report statement: those a perfect pipeline turns into samples.
+    """
+    truth = TRUTH.records(TRUTH.read(settings.raw.truth_lesions), source=str(settings.raw.truth_lesions))
+    by_study: dict[str, list[LesionTruth]] = {}
+    for t in truth:
+        by_study.setdefault(study_pseudonym(t.study_key, settings.pseudonym_key), []).append(t)
+
+    def truth_of(study_id: str, lesion: Lesion) -> LesionTruth | None:
+        best, best_d = None, float("inf")
+        for t in by_study.get(study_id, []):
+            d = math.dist(t.center_mm, lesion.centroid_mm)
+            if d < best_d and d <= max(5.0, t.size_mm / 2):
+                best, best_d = t, d
+        return best
+
+    lesion_at = {(l.study_id, l.instance): l for ls in lesions_by_study.values() for l in ls}
+    correct = 0
+    for s in samples:
+        t = truth_of(s.study_id, lesion_at[(s.study_id, s.instance)])
+        correct += bool(t and t.reported and (t.location_id, t.ct_finding) == (s.location_id, s.ct_finding))
+    linkable = sum(t.in_mask and t.reported for sid in lesions_by_study for t in by_study.get(sid, []))
+    precision = correct / len(samples) if samples else float("nan")
+    recall = correct / linkable if linkable else float("nan")
+    return precision, recall
