@@ -80,12 +80,14 @@ class SynthSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
     patients: int = Field(12, ge=1)
     seed: int = 0
-    scale: str = Field("demo", pattern=r"^(demo|full)$")
+    scale: str = Field("demo", pattern=r"^(tiny|demo|full)$")  # tiny: unit tests; full: clinical size
     # Scanner mix like the paper's cohort (Siemens 301, GE 290, United Imaging 1,276 of 1,867).
     vendor_mix: tuple[float, float, float] = (0.16, 0.16, 0.68)
     fdg_fraction: float = Field(0.69, ge=0, le=1)  # FDG 1,292 of 1,867; the rest PSMA
     dicom_vendors: tuple[str, ...] = ("Siemens",)  # delivered as DICOM series; the others as NIfTI
     lesions_per_patient: tuple[int, int] = (3, 8)
+    followup_fraction: float = Field(0.25, ge=0, le=1)  # patients with a second study (same patient ID)
+    workers: int = Field(2, ge=1)  # processes generating studies in parallel
 
 
 class IngestSettings(BaseModel):
@@ -133,6 +135,50 @@ class LinkSettings(BaseModel):
     group_suv_margin: float = 1.15  # "multiple ..., the largest SUVmax X": members have SUVmax <= X * margin
 
 
+class PatchSettings(BaseModel):
+    """Patch extraction (stage 4): the two fields of view, the patch store, and the Dask cluster that runs it.
+
+    Sizes are voxel counts in array order (z, y, x); spacings are (x, y, z) mm like every grid here. Patches
+    are sampled on an LPS-aligned grid centred on the lesion centroid, whatever the volume's orientation.
+    """
+
+    model_config = ConfigDict(frozen=True)
+    # Localizer: large, coarse field of view (96 x 4 mm = 38.4 cm: vertebrae, ribs and the midline in view).
+    localizer_size: tuple[int, int, int] = (96, 96, 96)
+    localizer_spacing_mm: tuple[float, float, float] = (4.0, 4.0, 4.0)
+    # Captioner: small, fine field of view (48 x 1.5 mm = 7.2 cm) around the lesion.
+    captioner_size: tuple[int, int, int] = (48, 48, 48)
+    captioner_spacing_mm: tuple[float, float, float] = (1.5, 1.5, 1.5)
+    dtype: str = Field("float16", pattern=r"^(float16|float32)$")  # float16: 1 HU steps up to 2048 HU
+    ct_pad_hu: float = -1000.0  # CT outside the volume (air); PET and mask are padded with 0
+    store_url: str | None = None  # patch store root (path or fsspec URL); None: <home>/patches.zarr
+    compressor: str = Field("blosc-lz4", pattern=r"^(zstd|blosc-zstd|blosc-lz4)$")
+    compression_level: int = Field(3, ge=1, le=22)
+    # Dask: an existing scheduler ("tcp://host:8786") when set, else a LocalCluster of these workers.
+    scheduler_address: str | None = None
+    workers: int = Field(2, ge=1)
+    threads_per_worker: int = Field(1, ge=1)
+    processes: bool = True  # LocalCluster workers as processes (False: threads of this process)
+    memory_limit: str = "4GiB"  # per LocalCluster worker (Dask restarts a worker that exceeds it)
+    commit_every: int = Field(256, ge=1)  # finished samples registered in the sample table per commit
+
+
+class SplitSettings(BaseModel):
+    """Patient-level train/val/test splits, stratified per vendor (stage 5)."""
+
+    model_config = ConfigDict(frozen=True)
+    # The paper's 1,647 / 100 / 120 of 1,867 patients (88.2 / 5.4 / 6.4 %).
+    ratios: tuple[float, float, float] = (1647 / 1867, 100 / 1867, 120 / 1867)
+    seed: str = "petcap-splits-1"  # key of the hash that orders newly added patients
+    min_patients_for_eval: int = Field(3, ge=2)  # a vendor with this many patients has >= 1 val and >= 1 test
+
+    @model_validator(mode="after")
+    def _ratios(self):
+        if min(self.ratios) < 0 or abs(sum(self.ratios) - 1.0) > 1e-6:
+            raise ValueError(f"split ratios must be >= 0 and sum to 1, got {self.ratios}")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PETCAP_", env_nested_delimiter="__", env_file=".env", extra="ignore", frozen=True
@@ -158,6 +204,8 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     llm: LLMSettings = LLMSettings()
     link: LinkSettings = LinkSettings()
+    patches: PatchSettings = PatchSettings()
+    splits: SplitSettings = SplitSettings()
 
     @model_validator(mode="after")
     def _derive_paths(self):
@@ -185,6 +233,11 @@ class Settings(BaseSettings):
 
     def table_path(self, name: str) -> Path:
         return self.tables_dir / f"{name}.parquet"
+
+    @property
+    def patch_store_url(self) -> str:
+        """Zarr patch store root: ``patches.store_url``, else ``<home>/patches.zarr``."""
+        return self.patches.store_url if self.patches.store_url is not None else str(self.home / "patches.zarr")
 
     @property
     def preview_path(self) -> Path:

@@ -1,0 +1,306 @@
+"""A synthetic whole-body PET/CT cohort written as a hospital would deliver it (``petcap synth``).
+
+``synthesize_cohort(out, patients, seed, scale)`` draws each patient from ``numpy.random.SeedSequence(seed)``
+spawned per patient index (so patient i is the same whatever the cohort size or the number of worker
+processes), generates one study -- a quarter of patients get a follow-up study under the same patient ID,
+for patient-level splits -- and hands it to ``tasks.synth.writers.write_raw_study`` (DICOM for the vendors
+in ``settings.synth.dicom_vendors``, NIfTI for the rest) with its report from
+``tasks.synth.reports.render_report``. The manifest (CSV) and the ground truth (lesions, report findings;
+read by evaluation alone) are written last, atomically, so a rerun into the same folder gives the same
+result.
+
+Per study (``synthesize_study``): patient anatomy (``phantom``) rasterised on the vendor's CT and PET grids
+(``scanners``), lesions planned, placed and imaged (``lesions``), CT with noise, PET with physiology, PSF and
+count noise; the lesion SUVmax recorded in the truth is measured on that final PET.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from data_contracts import tables
+from data_contracts.findings import Tracer, Vendor
+from data_contracts.records import LesionTruth
+from data_contracts.settings import RawLayout, Settings, get_settings
+from data_contracts.tables import ManifestRow, ReportFindingTruth
+from tasks.synth import lesions as les
+from tasks.synth import phantom as ph
+from tasks.synth import scanners as sc
+from tasks.synth.raw import RawStudy, Volume
+
+VENDORS = (Vendor.siemens, Vendor.ge, Vendor.united_imaging)
+
+_FAMILY = ("MUELLER", "SCHMIDT", "WANG", "LI", "ZHANG", "GARCIA", "SMITH", "JOHNSON", "NGUYEN", "ROSSI",
+           "KOWALSKI", "IVANOV", "TANAKA", "SATO", "KIM", "PARK", "DUBOIS", "MARTIN", "JANSEN", "NIELSEN",
+           "OKAFOR", "SILVA", "COHEN", "LEVI", "BROWN", "WILSON", "HUANG", "CHEN", "LIU", "YANG", "ZHAO",
+           "WEBER", "FISCHER", "MEYER", "BAUER", "HOFFMANN", "KLEIN", "WOLF", "NOVAK", "HORVATH")
+_GIVEN = {
+    "M": ("PETER", "JOHN", "WEI", "HAO", "JAVIER", "LUCA", "PIOTR", "IVAN", "KENJI", "MIN-JUN", "PIERRE",
+          "JAN", "LARS", "CHIDI", "JOAO", "DAVID", "THOMAS", "MICHAEL", "STEFAN", "ANDREAS", "JUN", "LEI"),
+    "F": ("ANNA", "MARIA", "LI NA", "FANG", "LUCIA", "GIULIA", "AGNIESZKA", "OLGA", "YUKI", "JI-WOO", "CLAIRE",
+          "EMMA", "INGRID", "NGOZI", "ANA", "SARAH", "JULIA", "SUSANNE", "PETRA", "MEI", "XIU", "HANNA"),
+}
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    """Everything drawn at patient level that a study needs (picklable; sent to a worker)."""
+
+    index: int  # patient index in the cohort
+    visit: int  # 0 = baseline, 1 = follow-up
+    seed: tuple[int, ...]  # SeedSequence entropy + spawn key of this study
+    study_key: str
+    patient_id: str
+    patient_name: str
+    birth_date: str
+    age: int
+    patient: ph.Patient
+    vendor: Vendor
+    tracer: Tracer
+    source_format: str
+    scale: str
+    study_date: datetime
+    lesion_range: tuple[int, int]
+    min_lesion_voxels: int
+
+
+@dataclass
+class StudyResult:
+    row: ManifestRow
+    truth: list[LesionTruth]
+    report_truth: list[ReportFindingTruth]
+    generate_s: float
+    write_s: float
+    shape_ct: tuple[int, int, int]
+    shape_pet: tuple[int, int, int]
+
+
+@dataclass
+class CohortSummary:
+    out: Path
+    patients: int
+    studies: int
+    scale: str
+    vendors: dict[str, int] = field(default_factory=dict)
+    tracers: dict[str, int] = field(default_factory=dict)
+    formats: dict[str, int] = field(default_factory=dict)
+    lesions: int = 0
+    lesions_in_mask: int = 0
+    lesions_reported: int = 0
+    generate_s_per_study: float = 0.0  # mean, phantom + lesions + CT + PET + report
+    write_s_per_study: float = 0.0  # mean, files
+    wall_s: float = 0.0
+
+    def __str__(self) -> str:
+        def fmt(d: dict[str, int]) -> str:
+            return ", ".join(f"{k} {v}" for k, v in sorted(d.items()))
+
+        return (f"synthetic cohort at {self.out} ({self.scale}): {self.patients} patients, {self.studies} studies\n"
+                f"  vendors: {fmt(self.vendors)}\n  tracers: {fmt(self.tracers)}\n  formats: {fmt(self.formats)}\n"
+                f"  lesions: {self.lesions} ({self.lesions_in_mask} in the mask, {self.lesions_reported} reported)\n"
+                f"  per study: {self.generate_s_per_study:.2f} s generation + {self.write_s_per_study:.2f} s "
+                f"writing; wall {self.wall_s:.1f} s")
+
+
+# ------------------------------------------------------------------------------------------ planning
+
+
+def plan_cohort(patients: int, seed: int, scale: str, settings: Settings) -> list[StudyPlan]:
+    """Draw every patient and study; deterministic per (seed, patient index)."""
+    cfg = settings.synth
+    children = np.random.SeedSequence(seed).spawn(patients)
+    plans: list[StudyPlan] = []
+    mix = np.asarray(cfg.vendor_mix, float)
+    dicom = {Vendor(v) for v in cfg.dicom_vendors}
+    for i, child in enumerate(children):
+        rng = np.random.default_rng(child)
+        vendor = VENDORS[int(rng.choice(3, p=mix / mix.sum()))]
+        tracer = Tracer.fdg if rng.random() < cfg.fdg_fraction else Tracer.psma
+        sex = "M" if tracer is Tracer.psma else ("M" if rng.random() < 0.5 else "F")
+        patient = ph.sample_patient(rng, sex)
+        age = int(rng.integers(38, 86) if tracer is Tracer.fdg else rng.integers(52, 88))
+        name = f"{_FAMILY[int(rng.integers(len(_FAMILY)))]}^{_GIVEN[sex][int(rng.integers(len(_GIVEN[sex])))]}"
+        patient_id = f"{int(rng.integers(10, 99))}{i:05d}{int(rng.integers(0, 10))}"  # MRN-like, unique
+        first = datetime(2019, 1, 1) + timedelta(days=int(rng.integers(0, 5 * 365)))
+        birth = first - timedelta(days=int(age * 365.25 + rng.integers(0, 365)))
+        visits = 2 if rng.random() < cfg.followup_fraction else 1
+        for visit in range(visits):
+            date = first + timedelta(days=int(visit * rng.integers(90, 270)))
+            start = date.replace(hour=int(rng.integers(8, 15)), minute=int(rng.integers(0, 60)))
+            accession = f"{int(rng.integers(100, 999))}{i:05d}{visit}"
+            plans.append(StudyPlan(
+                index=i, visit=visit, seed=(seed, i, visit), study_key=f"PETCT_{accession}", patient_id=patient_id,
+                patient_name=name, birth_date=birth.strftime("%Y%m%d"), age=age + (date - first).days // 365,
+                patient=patient, vendor=vendor, tracer=tracer,
+                source_format="dicom" if vendor in dicom else "nifti", scale=scale, study_date=start,
+                lesion_range=tuple(cfg.lesions_per_patient), min_lesion_voxels=settings.ingest.min_lesion_voxels))
+    return plans
+
+
+# ------------------------------------------------------------------------------------------ one study
+
+
+@dataclass
+class Generated:
+    """A generated study in memory, before writing (tests use this directly)."""
+
+    study: RawStudy
+    placed: list[les.Placed]
+    labels_ct: np.ndarray  # internal labels on the CT grid
+    labels_pet: np.ndarray
+    ct_grid: ph.Grid
+    pet_grid: ph.Grid
+    pose: ph.Pose
+    profile: sc.ScannerProfile
+    scenario: str
+    true_pet: np.ndarray  # SUV before blur and noise
+
+
+def _pose(patient: ph.Patient, rng: np.random.Generator, builder: ph.Builder) -> tuple[ph.Pose, float, tuple]:
+    """Where the patient lies: table height under the back, lateral offset, head position along z."""
+    lean = builder.trunk_profile()
+    fat = builder.fat_profile(lean)
+    back = float(np.max(fat.cv + 0.9 * fat.b))  # the flattened back (phantom ``flat_back``)
+    centre_y = float(rng.uniform(-25.0, 15.0))
+    z_feet = -float(patient.height_mm + rng.uniform(40.0, 250.0))
+    pose = ph.Pose(patient.roll_deg, (float(rng.uniform(-15.0, 15.0)), centre_y, z_feet))
+    table_y = centre_y + back * np.cos(np.deg2rad(patient.roll_deg)) + 2.0
+    z_range = (z_feet - 15.0, z_feet + patient.height_mm + 15.0)
+    return pose, table_y, z_range
+
+
+def generate_study(plan: StudyPlan, specs: list[les.LesionSpec] | None = None) -> Generated:
+    """Phantom, lesions, CT and PET of one study (no files). Deterministic per ``plan.seed``.
+
+    ``specs``: lesions to place instead of the planned ones (tests pin findings and locations with it).
+    """
+    ss = np.random.SeedSequence(plan.seed[0], spawn_key=plan.seed[1:])
+    rng = np.random.default_rng(ss)
+    prof = sc.profile(plan.vendor, plan.scale)
+    builder = ph.Builder(plan.patient)
+    ops = builder.build()
+    pose, table_y, z_range = _pose(plan.patient, rng, builder)
+    ct_grid, pet_grid = sc.grids(prof, z_range)
+    labels_ct = ph.rasterize(ops, ct_grid, pose, table_y)
+    labels_pet = ph.rasterize(ops, pet_grid, pose, table_y)
+
+    n = int(rng.integers(plan.lesion_range[0], plan.lesion_range[1] + 1))
+    scenario, planned = les.plan_lesions(plan.tracer, plan.patient.sex, n, rng)
+    if specs is None:
+        specs = planned
+    else:
+        scenario = "given"
+    placed = les.place_lesions(specs, labels_ct, ct_grid, pose, ph.structure_bounds(ops), rng,
+                               min_voxels=plan.min_lesion_voxels)
+    les.number_instances(placed)
+
+    tables_ct = sc.ct_tables(prof, rng)
+    hu = sc.ct_base(labels_ct, tables_ct, ct_grid.spacing[0])
+    les.apply_ct(hu, labels_ct, placed, tables_ct.hu, rng)
+    sc.add_ct_noise(hu, labels_ct, tables_ct, rng)
+    anat = ph.anatomy_lut()[labels_ct]
+    les.relabel_anatomy(anat, placed)
+
+    suv = sc.suv_table(plan.tracer, rng)
+    true = sc.pet_true(labels_pet, suv)
+    les.pet_activity(true, pet_grid, ct_grid, placed, prof.pet_fwhm_mm, rng)
+    calibration = float(prof.suv_calibration * rng.normal(1.0, 0.006))
+    pet = sc.pet_image(true, pet_grid, prof, calibration, rng)
+    les.measure(pet, pet_grid, ct_grid, placed)
+
+    dose = round(prof.dose_per_kg(plan.tracer) * plan.patient.weight_kg * float(rng.uniform(0.9, 1.1)), 1)
+    lo, hi = prof.uptake_range(plan.tracer)
+    injection = plan.study_date
+    acquisition = injection + timedelta(minutes=float(round(rng.uniform(lo, hi), 1)))
+    vol = lambda a, g: Volume(a, g.spacing, g.origin)  # noqa: E731
+    study = RawStudy(
+        study_key=plan.study_key, patient_id=plan.patient_id, patient_name=plan.patient_name,
+        birth_date=plan.birth_date, sex=plan.patient.sex, age=plan.age,
+        height_m=round(plan.patient.height_mm / 1000, 2),
+        weight_kg=plan.patient.weight_kg, vendor=plan.vendor, tracer=plan.tracer, injected_dose_mbq=dose,
+        injection_time=injection, acquisition_time=acquisition, ct=vol(hu, ct_grid), pet=vol(pet, pet_grid),
+        lesions=vol(les.lesion_mask(hu.shape, placed), ct_grid), anatomy=vol(anat, ct_grid),
+        truth=les.truths(plan.study_key, placed, plan.tracer), source_format=plan.source_format,
+        pet_calibration=calibration)
+    return Generated(study, placed, labels_ct, labels_pet, ct_grid, pet_grid, pose, prof, scenario, true)
+
+
+def synthesize_study(plan: StudyPlan, out: Path) -> StudyResult:
+    """Generate one study, write its report and files into ``out``; return its rows and timings."""
+    from tasks.synth.reports import render_report
+    from tasks.synth.writers import write_raw_study
+
+    t0 = time.perf_counter()
+    gen = generate_study(plan)
+    ss = np.random.SeedSequence(plan.seed[0], spawn_key=(*plan.seed[1:], 1))
+    rendered = render_report(gen.study, np.random.default_rng(ss))
+    gen.study.report = rendered.text
+    t1 = time.perf_counter()
+    row = write_raw_study(gen.study, out)
+    t2 = time.perf_counter()
+    return StudyResult(row, gen.study.truth, list(rendered.findings), t1 - t0, t2 - t1, gen.ct_grid.shape,
+                       gen.pet_grid.shape)
+
+
+# ------------------------------------------------------------------------------------------ the cohort
+
+
+def synthesize_cohort(out: Path, patients: int, seed: int, scale: str = "demo", settings: Settings | None = None,
+                      progress: bool = True) -> CohortSummary:
+    """Write ``patients`` synthetic patients (some with two studies) into the raw drop folder ``out``."""
+    settings = settings or get_settings()
+    if patients < 1:
+        raise ValueError(f"patients must be >= 1, got {patients}")
+    if scale not in sc.SCALES:
+        raise ValueError(f"unknown scale {scale!r}; choose from {sc.SCALES}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    plans = plan_cohort(patients, seed, scale, settings)
+    results: dict[str, StudyResult] = {}
+    workers = min(settings.synth.workers, len(plans))
+    bar = _progress(len(plans), progress)
+    if workers <= 1:
+        for plan in plans:
+            results[plan.study_key] = synthesize_study(plan, out)
+            bar.update(1)
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(synthesize_study, plan, out): plan.study_key for plan in plans}
+            for fut in as_completed(futures):
+                results[futures[fut]] = fut.result()
+                bar.update(1)
+    bar.close()
+    ordered = [results[p.study_key] for p in plans]
+    layout = RawLayout(out)
+    tables.MANIFEST.write(tables.MANIFEST.frame([r.row for r in ordered]), layout.manifest)
+    truth = [t for r in ordered for t in r.truth]
+    tables.TRUTH.write(tables.TRUTH.frame(truth) if truth else pd.DataFrame(columns=tables.TRUTH.columns),
+                       layout.truth_lesions)
+    rt = [f for r in ordered for f in r.report_truth]
+    tables.REPORT_TRUTH.write(tables.REPORT_TRUTH.frame(rt) if rt else
+                              pd.DataFrame(columns=tables.REPORT_TRUTH.columns), layout.truth_report_findings)
+    return CohortSummary(
+        out=out, patients=patients, studies=len(plans), scale=scale,
+        vendors=dict(Counter(r.row.vendor.value for r in ordered)),
+        tracers=dict(Counter(r.row.tracer.value for r in ordered)),
+        formats=dict(Counter(p.source_format for p in plans)),
+        lesions=len(truth), lesions_in_mask=sum(t.in_mask for t in truth),
+        lesions_reported=sum(t.reported for t in truth),
+        generate_s_per_study=float(np.mean([r.generate_s for r in ordered])),
+        write_s_per_study=float(np.mean([r.write_s for r in ordered])),
+        wall_s=time.perf_counter() - t0)
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="synth", unit="study", disable=not enabled)

@@ -1,0 +1,151 @@
+"""Scanner profiles and image formation: distinct vendors, HU and SUV per tissue, PSF and count noise."""
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from data_contracts.findings import Tracer, Vendor
+from data_contracts.settings import Settings
+from tasks.synth import cohort as co
+from tasks.synth import phantom as ph
+from tasks.synth import scanners as sc
+
+VENDORS = list(Vendor)
+
+
+@pytest.mark.parametrize("scale", sc.SCALES)
+def test_vendor_profiles_are_distinct(scale):
+    profiles = [sc.profile(v, scale) for v in VENDORS]
+    for a, b in itertools.combinations(profiles, 2):
+        assert (a.ct_pixel_mm, a.ct_slice_mm) != (b.ct_pixel_mm, b.ct_slice_mm)
+        assert a.pet_fwhm_mm != b.pet_fwhm_mm
+        assert a.pet_noise_cv != b.pet_noise_cv and a.ct_noise_hu != b.ct_noise_hu
+        assert (a.pet_pixel_mm, a.pet_slice_mm) != (b.pet_pixel_mm, b.pet_slice_mm)
+    assert len({p.suv_calibration for p in profiles}) == 3
+    assert all(0.97 <= p.suv_calibration <= 1.03 for p in profiles)
+
+
+def test_full_scale_is_clinical_size():
+    for v in VENDORS:
+        p = sc.profile(v, "full")
+        assert p.ct_matrix == 512 and 2.0 <= p.ct_slice_mm <= 3.0 and 0.9 <= p.ct_pixel_mm <= 1.2
+        assert 4.0 <= p.pet_fwhm_mm <= 7.0 and p.pet_pixel_mm < 4.5
+        ct, pet = sc.grids(p, (-1800.0, 0.0))
+        assert 600 <= ct.shape[0] <= 910 and 150e6 <= ct.n_voxels <= 250e6
+        assert pet.shape[0] * pet.spacing[2] >= 1800.0
+    demo = [sc.profile(v, "demo") for v in VENDORS]
+    assert all(p.ct_matrix <= 160 and p.ct_slice_mm >= 4.0 for p in demo)
+    # bigger voxels, less noise per voxel
+    assert all(sc.profile(v, "demo").ct_noise_hu < sc.profile(v, "full").ct_noise_hu for v in VENDORS)
+
+
+def test_unknown_scale_is_refused():
+    with pytest.raises(ValueError, match="unknown scale"):
+        sc.profile(Vendor.ge, "huge")
+
+
+@pytest.fixture(scope="module")
+def studies():
+    """One FDG and one PSMA demo study of United Imaging (the commonest vendor), without lesions."""
+    out = {}
+    for plan in co.plan_cohort(12, 5, "demo", Settings()):
+        if plan.vendor is Vendor.united_imaging and plan.tracer not in out:
+            out[plan.tracer] = co.generate_study(plan, specs=[])
+        if len(out) == 2:
+            break
+    assert set(out) == {Tracer.fdg, Tracer.psma}
+    return out
+
+
+def _mean(values, labels, names, inner=False):
+    lab = ph.internal_labels()
+    m = np.isin(labels, [lab[n] for n in names])
+    if inner:  # away from edges (partial volume on the PET, the cortical rim on the CT)
+        m = ndimage.binary_erosion(m, iterations=2)
+    assert m.sum() > 20, names
+    return float(values[m].mean()), float(values[m].std())
+
+
+def test_hu_per_tissue(studies):
+    g = studies[Tracer.fdg]
+    hu, labels = g.study.ct.array, g.labels_ct
+    assert hu.dtype == np.int16
+    assert -1010 <= hu[labels == 0].mean() <= -990
+    lung = _mean(hu, labels, ["lung_lower_lobe_right", "lung_upper_lobe_left"])[0]
+    fat = _mean(hu, labels, ["body_fat"])[0]
+    muscle = _mean(hu, labels, ["muscle"])[0]
+    liver = _mean(hu, labels, [f"liver_segment_{i}" for i in range(1, 9)])[0]
+    spine = _mean(hu, labels, ["vertebra_L2", "vertebra_L3", "vertebra_L4"], inner=False)[0]
+    assert -900 <= lung <= -800
+    assert -120 <= fat <= -80
+    assert 30 <= muscle <= 60
+    assert 45 <= liver <= 75 and liver > muscle
+    assert 300 <= spine <= 800  # cancellous bone with its cortex, partial-volumed at demo scale
+    # inside the vertebral body: cancellous bone
+    bone = hu >= sc.BONE_HU
+    rim = bone & ~ndimage.binary_erosion(bone)
+    assert 250 <= np.median(hu[bone & ~rim & np.isin(labels, [ph.internal_labels()["vertebra_L3"]])]) <= 700
+
+
+def test_cortical_rim_at_clinical_pixel_size():
+    """At 1 mm pixels the one-voxel rim where bone meets soft tissue is cortical bone (> 1000 HU)."""
+    lab = ph.internal_labels()
+    labels = np.full((6, 40, 40), lab["muscle"], np.uint16)
+    labels[1:5, 10:30, 10:30] = lab["vertebra_L3"]
+    tables = sc.ct_tables(sc.profile(Vendor.siemens, "full"), np.random.default_rng(0))
+    hu = sc.ct_base(labels, tables, pixel_mm=0.98)
+    assert hu[2, 10, 15] > 1000 and hu[2, 29, 20] > 1000 and hu[1, 20, 20] > 1000  # sides and endplate
+    assert 250 <= hu[2, 20, 20] <= 450  # cancellous inside
+    assert hu[2, 5, 5] < 100
+    coarse = sc.ct_base(labels, tables, pixel_mm=4.0)
+    assert hu[2, 20, 20] < coarse[2, 10, 15] < hu[2, 10, 15]  # partial volume at demo pixel size
+
+
+def test_suv_per_tissue(studies):
+    fdg, psma = studies[Tracer.fdg], studies[Tracer.psma]
+
+    def suv(g, names):
+        pet = g.study.pet.array
+        return _mean(pet, g.labels_pet, names, inner=True)[0]
+
+    liver = [f"liver_segment_{i}" for i in range(1, 9)]
+    assert 1.5 <= suv(fdg, liver) <= 3.2
+    assert suv(fdg, ["brain"]) > 4.0
+    assert suv(fdg, ["bladder"]) > 2 * suv(fdg, liver)
+    assert suv(fdg, ["muscle"]) < 1.2 and suv(fdg, ["body_fat"]) < 0.8 and suv(fdg, ["lung_lower_lobe_right"]) < 1
+    assert suv(psma, ["brain"]) < 0.6
+    assert suv(psma, ["parotid_left", "parotid_right"]) > 5.0
+    assert suv(psma, ["kidney_left", "kidney_right"]) > 10.0
+    assert suv(psma, liver) > suv(fdg, liver)
+    assert suv(psma, ["spleen"]) > 3.0
+
+
+def test_pet_noise_and_calibration_follow_the_profile(studies):
+    g = studies[Tracer.fdg]
+    liver = [f"liver_segment_{i}" for i in range(1, 9)]
+    mean, sd = _mean(g.study.pet.array, g.labels_pet, liver, inner=True)
+    true_mean = _mean(g.true_pet, g.labels_pet, liver, inner=True)[0]
+    assert abs(mean / (true_mean * g.study.pet_calibration) - 1) < 0.05
+    expected = g.profile.pet_noise_cv * np.sqrt(2.0 / true_mean)  # CV falls as 1/sqrt(activity)
+    assert 0.5 * expected < sd / mean < 1.8 * expected
+
+
+def test_psf_blurs_a_point_to_the_profile_fwhm():
+    p = sc.profile(Vendor.ge, "full")
+    grid = ph.Grid((41, 41, 41), (2.0, 2.0, 2.0), (0.0, 0.0, 0.0))
+    true = np.zeros(grid.shape, np.float32)
+    true[20, 20, 20] = 1000.0
+    p0 = sc.ScannerProfile(**{**p.__dict__, "pet_noise_cv": 0.0})
+    img = sc.pet_image(true, grid, p0, 1.0, np.random.default_rng(0))
+    line = img[20, 20]
+    half = line > line.max() / 2
+    assert abs(half.sum() * 2.0 - p.pet_fwhm_mm) <= 2.0
+    assert abs(img.sum() - 1000.0) < 1.0
+
+
+def test_recovery_falls_for_small_lesions():
+    r = [sc.recovery(d, 6.0, 4.0) for d in (4, 8, 16, 32, 64)]
+    assert all(a < b for a, b in zip(r, r[1:]))
+    assert r[0] < 0.3 and r[-1] > 0.95
