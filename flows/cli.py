@@ -74,7 +74,7 @@ def cmd_link(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from tasks.demo import run_demo
+    from flows.demo import run_demo
 
     settings = _settings(args)
     return run_demo(settings, patients=args.patients, seed=args.seed)

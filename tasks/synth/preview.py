@@ -26,9 +26,11 @@ from data_contracts.taxonomy import WINDOWS, WindowGroup
 SUV_DISPLAY_MAX = 8.0
 
 
-def _manifest_row(raw_root: Path, study_key: str) -> tables.ManifestRow:
+def _manifest_row(raw_root: Path, study_key: str | None) -> tables.ManifestRow:
+    """The manifest row of ``study_key``; the delivery's first study when None."""
     df = tables.MANIFEST.read(RawLayout(raw_root).manifest)
-    rows = [r for r in tables.MANIFEST.records(df, str(RawLayout(raw_root).manifest)) if r.study_key == study_key]
+    rows = [r for r in tables.MANIFEST.records(df, str(RawLayout(raw_root).manifest))
+            if study_key is None or r.study_key == study_key]
     if not rows:
         raise KeyError(f"study {study_key!r} is not in {RawLayout(raw_root).manifest}")
     return rows[0]  # type: ignore[return-value]
@@ -52,8 +54,8 @@ def _coronal_row(hu: np.ndarray, les: np.ndarray, sy: float) -> int:
     return min(centre + int(round(15.0 / sy)), ny - 1)  # a little posterior of the centre: spine, kidneys
 
 
-def render_preview(raw_root: Path, study_key: str, out_png: Path) -> Path:
-    """Write the preview PNG of ``study_key`` delivered in ``raw_root``; returns ``out_png``."""
+def render_preview(raw_root: Path, study_key: str | None, out_png: Path) -> Path:
+    """Write the preview PNG of ``study_key`` (None: the first study) delivered in ``raw_root``; returns ``out_png``."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -1,0 +1,73 @@
+"""The volume store: completion marker semantics, geometry maths, codecs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from data_contracts.settings import IngestSettings
+from tasks.ingest import store
+from tasks.ingest.geometry import Geometry
+
+SID = "S0123456789ab"
+
+
+def test_group_without_marker_is_absent_until_committed(tmp_path):
+    url = str(tmp_path / "v.zarr")
+    assert store.completed(url, SID) is None and store.list_studies(url) == []
+    grid = Geometry((4, 6, 8), (1.0, 1.0, 2.0), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    writer = store.StudyWriter(url, SID, IngestSettings())
+    writer.create("ct", grid)[...] = np.arange(4 * 6 * 8, dtype=np.int16).reshape(4, 6, 8)
+    assert store.list_studies(url) == [] and store.completed(url, SID) is None
+    with pytest.raises(KeyError):
+        store.open_study(url, SID)
+    writer.create("pet", grid)
+    writer.create("lesions", grid)
+    writer.commit({"vendor": "GE"})
+    assert store.list_studies(url) == [SID]
+    opened = store.open_study(url, SID)
+    assert opened.ct[1, 2, 3] == 1 * 48 + 2 * 8 + 3 and opened.anatomy is None
+    assert opened.geometry == grid and opened.attrs["vendor"] == "GE"
+    store.StudyWriter(url, SID, IngestSettings())  # a rewrite starts from nothing
+    assert store.list_studies(url) == [] and not (tmp_path / "v.zarr" / SID / "ct").exists()
+
+
+@pytest.mark.parametrize("compressor", ["blosc-lz4", "blosc-zstd", "zstd"])
+def test_every_codec_round_trips(tmp_path, compressor):
+    grid = Geometry((5, 7, 9), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    data = np.random.default_rng(0).normal(0, 3, grid.shape).astype(np.float32)
+    writer = store.StudyWriter(str(tmp_path / "v.zarr"), SID, IngestSettings(compressor=compressor))
+    array = writer.create("pet", grid)
+    array[...] = data
+    np.testing.assert_array_equal(array[...], data)
+
+
+def _rotated_image() -> sitk.Image:
+    image = sitk.Image([9, 7, 5], sitk.sitkFloat32)
+    image.SetSpacing((0.8, 1.1, 2.5))
+    image.SetOrigin((-120.0, 35.5, -900.0))
+    c, s = np.cos(0.2), np.sin(0.2)
+    image.SetDirection((c, -s, 0.0, s, c, 0.0, 0.0, 0.0, 1.0))
+    return image
+
+
+def test_geometry_matches_simpleitk_index_to_point():
+    image = _rotated_image()
+    grid = Geometry.of(image)
+    for zyx in [(0, 0, 0), (4, 6, 8), (2.5, 1.25, 3.75)]:
+        expected = image.TransformContinuousIndexToPhysicalPoint(tuple(float(v) for v in zyx[::-1]))
+        np.testing.assert_allclose(grid.index_to_mm(zyx), expected, atol=1e-9)
+    crop = grid.crop((1, 2, 3), (4, 6, 8))
+    assert crop.shape == (3, 4, 5)
+    np.testing.assert_allclose(crop.origin, image.TransformIndexToPhysicalPoint((3, 2, 1)), atol=1e-9)
+
+
+def test_with_spacing_keeps_the_field_of_view():
+    grid = Geometry.of(_rotated_image())
+    coarse = grid.with_spacing((1.6, 2.2, 5.0))
+    assert coarse.shape == (2, 4, 4)  # 5*2.5/5, 7*1.1/2.2 -> 3.5 rounds to 4, 9*0.8/1.6 -> 4.5 rounds to 4
+    np.testing.assert_allclose(coarse.index_to_mm((-0.5, -0.5, -0.5)), grid.index_to_mm((-0.5, -0.5, -0.5)))
+    assert coarse.overlaps(grid)
+    far = Geometry(grid.shape, grid.spacing, (5000.0, 0.0, 0.0), grid.direction)
+    assert not far.overlaps(grid)
