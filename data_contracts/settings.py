@@ -132,7 +132,6 @@ class LinkSettings(BaseModel):
     size_weight: float = 0.3  # per unit |ln| of size ratio beyond the tolerance
     size_tolerance: float = 1.6  # long axis vs equivalent-sphere diameter
     max_cost: float = 1.5
-    group_suv_margin: float = 1.15  # "multiple ..., the largest SUVmax X": members have SUVmax <= X * margin
 
 
 class PatchSettings(BaseModel):

@@ -124,15 +124,12 @@ def link_study(
             linked_lesions.add(r)
             linked_findings.add(int(c))
 
-    # "multiple ..., the largest ...": remaining masks at exactly a linked finding's location join it.
+    # "multiple ..., the largest ...": remaining masks at exactly a linked finding's location join it. The
+    # stated values are the largest lesion's (by size), so a smaller member may well be hotter: no SUV gate.
     for r, lesion in enumerate(lesions):
         if r in linked_lesions:
             continue
-        candidates = [
-            c for c in linked_findings
-            if lesion_location(lesion) == findings[c].location_id
-            and (findings[c].suv_max is None or lesion.suv_max <= findings[c].suv_max * cfg.group_suv_margin)
-        ]
+        candidates = [c for c in linked_findings if lesion_location(lesion) == findings[c].location_id]
         if candidates:
             best = min(candidates, key=lambda c: cost[r, c])
             result.pairs.append(Pair(lesion.instance, best, float(cost[r, best]), "group"))
@@ -140,17 +137,19 @@ def link_study(
 
     for r, lesion in enumerate(lesions):
         if r not in linked_lesions:
-            best = float(cost[r].min())
+            c = int(cost[r].argmin())
+            why = "is linked to another mask" if c in linked_findings else f"costs {cost[r, c]:.2f} > {cfg.max_cost}"
             result.unmatched.append(UnmatchedRow(
                 study_id=study_id, kind="lesion", ref=lesion.instance, reason="no_matching_finding",
-                detail=f"location {lesion_location(lesion) or 'unlabelled'}, SUVmax {lesion.suv_max:.1f}, "
-                       f"best cost {best:.2f} > {cfg.max_cost}"))
+                detail=f"mask on {lesion_location(lesion) or 'an unlabelled structure'}, SUVmax "
+                       f"{lesion.suv_max:.1f}; the nearest finding ({findings[c].location_id}) {why}"))
     for c, finding in enumerate(findings):
         if c not in linked_findings:
-            best = float(cost[:, c].min())
+            r = int(cost[:, c].argmin())
+            why = "is linked to another finding" if r in linked_lesions else f"costs {cost[r, c]:.2f} > {cfg.max_cost}"
             result.unmatched.append(UnmatchedRow(
                 study_id=study_id, kind="finding", ref=c, reason="no_matching_mask",
-                detail=f"{finding.location_id}, best cost {best:.2f} > {cfg.max_cost}"))
+                detail=f"finding at {finding.location_id}; the nearest mask (instance {lesions[r].instance}) {why}"))
     return result
 
 

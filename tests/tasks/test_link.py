@@ -65,7 +65,7 @@ def test_suv_disagreement_decides_between_two_nodes_at_one_station():
 
 def test_multiple_the_largest_statement_takes_the_other_masks_at_its_location():
     lesions = [lesion(i, "vertebra_L2", suv, 14) for i, suv in ((1, 9.0), (2, 5.0), (3, 6.5))]
-    lesions.append(lesion(4, "vertebra_L2", 20.0, 14))  # hotter than the stated largest: not a member
+    lesions.append(lesion(4, "vertebra_L3", 9.0, 14))  # next level: never a member
     findings = [finding("vertebra_l2", "midline", "osteoblastic", suv=9.0, size=14, text="multiple ... largest")]
     res = link_study(SID, lesions, findings, CFG)
     kinds = {p.instance: p.kind for p in res.pairs}
