@@ -7,8 +7,6 @@ uniqueness and every row against the model, and names the table, its source and 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,8 +15,16 @@ from typing import Any, get_args
 import pandas as pd
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
+from data_contracts.atomic import atomic_open
 from data_contracts.findings import Tracer, Vendor
-from data_contracts.records import CaptionSample, Lesion, LesionTruth, Record, StructuredFinding, Study
+from data_contracts.records import (
+    CaptionSample,
+    Lesion,
+    LesionTruth,
+    Record,
+    StructuredFinding,
+    Study,
+)
 
 SEP = "__"
 
@@ -195,18 +201,11 @@ class TableSchema:
         """Validate, then write atomically (temporary file + rename in the same folder)."""
         self.validate(df, source=f"write to {path}")
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
+        with atomic_open(path) as f:
             if path.suffix == ".csv":
-                df.to_csv(tmp, index=False)
+                df.to_csv(f, index=False)
             else:
-                df.to_parquet(tmp, index=False)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+                df.to_parquet(f, index=False)
 
 
 MANIFEST = TableSchema("manifest", ManifestRow, key=("study_key",))
@@ -218,3 +217,33 @@ REPORT_TRUTH = TableSchema("report_truth", ReportFindingTruth, key=("study_key",
 CAPTION_SAMPLES = TableSchema("caption_samples", CaptionSample, key=("sample_id",))
 FINDINGS = TableSchema("findings", FindingRow, key=("study_id", "finding_index"))
 UNMATCHED = TableSchema("link_unmatched", UnmatchedRow, key=("study_id", "kind", "ref"))
+
+
+class PatchSampleRow(CaptionSample):
+    """A caption sample whose patches are in the patch store (stage 4): where they lie and what they came from.
+
+    The table is append-only (one Parquet part per commit): a later row for the same ``sample_id`` (higher
+    ``commit``) supersedes the earlier one; ``tasks.patches.store.read_patch_samples`` returns the current
+    rows. ``split`` is not stored here (it is None on disk): the ``splits`` table owns it.
+    """
+
+    row: int = Field(ge=0)  # index along the first axis of the patch store's ``localizer`` and ``captioner``
+    commit: int = Field(ge=1)  # sequence number of the part that registered this row
+    centre_mm: tuple[float, float, float]  # LPS lesion centroid the patches are centred on (before snapping)
+    volume_version: str  # "<content hash>:<ingest recipe>" of the study group the patches were cut from
+    extracted_at: datetime
+    removed: bool = False  # a tombstone: the sample left the caption-sample table (its patches stay)
+
+
+class SplitRow(Record):
+    """A patient's split, assigned once and never changed (stage 5)."""
+
+    patient_id: str = Field(pattern=r"^P[0-9a-f]{12}$")
+    vendor: Vendor  # the stratum the patient was assigned in (the vendor of most of its studies then)
+    split: str = Field(pattern=r"^(train|val|test)$")
+    order_key: str = Field(pattern=r"^[0-9a-f]{16}$")  # keyed hash that ordered patients added together
+    assigned_at: datetime
+
+
+PATCH_SAMPLES = TableSchema("patch_samples", PatchSampleRow, key=("sample_id", "commit"))
+SPLITS = TableSchema("splits", SplitRow, key=("patient_id",))

@@ -20,8 +20,6 @@ so a file alone rebuilds the model.
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -31,6 +29,7 @@ import torch.nn.functional as F
 from monai.networks.blocks import Convolution, ResidualUnit
 from torch import nn
 
+from data_contracts.atomic import atomic_open
 from models.decoders import LSTMDecoder, Memory, TransformerDecoder
 from models.vocab import BOS, EOS, PAD, SPECIALS, Vocab
 from models.xlinear import XTransformer
@@ -308,14 +307,8 @@ def save_checkpoint(
         "state_dict": model.state_dict(),
         "extra": extra or {},
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as f:
+        torch.save(payload, f)
 
 
 def load_checkpoint(

@@ -25,7 +25,12 @@ from typing import Any
 import numpy as np
 import torch
 from monai.config import KeysCollection, NdarrayOrTensor
-from monai.transforms import MapTransform, ScaleIntensityRange, ScaleIntensityRanged, Transform
+from monai.transforms import (
+    MapTransform,
+    ScaleIntensityRange,
+    ScaleIntensityRanged,
+    Transform,
+)
 
 from data_contracts import taxonomy
 from data_contracts.taxonomy import WINDOWS, CTWindow, WindowGroup

@@ -27,9 +27,7 @@ Shapes: B batch, C=3 channels, (D, H, W) patch voxels, d shared embedding, T phr
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -41,6 +39,7 @@ from monai.utils import convert_to_tensor
 from torch import nn
 
 from data_contracts import taxonomy
+from data_contracts.atomic import atomic_open
 from data_contracts.taxonomy import AMBIGUOUS_TERMS, TAXONOMY_VERSION
 from models.dws import NormalizePET
 
@@ -363,14 +362,8 @@ def save_localizer(model: CLIPLocalizer, path: str | Path, extra: dict | None = 
         "state_dict": model.state_dict(),
         "extra": extra or {},
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as f:
+        torch.save(payload, f)
     return path
 
 

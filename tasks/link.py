@@ -26,7 +26,13 @@ from scipy.optimize import linear_sum_assignment
 
 from data_contracts import anatomy, taxonomy
 from data_contracts.caption import caption_for
-from data_contracts.records import CaptionSample, Lesion, LesionTruth, StructuredFinding, Study
+from data_contracts.records import (
+    CaptionSample,
+    Lesion,
+    LesionTruth,
+    StructuredFinding,
+    Study,
+)
 from data_contracts.settings import LinkSettings, Settings
 from data_contracts.tables import (
     CAPTION_SAMPLES,

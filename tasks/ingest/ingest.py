@@ -40,11 +40,27 @@ from tqdm import tqdm
 from data_contracts.anatomy import label_names_json
 from data_contracts.records import Acquisition, Lesion
 from data_contracts.settings import RawLayout, Settings
-from data_contracts.tables import LESIONS, MANIFEST, QUARANTINE, STUDIES, ManifestRow, QuarantineRow, StudyRow
+from data_contracts.tables import (
+    LESIONS,
+    MANIFEST,
+    QUARANTINE,
+    STUDIES,
+    ManifestRow,
+    QuarantineRow,
+    StudyRow,
+)
 from tasks.ingest import store
 from tasks.ingest.geometry import Geometry
 from tasks.ingest.pseudonym import patient_pseudonym, study_pseudonym
-from tasks.ingest.readers import IngestError, PetQuant, Series, read_ct, read_grid, read_mask, read_pet
+from tasks.ingest.readers import (
+    IngestError,
+    PetQuant,
+    Series,
+    read_ct,
+    read_grid,
+    read_mask,
+    read_pet,
+)
 
 log = logging.getLogger(__name__)
 

@@ -17,14 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from data_contracts.atomic import atomic_open
 from data_contracts.structured_report import StructuredReport
 
 if TYPE_CHECKING:
@@ -82,12 +81,6 @@ class ResponseCache:
             "stored_at": datetime.now(timezone.utc).isoformat(),
             "report": report.model_dump(mode="json"),
         }
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(record, f, ensure_ascii=False)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_open(path) as f:
+            f.write(json.dumps(record, ensure_ascii=False).encode("utf-8"))
         return path

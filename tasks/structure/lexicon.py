@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from data_contracts import taxonomy
-from data_contracts.findings import CT_FINDINGS, UPTAKE_SYNONYMS, CTFinding, Tracer, UptakeGrade
+from data_contracts.findings import (
+    CT_FINDINGS,
+    UPTAKE_SYNONYMS,
+    CTFinding,
+    Tracer,
+    UptakeGrade,
+)
 from data_contracts.taxonomy import Laterality, System
 
 _B = r"(?<![A-Za-z0-9])"  # word start

@@ -48,7 +48,12 @@ from openai import AsyncOpenAI
 from pydantic import ValidationError
 
 from data_contracts.settings import Settings
-from data_contracts.structured_report import CONTRACT_VERSION, LLMAnswer, StructuredReport, llm_json_schema
+from data_contracts.structured_report import (
+    CONTRACT_VERSION,
+    LLMAnswer,
+    StructuredReport,
+    llm_json_schema,
+)
 from data_contracts.tables import QuarantineRow
 from tasks.structure import phi, prompts
 from tasks.structure.cache import ResponseCache, cache_dir_for, cache_key

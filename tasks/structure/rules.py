@@ -40,7 +40,13 @@ import re
 from dataclasses import dataclass, field
 
 from data_contracts import taxonomy
-from data_contracts.findings import UPTAKE_THRESHOLDS, CTFinding, Tracer, UptakeGrade, grade_for_suv
+from data_contracts.findings import (
+    UPTAKE_THRESHOLDS,
+    CTFinding,
+    Tracer,
+    UptakeGrade,
+    grade_for_suv,
+)
 from data_contracts.records import PetFinding, StructuredFinding, TextSpan
 from data_contracts.structured_report import StructuredReport
 from data_contracts.taxonomy import Laterality, System

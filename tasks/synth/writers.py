@@ -26,7 +26,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +46,7 @@ from pydicom.uid import (
 )
 
 from data_contracts.anatomy import label_names_json
+from data_contracts.atomic import atomic_open
 from data_contracts.findings import Tracer, Vendor
 from data_contracts.settings import RawLayout
 from data_contracts.tables import ManifestRow
@@ -75,15 +75,8 @@ _TRACER_NAME = {Tracer.fdg: "FDG", Tracer.psma: "PSMA-1007"}
 @contextmanager
 def _atomic(path: Path) -> Iterator[BinaryIO]:
     """Open a temporary file beside ``path``; rename it into place only if the block finishes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_open(path) as f:
+        yield f
 
 
 def _write_bytes(path: Path, data: bytes) -> None:

@@ -5,7 +5,13 @@ from pydantic import ValidationError
 
 from data_contracts import tables
 from data_contracts.caption import caption_text
-from data_contracts.findings import CTFinding, Tracer, UptakeGrade, Vendor, grade_for_suv
+from data_contracts.findings import (
+    CTFinding,
+    Tracer,
+    UptakeGrade,
+    Vendor,
+    grade_for_suv,
+)
 from data_contracts.records import (
     Acquisition,
     CaptionSample,

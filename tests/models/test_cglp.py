@@ -3,7 +3,15 @@ import torch
 
 from data_contracts import taxonomy
 from data_contracts.settings import Settings
-from models.cglp import DEFAULT_LENGTH, PAD, SEP, cglp_prompt, cglp_prompt_ids, location_words, prompt_texts
+from models.cglp import (
+    DEFAULT_LENGTH,
+    PAD,
+    SEP,
+    cglp_prompt,
+    cglp_prompt_ids,
+    location_words,
+    prompt_texts,
+)
 from models.vocab import UNK, Vocab
 
 THR = Settings().cglp_threshold  # 0.95

@@ -4,8 +4,15 @@ import torch
 
 from data_contracts import taxonomy
 from data_contracts.settings import Settings
-from models.dws import (DynamicWindow, DynamicWindowd, NormalizePET, NormalizePETd, dynamic_window_batch,
-                        location_of, top1_reaches)
+from models.dws import (
+    DynamicWindow,
+    DynamicWindowd,
+    NormalizePET,
+    NormalizePETd,
+    dynamic_window_batch,
+    location_of,
+    top1_reaches,
+)
 
 THR = Settings().dws_threshold  # 0.95
 LUNG, BONE, SOFT = "lung_rul", "sternum", "spleen"

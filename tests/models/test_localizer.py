@@ -7,8 +7,16 @@ import pytest
 import torch
 
 from data_contracts import taxonomy
-from models.localizer import (LocalizerConfig, build_localizer, clip_loss, load_localizer, localizer_patch,
-                              location_ids, save_localizer, training_terms)
+from models.localizer import (
+    LocalizerConfig,
+    build_localizer,
+    clip_loss,
+    load_localizer,
+    localizer_patch,
+    location_ids,
+    save_localizer,
+    training_terms,
+)
 
 K = len(taxonomy.locations())  # 134
 S = 16  # toy patch edge

@@ -11,7 +11,17 @@ from data_contracts import taxonomy
 from data_contracts.caption import caption_text
 from data_contracts.findings import CTFinding, Tracer, UptakeGrade
 from data_contracts.records import PetFinding
-from models.vocab import BOS, EOS, PAD, SPECIALS, UNK, Vocab, location_texts, normalize, tokenize
+from models.vocab import (
+    BOS,
+    EOS,
+    PAD,
+    SPECIALS,
+    UNK,
+    Vocab,
+    location_texts,
+    normalize,
+    tokenize,
+)
 
 EXAMPLE = "T7 vertebral body, osteolytic destruction with increased FDG uptake"
 

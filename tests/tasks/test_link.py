@@ -2,7 +2,14 @@ import math
 
 from data_contracts import anatomy
 from data_contracts.findings import Tracer, UptakeGrade, Vendor
-from data_contracts.records import Acquisition, Lesion, PetFinding, StructuredFinding, Study, TextSpan
+from data_contracts.records import (
+    Acquisition,
+    Lesion,
+    PetFinding,
+    StructuredFinding,
+    Study,
+    TextSpan,
+)
 from data_contracts.settings import LinkSettings
 from tasks.link import caption_samples, equivalent_diameter_mm, link_study, pair_cost
 

@@ -11,7 +11,12 @@ from data_contracts.findings import CTFinding, Tracer, UptakeGrade
 from data_contracts.records import PetFinding, StructuredFinding, TextSpan
 from data_contracts.settings import RawLayout
 from data_contracts.structured_report import StructuredReport
-from data_contracts.tables import MANIFEST, REPORT_TRUTH, ManifestRow, ReportFindingTruth
+from data_contracts.tables import (
+    MANIFEST,
+    REPORT_TRUTH,
+    ManifestRow,
+    ReportFindingTruth,
+)
 from data_contracts.taxonomy import get
 from tasks.structure import rules
 from tasks.structure.evaluate import FIELDS, evaluate, load_cases, match, score

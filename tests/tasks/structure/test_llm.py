@@ -26,7 +26,12 @@ from tasks.structure.llm import (
     structure_report,
     structure_reports,
 )
-from tests.tasks.structure.fake_openai_server import FakeOpenAIServer, Reply, answer, error
+from tests.tasks.structure.fake_openai_server import (
+    FakeOpenAIServer,
+    Reply,
+    answer,
+    error,
+)
 
 REPORT = """Patient: Jane Doe   MRN: 12345678   DOB: 03/14/1961
 FDG PET/CT whole body, 370 MBq, 60 min p.i.
