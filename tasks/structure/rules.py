@@ -207,7 +207,6 @@ def _sentence_findings(sentence: Sentence, state: _State) -> list[_Draft]:
         if not g_suv and uptake and all(negated_at(p) for p in uptake):
             continue
         marker, target = _largest(norm, group)
-        n = len(group.mentions)
         for i, m in enumerate(group.mentions):
             side = taxonomy.get(m.location_id).laterality
             m_suv, m_size = g_suv, g_size
