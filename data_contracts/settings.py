@@ -160,6 +160,9 @@ class PatchSettings(BaseModel):
     processes: bool = True  # LocalCluster workers as processes (False: threads of this process)
     memory_limit: str = "4GiB"  # per LocalCluster worker (Dask restarts a worker that exceeds it)
     commit_every: int = Field(256, ge=1)  # finished samples registered in the sample table per commit
+    # Lesions of one study swept together (memory ~6 MB per lesion at the default sizes); a study with more
+    # is swept in batches along z, decoding the chunks two batches share twice.
+    max_open_lesions: int = Field(24, ge=1)
 
 
 class SplitSettings(BaseModel):
@@ -176,6 +179,53 @@ class SplitSettings(BaseModel):
         if min(self.ratios) < 0 or abs(sum(self.ratios) - 1.0) > 1e-6:
             raise ValueError(f"split ratios must be >= 0 and sum to 1, got {self.ratios}")
         return self
+
+
+class TrackingSettings(BaseModel):
+    """MLflow tracking and model registry (stages 8-9).
+
+    ``uri`` None: a sqlite file under home (``sqlite:///<home>/mlflow.db``); any MLflow server URI works
+    (``http://mlflow:5000``). The registry lives at the same URI unless ``registry_uri`` says otherwise.
+    """
+
+    model_config = ConfigDict(frozen=True)
+    uri: str | None = None  # None: sqlite:///<home>/mlflow.db
+    registry_uri: str | None = None  # None: same as the tracking URI
+    artifact_location: str | None = None  # new experiments' artifact root; None: <home>/mlruns
+    experiment_prefix: str = "petcap"  # experiment per flow: "<prefix>/<flow>" (train-localizer, evaluate, ...)
+    registered_model: str = "petcap-lesion-captioner"  # localizer + captioner, registered together
+    champion_alias: str = "champion"
+    # Promotion gate: the candidate's validation BLEU-4 must beat the champion's, and no vendor's BLEU-4 may
+    # fall by more than this (absolute, BLEU on the 0..1 scale; 0.01 = one percentage point).
+    promotion_vendor_margin: float = Field(0.01, ge=0)
+
+
+class EvalSettings(BaseModel):
+    """Evaluation (stage 8): caption metrics, significance tests and the report."""
+
+    model_config = ConfigDict(frozen=True)
+    # Folder holding stanford-corenlp-3.6.0.jar and stanford-corenlp-3.6.0-models.jar; SPICE runs only when
+    # both are found there, and is reported as unavailable otherwise (never as 0).
+    spice_jar_dir: Path | None = None
+    bootstrap_samples: int = Field(1000, ge=100)  # resamples of lesions for the confidence intervals
+    confidence_level: float = Field(0.95, gt=0, lt=1)
+    significance_alpha: float = Field(0.05, gt=0, lt=1)  # paired t-test level for the tables' marks
+    bootstrap_seed: int = 0
+    example_panels: int = Field(4, ge=0)  # Fig.-3-like panels in the report
+    reliability_bins: int = Field(10, ge=2)
+    reports_dir: Path | None = None  # None: <home>/reports
+
+
+class TrainSettings(BaseModel):
+    """Model training (stage 6): where checkpoints go and how the machine is used; the recipes are named configs
+    (``models/training/configs/*.toml``)."""
+
+    model_config = ConfigDict(frozen=True)
+    checkpoints_dir: Path | None = None  # None: <home>/checkpoints
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda)$")  # auto: CUDA when available
+    threads: int = Field(0, ge=0)  # torch intra-op threads on CPU; 0: one per core (os.cpu_count())
+    loader_workers: int = Field(0, ge=0)  # DataLoader worker processes (0: in the training process)
+    seed: int = 0
 
 
 class Settings(BaseSettings):
@@ -205,6 +255,9 @@ class Settings(BaseSettings):
     link: LinkSettings = LinkSettings()
     patches: PatchSettings = PatchSettings()
     splits: SplitSettings = SplitSettings()
+    train: TrainSettings = TrainSettings()
+    tracking: TrackingSettings = TrackingSettings()
+    evaluation: EvalSettings = EvalSettings()
 
     @model_validator(mode="after")
     def _derive_paths(self):
@@ -234,9 +287,37 @@ class Settings(BaseSettings):
         return self.tables_dir / f"{name}.parquet"
 
     @property
+    def checkpoints_dir(self) -> Path:
+        """Model checkpoints and the localizer's top-5 cache: ``train.checkpoints_dir``, else ``<home>/checkpoints``."""
+        return self.train.checkpoints_dir if self.train.checkpoints_dir is not None else self.home / "checkpoints"
+
+    @property
     def patch_store_url(self) -> str:
         """Zarr patch store root: ``patches.store_url``, else ``<home>/patches.zarr``."""
         return self.patches.store_url if self.patches.store_url is not None else str(self.home / "patches.zarr")
+
+    @property
+    def tracking_uri(self) -> str:
+        """MLflow tracking URI: ``tracking.uri``, else ``sqlite:///<home>/mlflow.db`` (absolute path)."""
+        if self.tracking.uri is not None:
+            return self.tracking.uri
+        return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    @property
+    def registry_uri(self) -> str:
+        return self.tracking.registry_uri if self.tracking.registry_uri is not None else self.tracking_uri
+
+    @property
+    def artifact_location(self) -> str:
+        """Artifact root of experiments created here: ``tracking.artifact_location``, else ``<home>/mlruns``."""
+        if self.tracking.artifact_location is not None:
+            return self.tracking.artifact_location
+        return (self.home / "mlruns").resolve().as_uri()
+
+    @property
+    def reports_dir(self) -> Path:
+        """Evaluation reports: ``evaluation.reports_dir``, else ``<home>/reports``."""
+        return self.evaluation.reports_dir if self.evaluation.reports_dir is not None else self.home / "reports"
 
     @property
     def preview_path(self) -> Path:

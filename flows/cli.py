@@ -1,6 +1,9 @@
 """`petcap`: the command line. Each sub-command parses arguments, builds the settings and calls a stage.
 
-Sub-commands grow with the stages: synth, ingest, structure, structure-eval, link, demo.
+Stages: synth, ingest, structure, structure-eval, link, extract-patches, split, refresh (ingest → link →
+patches → splits as the dataset-refresh flow), train localizer|captioner, evaluate, promote, benchmark,
+caption, demo. Training, evaluation, promotion and captioning run as the same Prefect flows a deployment
+runs (ephemeral API unless PREFECT_API_URL points at a server).
 Imports are local to each command so `petcap --help` stays fast.
 """
 
@@ -80,6 +83,81 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(settings, patients=args.patients, seed=args.seed)
 
 
+def cmd_refresh(args: argparse.Namespace) -> int:
+    from flows.refresh import dataset_refresh
+
+    settings = _settings(args)
+    out = dataset_refresh(home=str(settings.home), raw_dir=str(settings.raw_dir), backend=args.backend,
+                          progress=True)
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def cmd_caption(args: argparse.Namespace) -> int:
+    from flows.caption import caption_study_flow
+
+    settings = _settings(args)
+    out = caption_study_flow(study_dir=args.study_dir, out_dir=args.out, home=str(settings.home),
+                             model_version=args.model_version, localizer_checkpoint=args.localizer,
+                             captioner_checkpoint=args.captioner, vendor=args.vendor, tracer=args.tracer)
+    for lesion in json.loads(Path(out["json"]).read_text())["lesions"]:
+        top = lesion["top5"][0]
+        print(f"lesion {lesion['instance']}: {lesion['caption']}  [top-1 {top['location']} {top['confidence']:.2f}]")
+    print(f"{out['lesions']} lesions in {out['seconds']:.1f} s\ncaptions: {out['json']}\nreport:   {out['report']}")
+    return 0
+
+
+def cmd_extract_patches(args: argparse.Namespace) -> int:
+    from tasks.patches.extract import extract_patches
+
+    print(extract_patches(_settings(args)))
+    return 0
+
+
+def cmd_split(args: argparse.Namespace) -> int:
+    from tasks.splits import update_splits
+
+    print(update_splits(_settings(args)))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from flows.training import train_captioner_flow, train_localizer_flow
+    from models.training.configs import parse_overrides
+
+    settings = _settings(args)
+    run = train_localizer_flow if args.model == "localizer" else train_captioner_flow
+    out = run(home=str(settings.home), config=args.config, overrides=parse_overrides(args.set or []))
+    print(json.dumps(out, indent=2, default=str))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from flows.evaluation import evaluate_captioner_flow
+
+    settings = _settings(args)
+    out = evaluate_captioner_flow(home=str(settings.home), model_version=args.model_version, split=args.split)
+    print(json.dumps(out, indent=2, default=str))
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from flows.evaluation import promote_captioner_flow
+
+    settings = _settings(args)
+    out = promote_captioner_flow(home=str(settings.home), candidate_version=args.candidate)
+    print(json.dumps(out, indent=2, default=str))
+    return 0
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from tasks.evaluate.benchmark import run_benchmark
+
+    result = run_benchmark(_settings(args), patients=args.patients, preset=args.preset)
+    print(result)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="petcap", description=__doc__.splitlines()[0])
     p.add_argument("--home", help="working folder (default: $PETCAP_HOME or ./var)")
@@ -115,6 +193,48 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--patients", type=int, default=get_settings().synth.patients)
     s.add_argument("--seed", type=int, default=get_settings().synth.seed)
     s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("refresh", help="dataset-refresh: ingest new studies, structure, link, patches, splits")
+    s.add_argument("--raw", help="raw drop folder (default: settings.raw_dir)")
+    s.add_argument("--backend", choices=["rules", "openai"], default=None)
+    s.set_defaults(func=cmd_refresh)
+
+    s = sub.add_parser("extract-patches", help="cut localizer and captioner patches for new caption samples (Dask)")
+    s.set_defaults(func=cmd_extract_patches)
+
+    s = sub.add_parser("split", help="assign new patients to train/val/test, per vendor, stable under refresh")
+    s.set_defaults(func=cmd_split)
+
+    s = sub.add_parser("train", help="train the localizer or the captioner (train-localizer / train-captioner flow)")
+    s.add_argument("model", choices=["localizer", "captioner"])
+    s.add_argument("--config", default="demo", help="a named config in models/training/configs (demo, benchmark, "
+                   "lstm, transformer, xtransformer, b_w, b_p, b_w_p)")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value, e.g. loop.epochs=3")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("evaluate", help="per-scanner evaluation report of a registered model (evaluate-captioner)")
+    s.add_argument("--model-version", help="registered model version (default: the newest)")
+    s.add_argument("--split", default="test", choices=["train", "val", "test"])
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("promote", help="give the candidate the champion alias if it is better (promote-captioner)")
+    s.add_argument("--candidate", help="registered model version (default: the newest)")
+    s.set_defaults(func=cmd_promote)
+
+    s = sub.add_parser("benchmark", help="fresh synthetic cohort, every baseline and ablation config, one report")
+    s.add_argument("--patients", type=int, default=120)
+    s.add_argument("--preset", default="benchmark")
+    s.set_defaults(func=cmd_benchmark)
+
+    s = sub.add_parser("caption", help="caption every lesion of one new study (DICOM or NIfTI + lesion mask)")
+    s.add_argument("study_dir", help="study folder: ct/ or ct.nii.gz, pet/ or pet.nii.gz, lesions.nii.gz")
+    s.add_argument("--out", help="output folder (default: <home>/captions/<study folder name>)")
+    s.add_argument("--model-version", help="registered model version (default: the champion)")
+    s.add_argument("--localizer", help="localizer checkpoint file (with --captioner: instead of the registry)")
+    s.add_argument("--captioner", help="captioner checkpoint file")
+    s.add_argument("--vendor", help="scanner vendor when the PET header does not say")
+    s.add_argument("--tracer", help="tracer (FDG | PSMA) when the PET header does not say")
+    s.set_defaults(func=cmd_caption)
     return p
 
 

@@ -1,0 +1,51 @@
+"""``train-localizer`` and ``train-captioner``: train on the current dataset version, track it, register it.
+
+Each flow trains one model on what the patch store and the splits table hold now (the current dataset
+version), logs the run to MLflow (the config as params, losses and validation metrics, the checkpoint as an
+artifact, dataset lineage tags). ``train-captioner`` then registers the captioner together with the localizer
+it was trained on as a new version of the registered model — a *candidate*: what is served changes only when
+``promote-captioner`` moves the ``champion`` alias. (A localizer alone is never registered: the captioner's
+inputs depend on it, so the two are versioned together.) ``config`` names a training preset
+(``models/training/configs/*.toml``); ``overrides`` are its dotted keys (``{"loop.epochs": 2}``).
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+
+from flows.common import flow_settings
+from flows.task_wrappers import (
+    log_training_run_task,
+    register_candidate_task,
+    train_captioner_task,
+    train_localizer_task,
+)
+
+
+def _summary(result, run_id: str) -> dict:
+    return {"model": result.model, "config": result.config, "checkpoint": result.checkpoint,
+            "mlflow_run_id": run_id, "epochs": result.epochs, "train_loss": result.train_loss,
+            "val_loss": result.val_loss, "metrics": dict(result.metrics), "seconds": result.seconds}
+
+
+@flow(name="train-localizer", log_prints=True)
+def train_localizer_flow(home: str | None = None, config: str = "demo", overrides: dict | None = None) -> dict:
+    """Train the CLIP localizer on the current dataset and log the run to MLflow."""
+    settings = flow_settings(home)
+    result = train_localizer_task(settings, config=config, overrides=overrides or None, progress=False)
+    run_id = log_training_run_task(settings, "train-localizer", "localizer", config, overrides or None, result)
+    get_run_logger().info("localizer (%s): %d epochs, metrics %s, checkpoint %s, MLflow run %s", config,
+                          result.epochs, result.metrics, result.checkpoint, run_id)
+    return _summary(result, run_id)
+
+
+@flow(name="train-captioner", log_prints=True)
+def train_captioner_flow(home: str | None = None, config: str = "demo", overrides: dict | None = None) -> dict:
+    """Train the captioner on the current dataset, log the run to MLflow, register a candidate version."""
+    settings = flow_settings(home)
+    result = train_captioner_task(settings, config=config, overrides=overrides or None, progress=False)
+    run_id = log_training_run_task(settings, "train-captioner", "captioner", config, overrides or None, result)
+    version = register_candidate_task(settings, result.checkpoint, run_id)
+    get_run_logger().info("captioner (%s): %d epochs, metrics %s; MLflow run %s; registered as candidate "
+                          "version %s", config, result.epochs, result.metrics, run_id, version)
+    return {**_summary(result, run_id), "model_version": version}

@@ -1,0 +1,144 @@
+"""Training data over the patch store: model inputs prepared once per run, MONAI random rotation/scaling on the fly.
+
+Localizer input: the large-FOV patch (CT HU, PET SUV, mask) -> ``models.localizer.localizer_patch`` (wide CT
+window, PET / suv_max, mask 0/1), then area-resized to the config's ``patch_size`` when the store holds another
+size (the default store holds 96^3 at 4 mm; the demo localizer reads it as 32^3 at 12 mm: same field of view).
+
+Captioner input: the small-FOV patch centre-cropped to the config's ``patch_size`` (the store's 48^3 at 1.5 mm
+-> 32^3, 4.8 cm around the lesion; fine resolution kept), CT through DWS (``dynamic_window_batch`` driven by the
+cached localizer top-1), PET through ``NormalizePET``; the mask as a third channel when configured.
+
+Samples are read from the store in chunks and kept in memory as float16 model inputs (3 x 32^3 x 2 bytes =
+196 kB per sample), so an epoch costs no I/O; augmentation (``RandAffine``: rotation about each axis, scaling,
+zero padding = "below the window" / "no uptake") runs per sample in ``__getitem__``, training only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from monai.transforms import RandAffine
+from monai.utils import convert_to_tensor
+from torch.utils.data import Dataset
+
+from data_contracts import taxonomy
+from data_contracts.settings import Settings
+from models.dws import NormalizePET, dynamic_window_batch
+from models.localizer import LocalizerConfig
+from models.training.configs import AugmentConfig
+from tasks.patches.store import read_patch_samples, read_patches
+
+CHUNK = 64  # samples read from the store at once
+
+
+def samples(settings: Settings, split: str | None = None) -> pd.DataFrame:
+    """Current patch samples (with their split), optionally one split only, in store-row order."""
+    df = read_patch_samples(settings, with_split=True)
+    if len(df) == 0:
+        raise FileNotFoundError(f"no patch samples in {settings.table_path('patch_samples')}: run patch "
+                                "extraction (and splits) first")
+    if split is not None:
+        if df["split"].isna().all():
+            raise ValueError("no sample has a split: run `update_splits` (petcap splits) first")
+        df = df[df["split"] == split]
+    return df.reset_index(drop=True)
+
+
+def location_index(location_ids: pd.Series | list[str]) -> torch.Tensor:
+    """Taxonomy string ids -> (N,) class indices into ``taxonomy.locations()``."""
+    return torch.tensor([taxonomy.index_of(x) for x in location_ids], dtype=torch.long)
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int, int]) -> torch.Tensor:
+    """(N, C, D, H, W) -> (N, C, *size): area average when shrinking (keeps small masks as fractions)."""
+    if tuple(x.shape[2:]) == tuple(size):
+        return x
+    mode = "area" if all(s <= t for s, t in zip(size, x.shape[2:])) else "trilinear"
+    return F.interpolate(x, size=size, mode=mode) if mode == "area" else F.interpolate(x, size=size, mode=mode,
+                                                                                       align_corners=False)
+
+
+def centre_crop(x: torch.Tensor, size: tuple[int, int, int]) -> torch.Tensor:
+    """(N, C, D, H, W) -> (N, C, *size) around the centre (the lesion centroid); refuses a smaller patch."""
+    have = x.shape[2:]
+    if any(s > h for s, h in zip(size, have)):
+        raise ValueError(f"the patch store's captioner patches are {tuple(have)}, smaller than the configured "
+                         f"{tuple(size)}: extract larger patches or set model.patch_size")
+    start = [(h - s) // 2 for s, h in zip(size, have)]
+    return x[:, :, start[0]:start[0] + size[0], start[1]:start[1] + size[1], start[2]:start[2] + size[2]]
+
+
+def localizer_inputs(settings: Settings, rows: np.ndarray, cfg: LocalizerConfig) -> torch.Tensor:
+    """Store rows -> (N, 3, *cfg.patch_size) float16 localizer inputs in [0, 1]."""
+    lo, hi = cfg.ct_window_hu
+    out = []
+    for i in range(0, len(rows), CHUNK):
+        raw = torch.from_numpy(np.asarray(read_patches(settings, rows[i:i + CHUNK], kind="localizer"),
+                                          dtype=np.float32))  # (n, 3, z, y, x): HU, SUV, mask
+        x = torch.stack([((raw[:, 0] - lo) / (hi - lo)).clamp(0, 1),
+                         (raw[:, 1] / settings.pet_suv_max).clamp(0, 1),
+                         (raw[:, 2] > 0.5).float()], dim=1)  # == localizer_patch, batched
+        out.append(_resize(x, cfg.patch_size).half())
+    return torch.cat(out) if out else torch.zeros(0, 3, *cfg.patch_size, dtype=torch.half)
+
+
+def captioner_raw(settings: Settings, rows: np.ndarray, size: tuple[int, int, int]) -> torch.Tensor:
+    """Store rows -> (N, 3, *size) float32 centre crops in physical units (CT HU, PET SUV, mask)."""
+    out = [centre_crop(torch.from_numpy(np.asarray(read_patches(settings, rows[i:i + CHUNK], kind="captioner"),
+                                                   dtype=np.float32)), size).clone()
+           for i in range(0, len(rows), CHUNK)]
+    return torch.cat(out) if out else torch.zeros(0, 3, *size)
+
+
+def captioner_inputs(raw: torch.Tensor, top1: torch.Tensor, top1_conf: torch.Tensor, settings: Settings,
+                     dws: bool, mask_channel: bool) -> torch.Tensor:
+    """(N, 3, D, H, W) HU/SUV/mask -> (N, 2|3, D, H, W) in [0, 1]: DWS on CT (fixed soft-tissue window when
+    ``dws`` is False), PET / suv_max, optionally the mask. top1 (N,) class indices, top1_conf (N,) float32."""
+    ct = dynamic_window_batch(raw[:, 0], top1, top1_conf, settings.dws_threshold, enabled=dws)
+    pet = convert_to_tensor(NormalizePET(settings.pet_suv_max)(raw[:, 1]), track_meta=False)
+    channels = [ct, pet]
+    if mask_channel:
+        channels.append((raw[:, 2] > 0.5).float())
+    return torch.stack(channels, dim=1).float()
+
+
+class Augment:
+    """MONAI ``RandAffine`` (rotation about each axis, scaling per axis) on one (C, D, H, W) sample."""
+
+    def __init__(self, cfg: AugmentConfig, seed: int = 0):
+        r = math.radians(cfg.rotate_deg)
+        self.enabled = cfg.enabled and cfg.prob > 0 and (cfg.rotate_deg > 0 or cfg.scale > 0)
+        self.affine = RandAffine(prob=cfg.prob, rotate_range=(r, r, r), scale_range=(cfg.scale,) * 3,
+                                 padding_mode="zeros", mode="bilinear")
+        self.affine.set_random_state(seed)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return x
+        return convert_to_tensor(self.affine(x.float()), track_meta=False)
+
+
+class TensorSamples(Dataset):
+    """In-memory samples: ``images`` (N, C, D, H, W) plus per-sample tensors; augmented when ``augment`` given.
+
+    Items are dicts {"image": (C, D, H, W) float32, name: tensor[i] for each extra}.
+    """
+
+    def __init__(self, images: torch.Tensor, augment: Augment | None = None, **extras: torch.Tensor):
+        for name, t in extras.items():
+            if len(t) != len(images):
+                raise ValueError(f"{name} has {len(t)} rows, images {len(images)}")
+        self.images, self.augment, self.extras = images, augment, extras
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        x = self.images[i].float()
+        if self.augment is not None:
+            x = self.augment(x)
+        return {"image": x, **{k: v[i] for k, v in self.extras.items()}}

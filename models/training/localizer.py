@@ -1,0 +1,238 @@
+"""Stage 1 training: the CLIP localizer on the large-FOV patches, then frozen, its top-5 cached per sample.
+
+    train_localizer(settings, config="demo") -> TrainResult      checkpoint <checkpoints_dir>/localizer.pt
+    top5_cache(settings, checkpoint) -> DataFrame                 <checkpoints_dir>/localizer_top5.parquet
+
+Targets are ``taxonomy.index_of(location_id)``. Validation: top-1 / top-5 accuracy over all 134 categories on
+the val split (the localizer's real task), plus the contrastive loss. The checkpoint is the localizer's own
+self-describing file (``models.localizer.save_localizer``) with the training config and resume state in
+``extra``; rerunning with the same config resumes an unfinished run.
+
+The top-5 cache: one row per sample and localizer: sample_id, localizer (hash of the checkpoint file), top_ids
+(5 class indices), top_locations (their taxonomy ids), top_conf (5 float32 confidences, kept float32 so a
+confidence of exactly float32(0.95) meets the 0.95 rules as the localizer produced it). Rows of other localizer
+checkpoints are kept, so the captioner always reads the answers of the localizer it names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from data_contracts import taxonomy
+from data_contracts.settings import Settings
+from models.localizer import CLIPLocalizer, build_localizer, load_localizer, save_localizer
+from models.training import data
+from models.training.configs import ModelTrainConfig, load_config
+from models.training.loop import TrainResult, dist_rank, fit, init_distributed_from_env, pick_device, set_threads
+
+CHECKPOINT = "localizer.pt"
+CACHE = "localizer_top5.parquet"
+TOP_K = 5
+
+
+def checkpoint_path(settings: Settings) -> Path:
+    return settings.checkpoints_dir / CHECKPOINT
+
+
+def cache_path(settings: Settings) -> Path:
+    return settings.checkpoints_dir / CACHE
+
+
+def file_hash(path: Path) -> str:
+    """First 16 hex digits of the file's SHA-256: names one exact localizer."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def _payload_extra(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True).get("extra", {})
+
+
+def _loss(device):
+    def loss_fn(model, batch):
+        return model(batch["image"].to(device, non_blocking=True), batch["location"].to(device))
+    return loss_fn
+
+
+@torch.no_grad()
+def localize_inputs(model: CLIPLocalizer, images: torch.Tensor, batch_size: int = 32,
+                    device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 3, D, H, W) model inputs -> top-5 ids (N, 5) long and confidences (N, 5) float32, on the CPU."""
+    model.eval()
+    ids, conf = [], []
+    for i in range(0, len(images), batch_size):
+        k, c = model.localize(images[i:i + batch_size].float().to(device), k=TOP_K)
+        ids.append(k.cpu())
+        conf.append(c.float().cpu())
+    if not ids:
+        return torch.zeros(0, TOP_K, dtype=torch.long), torch.zeros(0, TOP_K)
+    return torch.cat(ids), torch.cat(conf)
+
+
+def accuracy(model: CLIPLocalizer, images: torch.Tensor, targets: torch.Tensor,
+             device: torch.device | str = "cpu") -> dict[str, float]:
+    """Top-1 and top-5 accuracy over all categories."""
+    if len(images) == 0:
+        return {}
+    ids, _ = localize_inputs(model, images, device=device)
+    return {"top1": float((ids[:, 0] == targets).float().mean()),
+            "top5": float((ids == targets[:, None]).any(1).float().mean())}
+
+
+def train_localizer(settings: Settings, config: str = "demo", overrides: dict | None = None,
+                    progress: bool = True, resume: bool = True) -> TrainResult:
+    """Train (or resume) the localizer of config ``config``, freeze it, and cache its top-5 for every sample."""
+    t_start = time.perf_counter()
+    cfg: ModelTrainConfig = load_config("localizer", config, overrides)
+    init_distributed_from_env()
+    device = pick_device(settings)
+    set_threads(cfg.loop, settings)
+    model_cfg = cfg.model
+
+    train_df, val_df = data.samples(settings, "train"), data.samples(settings, "val")
+    if len(train_df) == 0:
+        raise ValueError("no training samples (split 'train' is empty): synthesize/ingest more patients")
+    train_x = data.localizer_inputs(settings, train_df["row"].to_numpy(), model_cfg)
+    train_y = data.location_index(train_df["location_id"])
+    val_x = data.localizer_inputs(settings, val_df["row"].to_numpy(), model_cfg)
+    val_y = data.location_index(val_df["location_id"])
+    train_set = data.TensorSamples(train_x, data.Augment(cfg.augment, cfg.loop.seed + dist_rank()),
+                                   location=train_y)
+
+    path = checkpoint_path(settings)
+    torch.manual_seed(cfg.loop.seed)
+    model = build_localizer(model_cfg)
+    resume_state = None
+    if resume and path.is_file():
+        extra = _payload_extra(path)
+        state = extra.get("train_state")
+        if (extra.get("train_config") == cfg.to_dict() and extra.get("train_samples") == len(train_df)
+                and state and state["epoch"] <= cfg.loop.epochs):
+            model = load_localizer(path)  # a run of this same recipe and data: continue it (or keep it, if done)
+            resume_state = state
+    model.to(device)
+
+    def validate(m: CLIPLocalizer) -> dict[str, float]:
+        out = accuracy(m, val_x, val_y, device)
+        if len(val_x) > 1:
+            with torch.no_grad():
+                out["loss"] = float(m(val_x[:256].float().to(device), val_y[:256].to(device)))
+        return out
+
+    def save(extra: dict) -> None:
+        save_localizer(model, path, extra={**extra, "train_config": cfg.to_dict(),
+                                           "train_samples": len(train_df)})
+
+    state = fit(model, _loss(device), train_set, cfg.loop, device, save=save, validate=validate,
+                resume_state=resume_state, progress=progress, desc="localizer",
+                loader_workers=settings.train.loader_workers)
+    if dist_rank() != 0:
+        return TrainResult("localizer", config, str(path), state.epoch, float("nan"), None)
+
+    frozen = freeze(load_localizer(path, map_location=device))
+    top5_cache(settings, path, model=frozen, progress=progress)
+    metrics = accuracy(frozen, val_x, val_y, device)
+    last = state.history[-1] if state.history else {}
+    seconds = time.perf_counter() - t_start
+    this_call = [h for h in state.history if resume_state is None or h["epoch"] > resume_state["epoch"]]
+    trained_s = sum(h["seconds"] for h in this_call)
+    return TrainResult(
+        model="localizer", config=config, checkpoint=str(path), epochs=state.epoch,
+        train_loss=float(last.get("train_loss", float("nan"))), val_loss=last.get("val_loss"),
+        metrics=metrics, seconds=seconds,
+        samples_per_s=(sum(h["samples"] for h in this_call) / trained_s) if trained_s else 0.0,
+        train_samples=len(train_df), val_samples=len(val_df),
+        extra={"history": state.history, "device": str(device), "threads": torch.get_num_threads()},
+    )
+
+
+def freeze(model: CLIPLocalizer) -> CLIPLocalizer:
+    """Eval mode and no gradients: stage 2 never updates the localizer."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def read_cache(settings: Settings, localizer_hash: str) -> pd.DataFrame:
+    """The cached top-5 rows of one localizer (empty when none)."""
+    path = cache_path(settings)
+    if not path.is_file():
+        return pd.DataFrame(columns=["sample_id", "localizer", "top_ids", "top_locations", "top_conf"])
+    df = pd.read_parquet(path)
+    return df[df["localizer"] == localizer_hash].reset_index(drop=True)
+
+
+def top5_cache(settings: Settings, checkpoint: Path | str | None = None, model: CLIPLocalizer | None = None,
+               progress: bool = False) -> pd.DataFrame:
+    """Top-5 of every current sample under the localizer ``checkpoint``: cached rows reused, missing ones computed
+    and appended (atomic rewrite). -> DataFrame sample_id, localizer, top_ids, top_locations, top_conf."""
+    checkpoint = Path(checkpoint or checkpoint_path(settings))
+    digest = file_hash(checkpoint)
+    all_samples = data.samples(settings)
+    cached = read_cache(settings, digest)
+    missing = all_samples[~all_samples["sample_id"].isin(set(cached["sample_id"]))]
+    if len(missing):
+        model = model if model is not None else freeze(load_localizer(checkpoint))
+        device = next(model.parameters()).device
+        images = data.localizer_inputs(settings, missing["row"].to_numpy(), model.cfg)
+        ids, conf = localize_inputs(model, images, device=device)
+        locs = taxonomy.locations()
+        new = pd.DataFrame({
+            "sample_id": missing["sample_id"].to_numpy(), "localizer": digest,
+            "top_ids": [row.astype(np.int16) for row in ids.numpy()],
+            "top_locations": [[locs[i].id for i in row] for row in ids.tolist()],
+            "top_conf": [row.astype(np.float32) for row in conf.numpy()],
+        })
+        _append_cache(settings, new)
+        cached = pd.concat([cached, new], ignore_index=True)
+    keep = cached[cached["sample_id"].isin(set(all_samples["sample_id"]))]
+    return keep.reset_index(drop=True)
+
+
+CACHE_SCHEMA = pa.schema([("sample_id", pa.string()), ("localizer", pa.string()),
+                          ("top_ids", pa.list_(pa.int16())), ("top_locations", pa.list_(pa.string())),
+                          ("top_conf", pa.list_(pa.float32()))])
+
+
+def _append_cache(settings: Settings, new: pd.DataFrame) -> None:
+    path = cache_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = pd.read_parquet(path) if path.is_file() else None
+    df = new if old is None else pd.concat([old, new], ignore_index=True)
+    df = df.drop_duplicates(["sample_id", "localizer"], keep="last")
+    table = pa.Table.from_pandas(df, schema=CACHE_SCHEMA, preserve_index=False)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def cache_tensors(cache: pd.DataFrame, sample_ids: pd.Series | list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cached rows in the order of ``sample_ids`` -> top_ids (N, 5) long, top_conf (N, 5) float32."""
+    by_id = cache.set_index("sample_id")
+    missing = [s for s in sample_ids if s not in by_id.index]
+    if missing:
+        raise KeyError(f"{len(missing)} samples have no cached localizer answer (e.g. {missing[0]}): "
+                       "run top5_cache with this localizer")
+    rows = by_id.loc[list(sample_ids)]
+    ids = torch.tensor(np.stack([np.asarray(r, dtype=np.int64) for r in rows["top_ids"]]).reshape(-1, TOP_K))
+    conf = torch.from_numpy(np.stack([np.asarray(r, dtype=np.float32) for r in rows["top_conf"]]).reshape(-1, TOP_K))
+    return ids, conf

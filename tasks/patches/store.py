@@ -1,0 +1,214 @@
+"""The patch store (Zarr v3) and its sample table (append-only Parquet parts): layout, recipe, rows, commits.
+
+Patch store at ``settings.patch_store_url``::
+
+    attrs      format, recipe (fields of view, dtype, pads, channels, kernel version), recipe_hash
+    localizer  (samples, 3, z, y, x)  storage dtype, one chunk per sample, fill NaN (a row never written)
+    captioner  (samples, 3, z, y, x)  idem
+
+Channels are CT (HU), PET (SUVbw) and this lesion's mask (0/1); each patch is an LPS-aligned grid (z, y, x)
+at its field of view's spacing, centred on the lesion centroid snapped to that spacing's lattice (see
+``tasks.patches.resample``). A sample's geometry is its table row's ``centre_mm`` and the array's
+``spacing_mm`` attribute.
+
+Sample table at ``settings.table_path("patch_samples")``: a folder of parts ``part-000001.parquet``, ... each
+written once, atomically (temporary file + rename), never rewritten. A part holds the rows of one commit:
+samples whose patch data were completely written before the commit. A sample may appear in several parts
+(its caption changed, its study was re-ingested, it was removed); the row with the highest ``commit`` is
+its current state (``current``). Rows of the patch store are never reused once any part names them, so an
+old row always points at the data it was registered with; rows written by an interrupted run but never
+registered are free and are reused, lowest first.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import zarr
+
+from data_contracts.settings import PatchSettings, Settings
+from data_contracts.tables import PATCH_SAMPLES, TableError
+from tasks.ingest.store import compressors
+from tasks.patches.resample import CHANNELS, UNITS, FieldOfView, _open
+
+FORMAT = 1  # layout version of the patch store
+KERNEL_VERSION = "1"  # bump when the same settings would cut different patches
+PART = "part-{:06d}.parquet"
+
+
+class PatchStoreError(RuntimeError):
+    """The patch store and its settings or sample table disagree; the message says which and what to do."""
+
+
+def fields_of_view(cfg: PatchSettings) -> tuple[FieldOfView, FieldOfView]:
+    return (FieldOfView("localizer", tuple(cfg.localizer_size), tuple(cfg.localizer_spacing_mm)),
+            FieldOfView("captioner", tuple(cfg.captioner_size), tuple(cfg.captioner_spacing_mm)))
+
+
+def recipe(cfg: PatchSettings) -> dict:
+    """Everything that decides a patch's values (not where it is stored, nor how it is computed)."""
+    return {
+        "kernel": KERNEL_VERSION,
+        "fovs": [{"name": f.name, "size": list(f.size), "spacing_mm": list(f.spacing)} for f in fields_of_view(cfg)],
+        "dtype": cfg.dtype,
+        "channels": list(CHANNELS),
+        "pads": {"ct": cfg.ct_pad_hu, "pet": 0.0, "mask": 0.0},
+        "interpolation": "linear (SimpleITK convention); mask: indicator >= 0.5, never empty",
+        "grid": "LPS-aligned, centred on the lesion centroid snapped to the lattice of the spacing",
+    }
+
+
+def recipe_hash(cfg: PatchSettings) -> str:
+    return hashlib.sha256(json.dumps(recipe(cfg), sort_keys=True).encode()).hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------------------ patch store
+def open_store(settings: Settings, create: bool = False) -> zarr.Group | None:
+    """The patch store, checked against the settings' recipe; created (empty) when ``create``.
+
+    Returns None when it does not exist and ``create`` is False. Raises ``PatchStoreError`` when it was built
+    with another recipe (other sizes, spacings, dtype, padding or kernel).
+    """
+    url, cfg = settings.patch_store_url, settings.patches
+    try:
+        group = _open(url, mode="r+")
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+        if not create:
+            return None
+        return _create(url, settings)
+    found = dict(group.attrs).get("recipe_hash")
+    if found != recipe_hash(cfg):
+        raise PatchStoreError(
+            f"the patch store {url} was built with another patch recipe ({found}, now {recipe_hash(cfg)}): "
+            f"its patches differ from what these settings cut. Point PETCAP_PATCHES__STORE_URL (and the "
+            f"tables) elsewhere, or remove the store and the patch_samples table to rebuild.")
+    return group
+
+
+def _create(url: str, settings: Settings) -> zarr.Group:
+    cfg = settings.patches
+    group = _open(url, mode="a")
+    codecs = compressors(settings.ingest.model_copy(update={"compressor": cfg.compressor,
+                                                            "compression_level": cfg.compression_level}))
+    for fov in fields_of_view(cfg):
+        shape = (len(CHANNELS), *fov.size)
+        group.create_array(
+            fov.name, shape=(0, *shape), chunks=(1, *shape), dtype=cfg.dtype, fill_value=float("nan"),
+            compressors=codecs, dimension_names=("sample", "channel", "z", "y", "x"),
+            attributes={"spacing_mm": list(fov.spacing), "size": list(fov.size), "channels": list(CHANNELS),
+                        "units": [UNITS[c] for c in CHANNELS], "direction": [1, 0, 0, 0, 1, 0, 0, 0, 1],
+                        "convention": "LPS; arrays (z, y, x); spacing (x, y, z) mm; row i = the sample table's "
+                                      "row i; voxel (0,0,0) centre = snapped centre - (size-1)/2 * spacing"})
+    group.attrs.update({"format": FORMAT, "recipe": recipe(cfg), "recipe_hash": recipe_hash(cfg)})
+    return group
+
+
+def ensure_rows(group: zarr.Group, rows: int) -> None:
+    """Grow every patch array to at least ``rows`` samples (a metadata write; nothing is ever shrunk)."""
+    for name in ("localizer", "captioner"):
+        array = group[name]
+        if array.shape[0] < rows:
+            array.resize((rows, *array.shape[1:]))
+
+
+def store_rows(group: zarr.Group | None) -> int:
+    return 0 if group is None else int(group["localizer"].shape[0])
+
+
+# ------------------------------------------------------------------------------------------ sample table
+class SampleTable:
+    """The append-only sample table: a folder of Parquet parts, one per commit."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def parts(self) -> list[Path]:
+        return sorted(self.path.glob("part-*.parquet")) if self.path.is_dir() else []
+
+    def read_all(self) -> pd.DataFrame:
+        """Every row ever committed (validated), in commit order."""
+        parts = self.parts()
+        if not parts:
+            return pd.DataFrame(columns=PATCH_SAMPLES.columns)
+        df = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+        PATCH_SAMPLES.validate(df, source=str(self.path))
+        return df.sort_values(["commit", "row"], kind="stable", ignore_index=True)
+
+    def next_commit(self) -> int:
+        parts = self.parts()
+        return int(parts[-1].name.removeprefix("part-").removesuffix(".parquet")) + 1 if parts else 1
+
+    def append(self, df: pd.DataFrame) -> Path:
+        """Write one new part (validated; atomic); its rows must all carry the part's commit number."""
+        commit = self.next_commit()
+        if len(df) == 0 or set(df["commit"]) != {commit}:
+            raise TableError(f"table 'patch_samples' at {self.path}: a part needs rows of commit {commit}")
+        path = self.path / PART.format(commit)
+        PATCH_SAMPLES.write(df.reset_index(drop=True), path)
+        return path
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """One writer at a time (an exclusive lock file beside the parts)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / ".lock", "a") as f:  # "a": opening leaves the file (and its mtime) as it is
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise PatchStoreError(f"another extraction is writing {self.path}") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def current(history: pd.DataFrame, keep_removed: bool = False) -> pd.DataFrame:
+    """The current row of every sample: its highest commit; tombstones dropped unless ``keep_removed``."""
+    if len(history) == 0:
+        return history
+    latest = history.sort_values("commit", kind="stable").drop_duplicates("sample_id", keep="last")
+    if not keep_removed:
+        latest = latest[~latest["removed"].astype(bool)]
+    return latest.sort_values("row", kind="stable", ignore_index=True)
+
+
+def free_rows(history: pd.DataFrame, count: int) -> list[int]:
+    """The ``count`` lowest row indices no committed row names (rows of interrupted runs are reused)."""
+    used = set(history["row"].astype(int).tolist()) if len(history) else set()
+    out, i = [], 0
+    while len(out) < count:
+        if i not in used:
+            out.append(i)
+        i += 1
+    return out
+
+
+def read_patch_samples(settings: Settings, with_split: bool = True) -> pd.DataFrame:
+    """The current patch samples (one row per sample with patches; ``row`` indexes the patch store).
+
+    ``split`` is filled from the ``splits`` table (patients not yet assigned get None); each patient has
+    exactly one split there, so no patient's samples span two splits.
+    """
+    table = current(SampleTable(settings.table_path("patch_samples")).read_all())
+    if with_split and len(table):
+        from tasks.splits import read_splits
+
+        splits = read_splits(settings)
+        table = table.assign(split=table["patient_id"].map(splits).astype(object))
+        table["split"] = table["split"].where(table["split"].notna(), None)
+    return table
+
+
+def read_patches(settings: Settings, rows: np.ndarray | list[int], kind: str = "captioner") -> np.ndarray:
+    """The patches of the given store rows, (n, 3, z, y, x) in the storage dtype (one chunk per row)."""
+    group = open_store(settings)
+    if group is None:
+        raise PatchStoreError(f"no patch store at {settings.patch_store_url}: run extract-patches first")
+    return group[kind].oindex[np.asarray(rows, dtype=np.int64)]

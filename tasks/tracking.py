@@ -1,0 +1,329 @@
+"""MLflow tracking and registry: experiments per flow, configs as params, metrics per vendor and tracer,
+reports / plots / checkpoints as artifacts, dataset lineage, and the one registered model.
+
+Store: ``Settings.tracking_uri`` (default ``sqlite:///<home>/mlflow.db``; any MLflow server URI works), with
+the registry at ``Settings.registry_uri`` and new experiments' artifacts under ``Settings.artifact_location``.
+
+Registered model: the localizer and the captioner together, as ONE ``mlflow.pyfunc`` model whose artifacts
+are the two checkpoint files (``PetcapCaptionModel``); loading it rebuilds both networks from the files, so
+no torch serialization of MLflow's is involved (mlflow 3 would otherwise ``torch.export`` the modules).
+
+Nothing patient-identifying is logged: params come from configs (keys naming patients are refused), metrics
+are numbers named by metric / vendor / tracer, tags are hashes and versions, and artifacts are reports and
+tables that carry pseudonymous sample ids only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import yaml
+from mlflow import MlflowClient
+from mlflow.models.signature import ModelSignature
+from mlflow.types.schema import ColSpec, Schema, TensorSpec
+
+from data_contracts.settings import Settings
+from data_contracts.taxonomy import TAXONOMY_VERSION
+
+PARAM_VALUE_MAX = 6000  # MLflow's limit on a param value
+# Config keys that may carry identities; a config holding one is a bug upstream, so it is refused, not logged.
+_IDENTITY_KEY = re.compile(r"patient_?(name|id)|birth_?date|accession|(^|_)mrn($|_)|person_?name", re.IGNORECASE)
+
+
+class TrackingError(RuntimeError):
+    """A run, experiment or model version that cannot be logged or found; the message says which."""
+
+
+# ------------------------------------------------------------------------------------------------ setup
+def configure(settings: Settings) -> MlflowClient:
+    """Point MLflow (tracking and registry) at the settings' store; return a client for that store."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.registry_uri)
+    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
+
+
+def experiment_name(settings: Settings, flow: str) -> str:
+    return f"{settings.tracking.experiment_prefix}/{flow}"
+
+
+def experiment_id(settings: Settings, flow: str) -> str:
+    """The experiment of a flow (``train-localizer``, ``train-captioner``, ``evaluate``, ``promote``), created
+    with its artifacts under ``Settings.artifact_location`` when new."""
+    client = configure(settings)
+    name = experiment_name(settings, flow)
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    return client.create_experiment(name, artifact_location=f"{settings.artifact_location.rstrip('/')}/{flow}")
+
+
+# ----------------------------------------------------------------------------------------------- params
+def _plain(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    if hasattr(value, "to_dict") and not isinstance(value, pd.DataFrame):
+        return value.to_dict()
+    return value
+
+
+def flatten_params(config: Any, prefix: str = "") -> dict[str, str]:
+    """A config (pydantic model, dataclass, dict, nested) -> ``{"loop.lr": "0.001", ...}`` as strings.
+
+    Secrets (pydantic ``SecretStr``) are dumped masked by pydantic; keys that name patients are refused.
+    """
+    out: dict[str, str] = {}
+    value = _plain(config)
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            key = f"{prefix}.{k}" if prefix else str(k)
+            if _IDENTITY_KEY.search(str(k)):
+                raise TrackingError(f"config key {key!r} looks like patient data; it is not logged to MLflow")
+            out.update(flatten_params(v, key))
+        return out
+    if isinstance(value, (list, tuple)):
+        text = json.dumps([_plain(v) for v in value], default=str)
+    else:
+        text = str(value)
+    return {prefix or "value": text[:PARAM_VALUE_MAX]}
+
+
+# ---------------------------------------------------------------------------------------------- lineage
+def _sha256(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def split_version(settings: Settings) -> str:
+    """Hash of the patient -> split assignment (pseudonyms only); 'none' before splits exist."""
+    path = settings.table_path("splits")
+    if not path.exists():
+        return "none"
+    df = pd.read_parquet(path, columns=["patient_id", "split"]).sort_values("patient_id")
+    text = "\n".join(f"{p},{s}" for p, s in zip(df["patient_id"], df["split"]))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def lineage_tags(settings: Settings) -> dict[str, str]:
+    """Dataset lineage of a run: cohort manifest hash, split version, taxonomy version, code commit."""
+    manifest = _sha256(settings.raw.manifest)
+    tags = {"lineage.manifest_sha256": manifest or "none", "lineage.split_version": split_version(settings),
+            "lineage.taxonomy_version": TAXONOMY_VERSION}
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False,
+                                cwd=Path(__file__).resolve().parent).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    tags["lineage.code_commit"] = commit or "unknown"
+    return tags
+
+
+# ------------------------------------------------------------------------------------------------- runs
+def log_params(client: MlflowClient, run_id: str, params: dict[str, str]) -> None:
+    from mlflow.entities import Param
+
+    items = [Param(k, v) for k, v in params.items()]
+    for i in range(0, len(items), 100):
+        client.log_batch(run_id, params=items[i:i + 100])
+
+
+def log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    items = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None and np.isfinite(v)]
+    for i in range(0, len(items), 500):
+        client.log_batch(run_id, metrics=items[i:i + 500])
+
+
+def log_training_run(settings: Settings, flow: str, config: Any, result: Any = None,
+                     checkpoints: Iterable[Path | str] = (), artifacts: Iterable[Path | str] = (),
+                     metrics: dict[str, float] | None = None, run_name: str | None = None,
+                     tags: dict[str, str] | None = None) -> str:
+    """One training run: the full config as params, ``result`` (a ``TrainResult``) as metrics (final
+    validation metrics, losses, throughput; the per-epoch history as steps), checkpoints and other files as
+    artifacts, lineage tags. -> the run id."""
+    client = configure(settings)
+    exp = experiment_id(settings, flow)
+    run = client.create_run(exp, run_name=run_name, tags={**lineage_tags(settings), "petcap.flow": flow,
+                                                          **(tags or {})})
+    rid = run.info.run_id
+    try:
+        log_params(client, rid, flatten_params(config))
+        final = dict(metrics or {})
+        if result is not None:
+            final.update({f"val/{k}": v for k, v in (result.metrics or {}).items()})
+            final.update({"train_loss": result.train_loss, "val_loss": result.val_loss, "epochs": result.epochs,
+                          "seconds": result.seconds, "samples_per_s": result.samples_per_s})
+            for h in (result.extra or {}).get("history", []):
+                log_metrics(client, rid, {f"epoch/{k}": v for k, v in h.items()
+                                           if k != "epoch" and isinstance(v, (int, float))}, step=int(h["epoch"]))
+            checkpoints = [*checkpoints, result.checkpoint]
+        log_metrics(client, rid, final)
+        for path in checkpoints:
+            client.log_artifact(rid, str(path), artifact_path="checkpoints")
+        for path in artifacts:
+            path = Path(path)
+            (client.log_artifacts if path.is_dir() else client.log_artifact)(rid, str(path), "artifacts")
+    except Exception:
+        client.set_terminated(rid, status="FAILED")
+        raise
+    client.set_terminated(rid)
+    return rid
+
+
+def log_evaluation(settings: Settings, result, split: str = "test", run_name: str | None = None,
+                   config: Any = None, tags: dict[str, str] | None = None) -> str:
+    """An evaluation: a parent run holding the report folder (HTML, Markdown, figures, tables) and one child
+    run per configuration with every metric overall and per vendor / tracer (``bleu4``, ``bleu4/siemens``,
+    ``bleu4/fdg``). -> the parent run id."""
+    client = configure(settings)
+    exp = experiment_id(settings, "evaluate")
+    base_tags = {**lineage_tags(settings), "petcap.flow": "evaluate", "petcap.split": split, **(tags or {})}
+    parent = client.create_run(exp, run_name=run_name or f"evaluate-{split}", tags=base_tags)
+    pid = parent.info.run_id
+    if config is not None:
+        log_params(client, pid, flatten_params(config))
+    for name, cfg in result.configs.items():
+        child = client.create_run(exp, run_name=name, tags={**base_tags, "mlflow.parentRunId": pid,
+                                                             "petcap.config": name})
+        log_metrics(client, child.info.run_id, cfg.flat_metrics())
+        client.set_terminated(child.info.run_id)
+    if result.html_path is not None:
+        client.log_artifacts(pid, str(Path(result.html_path).parent), artifact_path="report")
+    client.set_terminated(pid)
+    return pid
+
+
+# ------------------------------------------------------------------------------------ registered model
+class PetcapCaptionModel(mlflow.pyfunc.PythonModel):
+    """Localizer + captioner as one pyfunc model; artifacts ``localizer`` and ``captioner`` (checkpoints).
+
+    Input: ``{"localizer": (n, 3, z, y, x), "captioner": (n, 3, z, y, x)}`` float32 patches in physical
+    units (CT HU, PET SUV, lesion mask), the patch store's two fields of view. Output: one row per lesion
+    with the caption, the top-5 location ids (";"-joined), the top-1 confidence and the CT window applied.
+    Thresholds and decoding come from the model config (``model_config``) recorded at registration.
+    """
+
+    def load_context(self, context):
+        from models.captioner import load_checkpoint
+        from models.localizer import load_localizer
+
+        self.localizer = load_localizer(context.artifacts["localizer"])
+        self.captioner, self.cfg, self.vocab, extra = load_checkpoint(context.artifacts["captioner"])
+        self.params = dict(context.model_config or {})
+        self.method = dict((extra.get("train_config") or {}).get("method", {}))
+
+    def predict(self, context, model_input, params=None):
+        import torch
+
+        from data_contracts import taxonomy
+        from models.cglp import cglp_prompt_ids
+        from models.dws import DynamicWindow
+        from models.localizer import localizer_patch
+        from models.training.captioner import generate_captions, window_name
+        from models.training.data import _resize, captioner_inputs, centre_crop
+        from models.training.localizer import localize_inputs
+
+        p = self.params
+        loc_raw = torch.as_tensor(np.asarray(model_input["localizer"], dtype=np.float32))
+        cap_raw = torch.as_tensor(np.asarray(model_input["captioner"], dtype=np.float32))
+        suv_max = float(p.get("pet_suv_max", 15.0))
+        x = torch.stack([localizer_patch(v[0], v[1], v[2], self.localizer.cfg, suv_max) for v in loc_raw])
+        ids, conf = localize_inputs(self.localizer, _resize(x, self.localizer.cfg.patch_size))
+        knobs = Settings(dws_threshold=p.get("dws_threshold", 0.95), pet_suv_max=suv_max,
+                         cglp_threshold=p.get("cglp_threshold", 0.95))
+        dws_on, cglp_on = bool(self.method.get("dws", True)), bool(self.method.get("cglp", True))
+        images = captioner_inputs(centre_crop(cap_raw, self.cfg.patch_size), ids[:, 0], conf[:, 0], knobs,
+                                  dws_on, bool(self.method.get("mask_channel", False)))
+        prompts = cglp_prompt_ids(ids, conf, self.vocab, threshold=knobs.cglp_threshold,
+                                  length=self.cfg.prompt_len, enabled=cglp_on,
+                                  counts=tuple(p.get("cglp_prompt_locations", (1, 3))))
+        captions = generate_captions(self.captioner, self.vocab, images, prompts,
+                                     beam_size=int(self.method.get("beam_size", 1)))
+        dws = DynamicWindow(knobs.dws_threshold, enabled=dws_on)
+        locs = taxonomy.locations()
+        return pd.DataFrame({
+            "caption": captions,
+            "top_ids": [";".join(locs[i].id for i in row) for row in ids.tolist()],
+            "top1_confidence": conf[:, 0].double().numpy(),
+            "window": [window_name(dws.window(int(i), float(c))) for i, c in zip(ids[:, 0], conf[:, 0])],
+        })
+
+
+def model_signature() -> ModelSignature:
+    patch = (-1, 3, -1, -1, -1)
+    return ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), patch, "localizer"),
+                       TensorSpec(np.dtype(np.float32), patch, "captioner")]),
+        outputs=Schema([ColSpec("string", "caption"), ColSpec("string", "top_ids"),
+                        ColSpec("double", "top1_confidence"), ColSpec("string", "window")]))
+
+
+def register_candidate(settings: Settings, localizer_checkpoint: Path | str, captioner_checkpoint: Path | str,
+                       run_id: str | None = None, tags: dict[str, str] | None = None) -> str:
+    """Register localizer + captioner as a new version of ``tracking.registered_model``. -> the version.
+
+    The model is logged in ``run_id`` (e.g. the captioner's training run) or in a new run of the
+    ``register`` experiment; lineage tags go on the version, so it says which cohort and split it saw.
+    """
+    client = configure(settings)
+    own_run = run_id is None
+    if own_run:
+        run_id = client.create_run(experiment_id(settings, "register"),
+                                   tags={**lineage_tags(settings), "petcap.flow": "register"}).info.run_id
+    exp = client.get_run(run_id).info.experiment_id
+    model_config = {"dws_threshold": settings.dws_threshold, "cglp_threshold": settings.cglp_threshold,
+                    "pet_suv_max": settings.pet_suv_max,
+                    "cglp_prompt_locations": list(settings.cglp_prompt_locations)}
+    with mlflow.start_run(run_id=run_id, experiment_id=exp):
+        info = mlflow.pyfunc.log_model(
+            name="petcap-model", python_model=PetcapCaptionModel(),
+            artifacts={"localizer": str(localizer_checkpoint), "captioner": str(captioner_checkpoint)},
+            signature=model_signature(), model_config=model_config,
+            registered_model_name=settings.tracking.registered_model,
+            pip_requirements=["torch", "monai", "numpy", "pandas", "mlflow"])
+    if own_run:
+        client.set_terminated(run_id)
+    version = str(info.registered_model_version)
+    for k, v in {**lineage_tags(settings), **(tags or {})}.items():
+        client.set_model_version_tag(settings.tracking.registered_model, version, k, v)
+    return version
+
+
+def version_checkpoints(settings: Settings, version: str, dst: Path | None = None) -> dict[str, Path]:
+    """Download a registered version's two checkpoints -> {"localizer": path, "captioner": path}."""
+    client = configure(settings)
+    mv = client.get_model_version(settings.tracking.registered_model, version)
+    dst = Path(dst or tempfile.mkdtemp(prefix=f"petcap-v{version}-"))
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{mv.name}/{version}", dst_path=str(dst)))
+
+    spec = yaml.safe_load((local / "MLmodel").read_text())
+    artifacts = spec.get("flavors", {}).get("python_function", {}).get("artifacts", {})
+    found = {}
+    for kind in ("localizer", "captioner"):
+        path = local / artifacts.get(kind, {}).get("path", f"missing-{kind}")
+        if not path.is_file():
+            raise TrackingError(f"model version {version} of {mv.name} has no {kind} checkpoint")
+        found[kind] = path
+    return found

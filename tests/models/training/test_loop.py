@@ -1,0 +1,145 @@
+"""The shared training loop: the lr schedule, resume equals an uninterrupted run, DDP keeps ranks equal."""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from models.training.configs import LoopConfig
+from models.training.loop import fit
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class Toy(Dataset):
+    """Eight fixed (x, y) pairs of a noisy linear map."""
+
+    def __init__(self, n: int = 8):
+        g = torch.Generator().manual_seed(1)
+        self.x = torch.randn(n, 4, generator=g)
+        self.y = self.x @ torch.randn(4, 2, generator=g) + 0.1 * torch.randn(n, 2, generator=g)
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return {"x": self.x[i], "y": self.y[i]}
+
+
+def toy_loss(model, batch):
+    return nn.functional.mse_loss(model(batch["x"]), batch["y"])
+
+
+def toy_model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2))
+
+
+def flat(model: nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+CFG = {"epochs": 6, "batch_size": 4, "lr": 1e-2, "weight_decay": 5e-4, "grad_clip": 1.0, "threads": 1, "seed": 3}
+
+
+def test_milestones_at_each_third():
+    assert LoopConfig(epochs=30).lr_milestones() == [10, 20]
+    assert LoopConfig(epochs=10).lr_milestones() == [3, 7]
+    assert LoopConfig(epochs=2).lr_milestones() == [1]
+    assert LoopConfig(epochs=1).lr_milestones() == []
+
+
+def test_adam_settings_step_decay_and_loss_falls():
+    model = toy_model()
+    state = fit(model, toy_loss, Toy(), LoopConfig(**CFG), torch.device("cpu"), progress=False)
+    assert [h["lr"] for h in state.history] == pytest.approx([1e-2, 1e-2, 1e-3, 1e-3, 1e-4, 1e-4])
+    assert state.epoch == 6 and state.samples_seen == 6 * 8
+    assert state.history[-1]["train_loss"] < state.history[0]["train_loss"]
+
+
+def test_resume_continues_the_same_schedule_and_optimizer_state():
+    """Stopping after 2 of 6 epochs and resuming from the saved state gives exactly the uninterrupted run."""
+    full = toy_model()
+    saved: list[dict] = []
+    fit(full, toy_loss, Toy(), LoopConfig(**CFG), torch.device("cpu"), progress=False,
+        save=lambda extra: saved.append({"extra": copy.deepcopy(extra), "weights": {k: v.clone() for k, v in full.state_dict().items()}}))
+    assert [s["extra"]["train_state"]["epoch"] for s in saved] == [1, 2, 3, 4, 5, 6]
+
+    at2 = saved[1]
+    state = at2["extra"]["train_state"]
+    assert state["scheduler"]["last_epoch"] == 2 and state["scheduler"]["milestones"] == {2: 1, 4: 1}
+    adam = state["optimizer"]["state"][0]
+    assert int(adam["step"]) == 2 * 2  # two epochs of two batches
+    assert state["optimizer"]["param_groups"][0]["betas"] == (0.9, 0.999)
+    assert state["optimizer"]["param_groups"][0]["weight_decay"] == 5e-4
+
+    resumed = toy_model()
+    resumed.load_state_dict(at2["weights"])
+    out = fit(resumed, toy_loss, Toy(), LoopConfig(**CFG), torch.device("cpu"), progress=False, resume_state=state)
+    assert out.epoch == 6
+    assert [h["lr"] for h in out.history] == pytest.approx([1e-2, 1e-2, 1e-3, 1e-3, 1e-4, 1e-4])
+    assert torch.equal(flat(resumed), flat(full))
+
+
+DDP_SCRIPT = textwrap.dedent("""
+    import sys, torch
+    from torch import nn
+    sys.path.insert(0, {root!r})
+    sys.path.insert(0, {here!r})
+    from models.training.configs import LoopConfig
+    from models.training.loop import fit, init_distributed_from_env, dist_rank, dist_world
+    from test_loop import Toy, toy_loss, toy_model
+    torch.set_num_threads(1)
+    assert init_distributed_from_env() and dist_world() == 2
+    assert torch.distributed.get_backend() == "gloo"
+    model = toy_model()
+    fit(model, toy_loss, Toy(4), LoopConfig(epochs=1, batch_size=2, lr=1e-2, grad_clip=0.0, threads=1),
+        torch.device("cpu"), progress=False)
+    torch.save(torch.cat([p.detach().reshape(-1) for p in model.parameters()]), {out!r} + f"/rank{{dist_rank()}}.pt")
+    torch.distributed.destroy_process_group()
+""")
+
+
+def test_ddp_two_cpu_processes_keep_weights_equal(tmp_path):
+    """torchrun, 2 processes, gloo: after one step on different shards both ranks hold the same weights, and they
+    equal one single-process step on the whole batch (DDP averages the gradients)."""
+    script = tmp_path / "ddp_step.py"
+    script.write_text(DDP_SCRIPT.format(root=str(ROOT), here=str(Path(__file__).parent), out=str(tmp_path)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                             str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # torchrun and its two workers: one process group
+        proc.communicate()
+        raise
+    assert proc.returncode == 0, err[-3000:]
+    w0, w1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    assert torch.equal(w0, w1)
+    init = flat(toy_model())
+    assert not torch.allclose(w0, init)
+
+    single = toy_model()
+    fit(single, toy_loss, Toy(4), LoopConfig(epochs=1, batch_size=4, lr=1e-2, grad_clip=0.0, threads=1),
+        torch.device("cpu"), progress=False)
+    assert torch.allclose(w0, flat(single), atol=1e-6)

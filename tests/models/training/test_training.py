@@ -1,0 +1,177 @@
+"""Training end to end on a tiny cohort made by the project's own chain (synth -> ingest -> link -> patches ->
+splits): localizer training and its float32 top-5 cache, captioner training on the cache with DWS/CGLP, rerun
+idempotence, and ``predict``'s table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from data_contracts import taxonomy
+from data_contracts.settings import PatchSettings, Settings, TrainSettings
+from models.captioner import load_checkpoint
+from models.cglp import cglp_prompt
+from models.localizer import load_localizer
+from models.training import data
+from models.training.captioner import predict, train_captioner
+from models.training.localizer import cache_path, file_hash, top5_cache, train_localizer
+from tasks.ingest import ingest_all
+from tasks.link import link_dataset
+from tasks.patches.extract import extract_patches
+from tasks.splits import update_splits
+from tasks.synth.cohort import synthesize_cohort
+
+# Store patches differ from the model sizes on purpose: the localizer's are area-resized 24^3 -> 16^3, the
+# captioner's centre-cropped 20^3 -> 16^3.
+PATCHES = PatchSettings(localizer_size=(24, 24, 24), localizer_spacing_mm=(16.0, 16.0, 16.0),
+                        captioner_size=(20, 20, 20), captioner_spacing_mm=(4.0, 4.0, 4.0), dtype="float32",
+                        workers=1, processes=False)
+LOCALIZER = {"loop.epochs": 2, "loop.batch_size": 8, "loop.threads": 1, "loop.val_every": 1,
+             "model.patch_size": [16, 16, 16], "model.encoder_channels": [8, 8, 16, 16],
+             "model.embed_dim": 32, "model.text_width": 32, "model.text_layers": 1, "model.text_heads": 2}
+CAPTIONER = {"loop.epochs": 2, "loop.batch_size": 8, "loop.threads": 1, "loop.val_every": 2,
+             "model.patch_size": [16, 16, 16], "model.encoder_channels": [8, 8, 16, 16], "model.dim": 32,
+             "model.heads": 2, "model.encoder_layers": 1, "model.decoder_layers": 1, "method.beam_size": 2}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def cohort(tmp_path_factory) -> Settings:
+    """Six tiny patients through the whole upstream chain, once per session."""
+    home = tmp_path_factory.mktemp("train-cohort")
+    settings = Settings(home=home, patches=PATCHES, train=TrainSettings(threads=1))
+    synthesize_cohort(settings.raw_dir, patients=6, seed=5, scale="tiny", settings=settings, progress=False)
+    ingest_all(settings, progress=False)
+    link_dataset(settings, "rules")
+    extract_patches(settings, progress=False)
+    update_splits(settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def trained(cohort, tmp_path_factory):
+    """Both models trained (tiny overrides) into their own checkpoint folder."""
+    settings = cohort.model_copy(update={"train": TrainSettings(
+        threads=1, checkpoints_dir=tmp_path_factory.mktemp("checkpoints"))})
+    loc = train_localizer(settings, "demo", LOCALIZER, progress=False)
+    cap = train_captioner(settings, "b_w_p", CAPTIONER, progress=False)
+    return settings, loc, cap
+
+
+def test_inputs_resize_crop_and_normalise(cohort):
+    df = data.samples(cohort)
+    rows = df["row"].to_numpy()[:3]
+    from models.localizer import LocalizerConfig
+    x = data.localizer_inputs(cohort, rows, LocalizerConfig(patch_size=(12, 12, 12)))
+    assert x.shape == (3, 3, 12, 12, 12) and x.dtype == torch.float16
+    assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
+    assert float(x[:, 2].amax(dim=(1, 2, 3)).min()) > 0  # each lesion's mask survives the area resize
+    raw = data.captioner_raw(cohort, rows, (16, 16, 16))
+    from tasks.patches.store import read_patches
+    full = torch.from_numpy(np.asarray(read_patches(cohort, rows, "captioner"), dtype=np.float32))
+    assert torch.equal(raw, full[:, :, 2:18, 2:18, 2:18])  # centre crop of 20^3
+    with pytest.raises(ValueError, match="smaller than the configured"):
+        data.captioner_raw(cohort, rows, (24, 24, 24))
+    # DWS: confident bone top-1 -> bone window; not confident -> soft tissue (the same HU value maps differently)
+    bone = taxonomy.index_of("vertebra_t7")
+    img = data.captioner_inputs(raw[:2], torch.tensor([bone, bone]), torch.tensor([0.95, 0.94], dtype=torch.float32),
+                                cohort, dws=True, mask_channel=False)
+    hu = raw[:2, 0]
+    assert torch.allclose(img[0, 0], ((hu[0] - (800 - 1300)) / 2600).clamp(0, 1), atol=1e-6)
+    assert torch.allclose(img[1, 0], ((hu[1] - (40 - 175)) / 350).clamp(0, 1), atol=1e-6)
+    assert torch.allclose(img[:, 1], (raw[:2, 1] / cohort.pet_suv_max).clamp(0, 1))
+
+
+def test_augmentation_is_random_rotation_and_scaling_in_training_only():
+    from models.training.configs import AugmentConfig
+    x = torch.zeros(2, 16, 16, 16)
+    x[:, 4:12, 6:10, 2:14] = 1.0
+    aug = data.Augment(AugmentConfig(rotate_deg=20, scale=0.2, prob=1.0), seed=0)
+    a, b = aug(x), aug(x)
+    assert a.shape == x.shape and not torch.allclose(a, x) and not torch.allclose(a, b)
+    assert data.Augment(AugmentConfig(enabled=False))(x) is x
+
+
+def test_localizer_trains_and_caches_float32_top5(trained):
+    settings, loc, _ = trained
+    assert loc.epochs == 2 and np.isfinite(loc.train_loss) and loc.samples_per_s > 0
+    assert {"top1", "top5"} <= set(loc.metrics) and 0 <= loc.metrics["top1"] <= loc.metrics["top5"] <= 1
+    ckpt = Path(loc.checkpoint)
+    model = load_localizer(ckpt)
+    assert model.cfg.patch_size == (16, 16, 16)
+    extra = torch.load(ckpt, weights_only=True)["extra"]
+    assert extra["train_state"]["epoch"] == 2 and extra["train_config"]["loop"]["epochs"] == 2
+
+    table = pq.read_table(cache_path(settings))
+    assert str(table.schema.field("top_conf").type) == "list<element: float>"  # float32, never float64
+    cache = table.to_pandas()
+    samples = data.samples(settings)
+    assert set(cache["localizer"]) == {file_hash(ckpt)}
+    assert sorted(cache["sample_id"]) == sorted(samples["sample_id"])
+    conf = np.stack(cache["top_conf"].to_list())
+    assert conf.dtype == np.float32 and conf.shape == (len(samples), 5)
+    assert np.all(np.diff(conf, axis=1) <= 0) and np.all(conf.sum(1) <= 1.0 + 1e-6)
+    # the cache holds exactly what the frozen model answers
+    row = samples.iloc[:4]
+    ids, c = model.localize(data.localizer_inputs(settings, row["row"].to_numpy(), model.cfg).float())
+    cached = cache.set_index("sample_id").loc[row["sample_id"]]
+    assert np.array_equal(np.stack(cached["top_ids"].to_list()), ids.numpy())
+    assert np.allclose(np.stack(cached["top_conf"].to_list()), c.numpy(), atol=1e-6)
+    # a second call reuses the cache (nothing recomputed, file unchanged)
+    before = cache_path(settings).stat().st_mtime_ns
+    assert len(top5_cache(settings, ckpt)) == len(samples)
+    assert cache_path(settings).stat().st_mtime_ns == before
+
+
+def test_captioner_trains_on_the_cache_and_records_its_localizer(trained):
+    _, loc, cap = trained
+    assert cap.epochs == 2 and np.isfinite(cap.train_loss) and 0 <= cap.metrics["bleu4"] <= 1
+    _, cfg, vocab, extra = load_checkpoint(cap.checkpoint)
+    assert extra["localizer"] == file_hash(Path(loc.checkpoint))
+    assert extra["train_config"]["method"] == {"dws": True, "cglp": True, "beam_size": 2, "mask_channel": False}
+    assert cfg.use_prompt and cfg.in_channels == 2 and cfg.vocab_size == len(vocab)
+    assert ";" in vocab and all(w in vocab for w in ("lymph", "node", "vertebral"))  # CGLP words have ids
+    assert [h["lr"] for h in extra["train_state"]["history"]] == pytest.approx([1e-3, 1e-4])
+
+
+def test_rerun_of_a_finished_config_resumes_instead_of_retraining(trained):
+    settings, _, cap = trained
+    before = load_checkpoint(cap.checkpoint)[0].state_dict()
+    again = train_captioner(settings, "b_w_p", CAPTIONER, progress=False)
+    assert again.epochs == 2 and again.samples_per_s == 0.0  # nothing trained: the run was complete
+    after = load_checkpoint(again.checkpoint)[0].state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_predict_one_row_per_sample_with_the_guidance_it_used(trained):
+    settings, _, cap = trained
+    df = predict(settings, cap.checkpoint, split="test")
+    test = data.samples(settings, "test")
+    assert list(df["sample_id"]) == list(test["sample_id"]) and len(df) > 0
+    assert {"patient_id", "study_id", "vendor", "tracer", "location_id", "ct_finding", "reference", "generated",
+            "top_ids", "top_conf", "window", "prompt"} <= set(df.columns)
+    assert df["generated"].map(lambda s: isinstance(s, str)).all()
+    for _, r in df.iterrows():
+        conf = np.asarray(r["top_conf"])
+        assert conf.dtype == np.float32 and len(r["top_ids"]) == 5
+        loc = taxonomy.get(r["top_ids"][0])
+        expected = loc.window.value if conf[0] >= np.float32(settings.dws_threshold) else "soft_tissue"
+        assert r["window"] == expected
+        words = [w for w in cglp_prompt(r["top_ids"], conf, settings.cglp_threshold) if w != "<pad>"]
+        assert r["prompt"] == " ".join(words)
+    all_rows = predict(settings, cap.checkpoint, split=None)
+    assert len(all_rows) == len(data.samples(settings))
+    assert isinstance(all_rows, pd.DataFrame)

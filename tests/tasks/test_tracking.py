@@ -1,0 +1,174 @@
+"""MLflow tracking: params, per-vendor/tracer metrics, lineage, the one registered pyfunc model, no PHI."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+
+from data_contracts.settings import EvalSettings, Settings
+from models.captioner import CaptionerConfig, build_captioner, save_checkpoint
+from models.cglp import prompt_texts
+from models.localizer import LocalizerConfig, build_localizer, save_localizer
+from models.vocab import Vocab
+from tasks.evaluate.run import evaluate_run
+from tasks.tracking import (
+    TrackingError,
+    configure,
+    experiment_name,
+    flatten_params,
+    lineage_tags,
+    log_evaluation,
+    log_training_run,
+    register_candidate,
+    version_checkpoints,
+)
+from tests.tasks.evaluate.fakes import config_predictions, fake_patches, make_lesions
+
+PLANTED_NAME = "Zwanziger^Hildegard"
+PLANTED_ID = "MRN-7734921"
+
+
+@dataclass
+class FakeTrainResult:  # the fields of models.training.loop.TrainResult that logging reads
+    model: str
+    config: str
+    checkpoint: str
+    epochs: int
+    train_loss: float
+    val_loss: float | None
+    metrics: dict = field(default_factory=dict)
+    seconds: float = 1.0
+    samples_per_s: float = 10.0
+    extra: dict = field(default_factory=dict)
+
+
+def tiny_checkpoints(folder: Path) -> tuple[Path, Path]:
+    torch.manual_seed(0)
+    loc = build_localizer(LocalizerConfig(patch_size=(16, 16, 16), encoder_channels=(8, 16, 16, 32), text_width=32,
+                                          text_layers=1, text_heads=2, embed_dim=64, dropout=0.0))
+    save_localizer(loc, folder / "localizer.pt")
+    vocab = Vocab.build(["right 7th rib, osteolytic destruction with increased FDG uptake"],
+                        extra_texts=prompt_texts())
+    cfg = CaptionerConfig(vocab_size=len(vocab), dim=32, heads=2, encoder_layers=1, decoder_layers=1, ff_mult=2,
+                          dropout=0.0, encoder_channels=(4, 8), patch_size=(8, 8, 8), max_caption_len=12)
+    save_checkpoint(folder / "captioner.pt", build_captioner(cfg), cfg, vocab,
+                    extra={"train_config": {"method": {"dws": True, "cglp": True, "beam_size": 1}}})
+    return folder / "localizer.pt", folder / "captioner.pt"
+
+
+@pytest.fixture(scope="module")
+def tracked(tmp_path_factory):
+    """A whole cycle on a sqlite store: training run, evaluation (names planted in the input), registration."""
+    home = tmp_path_factory.mktemp("mlflow-home")
+    settings = Settings(home=home, evaluation=EvalSettings(bootstrap_samples=100, example_panels=2))
+    # a raw manifest that carries the planted identity: only its hash may reach MLflow
+    settings.raw.manifest.parent.mkdir(parents=True)
+    settings.raw.manifest.write_text(f"study,patient_name,patient_id\nst1,{PLANTED_NAME},{PLANTED_ID}\n")
+    loc, cap = tiny_checkpoints(home)
+    config = {"model": {"dim": 32, "decoder": "xtransformer"}, "loop": {"lr": 1e-3, "epochs": 2},
+              "method": {"dws": True, "cglp": True}}
+    result = FakeTrainResult("captioner", "demo", str(cap), 2, 0.5, 0.6, {"bleu4": 0.41},
+                             extra={"history": [{"epoch": 1, "train_loss": 0.9}, {"epoch": 2, "train_loss": 0.5}]})
+    train_run = log_training_run(settings, "train-captioner", config, result, run_name="demo")
+    lesions = make_lesions(24, seed=4)
+    preds = {k: v for k, v in config_predictions(lesions).items() if k in ("B", "B+W+P")}
+    for df in preds.values():  # identities that must never leave the table
+        df["patient_name"] = PLANTED_NAME
+        df["raw_patient_id"] = PLANTED_ID
+    evaluation = evaluate_run(settings, preds, out_dir=home / "report", patch_loader=fake_patches)
+    eval_run = log_evaluation(settings, evaluation, split="test", config=config)
+    version = register_candidate(settings, loc, cap, run_id=train_run)
+    return settings, train_run, eval_run, version, evaluation
+
+
+def test_training_run_has_config_metrics_lineage_and_checkpoint(tracked):
+    settings, train_run, *_ = tracked
+    client = configure(settings)
+    run = client.get_run(train_run)
+    assert run.data.params["loop.lr"] == "0.001" and run.data.params["method.dws"] == "True"
+    assert run.data.metrics["val/bleu4"] == pytest.approx(0.41) and run.data.metrics["train_loss"] == 0.5
+    assert [m.step for m in client.get_metric_history(train_run, "epoch/train_loss")] == [1, 2]
+    assert run.data.tags["lineage.manifest_sha256"] == lineage_tags(settings)["lineage.manifest_sha256"] != "none"
+    assert run.data.tags["lineage.split_version"] == "none"
+    exp = client.get_experiment(run.info.experiment_id)
+    assert exp.name == experiment_name(settings, "train-captioner") == "petcap/train-captioner"
+    assert [a.path for a in client.list_artifacts(train_run, "checkpoints")] == ["checkpoints/captioner.pt"]
+    assert settings.tracking_uri.startswith("sqlite:///") and (settings.home / "mlflow.db").is_file()
+
+
+def test_evaluation_metrics_per_vendor_and_tracer(tracked):
+    settings, _, eval_run, _, evaluation = tracked
+    client = configure(settings)
+    children = client.search_runs([client.get_run(eval_run).info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{eval_run}'")
+    by_name = {r.data.tags["petcap.config"]: r.data.metrics for r in children}
+    assert set(by_name) == {"B", "B+W+P"}
+    m = by_name["B+W+P"]
+    assert m["bleu4"] == pytest.approx(evaluation.configs["B+W+P"].overall["bleu4"])
+    assert m["bleu4/siemens"] == pytest.approx(evaluation.configs["B+W+P"].by_vendor.loc["siemens", "bleu4"])
+    assert {"bleu4/ge", "bleu4/united_imaging", "bleu4/fdg", "bleu4/psma", "localization/siemens"} <= set(m)
+    assert "spice" not in m
+    arts = {a.path for a in client.list_artifacts(eval_run, "report")}
+    assert {"report/report.html", "report/summary.md", "report/figures"} <= arts
+
+
+def test_one_registered_model_with_signature_that_predicts(tracked):
+    settings, train_run, _, version, _ = tracked
+    configure(settings)
+    model = mlflow.pyfunc.load_model(f"models:/{settings.tracking.registered_model}/{version}")
+    sig = model.metadata.signature
+    assert sig.inputs.input_names() == ["localizer", "captioner"]
+    assert [c.name for c in sig.outputs.inputs] == ["caption", "top_ids", "top1_confidence", "window"]
+    rng = np.random.default_rng(0)
+    x = {"localizer": (rng.random((2, 3, 20, 20, 20)) * 100).astype(np.float32),
+         "captioner": (rng.random((2, 3, 12, 12, 12)) * 100).astype(np.float32)}
+    out = model.predict(x)
+    assert len(out) == 2 and out["top_ids"].str.count(";").eq(4).all()
+    assert out["top1_confidence"].between(0, 1).all() and out["window"].isin(["lung", "bone", "soft_tissue"]).all()
+    paths = version_checkpoints(settings, version, settings.home / "dl")
+    assert paths["captioner"].read_bytes() == (settings.home / "captioner.pt").read_bytes()
+    mv = configure(settings).get_model_version(settings.tracking.registered_model, version)
+    assert mv.run_id == train_run and mv.tags["lineage.split_version"] == "none"
+
+
+def test_no_patient_name_or_raw_id_anywhere_in_mlflow(tracked):
+    settings, *_ = tracked
+    client = configure(settings)
+    texts = []
+    for exp in client.search_experiments():
+        for run in client.search_runs([exp.experiment_id]):
+            texts += [*run.data.params.items(), *run.data.tags.items(), *run.data.metrics.keys()]
+    for mv in client.search_model_versions(f"name = '{settings.tracking.registered_model}'"):
+        texts += list(mv.tags.items())
+    blob = repr(texts)
+    assert "lineage.manifest_sha256" in blob and "bleu4/siemens" in blob  # the scan saw real content
+    files = [p for p in (settings.home / "mlruns").rglob("*") if p.is_file()]
+    assert any(p.name == "report.html" for p in files) and any(p.suffix == ".png" for p in files)
+    for needle in (PLANTED_NAME, PLANTED_ID, "Zwanziger", "7734921"):
+        assert needle not in blob
+        assert needle.encode() not in (settings.home / "mlflow.db").read_bytes()
+        for p in files:
+            assert needle.encode() not in p.read_bytes(), p
+
+
+def test_config_keys_naming_patients_are_refused():
+    assert flatten_params({"a": {"b": [1, 2]}, "c": None}) == {"a.b": "[1, 2]", "c": "None"}
+    with pytest.raises(TrackingError, match="patient"):
+        flatten_params({"data": {"patient_name": "x"}})
+    assert "llm.api_key" in flatten_params(Settings()) and "EMPTY" not in flatten_params(Settings())["llm.api_key"]
+
+
+def test_tracking_and_evaluation_settings(tmp_path, monkeypatch):
+    s = Settings(home=tmp_path)
+    assert s.tracking_uri == f"sqlite:///{tmp_path.resolve()}/mlflow.db" == s.registry_uri
+    assert s.artifact_location == (tmp_path / "mlruns").resolve().as_uri()
+    assert s.reports_dir == tmp_path / "reports" and s.evaluation.spice_jar_dir is None
+    monkeypatch.setenv("PETCAP_TRACKING__URI", "http://mlflow.internal:5000")
+    monkeypatch.setenv("PETCAP_TRACKING__PROMOTION_VENDOR_MARGIN", "0.02")
+    monkeypatch.setenv("PETCAP_EVALUATION__SPICE_JAR_DIR", str(tmp_path))
+    s = Settings(home=tmp_path)
+    assert s.tracking_uri == s.registry_uri == "http://mlflow.internal:5000"
+    assert s.tracking.promotion_vendor_margin == 0.02 and s.evaluation.spice_jar_dir == tmp_path
