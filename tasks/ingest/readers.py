@@ -42,6 +42,9 @@ class IngestError(Exception):
         super().__init__(f"{source}: {reason}: {detail}")
         self.reason, self.source, self.detail = reason, source, detail
 
+    def __reduce__(self):  # picklable with its fields, so it crosses Dask / process-pool boundaries
+        return type(self), (self.reason, self.source, self.detail)
+
 
 @dataclass(frozen=True)
 class PetQuant:

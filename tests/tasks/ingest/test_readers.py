@@ -128,3 +128,13 @@ def test_sidecar_defects(update, reason):
     with pytest.raises(IngestError) as e:
         pet_quant_from_sidecar({**SIDECAR, **update}, "studies/x/pet.json")
     assert e.value.reason == reason
+
+
+def test_ingest_error_survives_pickling():
+    import pickle
+
+    from tasks.ingest.readers import IngestError
+
+    err = pickle.loads(pickle.dumps(IngestError("corrupt_dicom", "studies/x/ct/0001.dcm", "truncated pixel data")))
+    assert (err.reason, err.source, err.detail) == ("corrupt_dicom", "studies/x/ct/0001.dcm", "truncated pixel data")
+    assert str(err) == "studies/x/ct/0001.dcm: corrupt_dicom: truncated pixel data"
