@@ -167,13 +167,15 @@ def local_cluster(cfg: PatchSettings):
     Dask's nanny starts worker processes with ``MALLOC_TRIM_THRESHOLD_=65536``, which also switches off
     glibc's adaptive mmap threshold: then every large temporary array is a fresh mmap and page-faults in
     anew (measured: 1.9 million faults and as much system time as user time for 4 full-scale studies). The
-    workers here start with glibc's defaults instead, which reuse those blocks; the peak RSS stays as measured
-    by the benchmark (a process without Dask).
+    workers here start with glibc's defaults instead, which reuse those blocks (each task hands the free
+    memory back when its study is done), and without Dask's statistical profiler (a dashboard diagnostic
+    that costs ~5 % CPU); the peak RSS stays as the benchmark measures it.
     """
     import dask
     from distributed import LocalCluster
 
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                          "distributed.worker.profile.enabled": False}):
         return LocalCluster(n_workers=cfg.workers, threads_per_worker=cfg.threads_per_worker,
                             processes=cfg.processes, memory_limit=cfg.memory_limit,
                             dashboard_address=":0", silence_logs=logging.WARNING)  # dashboard: any free port

@@ -25,18 +25,24 @@ writers produce) makes trilinear interpolation separable: each source axis maps 
 patch needs, per source axis, only the two neighbours of each of its sample positions (``AxisMap``). A study
 is swept once along the slowest stored axis, one chunk row at a time, across all its lesions, both fields of
 view and all three arrays together: each row of chunks (only the columns some patch needs) is decoded once.
-Patches of one kind whose boxes overlap form a ``GroupPlan``: per source slice, the group interpolates the
-slab along the two in-plane axes once, onto the lattice box of its patches that need that slice; each patch
-then completes the planes whose two neighbouring slices are ready (the third axis) from its crop of those
-shared planes. Memory is one slab, a row's worth of shared planes and the patches in progress, whatever the
-volume's length; a patch is written to the patch store as soon as its last row is done. The mask channel
+Patches of one kind whose boxes overlap form a ``GroupPlan`` on their shared lattice: each patch plane along
+the slowest axis is computed once for the group, as soon as the row holding its second source slice is read —
+the two source slices blended (a contiguous pass), then interpolated along the two in-plane axes onto the
+union of the boxes of the patches containing that plane — and each patch stores its crop. The mask channel
 reads only the lesion's bounding box of the label array (the indicator is 0 elsewhere). Oblique volumes
 (direction not a signed permutation) take the general path (``BlockPlan``): the bounding block of the
 patch's sample points is read and interpolated with ``scipy.ndimage.map_coordinates``.
+
+Memory: one slab (a reused buffer), a few shared planes and the patches in progress (~6 MB per lesion at
+the default sizes; a study with more than ``max_open`` lesions is swept in batches along z), whatever the
+volume's length; a patch is written to the patch store as soon as its last row is done. Measured
+(``benchmarks/patches.py``): ~260 MB peak for a 21-lesion study of 1.96 GB decoded volumes, the same at twice
+the volume's length.
 """
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import multiprocessing
 import time
@@ -51,7 +57,7 @@ ARRAYS = ("ct", "pet", "lesions")
 UNITS = {"ct": "HU", "pet": "SUVbw", "mask": "1 inside this lesion instance, else 0"}
 MASK_THRESHOLD = 0.5
 AXIS_TOLERANCE = 1e-5  # direction cosines below this count as 0 (header rounding)
-PLANES_PER_PASS = 4  # patch planes interpolated together: bounds the float32 temporaries (~4 x 1 MB per plane)
+PLANES_PER_PASS = 8  # patch planes interpolated together: bounds the float32 temporaries to a few MB
 
 
 # ------------------------------------------------------------------------------------------ grids
@@ -196,6 +202,15 @@ def _span_columns(m: AxisMap, span: tuple[int, int]) -> np.ndarray:
     return np.union1d(m.lo[k][m.wlo[k] > 0], m.hi[k][m.whi[k] > 0])
 
 
+def _span_range(m: AxisMap, span: tuple[int, int]) -> tuple[int, int] | None:
+    """[first, last + 1) of ``_span_columns`` (None when empty), without building the set."""
+    k = slice(span[0] - m.valid.start, span[1] - m.valid.start)
+    ends = [(int(a.min()), int(a.max())) for a in (m.lo[k][m.wlo[k] > 0], m.hi[k][m.whi[k] > 0]) if a.size]
+    if not ends:
+        return None
+    return min(e[0] for e in ends), max(e[1] for e in ends) + 1
+
+
 # ------------------------------------------------------------------------------------------ plans
 class PatchBuffer:
     """One patch (channels, z, y, x) in the storage dtype, allocated on first use and filled with the pad
@@ -236,9 +251,10 @@ class Member:
         self.local = tuple(local)
         m0 = maps[0]
         k = np.arange(*self.span[0]) - m0.valid.start  # this patch's positions in ``m0``'s arrays
+        self.first, self.last = (int(k[0]), int(k[-1])) if k.size else (0, -1)
         need = (m0.wlo[k] > 0) | (m0.whi[k] > 0)  # positions that read data (others stay pad / 0)
         empty = any(ve <= vs for vs, ve in self.span) or any(
-            _span_columns(maps[a], self.span[a]).size == 0 for a in (1, 2))
+            _span_range(maps[a], self.span[a]) is None for a in (1, 2))
         self.pending = set() if empty else set(k[need].tolist())  # positions along source axis 0 to fill
         self.needed0 = (np.zeros(0, np.int64) if empty else
                         np.union1d(m0.lo[k][m0.wlo[k] > 0], m0.hi[k][m0.whi[k] > 0]))  # source slices
@@ -325,8 +341,7 @@ class GroupPlan:
         spans = [(min(m.span[a][0] for m in members), max(m.span[a][1] for m in members)) for a in (1, 2)]
         out = []
         for a, span in zip((1, 2), spans):
-            c = _span_columns(self.maps[a], span)
-            out.append((int(c[0]), int(c[-1]) + 1))
+            out.append(_span_range(self.maps[a], span))
         return out[0], out[1], spans
 
     def box(self, active: list[Member]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
@@ -396,7 +411,8 @@ class GroupPlan:
             planes = planes.astype(self.dtype)  # converted once per shared plane, not per patch
         (sy, _), (sx, _) = spans
         for mem in members:
-            mine = np.flatnonzero(np.isin(ks, np.fromiter(mem.pending, np.int64, len(mem.pending))))
+            inside = np.flatnonzero((ks >= mem.first) & (ks <= mem.last))
+            mine = np.array([j for j in inside.tolist() if int(ks[j]) in mem.pending], dtype=np.int64)
             if not mine.size:
                 continue
             (a0, a1), (b0, b1) = mem.span[1], mem.span[2]
@@ -719,7 +735,17 @@ def extract_study(job: StudyJob) -> StudyDone:
         rows.append(request.row)
 
     chunks, slabs = sweep(job, write)
+    _release_free_memory()
     return StudyDone(job.study_id, tuple(sorted(rows)), time.perf_counter() - t0, chunks, slabs)
+
+
+def _release_free_memory() -> None:
+    """Hand the allocator's free memory back to the system between studies (glibc ``malloc_trim``): a worker
+    that keeps freed blocks for reuse within a study should not carry them into the next one."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
 
 
 def compute_study(job: StudyJob) -> dict[int, dict[str, np.ndarray]]:

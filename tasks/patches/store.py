@@ -37,6 +37,7 @@ from data_contracts.settings import PatchSettings, Settings
 from data_contracts.tables import PATCH_SAMPLES, TableError
 from tasks.ingest.store import compressors
 from tasks.patches.resample import CHANNELS, UNITS, FieldOfView, _open
+from tasks.splits import read_splits
 
 FORMAT = 1  # layout version of the patch store
 KERNEL_VERSION = "1"  # bump when the same settings would cut different patches
@@ -198,8 +199,6 @@ def read_patch_samples(settings: Settings, with_split: bool = True) -> pd.DataFr
     """
     table = current(SampleTable(settings.table_path("patch_samples")).read_all())
     if with_split and len(table):
-        from tasks.splits import read_splits
-
         splits = read_splits(settings)
         table = table.assign(split=table["patient_id"].map(splits).astype(object))
         table["split"] = table["split"].where(table["split"].notna(), None)
