@@ -323,6 +323,16 @@ class Settings(BaseSettings):
     def preview_path(self) -> Path:
         return self.home / "preview.png"
 
+    @property
+    def captions_dir(self) -> Path:
+        """Where `petcap caption` / caption-study write a study's captions JSON and visual report."""
+        return self.home / "captions"
+
+    @property
+    def incoming_dir(self) -> Path:
+        """The demo's drop folder for a new study that is not in the training cohort."""
+        return self.home / "incoming"
+
 
 @cache
 def get_settings() -> Settings:

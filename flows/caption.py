@@ -33,7 +33,7 @@ def caption_study_flow(study_dir: str, out_dir: str | None = None, home: str | N
                        tracer: str | None = None) -> dict:
     """Caption one study folder; returns where the JSON and the visual report are, the lesion count and time."""
     settings = flow_settings(home)
-    out = Path(out_dir) if out_dir else settings.home / "captions" / Path(study_dir).name
+    out = Path(out_dir) if out_dir else settings.captions_dir / Path(study_dir).name
     if localizer_checkpoint is None or captioner_checkpoint is None:
         found = champion_checkpoints_task(settings, model_version, out / "model")
         localizer_checkpoint, captioner_checkpoint = found["localizer"], found["captioner"]
@@ -64,7 +64,7 @@ def caption_studies_flow(drop_dir: str, out_dir: str | None = None, home: str | 
     settings = flow_settings(home)
     root = Path(drop_dir) / "studies" if (Path(drop_dir) / "studies").is_dir() else Path(drop_dir)
     studies = sorted(p for p in root.iterdir() if p.is_dir())
-    out = Path(out_dir) if out_dir else settings.home / "captions"
+    out = Path(out_dir) if out_dir else settings.captions_dir
     found = champion_checkpoints_task(settings, model_version, out / "model")
     futures = caption_study_files_task.map([str(s) for s in studies], [out / s.name for s in studies],
                                            unmapped(settings), found["localizer"], found["captioner"])

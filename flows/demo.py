@@ -56,7 +56,7 @@ def demo(home: str | None = None, patients: int = 12, seed: int = 0, config: str
     evaluation = evaluate_captioner_flow(home=home_s)
     lap("evaluate-captioner")
 
-    drop = settings.home / "incoming"
+    drop = settings.incoming_dir
     synthesize_cohort_task(drop, patients=1, seed=seed + NEW_STUDY_SEED_OFFSET, scale=settings.synth.scale,
                            settings=settings, progress=False)
     study = min((drop / "studies").iterdir())

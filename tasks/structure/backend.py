@@ -33,11 +33,10 @@ def structure_texts(
     sources: Sequence[str] | None = None,
 ) -> list[StructureResult]:
     """Structure many reports; one result (a report or a quarantine record) per text, in order."""
-    scrubbed = [phi.scrub(t) for t in texts]
-    if _backend(settings, backend) == "openai":
-        return structure_reports(scrubbed, settings, items=items, sources=sources)
+    if _backend(settings, backend) == "openai":  # scrubs every text itself before anything is sent
+        return structure_reports(list(texts), settings, items=items, sources=sources)
     tracers = tracers or [None] * len(texts)
-    return [StructureResult(report=rules.extract(t, tracer)) for t, tracer in zip(scrubbed, tracers)]
+    return [StructureResult(report=rules.extract(phi.scrub(t), tracer)) for t, tracer in zip(texts, tracers)]
 
 
 def structure_text(text: str, settings: Settings, backend: str | None = None,
