@@ -30,6 +30,8 @@ from data_contracts.settings import Settings
 from models.dws import NormalizePET, dynamic_window_batch
 from models.localizer import LocalizerConfig
 from models.training.configs import AugmentConfig
+from tasks.ingest import store as volumes
+from tasks.ingest.geometry import Geometry
 from tasks.patches.store import read_patch_samples, read_patches
 
 CHUNK = 64  # samples read from the store at once
@@ -72,18 +74,46 @@ def centre_crop(x: torch.Tensor, size: tuple[int, int, int]) -> torch.Tensor:
     return x[:, :, start[0]:start[0] + size[0], start[1]:start[1] + size[1], start[2]:start[2] + size[2]]
 
 
-def localizer_inputs(settings: Settings, rows: np.ndarray, cfg: LocalizerConfig) -> torch.Tensor:
-    """Store rows -> (N, 3, *cfg.patch_size) float16 localizer inputs in [0, 1]."""
+def localizer_input(raw: torch.Tensor, cfg: LocalizerConfig, suv_max: float,
+                    size: tuple[int, int, int]) -> torch.Tensor:
+    """(n, 3, z, y, x) HU / SUV / mask -> (n, 3, *size) float16 in [0, 1]: ``localizer_patch``, batched (wide CT
+    window, PET / suv_max, mask 0/1), then area-resized."""
     lo, hi = cfg.ct_window_hu
+    x = torch.stack([((raw[:, 0] - lo) / (hi - lo)).clamp(0, 1), (raw[:, 1] / suv_max).clamp(0, 1),
+                     (raw[:, 2] > 0.5).float()], dim=1)
+    return _resize(x, size).half()
+
+
+def localizer_inputs(settings: Settings, rows: np.ndarray, cfg: LocalizerConfig,
+                     kind: str = "localizer") -> torch.Tensor:
+    """Store rows -> (N, 3, *size) float16 localizer inputs in [0, 1]: the large field of view at
+    ``cfg.patch_size`` (``kind="localizer"``), or the small one at ``cfg.detail_size`` (``kind="captioner"``,
+    the localizer's detail stream)."""
+    size = cfg.patch_size if kind == "localizer" else cfg.detail_size
+    if size is None:
+        raise ValueError("this localizer has no detail stream (detail_size is None)")
     out = []
     for i in range(0, len(rows), CHUNK):
-        raw = torch.from_numpy(np.asarray(read_patches(settings, rows[i:i + CHUNK], kind="localizer"),
+        raw = torch.from_numpy(np.asarray(read_patches(settings, rows[i:i + CHUNK], kind=kind),
                                           dtype=np.float32))  # (n, 3, z, y, x): HU, SUV, mask
-        x = torch.stack([((raw[:, 0] - lo) / (hi - lo)).clamp(0, 1),
-                         (raw[:, 1] / settings.pet_suv_max).clamp(0, 1),
-                         (raw[:, 2] > 0.5).float()], dim=1)  # == localizer_patch, batched
-        out.append(_resize(x, cfg.patch_size).half())
-    return torch.cat(out) if out else torch.zeros(0, 3, *cfg.patch_size, dtype=torch.half)
+        out.append(localizer_input(raw, cfg, settings.pet_suv_max, size))
+    return torch.cat(out) if out else torch.zeros(0, 3, *size, dtype=torch.half)
+
+
+def localizer_positions(settings: Settings, df: pd.DataFrame) -> torch.Tensor:
+    """Samples (study_id, centre_mm) -> (N, 3) float32 scan positions in [0, 1] (``Geometry.scan_position``): each
+    lesion centre's place in its study's scanned box, from the CT grid in the volume store."""
+    grids: dict[str, Geometry] = {}
+    out = np.zeros((len(df), 3), dtype=np.float32)
+    for i, (study_id, centre) in enumerate(zip(df["study_id"], df["centre_mm"])):
+        if study_id not in grids:
+            try:
+                grids[study_id] = volumes.open_study(settings.store_url, study_id).geometry
+            except KeyError as e:
+                raise FileNotFoundError(f"study {study_id} of the patch store is not in the volume store "
+                                        f"{settings.store_url}: the scan position needs its CT grid") from e
+        out[i] = grids[study_id].scan_position(np.asarray(centre, dtype=float))
+    return torch.from_numpy(out)
 
 
 def captioner_raw(settings: Settings, rows: np.ndarray, size: tuple[int, int, int]) -> torch.Tensor:
@@ -128,11 +158,13 @@ class TensorSamples(Dataset):
     Items are dicts {"image": (C, D, H, W) float32, name: tensor[i] for each extra}.
     """
 
-    def __init__(self, images: torch.Tensor, augment: Augment | None = None, **extras: torch.Tensor):
+    def __init__(self, images: torch.Tensor, augment: Augment | None = None, augment_extras: tuple[str, ...] = (),
+                 **extras: torch.Tensor):
         for name, t in extras.items():
             if len(t) != len(images):
                 raise ValueError(f"{name} has {len(t)} rows, images {len(images)}")
         self.images, self.augment, self.extras = images, augment, extras
+        self.augment_extras = augment_extras  # extras that are images too (float16 patches), augmented likewise
 
     def __len__(self) -> int:
         return len(self.images)
@@ -141,4 +173,7 @@ class TensorSamples(Dataset):
         x = self.images[i].float()
         if self.augment is not None:
             x = self.augment(x)
-        return {"image": x, **{k: v[i] for k, v in self.extras.items()}}
+        item = {"image": x, **{k: v[i] for k, v in self.extras.items()}}
+        for k in self.augment_extras:
+            item[k] = self.augment(item[k].float()) if self.augment is not None else item[k].float()
+        return item

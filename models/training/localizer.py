@@ -30,7 +30,7 @@ import torch
 
 from data_contracts import taxonomy
 from data_contracts.settings import Settings
-from models.localizer import CLIPLocalizer, build_localizer, load_localizer, save_localizer
+from models.localizer import CLIPLocalizer, LocalizerConfig, build_localizer, load_localizer, save_localizer
 from models.training import data
 from models.training.configs import ModelTrainConfig, load_config
 from models.training.loop import TrainResult, dist_rank, fit, init_distributed_from_env, pick_device, set_threads
@@ -63,18 +63,34 @@ def _payload_extra(path: Path) -> dict:
 
 def _loss(device):
     def loss_fn(model, batch):
-        return model(batch["image"].to(device, non_blocking=True), batch["location"].to(device))
+        extra = {k: batch[k].to(device) for k in ("position", "detail") if k in batch}
+        return model(batch["image"].to(device, non_blocking=True), batch["location"].to(device), **extra)
     return loss_fn
+
+
+def guidance_for(cfg: LocalizerConfig, settings: Settings, df: pd.DataFrame) -> dict[str, torch.Tensor]:
+    """The inputs besides the large-FOV patch that this localizer takes, for samples ``df``: ``position`` (N, 3)
+    scan positions and / or ``detail`` (N, 3, *detail_size) small-FOV patches; empty for the paper's model."""
+    out = {}
+    if cfg.position_width:
+        out["position"] = data.localizer_positions(settings, df)
+    if cfg.detail_size is not None:
+        out["detail"] = data.localizer_inputs(settings, df["row"].to_numpy(), cfg, kind="captioner")
+    return out
 
 
 @torch.no_grad()
 def localize_inputs(model: CLIPLocalizer, images: torch.Tensor, batch_size: int = 32,
-                    device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, 3, D, H, W) model inputs -> top-5 ids (N, 5) long and confidences (N, 5) float32, on the CPU."""
+                    device: torch.device | str = "cpu", positions: torch.Tensor | None = None,
+                    details: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 3, D, H, W) model inputs [+ scan positions (N, 3)] [+ detail patches] -> top-5 ids (N, 5) long and
+    confidences (N, 5) float32, on the CPU."""
     model.eval()
     ids, conf = [], []
     for i in range(0, len(images), batch_size):
-        k, c = model.localize(images[i:i + batch_size].float().to(device), k=TOP_K)
+        pos = positions[i:i + batch_size].to(device) if positions is not None else None
+        det = details[i:i + batch_size].float().to(device) if details is not None else None
+        k, c = model.localize(images[i:i + batch_size].float().to(device), k=TOP_K, position=pos, detail=det)
         ids.append(k.cpu())
         conf.append(c.float().cpu())
     if not ids:
@@ -83,11 +99,12 @@ def localize_inputs(model: CLIPLocalizer, images: torch.Tensor, batch_size: int 
 
 
 def accuracy(model: CLIPLocalizer, images: torch.Tensor, targets: torch.Tensor,
-             device: torch.device | str = "cpu") -> dict[str, float]:
-    """Top-1 and top-5 accuracy over all categories."""
+             device: torch.device | str = "cpu", guidance: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
+    """Top-1 and top-5 accuracy over all categories (``guidance``: ``guidance_for``'s extra inputs)."""
     if len(images) == 0:
         return {}
-    ids, _ = localize_inputs(model, images, device=device)
+    g = guidance or {}
+    ids, _ = localize_inputs(model, images, device=device, positions=g.get("position"), details=g.get("detail"))
     return {"top1": float((ids[:, 0] == targets).float().mean()),
             "top5": float((ids == targets[:, None]).any(1).float().mean())}
 
@@ -109,8 +126,10 @@ def train_localizer(settings: Settings, config: str = "demo", overrides: dict | 
     train_y = data.location_index(train_df["location_id"])
     val_x = data.localizer_inputs(settings, val_df["row"].to_numpy(), model_cfg)
     val_y = data.location_index(val_df["location_id"])
+    train_g, val_g = guidance_for(model_cfg, settings, train_df), guidance_for(model_cfg, settings, val_df)
     train_set = data.TensorSamples(train_x, data.Augment(cfg.augment, cfg.loop.seed + dist_rank()),
-                                   location=train_y)
+                                   augment_extras=("detail",) if "detail" in train_g else (), location=train_y,
+                                   **train_g)
 
     path = checkpoint_path(settings)
     torch.manual_seed(cfg.loop.seed)
@@ -126,10 +145,11 @@ def train_localizer(settings: Settings, config: str = "demo", overrides: dict | 
     model.to(device)
 
     def validate(m: CLIPLocalizer) -> dict[str, float]:
-        out = accuracy(m, val_x, val_y, device)
+        out = accuracy(m, val_x, val_y, device, val_g)
         if len(val_x) > 1:
             with torch.no_grad():
-                out["loss"] = float(m(val_x[:256].float().to(device), val_y[:256].to(device)))
+                extra = {k: v[:256].float().to(device) for k, v in val_g.items()}
+                out["loss"] = float(m(val_x[:256].float().to(device), val_y[:256].to(device), **extra))
         return out
 
     def save(extra: dict) -> None:
@@ -144,7 +164,7 @@ def train_localizer(settings: Settings, config: str = "demo", overrides: dict | 
 
     frozen = freeze(load_localizer(path, map_location=device))
     top5_cache(settings, path, model=frozen, progress=progress)
-    metrics = accuracy(frozen, val_x, val_y, device)
+    metrics = accuracy(frozen, val_x, val_y, device, val_g)
     last = state.history[-1] if state.history else {}
     seconds = time.perf_counter() - t_start
     this_call = [h for h in state.history if resume_state is None or h["epoch"] > resume_state["epoch"]]
@@ -189,7 +209,8 @@ def top5_cache(settings: Settings, checkpoint: Path | str | None = None, model: 
         model = model if model is not None else freeze(load_localizer(checkpoint))
         device = next(model.parameters()).device
         images = data.localizer_inputs(settings, missing["row"].to_numpy(), model.cfg)
-        ids, conf = localize_inputs(model, images, device=device)
+        g = guidance_for(model.cfg, settings, missing)
+        ids, conf = localize_inputs(model, images, device=device, positions=g.get("position"), details=g.get("detail"))
         locs = taxonomy.locations()
         new = pd.DataFrame({
             "sample_id": missing["sample_id"].to_numpy(), "localizer": digest,

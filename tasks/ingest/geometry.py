@@ -49,6 +49,20 @@ class Geometry:
         ijk = np.asarray(zyx, dtype=float)[..., ::-1]
         return ijk @ self.matrix.T + np.asarray(self.origin)
 
+    def bounds_mm(self) -> tuple[np.ndarray, np.ndarray]:
+        """LPS (x, y, z) minimum and maximum over the centres of the grid's 8 corner voxels."""
+        last = np.asarray(self.shape, dtype=float) - 1.0
+        corners = np.array([[z, y, x] for z in (0.0, last[0]) for y in (0.0, last[1]) for x in (0.0, last[2])])
+        mm = self.index_to_mm(corners)
+        return mm.min(axis=0), mm.max(axis=0)
+
+    def scan_position(self, point_mm: np.ndarray | tuple[float, float, float]) -> np.ndarray:
+        """Where an LPS point lies in the scanned box: (x, y, z) each in [0, 1] (clipped), independent of the
+        array's axis order and flips (0 = the patient's right / anterior / inferior end of the scan)."""
+        lo, hi = self.bounds_mm()
+        span = np.where(hi > lo, hi - lo, 1.0)
+        return np.clip((np.asarray(point_mm, dtype=float) - lo) / span, 0.0, 1.0)
+
     @property
     def voxel_ml(self) -> float:
         return float(np.prod(self.spacing)) / 1000.0

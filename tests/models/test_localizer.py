@@ -248,3 +248,46 @@ def test_default_config_cpu_throughput():
     threads = torch.get_num_threads()
     print(f"localizer: {n_params} parameters, {rate:.1f} samples/s (batch 16, 3x64^3, {threads} threads)")
     assert rate > 2.0
+
+
+def test_scan_position_is_an_input_when_configured():
+    torch.manual_seed(0)
+    m = build_localizer(tiny_cfg(position_width=8)).eval()
+    x = torch.rand(2, 3, S, S, S)
+    with pytest.raises(ValueError, match="scan position"):
+        m.encode_image(x)
+    left, right = torch.tensor([[0.8, 0.5, 0.5]] * 2), torch.tensor([[0.2, 0.5, 0.5]] * 2)
+    assert not torch.allclose(m.probabilities(x, left), m.probabilities(x, right))  # the position is used
+    ids, conf = m.localize(x, position=left)
+    assert ids.shape == (2, 5) and torch.all(conf[:, :-1] >= conf[:, 1:])
+    loss = m.train()(x, torch.tensor([0, 1]), left)
+    loss.backward()
+    assert m.position_mlp[0].weight.grad.abs().sum() > 0  # and learnt
+
+
+def test_position_checkpoint_round_trip_and_older_files(tmp_path):
+    m = build_localizer(tiny_cfg(position_width=8)).eval()
+    x, pos = torch.rand(1, 3, S, S, S), torch.rand(1, 3)
+    loaded = load_localizer(save_localizer(m, tmp_path / "pos.pt"))
+    assert torch.equal(m.probabilities(x, pos), loaded.probabilities(x, pos))
+    # a file written before the scan position existed (no position_width in its config) loads as image-only
+    old = build_localizer(tiny_cfg())
+    path = save_localizer(old, tmp_path / "old.pt")
+    payload = torch.load(path, weights_only=True)
+    del payload["config"]["position_width"]
+    torch.save(payload, path)
+    assert load_localizer(path).position_mlp is None
+
+
+def test_category_loss_adds_eq_3_over_all_category_names():
+    torch.manual_seed(0)
+    m = build_localizer(tiny_cfg(category_loss_weight=0.5)).eval()  # eval: canonical names, deterministic
+    x, loc = torch.rand(3, 3, S, S, S), torch.tensor([0, 5, 9])
+    v = m.encode_image(x)
+    bank = m.encode_tokens(m.term_tokens[m.term_start])
+    t = bank[loc]  # eval mode: each sample's own text is its canonical name
+    expected = clip_loss(v, t, m.scale(), loc) + 0.5 * torch.nn.functional.cross_entropy(m.scale() * v @ bank.T, loc)
+    assert m(x, loc).item() == pytest.approx(expected.item(), rel=1e-5)
+    # with weight 0 it is the paper's loss alone
+    m.cfg.category_loss_weight = 0.0
+    assert m(x, loc).item() == pytest.approx(clip_loss(v, t, m.scale(), loc).item(), rel=1e-5)
