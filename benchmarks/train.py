@@ -86,6 +86,15 @@ def measure(config: str = "demo", threads: int = 1, steps: int = 5, repeats: int
     B = loc_cfg.loop.batch_size
     x = torch.rand(B, 3, *loc_cfg.model.patch_size, device=dev)
     loc = torch.randint(0, localizer.num_categories, (B,), device=dev)
+
+    def guidance(n: int) -> dict:  # the localizer's inputs besides the large FOV, as configured
+        g = {}
+        if loc_cfg.model.position_width:
+            g["position"] = torch.rand(n, 3, device=dev)
+        if loc_cfg.model.detail_size is not None:
+            g["detail"] = torch.rand(n, 3, *loc_cfg.model.detail_size, device=dev)
+        return g
+    g_train = guidance(B)
     opt, _ = make_optimizer(localizer, loc_cfg.loop)
     localizer.train()
 
@@ -93,7 +102,7 @@ def measure(config: str = "demo", threads: int = 1, steps: int = 5, repeats: int
         for _ in range(steps):
             opt.zero_grad()
             with amp:
-                loss = localizer(x, loc)
+                loss = localizer(x, loc, **g_train)
             loss.backward()
             opt.step()
     out["localizer_train_samples_per_s"] = B * steps / timed(loc_step, dev, repeats)
@@ -102,7 +111,9 @@ def measure(config: str = "demo", threads: int = 1, steps: int = 5, repeats: int
     img = torch.rand(Bc, cap_cfg.model.in_channels, *cap_cfg.model.patch_size, device=dev)
     caps = torch.tensor([vocab.encode(CAPTIONS[i % 4], cap_cfg.model.max_caption_len) for i in range(Bc)], device=dev)
     ids = torch.randint(0, localizer.num_categories, (Bc, 5))
-    prompts = cglp_prompt_ids(ids, torch.full((Bc, 5), 0.5), vocab, length=cap_cfg.model.prompt_len).to(dev)
+    tracers = (lambda n: ["FDG"] * n if cap_cfg.method.tracer_token else None)  # noqa: E731
+    prompts = cglp_prompt_ids(ids, torch.full((Bc, 5), 0.5), vocab, length=cap_cfg.model.prompt_len,
+                              tracers=tracers(Bc)).to(dev)
     prompts = prompts if cap_cfg.model.use_prompt else None
     opt_c, _ = make_optimizer(captioner, cap_cfg.loop)
     captioner.train()
@@ -123,17 +134,19 @@ def measure(config: str = "demo", threads: int = 1, steps: int = 5, repeats: int
     for batch in batches:
         big = torch.rand(batch, 3, *loc_cfg.model.patch_size, device=dev)
         small = torch.rand(batch, 2, *cap_cfg.model.patch_size, device=dev) * 1000 - 500  # CT HU, PET SUV
+        g = guidance(batch)
 
-        def infer(beam: int, big=big, small=small):
+        def infer(beam: int, big=big, small=small, g=g):
             with torch.no_grad(), amp:
-                top, conf = localizer.localize(big, k=5)
+                top, conf = localizer.localize(big, k=5, **g)
                 ct = dynamic_window_batch(small[:, 0], top[:, 0], conf[:, 0].float(), settings.dws_threshold)
                 pet = NormalizePET(settings.pet_suv_max)(small[:, 1])
                 image = torch.stack([ct, torch.as_tensor(pet)], 1)
                 if cap_cfg.model.in_channels == 3:
                     image = torch.cat([image, torch.zeros_like(image[:, :1])], 1)
                 p = cglp_prompt_ids(top.cpu(), conf.float().cpu(), vocab, settings.cglp_threshold,
-                                    cap_cfg.model.prompt_len).to(dev) if cap_cfg.model.use_prompt else None
+                                    cap_cfg.model.prompt_len, tracers=tracers(batch)).to(dev) \
+                    if cap_cfg.model.use_prompt else None
                 # decode a full-length caption: a random model may stop early, a trained one writes ~15 words
                 captioner.generate(image, p, beam_size=beam)
         out[f"infer_ms_per_lesion_b{batch}_greedy"] = 1000 * timed(lambda: infer(1), dev, repeats) / batch

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from data_contracts import taxonomy
+from data_contracts.findings import Tracer
 from data_contracts.settings import Settings
 from models.dws import location_of, top1_reaches
 from models.vocab import PAD as PAD_ID
@@ -45,8 +46,8 @@ def location_words(location: str | int) -> list[str]:
 
 
 def prompt_texts() -> list[str]:
-    """Extra texts for the captioner vocabulary: every location name and the separator."""
-    return [*location_texts(), SEP]
+    """Extra texts for the captioner vocabulary: every location name, the separator and every tracer."""
+    return [*location_texts(), SEP, *(t.value for t in Tracer)]
 
 
 def _default_length() -> int:
@@ -82,21 +83,58 @@ def cglp_prompt(top_ids: Sequence[Any] | torch.Tensor, top_conf: Sequence[float]
     return (words + [PAD] * length)[:length]
 
 
+def context_words(tracer: str) -> list[str]:
+    """The study-context words in front of the prompt: the tracer as the captions write it ("FDG" -> [fdg]).
+
+    The tracer is a header fact (PET RadiopharmaceuticalInformationSequence / the manifest), not something the
+    captioner should have to guess from the uptake pattern, so every configuration (also B without CGLP) gets it.
+    """
+    return tokenize(str(getattr(tracer, "value", tracer)))
+
+
 def cglp_prompt_ids(top_ids: torch.Tensor, top_conf: torch.Tensor,
                     vocab: Vocab | Callable[[list[str]], Sequence[int]], threshold: float = DEFAULT_THRESHOLD,
                     length: int = DEFAULT_LENGTH, enabled: bool = True,
-                    counts: tuple[int, int] = DEFAULT_COUNTS) -> torch.Tensor:
+                    counts: tuple[int, int] = DEFAULT_COUNTS, tracers: Sequence[str] | None = None) -> torch.Tensor:
     """Batched: top_ids (B, k), top_conf (B, k) -> (B, length) long prompt ids for the captioner.
 
     ``vocab``: the captioner's ``Vocab`` (unknown words -> ``<unk>``), or any callable mapping a word list to ids.
+    ``tracers`` (B,): when given, each prompt starts with ``context_words(tracer)`` and the CGLP words fill the
+    rest of ``length``.
     """
     if len(top_ids) != len(top_conf):
         raise ValueError(f"top_ids has {len(top_ids)} rows, top_conf {len(top_conf)}")
+    if tracers is not None and len(tracers) != len(top_ids):
+        raise ValueError(f"tracers has {len(tracers)} rows, top_ids {len(top_ids)}")
     encode = vocab if callable(vocab) else (lambda words: [vocab.stoi.get(w, UNK) for w in words])
     rows = []
-    for ids, conf in zip(top_ids, top_conf, strict=True):
-        encoded = list(encode(cglp_prompt(ids, conf, threshold, length, enabled, counts)))
+    for i, (ids, conf) in enumerate(zip(top_ids, top_conf, strict=True)):
+        head = context_words(tracers[i]) if tracers is not None else []
+        words = head + cglp_prompt(ids, conf, threshold, length - len(head), enabled, counts)
+        encoded = list(encode(words))
         if len(encoded) != length:
             raise ValueError(f"encode returned {len(encoded)} ids for {length} prompt words")
         rows.append(encoded)
     return torch.tensor(rows, dtype=torch.long).reshape(len(rows), length)  # (B, P)
+
+
+def prompt_candidates(prompt_ids: torch.Tensor, vocab: Vocab, tracer_token: bool,
+                      end: str = ",") -> list[list[list[int]]]:
+    """The location names of each CGLP prompt (B, P) as caption starts: per sample, the ids of every name in the
+    prompt followed by ``end`` (captions read "<location>, <finding> ..."), for ``Captioner.generate``'s
+    constrained decoding. ``tracer_token``: the prompts start with the tracer word, which is skipped. An
+    all-``<pad>`` prompt (CGLP off) gives no candidates."""
+    sep, pad, comma = vocab.stoi[SEP], PAD_ID, vocab.stoi.get(end, UNK)
+    out = []
+    for row in prompt_ids.tolist():
+        words = row[1:] if tracer_token else row
+        names, current = [], []
+        for t in words + [sep]:
+            if t == sep or t == pad:
+                if current:
+                    names.append(current + [comma])
+                current = []
+            else:
+                current.append(t)
+        out.append(names)
+    return out

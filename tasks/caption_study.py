@@ -35,6 +35,8 @@ from data_contracts.records import Lesion
 from data_contracts.settings import RawLayout, Settings
 from data_contracts.tables import ManifestRow
 from tasks.ingest import IngestedStudy, IngestError, ingest_study
+from tasks.ingest import store as volumes
+from tasks.ingest.geometry import Geometry
 from tasks.patches.resample import Request, StudyJob, compute_study
 from tasks.patches.store import fields_of_view
 
@@ -268,57 +270,69 @@ class CaptionModels:
         self.method = _method_of(extra)
         self.paths = {"localizer": str(localizer_checkpoint), "captioner": str(captioner_checkpoint)}
 
-    def caption(self, patches: dict[int, dict[str, np.ndarray]], lesions: list[Lesion]) -> list[LesionCaption]:
-        """One ``LesionCaption`` per lesion, in instance order: localizer top-k -> DWS -> CGLP -> decoding."""
+    def caption(self, patches: dict[int, dict[str, np.ndarray]], lesions: list[Lesion], tracer: str,
+                geometry: Geometry | None = None) -> list[LesionCaption]:
+        """One ``LesionCaption`` per lesion, in instance order: localizer top-k -> DWS -> CGLP -> decoding.
+
+        ``tracer``: the study's (FDG | PSMA), the captioner's context token; ``geometry``: the study's CT grid,
+        which a localizer trained with the scan position needs (``Geometry.scan_position`` of each centroid).
+        """
         import torch
 
-        from models.cglp import cglp_prompt, cglp_prompt_ids
+        from models.cglp import cglp_prompt_ids
         from models.dws import DynamicWindow
-        from models.training.data import _resize, captioner_inputs, centre_crop
+        from models.training.data import captioner_inputs, centre_crop, localizer_input
+        from models.training.captioner import generate_captions
         from models.training.localizer import localize_inputs
 
         if not lesions:
             return []
         s = self.settings
         lcfg = self.localizer.cfg
-        lo, hi = lcfg.ct_window_hu
         large = torch.from_numpy(np.stack([np.asarray(patches[les.instance]["localizer"], dtype=np.float32)
                                            for les in lesions]))  # (N, 3, z, y, x): HU, SUV, mask
-        # The training pipeline's localizer input (models.training.data.localizer_inputs, from memory instead
-        # of the patch store): wide CT window, PET / suv_max, mask 0/1, area-resized, kept as float16.
-        x = torch.stack([((large[:, 0] - lo) / (hi - lo)).clamp(0, 1), (large[:, 1] / s.pet_suv_max).clamp(0, 1),
-                         (large[:, 2] > 0.5).float()], dim=1)
-        x = _resize(x, lcfg.patch_size).half()
-        ids, conf = localize_inputs(self.localizer, x, device=self.device)  # (N, 5) long, (N, 5) float32
-
         small = torch.from_numpy(np.stack([np.asarray(patches[les.instance]["captioner"], dtype=np.float32)
                                            for les in lesions]))  # (N, 3, z, y, x)
+        # The training pipeline's localizer inputs (models.training.data.localizer_inputs, from memory instead
+        # of the patch store): wide CT window, PET / suv_max, mask 0/1, area-resized, kept as float16.
+        x = localizer_input(large, lcfg, s.pet_suv_max, lcfg.patch_size)
+        details = localizer_input(small, lcfg, s.pet_suv_max, lcfg.detail_size) if lcfg.detail_size else None
+        positions = None
+        if lcfg.position_width:
+            if geometry is None:
+                raise ValueError("this localizer uses the lesion's scan position: pass the study's CT geometry")
+            positions = torch.from_numpy(np.stack([geometry.scan_position(les.centroid_mm)
+                                                   for les in lesions]).astype(np.float32))  # (N, 3)
+        ids, conf = localize_inputs(self.localizer, x, device=self.device, positions=positions,
+                                    details=details)  # (N, 5) long, (N, 5) float32
+
         raw = centre_crop(small, self.cfg.patch_size).clone()
         image = captioner_inputs(raw, ids[:, 0], conf[:, 0], s, self.method.dws, self.method.mask_channel)
         image = image.half().float().to(self.device)  # training keeps its inputs as float16
         prompt = cglp_prompt_ids(ids, conf, self.vocab, threshold=s.cglp_threshold, length=self.cfg.prompt_len,
-                                 enabled=self.method.cglp, counts=tuple(s.cglp_prompt_locations)).to(self.device)
-        with torch.no_grad():
-            out = self.captioner.generate(image, prompt, beam_size=self.method.beam_size).cpu()  # (N, L)
+                                 enabled=self.method.cglp, counts=tuple(s.cglp_prompt_locations),
+                                 tracers=[tracer] * len(lesions) if self.method.tracer_token else None
+                                 ).to(self.device)
+        texts = generate_captions(self.captioner, self.vocab, image, prompt.cpu(), beam_size=self.method.beam_size,
+                                  device=self.device, method=self.method, confidences=conf)
         window = DynamicWindow(s.dws_threshold, enabled=self.method.dws)
         results = []
         for i, les in enumerate(lesions):
-            words = cglp_prompt(ids[i], conf[i], s.cglp_threshold, self.cfg.prompt_len, self.method.cglp,
-                                tuple(s.cglp_prompt_locations)) if self.cfg.use_prompt else []
+            words = [self.vocab.itos[t] for t in prompt[i].tolist()] if self.cfg.use_prompt else []
             w = window.window(int(ids[i, 0]), conf[i, 0])
             results.append(LesionCaption(
                 instance=les.instance, centroid_mm=tuple(round(v, 2) for v in les.centroid_mm),
                 volume_ml=round(les.volume_ml, 3), suv_max=round(les.suv_max, 2),
                 top5=top5_entries(ids[i].tolist(), conf[i].tolist()), window=_window_name(w),
-                prompt=" ".join(t for t in words if t != "<pad>"), caption=self.vocab.decode(out[i].tolist())))
+                prompt=" ".join(t for t in words if t != "<pad>"), caption=texts[i]))
         return results
 
 
 def _method_of(extra: dict):
     """The recipe flags the captioner was trained with (``MethodConfig`` in its checkpoint's training config)."""
-    from models.training.configs import MethodConfig
+    from models.training.captioner import method_of
 
-    return MethodConfig(**(extra.get("train_config") or {}).get("method", {}))
+    return method_of(extra)
 
 
 def _window_name(window) -> str:
@@ -353,7 +367,8 @@ def caption_study(study_dir: Path | str, out_dir: Path | str, settings: Settings
     patches = study_patches(local, ingested)
     t2 = time.perf_counter()
     lesions = sorted(ingested.lesions, key=lambda les: les.instance)
-    captions = models.caption(patches, lesions)
+    geometry = volumes.open_study(local.store_url, ingested.study.study_id).geometry
+    captions = models.caption(patches, lesions, ingested.study.tracer.value, geometry)
     t3 = time.perf_counter()
     result = StudyCaptions(study_id=ingested.study.study_id, vendor=ingested.study.vendor.value,
                            tracer=ingested.study.tracer.value, lesions=captions, models=models.paths)

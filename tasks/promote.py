@@ -49,7 +49,7 @@ class PromotionDecision:
 def _default_predict(settings: Settings, checkpoints: dict[str, Path]) -> pd.DataFrame:
     from models.training.captioner import predict
 
-    return predict(settings, checkpoints["captioner"], split="val")
+    return predict(settings, checkpoints["captioner"], split="val", localizer_checkpoint=checkpoints.get("localizer"))
 
 
 def _bleu4(metrics: dict[str, float]) -> dict[str, float]:

@@ -31,7 +31,7 @@ import pandas as pd
 import yaml
 from mlflow import MlflowClient
 from mlflow.models.signature import ModelSignature
-from mlflow.types.schema import ColSpec, Schema, TensorSpec
+from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
 
 from data_contracts.settings import Settings
 from data_contracts.taxonomy import TAXONOMY_VERSION
@@ -219,8 +219,10 @@ def log_evaluation(settings: Settings, result, split: str = "test", run_name: st
 class PetcapCaptionModel(mlflow.pyfunc.PythonModel):
     """Localizer + captioner as one pyfunc model; artifacts ``localizer`` and ``captioner`` (checkpoints).
 
-    Input: ``{"localizer": (n, 3, z, y, x), "captioner": (n, 3, z, y, x)}`` float32 patches in physical
-    units (CT HU, PET SUV, lesion mask), the patch store's two fields of view. Output: one row per lesion
+    Input: ``{"localizer": (n, 3, z, y, x), "captioner": (n, 3, z, y, x), "position": (n, 3)}`` float32:
+    patches in physical units (CT HU, PET SUV, lesion mask), the patch store's two fields of view, and each
+    lesion's scan position (``Geometry.scan_position``: its place in the scanned box, (x, y, z) in [0, 1]).
+    Param ``tracer`` (FDG | PSMA): the study's tracer, the captioner's context token. Output: one row per lesion
     with the caption, the top-5 location ids (";"-joined), the top-1 confidence and the CT window applied.
     Thresholds and decoding come from the model config (``model_config``) recorded at registration.
     """
@@ -232,7 +234,9 @@ class PetcapCaptionModel(mlflow.pyfunc.PythonModel):
         self.localizer = load_localizer(context.artifacts["localizer"])
         self.captioner, self.cfg, self.vocab, extra = load_checkpoint(context.artifacts["captioner"])
         self.params = dict(context.model_config or {})
-        self.method = dict((extra.get("train_config") or {}).get("method", {}))
+        from models.training.captioner import method_of
+
+        self.method = method_of(extra)
 
     def predict(self, context, model_input, params=None):
         import torch
@@ -242,7 +246,12 @@ class PetcapCaptionModel(mlflow.pyfunc.PythonModel):
         from models.dws import DynamicWindow
         from models.localizer import localizer_patch
         from models.training.captioner import generate_captions, window_name
-        from models.training.data import _resize, captioner_inputs, centre_crop
+        from models.training.data import (
+            _resize,
+            captioner_inputs,
+            centre_crop,
+            localizer_input,
+        )
         from models.training.localizer import localize_inputs
 
         p = self.params
@@ -250,17 +259,26 @@ class PetcapCaptionModel(mlflow.pyfunc.PythonModel):
         cap_raw = torch.as_tensor(np.asarray(model_input["captioner"], dtype=np.float32))
         suv_max = float(p.get("pet_suv_max", 15.0))
         x = torch.stack([localizer_patch(v[0], v[1], v[2], self.localizer.cfg, suv_max) for v in loc_raw])
-        ids, conf = localize_inputs(self.localizer, _resize(x, self.localizer.cfg.patch_size))
+        position = None
+        if self.localizer.cfg.position_width:
+            if "position" not in model_input:
+                raise ValueError("this model's localizer needs each lesion's scan position: input 'position' (n, 3)")
+            position = torch.as_tensor(np.asarray(model_input["position"], dtype=np.float32)).reshape(-1, 3)
+        lcfg = self.localizer.cfg
+        details = localizer_input(cap_raw, lcfg, suv_max, lcfg.detail_size) if lcfg.detail_size else None
+        ids, conf = localize_inputs(self.localizer, _resize(x, lcfg.patch_size), positions=position, details=details)
+        tracer = str((params or {}).get("tracer") or "FDG")
         knobs = Settings(dws_threshold=p.get("dws_threshold", 0.95), pet_suv_max=suv_max,
                          cglp_threshold=p.get("cglp_threshold", 0.95))
-        dws_on, cglp_on = bool(self.method.get("dws", True)), bool(self.method.get("cglp", True))
+        dws_on, cglp_on = self.method.dws, self.method.cglp
         images = captioner_inputs(centre_crop(cap_raw, self.cfg.patch_size), ids[:, 0], conf[:, 0], knobs,
-                                  dws_on, bool(self.method.get("mask_channel", False)))
+                                  dws_on, self.method.mask_channel)
         prompts = cglp_prompt_ids(ids, conf, self.vocab, threshold=knobs.cglp_threshold,
                                   length=self.cfg.prompt_len, enabled=cglp_on,
-                                  counts=tuple(p.get("cglp_prompt_locations", (1, 3))))
-        captions = generate_captions(self.captioner, self.vocab, images, prompts,
-                                     beam_size=int(self.method.get("beam_size", 1)))
+                                  counts=tuple(p.get("cglp_prompt_locations", (1, 3))),
+                                  tracers=[tracer] * len(ids) if self.method.tracer_token else None)
+        captions = generate_captions(self.captioner, self.vocab, images, prompts, beam_size=self.method.beam_size,
+                                     method=self.method, confidences=conf)
         dws = DynamicWindow(knobs.dws_threshold, enabled=dws_on)
         locs = taxonomy.locations()
         return pd.DataFrame({
@@ -275,7 +293,9 @@ def model_signature() -> ModelSignature:
     patch = (-1, 3, -1, -1, -1)
     return ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.float32), patch, "localizer"),
-                       TensorSpec(np.dtype(np.float32), patch, "captioner")]),
+                       TensorSpec(np.dtype(np.float32), patch, "captioner"),
+                       TensorSpec(np.dtype(np.float32), (-1, 3), "position")]),
+        params=ParamSchema([ParamSpec("tracer", "string", "FDG")]),
         outputs=Schema([ColSpec("string", "caption"), ColSpec("string", "top_ids"),
                         ColSpec("double", "top1_confidence"), ColSpec("string", "window")]))
 

@@ -31,7 +31,7 @@ from models.captioner import (
     save_checkpoint,
     shift_captions,
 )
-from models.cglp import cglp_prompt_ids, prompt_texts
+from models.cglp import cglp_prompt_ids, prompt_candidates, prompt_texts
 from models.dws import DynamicWindow
 from models.training import data
 from models.training.configs import MethodConfig, ModelTrainConfig, load_config
@@ -63,8 +63,10 @@ def prepare(settings: Settings, df: pd.DataFrame, cache: pd.DataFrame, cfg: Capt
     top_ids, top_conf = cache_tensors(cache, df["sample_id"])
     raw = data.captioner_raw(settings, df["row"].to_numpy(), cfg.patch_size)
     images = data.captioner_inputs(raw, top_ids[:, 0], top_conf[:, 0], settings, method.dws, method.mask_channel)
+    tracers = df["tracer"].tolist() if method.tracer_token else None
+    counts = tuple(settings.cglp_prompt_locations)
     prompts = cglp_prompt_ids(top_ids, top_conf, vocab, threshold=settings.cglp_threshold, length=cfg.prompt_len,
-                              enabled=method.cglp, counts=tuple(settings.cglp_prompt_locations))
+                              enabled=method.cglp, counts=counts, tracers=tracers)
     captions = torch.tensor([vocab.encode(c, cfg.max_caption_len) for c in df["caption"]],
                             dtype=torch.long).reshape(len(df), cfg.max_caption_len)
     return Prepared(df.reset_index(drop=True), images.half(), prompts, captions, top_ids, top_conf)
@@ -81,13 +83,25 @@ def _loss(device, label_smoothing):
 
 @torch.no_grad()
 def generate_captions(model: Captioner, vocab: Vocab, images: torch.Tensor, prompts: torch.Tensor,
-                      beam_size: int = 1, batch_size: int = 32, device: torch.device | str = "cpu") -> list[str]:
+                      beam_size: int = 1, batch_size: int = 32, device: torch.device | str = "cpu",
+                      method: MethodConfig | None = None, confidences: torch.Tensor | None = None) -> list[str]:
+    """Captions of prepared inputs; with ``method.cglp`` and ``method.constrain_location`` each caption starts
+    with one of its prompt's location names (``Captioner.generate``'s constrained decoding), chosen by the
+    captioner's score plus the log of the localizer's confidence in it (``confidences``: (N, k) top-k, in
+    prompt order)."""
     model.eval()
+    constrain = method is not None and method.cglp and method.constrain_location and model.cfg.use_prompt
     out: list[str] = []
     for i in range(0, len(images), batch_size):
+        p = prompts[i:i + batch_size]
+        cands = prompt_candidates(p, vocab, method.tracer_token) if constrain else None
+        priors = None
+        if cands is not None and confidences is not None:
+            conf = confidences[i:i + batch_size].float().clamp(min=1e-6).log().tolist()
+            priors = [row[: len(c)] for row, c in zip(conf, cands)]
         ids = model.generate(images[i:i + batch_size].float().to(device),
-                             prompts[i:i + batch_size].to(device) if model.cfg.use_prompt else None,
-                             beam_size=beam_size)
+                             p.to(device) if model.cfg.use_prompt else None,
+                             beam_size=beam_size, candidates=cands, candidate_priors=priors)
         out += [vocab.decode(row) for row in ids.cpu().tolist()]
     return out
 
@@ -141,7 +155,8 @@ def train_captioner(settings: Settings, config: str = "demo", overrides: dict | 
             n = min(len(val_df), 256)
             batch = {"image": val.images[:n].float(), "prompt": val.prompts[:n], "caption": val.captions[:n]}
             loss = float(_loss(device, 0.0)(m, batch))
-        hyps = generate_captions(m, vocab, val.images, val.prompts, beam_size=1, device=device)
+        hyps = generate_captions(m, vocab, val.images, val.prompts, beam_size=1, device=device, method=method,
+                                 confidences=val.top_conf)
         return {"loss": loss, "bleu4": bleu4(val_df["caption"].tolist(), hyps)}
 
     def save(extra: dict) -> None:
@@ -151,8 +166,9 @@ def train_captioner(settings: Settings, config: str = "demo", overrides: dict | 
             "cglp_threshold": settings.cglp_threshold,
         })
 
-    state = fit(model, _loss(device, model_cfg.label_smoothing), train_set, cfg.loop, device, save=save,
-                validate=validate, resume_state=resume_state, progress=progress, desc=f"captioner {config}",
+    loss_fn = _loss(device, model_cfg.label_smoothing)
+    state = fit(model, loss_fn, train_set, cfg.loop, device, save=save, validate=validate,
+                resume_state=resume_state, progress=progress, desc=f"captioner {config}",
                 loader_workers=settings.train.loader_workers)
     if dist_rank() != 0:
         return TrainResult("captioner", config, str(path), state.epoch, float("nan"), None)
@@ -172,8 +188,11 @@ def train_captioner(settings: Settings, config: str = "demo", overrides: dict | 
 
 
 def predict(settings: Settings, checkpoint: Path | str, split: str | None = "test",
-            beam_size: int | None = None) -> pd.DataFrame:
+            beam_size: int | None = None, localizer_checkpoint: Path | str | None = None) -> pd.DataFrame:
     """Caption every sample of ``split`` (None: all) with a trained captioner and its localizer's cached answers.
+
+    ``localizer_checkpoint``: where the captioner's localizer lies (default: the path its checkpoint recorded);
+    either way the file must be the exact localizer it was trained with (hash checked).
 
     -> one row per sample: sample_id, patient_id, study_id, vendor, tracer, location_id, ct_finding, reference,
     generated, top_ids (5 taxonomy ids), top_conf (5 float32), top1_location, window (the CT window applied:
@@ -181,8 +200,8 @@ def predict(settings: Settings, checkpoint: Path | str, split: str | None = "tes
     """
     model, cfg, vocab, extra = load_checkpoint(checkpoint)
     train_cfg = extra.get("train_config", {})
-    method = MethodConfig(**train_cfg.get("method", {}))
-    loc_path = Path(extra.get("localizer_checkpoint") or checkpoint_path(settings))
+    method = method_of(extra)
+    loc_path = Path(localizer_checkpoint or extra.get("localizer_checkpoint") or checkpoint_path(settings))
     if not loc_path.is_file():
         raise FileNotFoundError(f"{checkpoint}: its localizer checkpoint {loc_path} does not exist")
     if file_hash(loc_path) != extra.get("localizer"):
@@ -194,7 +213,8 @@ def predict(settings: Settings, checkpoint: Path | str, split: str | None = "tes
     model.to(device)
     prep = prepare(settings, df, cache, cfg, method, vocab)
     hyps = generate_captions(model, vocab, prep.images, prep.prompts,
-                             beam_size=beam_size or method.beam_size, device=device)
+                             beam_size=beam_size or method.beam_size, device=device, method=method,
+                             confidences=prep.top_conf)
     locs = taxonomy.locations()
     dws = DynamicWindow(settings.dws_threshold, enabled=method.dws)
     windows = [window_name(dws.window(int(i), c)) for i, c in zip(prep.top_ids[:, 0].tolist(), prep.top_conf[:, 0])]
@@ -209,6 +229,13 @@ def predict(settings: Settings, checkpoint: Path | str, split: str | None = "tes
         "top1_location": [locs[i].id for i in prep.top_ids[:, 0].tolist()],
         "window": windows, "prompt": prompts,
     })
+
+
+def method_of(extra: dict) -> MethodConfig:
+    """The recipe flags a captioner checkpoint was trained with; files from before the tracer token and the
+    constrained decoding were made without them."""
+    flags = (extra.get("train_config") or {}).get("method", {})
+    return MethodConfig(**{"tracer_token": False, "constrain_location": False, **flags})
 
 
 def window_name(window: CTWindow) -> str:

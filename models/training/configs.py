@@ -77,6 +77,10 @@ class MethodConfig:
     cglp: bool = True  # location prompt from the localizer's top-k (else none)
     beam_size: int = 3
     mask_channel: bool = False  # a third input channel: the lesion mask (CaptionerConfig.in_channels = 3)
+    tracer_token: bool = True  # the study's tracer (a header fact) as the first prompt token, in every ablation
+    # decoding with CGLP: the caption must start with one of the prompt's location names (the model picks which
+    # by its own score), so a location is never invented or garbled (constrained decoding, Anderson et al. 2017)
+    constrain_location: bool = True
 
 
 @dataclass
@@ -180,7 +184,10 @@ def load_config(kind: str, name: str = "demo", overrides: dict[str, Any] | None 
     model_values = dict(section.get("model", {}))
     if kind == "captioner":
         method = _build(MethodConfig, section.get("method", {}), f"{where}.method]")
-        model_values.setdefault("use_prompt", method.cglp)
+        from models.cglp import DEFAULT_LENGTH
+
+        model_values.setdefault("use_prompt", method.cglp or method.tracer_token)
+        model_values.setdefault("prompt_len", DEFAULT_LENGTH + int(method.tracer_token))
         model_values.setdefault("in_channels", 3 if method.mask_channel else 2)
         model_values.setdefault("vocab_size", 0)  # set from the vocabulary at training time
         model = _build(CaptionerConfig, model_values, f"{where}.model]")

@@ -359,3 +359,29 @@ def test_bf16_autocast_trains_and_decodes(kind):
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
     assert ids.shape == (3, 8) and ids.min() >= 0 and ids.max() < cfg.vocab_size
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_constrained_decoding_starts_with_the_best_candidate(kind):
+    """CGLP's location names as candidates: the caption starts with the one the model (+ prior) scores best."""
+    cfg = _cfg(kind, vocab_size=20)
+    model = _model(cfg, 3)
+    image, prompt, _ = _inputs(cfg, B=3, seed=3)
+    cands = [[[5, 6, 7], [8, 9]], [[10, 11]], []]  # two candidates, one, none (free decoding)
+    with torch.no_grad():
+        scores = {}
+        for i, c in ((0, [5, 6, 7]), (0, [8, 9])):  # each candidate's own log-probability, by teacher forcing
+            ids = torch.tensor([c])
+            scores[tuple(c)] = float(model.sequence_logprob(image[i:i + 1], prompt[i:i + 1], ids))
+        winner = max(scores, key=scores.get)
+        for beam in (1, 3):
+            out = model.generate(image, prompt, max_len=10, beam_size=beam, candidates=cands)
+            assert out[0, : len(winner)].tolist() == list(winner)
+            assert out[1, :2].tolist() == [10, 11]
+            assert torch.equal(out[2], model.generate(image[2:], prompt[2:], max_len=10, beam_size=beam)[0])
+        # a prior (the localizer's log-confidence) large enough overrides the model's preference
+        loser = [c for c in scores if c != winner][0]
+        gap = scores[winner] - scores[loser] + 1.0
+        priors = [[0.0, gap] if loser == (8, 9) else [gap, 0.0], [0.0], []]
+        out = model.generate(image, prompt, max_len=10, candidates=cands, candidate_priors=priors)
+        assert out[0, : len(loser)].tolist() == list(loser)

@@ -80,3 +80,34 @@ def test_prompt_ids_with_the_captioner_vocabulary():
     assert vocab.decode(out[0]) == "t7 vertebral body"
     assert vocab.decode(out[1]) == "t7 vertebral body; t8 vertebral body; right 7th rib"
     assert out[0, 3:].eq(0).all()  # <pad> is id 0
+
+
+def test_tracer_context_token_leads_every_prompt_even_without_cglp():
+    vocab = Vocab.build(["T7 vertebral body, osteolytic destruction with increased FDG uptake"],
+                        extra_texts=prompt_texts())
+    assert "psma" in vocab  # every tracer has an id, also one absent from the training captions
+    ids = torch.tensor([[taxonomy.index_of(i) for i in TOP5]] * 2)
+    conf = torch.tensor([[0.99], [0.5]])
+    out = cglp_prompt_ids(ids, conf, vocab, THR, length=DEFAULT_LENGTH + 1, tracers=["FDG", "PSMA"])
+    assert out.shape == (2, DEFAULT_LENGTH + 1)
+    assert vocab.decode(out[0]) == "fdg t7 vertebral body"
+    assert vocab.decode(out[1]) == "psma t7 vertebral body; t8 vertebral body; right 7th rib"  # never cut
+    off = cglp_prompt_ids(ids, conf, vocab, THR, length=DEFAULT_LENGTH + 1, enabled=False, tracers=["PSMA", "FDG"])
+    assert [vocab.itos[int(r[0])] for r in off] == ["psma", "fdg"] and off[:, 1:].eq(0).all()
+    with pytest.raises(ValueError, match="tracers has 1 rows"):
+        cglp_prompt_ids(ids, conf, vocab, THR, tracers=["FDG"])
+
+
+def test_prompt_candidates_are_the_names_with_their_comma():
+    from models.cglp import prompt_candidates
+
+    vocab = Vocab.build(["T7 vertebral body, osteolytic destruction with increased FDG uptake"],
+                        extra_texts=prompt_texts())
+    ids = torch.tensor([[taxonomy.index_of(i) for i in TOP5]] * 3)
+    conf = torch.tensor([[0.99], [0.5], [0.5]])
+    prompts = cglp_prompt_ids(ids, conf, vocab, THR, length=DEFAULT_LENGTH + 1, tracers=["FDG", "PSMA", "FDG"])
+    prompts[2] = cglp_prompt_ids(ids[:1], conf[:1], vocab, THR, length=DEFAULT_LENGTH + 1, enabled=False,
+                                 tracers=["FDG"])[0]
+    cands = prompt_candidates(prompts, vocab, tracer_token=True)
+    words = [[[vocab.itos[t] for t in c] for c in row] for row in cands]
+    assert words == [[T7 + [","]], [T7 + [","], T8 + [","], RIB + [","]], []]

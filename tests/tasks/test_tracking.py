@@ -10,7 +10,7 @@ import torch
 
 from data_contracts.settings import EvalSettings, Settings
 from models.captioner import CaptionerConfig, build_captioner, save_checkpoint
-from models.cglp import prompt_texts
+from models.cglp import DEFAULT_LENGTH, prompt_texts
 from models.localizer import LocalizerConfig, build_localizer, save_localizer
 from models.vocab import Vocab
 from tasks.evaluate.run import evaluate_run
@@ -48,14 +48,17 @@ class FakeTrainResult:  # the fields of models.training.loop.TrainResult that lo
 def tiny_checkpoints(folder: Path) -> tuple[Path, Path]:
     torch.manual_seed(0)
     loc = build_localizer(LocalizerConfig(patch_size=(16, 16, 16), encoder_channels=(8, 16, 16, 32), text_width=32,
-                                          text_layers=1, text_heads=2, embed_dim=64, dropout=0.0))
+                                          text_layers=1, text_heads=2, embed_dim=64, dropout=0.0, position_width=8,
+                                          detail_size=(8, 8, 8), detail_channels=(4, 4, 8, 8)))
     save_localizer(loc, folder / "localizer.pt")
     vocab = Vocab.build(["right 7th rib, osteolytic destruction with increased FDG uptake"],
                         extra_texts=prompt_texts())
     cfg = CaptionerConfig(vocab_size=len(vocab), dim=32, heads=2, encoder_layers=1, decoder_layers=1, ff_mult=2,
-                          dropout=0.0, encoder_channels=(4, 8), patch_size=(8, 8, 8), max_caption_len=12)
+                          dropout=0.0, encoder_channels=(4, 8), patch_size=(8, 8, 8), max_caption_len=12,
+                          prompt_len=DEFAULT_LENGTH + 1)
     save_checkpoint(folder / "captioner.pt", build_captioner(cfg), cfg, vocab,
-                    extra={"train_config": {"method": {"dws": True, "cglp": True, "beam_size": 1}}})
+                    extra={"train_config": {"method": {"dws": True, "cglp": True, "beam_size": 1,
+                                                       "tracer_token": True}}})
     return folder / "localizer.pt", folder / "captioner.pt"
 
 
@@ -120,12 +123,14 @@ def test_one_registered_model_with_signature_that_predicts(tracked):
     configure(settings)
     model = mlflow.pyfunc.load_model(f"models:/{settings.tracking.registered_model}/{version}")
     sig = model.metadata.signature
-    assert sig.inputs.input_names() == ["localizer", "captioner"]
+    assert sig.inputs.input_names() == ["localizer", "captioner", "position"]
+    assert [p.name for p in sig.params.params] == ["tracer"]
     assert [c.name for c in sig.outputs.inputs] == ["caption", "top_ids", "top1_confidence", "window"]
     rng = np.random.default_rng(0)
     x = {"localizer": (rng.random((2, 3, 20, 20, 20)) * 100).astype(np.float32),
-         "captioner": (rng.random((2, 3, 12, 12, 12)) * 100).astype(np.float32)}
-    out = model.predict(x)
+         "captioner": (rng.random((2, 3, 12, 12, 12)) * 100).astype(np.float32),
+         "position": rng.random((2, 3)).astype(np.float32)}
+    out = model.predict(x, params={"tracer": "PSMA"})
     assert len(out) == 2 and out["top_ids"].str.count(";").eq(4).all()
     assert out["top1_confidence"].between(0, 1).all() and out["window"].isin(["lung", "bone", "soft_tissue"]).all()
     paths = version_checkpoints(settings, version, settings.home / "dl")

@@ -20,7 +20,13 @@ from models.cglp import cglp_prompt
 from models.localizer import load_localizer
 from models.training import data
 from models.training.captioner import predict, train_captioner
-from models.training.localizer import cache_path, file_hash, top5_cache, train_localizer
+from models.training.localizer import (
+    cache_path,
+    file_hash,
+    guidance_for,
+    top5_cache,
+    train_localizer,
+)
 from tasks.ingest import ingest_all
 from tasks.link import link_dataset
 from tasks.patches.extract import extract_patches
@@ -126,7 +132,10 @@ def test_localizer_trains_and_caches_float32_top5(trained):
     assert np.all(np.diff(conf, axis=1) <= 0) and np.all(conf.sum(1) <= 1.0 + 1e-6)
     # the cache holds exactly what the frozen model answers
     row = samples.iloc[:4]
-    ids, c = model.localize(data.localizer_inputs(settings, row["row"].to_numpy(), model.cfg).float())
+    g = guidance_for(model.cfg, settings, row)
+    detail = g["detail"].float() if "detail" in g else None
+    ids, c = model.localize(data.localizer_inputs(settings, row["row"].to_numpy(), model.cfg).float(),
+                            position=g.get("position"), detail=detail)
     cached = cache.set_index("sample_id").loc[row["sample_id"]]
     assert np.array_equal(np.stack(cached["top_ids"].to_list()), ids.numpy())
     assert np.allclose(np.stack(cached["top_conf"].to_list()), c.numpy(), atol=1e-6)
@@ -141,7 +150,8 @@ def test_captioner_trains_on_the_cache_and_records_its_localizer(trained):
     assert cap.epochs == 2 and np.isfinite(cap.train_loss) and 0 <= cap.metrics["bleu4"] <= 1
     _, cfg, vocab, extra = load_checkpoint(cap.checkpoint)
     assert extra["localizer"] == file_hash(Path(loc.checkpoint))
-    assert extra["train_config"]["method"] == {"dws": True, "cglp": True, "beam_size": 2, "mask_channel": False}
+    assert extra["train_config"]["method"] == {"dws": True, "cglp": True, "beam_size": 2, "mask_channel": False,
+                                               "tracer_token": True, "constrain_location": True}
     assert cfg.use_prompt and cfg.in_channels == 2 and cfg.vocab_size == len(vocab)
     assert ";" in vocab and all(w in vocab for w in ("lymph", "node", "vertebral"))  # CGLP words have ids
     assert [h["lr"] for h in extra["train_state"]["history"]] == pytest.approx([1e-3, 1e-4])
@@ -171,7 +181,7 @@ def test_predict_one_row_per_sample_with_the_guidance_it_used(trained):
         expected = loc.window.value if conf[0] >= np.float32(settings.dws_threshold) else "soft_tissue"
         assert r["window"] == expected
         words = [w for w in cglp_prompt(r["top_ids"], conf, settings.cglp_threshold) if w != "<pad>"]
-        assert r["prompt"] == " ".join(words)
+        assert r["prompt"] == " ".join([r["tracer"].lower(), *words])  # the tracer token, then CGLP
     all_rows = predict(settings, cap.checkpoint, split=None)
     assert len(all_rows) == len(data.samples(settings))
     assert isinstance(all_rows, pd.DataFrame)
