@@ -32,6 +32,7 @@ STUDIES = 9
 TINY_LOCALIZER = {"loop.epochs": 1, "model.patch_size": [16, 16, 16], "model.encoder_channels": [8, 8, 16, 16],
                   "model.embed_dim": 32, "model.text_width": 32, "model.text_layers": 1}
 TINY_CAPTIONER = {"loop.epochs": 1, "model.patch_size": [16, 16, 16], "model.encoder_channels": [8, 16],
+                  "model.encoder_strides": [2, 2],
                   "model.dim": 32, "model.encoder_layers": 1, "model.decoder_layers": 1, "method.beam_size": 1}
 
 
