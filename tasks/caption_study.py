@@ -262,12 +262,13 @@ class CaptionModels:
                  device: str = "cpu"):
         from models.captioner import load_checkpoint
         from models.localizer import load_localizer
+        from models.training.captioner import method_of
 
         self.settings = settings
         self.device = device
         self.localizer = load_localizer(localizer_checkpoint, map_location=device)
         self.captioner, self.cfg, self.vocab, extra = load_checkpoint(captioner_checkpoint, map_location=device)
-        self.method = _method_of(extra)
+        self.method = method_of(extra)
         self.paths = {"localizer": str(localizer_checkpoint), "captioner": str(captioner_checkpoint)}
 
     def caption(self, patches: dict[int, dict[str, np.ndarray]], lesions: list[Lesion], tracer: str,
@@ -281,8 +282,8 @@ class CaptionModels:
 
         from models.cglp import cglp_prompt_ids
         from models.dws import DynamicWindow
-        from models.training.data import captioner_inputs, centre_crop, localizer_input
         from models.training.captioner import generate_captions
+        from models.training.data import captioner_inputs, centre_crop, localizer_input
         from models.training.localizer import localize_inputs
 
         if not lesions:
@@ -326,13 +327,6 @@ class CaptionModels:
                 top5=top5_entries(ids[i].tolist(), conf[i].tolist()), window=_window_name(w),
                 prompt=" ".join(t for t in words if t != "<pad>"), caption=texts[i]))
         return results
-
-
-def _method_of(extra: dict):
-    """The recipe flags the captioner was trained with (``MethodConfig`` in its checkpoint's training config)."""
-    from models.training.captioner import method_of
-
-    return method_of(extra)
 
 
 def _window_name(window) -> str:

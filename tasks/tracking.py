@@ -244,29 +244,23 @@ class PetcapCaptionModel(mlflow.pyfunc.PythonModel):
         from data_contracts import taxonomy
         from models.cglp import cglp_prompt_ids
         from models.dws import DynamicWindow
-        from models.localizer import localizer_patch
         from models.training.captioner import generate_captions, window_name
-        from models.training.data import (
-            _resize,
-            captioner_inputs,
-            centre_crop,
-            localizer_input,
-        )
+        from models.training.data import captioner_inputs, centre_crop, localizer_input
         from models.training.localizer import localize_inputs
 
         p = self.params
         loc_raw = torch.as_tensor(np.asarray(model_input["localizer"], dtype=np.float32))
         cap_raw = torch.as_tensor(np.asarray(model_input["captioner"], dtype=np.float32))
         suv_max = float(p.get("pet_suv_max", 15.0))
-        x = torch.stack([localizer_patch(v[0], v[1], v[2], self.localizer.cfg, suv_max) for v in loc_raw])
+        lcfg = self.localizer.cfg
+        x = localizer_input(loc_raw, lcfg, suv_max, lcfg.patch_size)  # what training and serving feed it
         position = None
-        if self.localizer.cfg.position_width:
+        if lcfg.position_width:
             if "position" not in model_input:
                 raise ValueError("this model's localizer needs each lesion's scan position: input 'position' (n, 3)")
             position = torch.as_tensor(np.asarray(model_input["position"], dtype=np.float32)).reshape(-1, 3)
-        lcfg = self.localizer.cfg
         details = localizer_input(cap_raw, lcfg, suv_max, lcfg.detail_size) if lcfg.detail_size else None
-        ids, conf = localize_inputs(self.localizer, _resize(x, lcfg.patch_size), positions=position, details=details)
+        ids, conf = localize_inputs(self.localizer, x, positions=position, details=details)
         tracer = str((params or {}).get("tracer") or "FDG")
         knobs = Settings(dws_threshold=p.get("dws_threshold", 0.95), pet_suv_max=suv_max,
                          cglp_threshold=p.get("cglp_threshold", 0.95))
