@@ -22,6 +22,7 @@ from flows.evaluation import evaluate_captioner_flow, promote_captioner_flow
 from flows.refresh import dataset_refresh
 from flows.task_wrappers import preview_task, synthesize_cohort_task
 from flows.training import train_captioner_flow, train_localizer_flow
+from tasks.timing import Laps
 
 NEW_STUDY_SEED_OFFSET = 1_000_003  # the captioned patient is drawn from another seed: not in the cohort
 
@@ -30,14 +31,8 @@ NEW_STUDY_SEED_OFFSET = 1_000_003  # the captioned patient is drawn from another
 def demo(home: str | None = None, patients: int = 12, seed: int = 0, config: str = "demo") -> dict:
     """The whole chain; returns each stage's summary and where the reports are."""
     settings = flow_settings(home)
-    timings: dict[str, float] = {}
-    t = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal t
-        now = time.perf_counter()
-        timings[name] = round(now - t, 1)
-        t = now
+    laps = Laps()
+    lap = laps.lap
 
     cohort = synthesize_cohort_task(settings.raw_dir, patients=patients, seed=seed, scale=settings.synth.scale,
                                     settings=settings, progress=False)
@@ -63,7 +58,7 @@ def demo(home: str | None = None, patients: int = 12, seed: int = 0, config: str
     caption = caption_study_flow(study_dir=str(study), home=home_s)
     lap("caption-study")
     return {"refresh": refresh, "localizer": localizer, "captioner": captioner, "promotion": promotion,
-            "evaluation": evaluation, "caption": caption, "preview": str(preview), "seconds": timings}
+            "evaluation": evaluation, "caption": caption, "preview": str(preview), "seconds": laps.seconds}
 
 
 def run_demo(settings: Settings, patients: int, seed: int) -> int:

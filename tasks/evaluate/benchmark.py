@@ -21,7 +21,6 @@ run to a machine.
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import pandas as pd
 
 from data_contracts.settings import Settings
 from tasks.evaluate.run import EvaluationResult, evaluate_run
+from tasks.timing import Laps
 
 # Row of the paper's tables -> training config name.
 CONFIGS: dict[str, str] = {"LSTM": "lstm", "Transformer": "transformer", "X-Transformer": "xtransformer",
@@ -113,14 +113,8 @@ def run_benchmark(settings: Settings, patients: int = 200, seed: int = BENCHMARK
 
     configs = configs or CONFIGS
     settings = benchmark_settings(settings)
-    seconds: dict[str, float] = {}
-    t = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal t
-        now = time.perf_counter()
-        seconds[name] = round(now - t, 1)
-        t = now
+    laps = Laps()
+    lap = laps.lap
 
     if prepare:
         prepare_cohort(settings, patients, seed, progress=progress)
@@ -152,4 +146,4 @@ def run_benchmark(settings: Settings, patients: int = 200, seed: int = BENCHMARK
                             config={"patients": patients, "seed": seed, "preset": preset, **(overrides or {})},
                             tags={"petcap.benchmark": "true"}) if track else None
     n = len(next(iter(evaluation.configs.values())).per_sample)
-    return BenchmarkResult(evaluation, seconds, checkpoints, n, run_id)
+    return BenchmarkResult(evaluation, laps.seconds, checkpoints, n, run_id)
