@@ -89,7 +89,7 @@ def measure(config: str = "demo", threads: int = 1, steps: int = 5, repeats: int
 
     def guidance(n: int) -> dict:  # the localizer's inputs besides the large FOV, as configured
         g = {}
-        if loc_cfg.model.position_width:
+        if loc_cfg.model.uses_position:
             g["position"] = torch.rand(n, 3, device=dev)
         if loc_cfg.model.detail_size is not None:
             g["detail"] = torch.rand(n, 3, *loc_cfg.model.detail_size, device=dev)

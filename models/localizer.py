@@ -14,6 +14,10 @@ LPS, so axis flips of DICOM vs NIfTI storage do not matter), goes through a smal
 pooled image feature before the projection. Levels lie ~0.015 apart in z (measured over 200 synthetic patients: T8
 at 0.733 +- 0.003 of the scan's height, T6 at 0.760), so the MLP sees Fourier features of the position.
 
+Position prior (``position_prior``; off by default). The network above still memorises training vertebrae by their
+image; ``models.position_prior`` adds a per-location Gaussian of the scan position, fitted in closed form after
+training, fused with the logits at inference (weights fitted on the val split). See that module.
+
 All-category term (``category_loss_weight`` > 0; off by default). In-batch negatives are ~16 random locations, so
 neighbours that must be told apart at inference (T7 / T8, right / left 7th rib) rarely meet in a batch and get
 almost no gradient; with 134 categories and a few hundred lesions that was measured to cap top-1 near 2/3. The
@@ -55,6 +59,7 @@ from data_contracts import taxonomy
 from data_contracts.atomic import atomic_open
 from data_contracts.taxonomy import AMBIGUOUS_TERMS, TAXONOMY_VERSION
 from models.dws import NormalizePET
+from models.position_prior import PositionPrior, prior_groups
 
 CHECKPOINT_KIND = "petcap.clip_localizer"
 CHECKPOINT_FORMAT = 1
@@ -121,6 +126,15 @@ class LocalizerConfig:
     # tissue the lesion sits in (rib cortex or lung, node or bone) where the large FOV's 12 mm voxels cannot.
     detail_size: tuple[int, int, int] | None = None
     detail_channels: tuple[int, ...] = (8, 16, 32, 64)  # four stages (MONAI ResNet)
+    # position prior (``models.position_prior``): a Gaussian of the scan position per location, fitted on the
+    # training lesions after training, fused with the logits (weights fitted on the val split); False: the paper
+    position_prior: bool = False
+    prior_shrinkage: float = 3.0  # pseudo-lesions pulling a location's variance towards its group's
+
+    @property
+    def uses_position(self) -> bool:
+        """Whether the model takes each lesion's scan position (as an input and / or through the prior)."""
+        return bool(self.position_width) or self.position_prior
 
     def __post_init__(self):
         self.patch_size = tuple(int(s) for s in self.patch_size)
@@ -299,6 +313,7 @@ class CLIPLocalizer(nn.Module):
         self.register_buffer("term_count", counts_t, persistent=False)  # (K,)
         self.register_buffer("term_start", torch.cumsum(counts_t, 0) - counts_t, persistent=False)  # (K,)
         self._category_cache: torch.Tensor | None = None
+        self.position_prior = PositionPrior(prior_groups(), cfg.prior_shrinkage) if cfg.position_prior else None
 
     @property
     def num_categories(self) -> int:
@@ -392,10 +407,22 @@ class CLIPLocalizer(nn.Module):
     @torch.no_grad()
     def probabilities(self, image: torch.Tensor, position: torch.Tensor | None = None,
                       detail: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, C, D, H, W) [, (B, 3), detail] -> (B, K) softmax over all categories of cos-sim / tau (``eval()``
-        first)."""
+        """(B, C, D, H, W) [, (B, 3), detail] -> (B, K) softmax over all categories of cos-sim / tau, fused with
+        the position prior once it is fitted (``eval()`` first)."""
+        return self.logits(image, position, detail).float().softmax(dim=-1)
+
+    @torch.no_grad()
+    def logits(self, image: torch.Tensor, position: torch.Tensor | None = None, detail: torch.Tensor | None = None,
+               fuse: bool = True) -> torch.Tensor:
+        """(B, C, D, H, W) [, (B, 3), detail] -> (B, K) cos-sim / tau over all categories; with ``fuse`` and a
+        fitted position prior, a * that + b * log p(position | category)."""
         logits = self.scale() * self.encode_image(image, position, detail) @ self.category_embeddings().T  # (B, K)
-        return logits.float().softmax(dim=-1)
+        if fuse and self.position_prior is not None and bool(self.position_prior.fitted):
+            if position is None or tuple(position.shape) != (len(image), 3):
+                got = None if position is None else tuple(position.shape)
+                raise ValueError(f"this localizer has a position prior: pass position ({len(image)}, 3), got {got}")
+            logits = self.position_prior.fuse(logits, position)
+        return logits
 
     @torch.no_grad()
     def localize(self, image: torch.Tensor, k: int = 5, position: torch.Tensor | None = None,

@@ -299,7 +299,7 @@ class CaptionModels:
         x = localizer_input(large, lcfg, s.pet_suv_max, lcfg.patch_size)
         details = localizer_input(small, lcfg, s.pet_suv_max, lcfg.detail_size) if lcfg.detail_size else None
         positions = None
-        if lcfg.position_width:
+        if lcfg.uses_position:
             if geometry is None:
                 raise ValueError("this localizer uses the lesion's scan position: pass the study's CT geometry")
             positions = torch.from_numpy(np.stack([geometry.scan_position(les.centroid_mm)

@@ -255,7 +255,7 @@ class PetcapCaptionModel(mlflow.pyfunc.PythonModel):
         lcfg = self.localizer.cfg
         x = localizer_input(loc_raw, lcfg, suv_max, lcfg.patch_size)  # what training and serving feed it
         position = None
-        if lcfg.position_width:
+        if lcfg.uses_position:
             if "position" not in model_input:
                 raise ValueError("this model's localizer needs each lesion's scan position: input 'position' (n, 3)")
             position = torch.as_tensor(np.asarray(model_input["position"], dtype=np.float32)).reshape(-1, 3)

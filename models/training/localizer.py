@@ -6,7 +6,9 @@
 Targets are ``taxonomy.index_of(location_id)``. Validation: top-1 / top-5 accuracy over all 134 categories on
 the val split (the localizer's real task), plus the contrastive loss. The checkpoint is the localizer's own
 self-describing file (``models.localizer.save_localizer``) with the training config and resume state in
-``extra``; rerunning with the same config resumes an unfinished run.
+``extra``; rerunning with the same config resumes an unfinished run. With ``model.position_prior`` the trained
+model's position prior is then fitted (Gaussians on the training lesions, fusion weights on the val split) and
+saved into the same checkpoint before the top-5 cache is filled.
 
 The top-5 cache: one row per sample and localizer: sample_id, localizer (hash of the checkpoint file), top_ids
 (5 class indices), top_locations (their taxonomy ids), top_conf (5 float32 confidences, kept float32 so a
@@ -72,7 +74,7 @@ def guidance_for(cfg: LocalizerConfig, settings: Settings, df: pd.DataFrame) -> 
     """The inputs besides the large-FOV patch that this localizer takes, for samples ``df``: ``position`` (N, 3)
     scan positions and / or ``detail`` (N, 3, *detail_size) small-FOV patches; empty for the paper's model."""
     out = {}
-    if cfg.position_width:
+    if cfg.uses_position:
         out["position"] = data.localizer_positions(settings, df)
     if cfg.detail_size is not None:
         out["detail"] = data.localizer_inputs(settings, df["row"].to_numpy(), cfg, kind="captioner")
@@ -162,6 +164,9 @@ def train_localizer(settings: Settings, config: str = "demo", overrides: dict | 
     if dist_rank() != 0:
         return TrainResult("localizer", config, str(path), state.epoch, float("nan"), None)
 
+    prior_fit = None
+    if model_cfg.position_prior:
+        prior_fit = fit_position_prior(path, train_g["position"], train_y, val_x, val_y, val_g, device)
     frozen = freeze(load_localizer(path, map_location=device))
     top5_cache(settings, path, model=frozen, progress=progress)
     metrics = accuracy(frozen, val_x, val_y, device, val_g)
@@ -175,8 +180,36 @@ def train_localizer(settings: Settings, config: str = "demo", overrides: dict | 
         metrics=metrics, seconds=seconds,
         samples_per_s=(sum(h["samples"] for h in this_call) / trained_s) if trained_s else 0.0,
         train_samples=len(train_df), val_samples=len(val_df),
-        extra={"history": state.history, "device": str(device), "threads": torch.get_num_threads()},
+        extra={"history": state.history, "device": str(device), "threads": torch.get_num_threads(),
+               **({"position_prior": prior_fit} if prior_fit else {})},
     )
+
+
+def fit_position_prior(path: Path, train_positions: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor,
+                       val_y: torch.Tensor, val_g: dict[str, torch.Tensor], device: torch.device) -> dict:
+    """Fit the checkpoint's position prior (``models.position_prior``): the Gaussians on the training lesions, the
+    fusion weights on the val split's CLIP logits; saved into the checkpoint (atomically) unless it already holds
+    the fit of these same training lesions (a resumed, finished run keeps its file and its top-5 cache). -> the
+    fit's figures (weights, val cross-entropy and top-1 without and with the prior)."""
+    extra = _payload_extra(path)
+    done = extra.get("position_prior")
+    if done and done.get("train_samples") == len(train_y):
+        return done
+    model = load_localizer(path, map_location=device)
+    model.position_prior.fit(train_positions, train_y)
+    logits = []
+    for i in range(0, len(val_x), 64):
+        g = {k: v[i:i + 64].float().to(device) for k, v in val_g.items()}
+        logits.append(model.logits(val_x[i:i + 64].float().to(device), **g, fuse=False).float().cpu())
+    val_logits = torch.cat(logits) if logits else torch.zeros(0, model.num_categories)
+    fit = model.position_prior.fit_weights(val_logits, val_g["position"], val_y)
+    if len(val_y):
+        fused = model.position_prior.fuse(val_logits, val_g["position"])
+        fit.update(val_top1_clip=float((val_logits.argmax(1) == val_y).float().mean()),
+                   val_top1_fused=float((fused.argmax(1) == val_y).float().mean()))
+    fit["train_samples"] = len(train_y)
+    save_localizer(model, path, extra={**extra, "position_prior": fit})
+    return fit
 
 
 def freeze(model: CLIPLocalizer) -> CLIPLocalizer:

@@ -60,7 +60,7 @@ def test_demo_models_on_cuda_match_the_cpu():
         logits_cpu = captioner(image, prompt, inputs)
         ids_cpu = captioner.generate(image, prompt, max_len=12)
         localizer.to(CUDA), captioner.to(CUDA)
-        on = lambda t: t.to(CUDA)  # noqa: E731
+        on = lambda t: t.to(CUDA)
         p_gpu = localizer.probabilities(on(x), **{k: on(v) for k, v in extra.items()}).cpu()
         logits_gpu = captioner(on(image), on(prompt), on(inputs)).cpu()
         ids_gpu = captioner.generate(on(image), on(prompt), max_len=12).cpu()

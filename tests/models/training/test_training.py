@@ -120,6 +120,11 @@ def test_localizer_trains_and_caches_float32_top5(trained):
     assert model.cfg.patch_size == (16, 16, 16)
     extra = torch.load(ckpt, weights_only=True)["extra"]
     assert extra["train_state"]["epoch"] == 2 and extra["train_config"]["loop"]["epochs"] == 2
+    # the position prior, fitted after training on the training lesions (this tiny val split: naive-Bayes weights)
+    assert model.cfg.position_prior and bool(model.position_prior.fitted)
+    assert int(model.position_prior.counts.sum()) == loc.train_samples
+    assert extra["position_prior"] == loc.extra["position_prior"]
+    assert extra["position_prior"]["train_samples"] == loc.train_samples
 
     table = pq.read_table(cache_path(settings))
     assert str(table.schema.field("top_conf").type) == "list<element: float>"  # float32, never float64
