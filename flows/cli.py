@@ -151,12 +151,12 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from tasks.evaluate.benchmark import run_benchmark
+    from tasks.evaluate.benchmark import BENCHMARK_PATIENTS, run_benchmark
 
     settings = _settings(args)
     if not args.home:  # the benchmark's cohort, models and report never mix with the working set's
         settings = Settings(home=settings.home / "benchmark")
-    result = run_benchmark(settings, patients=args.patients, preset=args.preset, progress=True)
+    result = run_benchmark(settings, patients=args.patients or BENCHMARK_PATIENTS, preset=args.preset, progress=True)
     ev = result.evaluation
     print(f"benchmark: {result.test_samples} test lesions; seconds per stage {result.seconds}")
     for title, table in (("Table 1", ev.table1), ("Table 2", ev.table2)):
@@ -230,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_promote)
 
     s = sub.add_parser("benchmark", help="fresh synthetic cohort, every baseline and ablation config, one report")
-    s.add_argument("--patients", type=int, default=200)
+    s.add_argument("--patients", type=int, help="patients in the cohort (default: BENCHMARK_PATIENTS, 400)")
     s.add_argument("--preset", default="benchmark")
     s.set_defaults(func=cmd_benchmark)
 
