@@ -144,6 +144,8 @@ def train_localizer(settings: Settings, config: str = "demo", overrides: dict | 
                 and state and state["epoch"] <= cfg.loop.epochs):
             model = load_localizer(path)  # a run of this same recipe and data: continue it (or keep it, if done)
             resume_state = state
+            if model.position_prior is not None:  # refitted after training; validate the network alone till then
+                model.position_prior.fitted.fill_(False)
     model.to(device)
 
     def validate(m: CLIPLocalizer) -> dict[str, float]:
@@ -196,12 +198,13 @@ def fit_position_prior(path: Path, train_positions: torch.Tensor, train_y: torch
     if done and done.get("train_samples") == len(train_y):
         return done
     model = load_localizer(path, map_location=device)
-    model.position_prior.fit(train_positions, train_y)
     logits = []
     for i in range(0, len(val_x), 64):
         g = {k: v[i:i + 64].float().to(device) for k, v in val_g.items()}
         logits.append(model.logits(val_x[i:i + 64].float().to(device), **g, fuse=False).float().cpu())
     val_logits = torch.cat(logits) if logits else torch.zeros(0, model.num_categories)
+    model.cpu()  # the prior is fitted and saved on the CPU (a few 3x3 matrices)
+    model.position_prior.fit(train_positions, train_y)
     fit = model.position_prior.fit_weights(val_logits, val_g["position"], val_y)
     if len(val_y):
         fused = model.position_prior.fuse(val_logits, val_g["position"])
