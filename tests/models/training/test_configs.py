@@ -37,9 +37,9 @@ def test_ablation_and_decoder_variants():
 def test_benchmark_inherits_demo():
     bench, demo = load_config("localizer", "benchmark"), load_config("localizer", "demo")
     assert bench.model == demo.model and bench.augment == demo.augment  # inherited
-    assert (bench.loop.epochs, bench.loop.lr, demo.loop.lr) == (30, demo.loop.lr, 1e-3)  # only the length differs
+    assert (bench.loop.epochs, bench.loop.lr, demo.loop.lr) == (15, demo.loop.lr, 1e-3)  # only the length differs
     cap = load_config("captioner", "benchmark")
-    assert (cap.loop.epochs, cap.loop.batch_size, cap.loop.lr_milestones()) == (12, 16, [4, 8])
+    assert (cap.loop.epochs, cap.loop.batch_size, cap.loop.lr_milestones()) == (6, 16, [2, 4])
     assert bench.sources[-1].endswith("benchmark.toml") and bench.sources[0].endswith("demo.toml")
 
 
