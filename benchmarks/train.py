@@ -133,7 +133,6 @@ def measure(config: str = "demo", threads: int = 1, steps: int = 5, repeats: int
     captioner.eval()
     if localizer.position_prior is not None:  # time the fused path a trained localizer runs
         localizer.position_prior.fit(torch.rand(512, 3), torch.randint(0, localizer.num_categories, (512,)))
-        localizer.to(dev)
     for batch in batches:
         big = torch.rand(batch, 3, *loc_cfg.model.patch_size, device=dev)
         small = torch.rand(batch, 2, *cap_cfg.model.patch_size, device=dev) * 1000 - 500  # CT HU, PET SUV

@@ -333,9 +333,7 @@ class CLIPLocalizer(nn.Module):
                              f"got {tuple(image.shape)}")
         feats = self.image_encoder(image)  # (B, width)
         if self.position_mlp is not None:
-            if position is None or tuple(position.shape) != (len(image), 3):
-                got = None if position is None else tuple(position.shape)
-                raise ValueError(f"this localizer uses the scan position: pass position ({len(image)}, 3), got {got}")
+            _check_position(position, len(image), "uses the scan position")
             feats = torch.cat([feats, self.position_mlp(self.fourier(position.to(feats.dtype)))], dim=-1)  # (B, w+pw)
         if self.detail_encoder is not None:
             want = (len(image), self.cfg.in_channels, *self.cfg.detail_size)
@@ -418,9 +416,7 @@ class CLIPLocalizer(nn.Module):
         fitted position prior, a * that + b * log p(position | category)."""
         logits = self.scale() * self.encode_image(image, position, detail) @ self.category_embeddings().T  # (B, K)
         if fuse and self.position_prior is not None and bool(self.position_prior.fitted):
-            if position is None or tuple(position.shape) != (len(image), 3):
-                got = None if position is None else tuple(position.shape)
-                raise ValueError(f"this localizer has a position prior: pass position ({len(image)}, 3), got {got}")
+            _check_position(position, len(image), "has a position prior")
             logits = self.position_prior.fuse(logits, position)
         return logits
 
@@ -432,6 +428,12 @@ class CLIPLocalizer(nn.Module):
         descending."""
         conf, ids = self.probabilities(image, position, detail).topk(k, dim=-1)
         return ids, conf
+
+
+def _check_position(position: torch.Tensor | None, n: int, why: str) -> None:
+    if position is None or tuple(position.shape) != (n, 3):
+        got = None if position is None else tuple(position.shape)
+        raise ValueError(f"this localizer {why}: pass position ({n}, 3), got {got}")
 
 
 def location_ids(class_ids: torch.Tensor) -> list[list[str]]:

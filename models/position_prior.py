@@ -150,5 +150,4 @@ def _covariance(p: torch.Tensor) -> torch.Tensor:
     """(N, 3) -> (3, 3) biased covariance; the uniform distribution's on [0, 1]^3 for fewer than two points."""
     if len(p) < 2:
         return torch.eye(3, dtype=p.dtype) / 12
-    r = p - p.mean(0)
-    return r.T @ r / len(p)
+    return torch.cov(p.T, correction=0)

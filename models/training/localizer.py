@@ -82,22 +82,28 @@ def guidance_for(cfg: LocalizerConfig, settings: Settings, df: pd.DataFrame) -> 
 
 
 @torch.no_grad()
+def input_logits(model: CLIPLocalizer, images: torch.Tensor, batch_size: int = 32,
+                 device: torch.device | str = "cpu", positions: torch.Tensor | None = None,
+                 details: torch.Tensor | None = None, fuse: bool = True) -> torch.Tensor:
+    """(N, 3, D, H, W) model inputs [+ scan positions (N, 3)] [+ detail patches] -> (N, K) float32 logits on the
+    CPU, in batches (``fuse``: with the position prior, when the model has a fitted one)."""
+    model.eval()
+    out = []
+    for i in range(0, len(images), batch_size):
+        pos = positions[i:i + batch_size].to(device) if positions is not None else None
+        det = details[i:i + batch_size].float().to(device) if details is not None else None
+        out.append(model.logits(images[i:i + batch_size].float().to(device), pos, det, fuse=fuse).float().cpu())
+    return torch.cat(out) if out else torch.zeros(0, model.num_categories)
+
+
 def localize_inputs(model: CLIPLocalizer, images: torch.Tensor, batch_size: int = 32,
                     device: torch.device | str = "cpu", positions: torch.Tensor | None = None,
                     details: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, 3, D, H, W) model inputs [+ scan positions (N, 3)] [+ detail patches] -> top-5 ids (N, 5) long and
     confidences (N, 5) float32, on the CPU."""
-    model.eval()
-    ids, conf = [], []
-    for i in range(0, len(images), batch_size):
-        pos = positions[i:i + batch_size].to(device) if positions is not None else None
-        det = details[i:i + batch_size].float().to(device) if details is not None else None
-        k, c = model.localize(images[i:i + batch_size].float().to(device), k=TOP_K, position=pos, detail=det)
-        ids.append(k.cpu())
-        conf.append(c.float().cpu())
-    if not ids:
-        return torch.zeros(0, TOP_K, dtype=torch.long), torch.zeros(0, TOP_K)
-    return torch.cat(ids), torch.cat(conf)
+    logits = input_logits(model, images, batch_size, device, positions, details)
+    conf, ids = logits.softmax(dim=-1).topk(TOP_K, dim=-1)
+    return ids, conf
 
 
 def accuracy(model: CLIPLocalizer, images: torch.Tensor, targets: torch.Tensor,
@@ -198,11 +204,8 @@ def fit_position_prior(path: Path, train_positions: torch.Tensor, train_y: torch
     if done and done.get("train_samples") == len(train_y):
         return done
     model = load_localizer(path, map_location=device)
-    logits = []
-    for i in range(0, len(val_x), 64):
-        g = {k: v[i:i + 64].float().to(device) for k, v in val_g.items()}
-        logits.append(model.logits(val_x[i:i + 64].float().to(device), **g, fuse=False).float().cpu())
-    val_logits = torch.cat(logits) if logits else torch.zeros(0, model.num_categories)
+    val_logits = input_logits(model, val_x, device=device, positions=val_g["position"], details=val_g.get("detail"),
+                              fuse=False)
     model.cpu()  # the prior is fitted and saved on the CPU (a few 3x3 matrices)
     model.position_prior.fit(train_positions, train_y)
     fit = model.position_prior.fit_weights(val_logits, val_g["position"], val_y)
