@@ -198,6 +198,7 @@ class Captioner(nn.Module):
         beam_size: int = 1,
         candidates: list[list[list[int]]] | None = None,
         candidate_priors: list[list[float]] | None = None,
+        banned: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Caption token ids B×max_len (words, <eos>, then <pad>); greedy when beam_size is 1.
 
@@ -205,7 +206,8 @@ class Captioner(nn.Module):
         caption must start with (CGLP's location names, each with its comma). The model scores each by teacher
         forcing (plus its ``candidate_priors`` entry, e.g. the log of the localizer's confidence in it), the best
         is forced as the caption's start, and decoding continues freely from it; a sample with no candidates
-        decodes freely.
+        decodes freely. ``banned`` B×V bool: words a sample's caption may not contain (e.g. another tracer's name
+        than the study's, ``models.cglp.tracer_bans``).
         Call ``model.eval()`` first. Scores are summed log-probabilities without length penalty; a caption that
         reaches max_len without <eos> is cut there. With beam_size > 1 the greedy caption is decoded too and
         kept wherever it scores higher: plain beam search can prune the greedy path and end below it (measured
@@ -217,9 +219,12 @@ class Captioner(nn.Module):
         memory = self.memory(image, prompt_ids)
         forced = (self._choose(memory, candidates, max_len, candidate_priors)
                   if candidates is not None else None)  # B×F or None
-        ids, scores = self._greedy(memory, max_len, forced)
+        if banned is not None and tuple(banned.shape) != (image.shape[0], self.cfg.vocab_size):
+            raise ValueError(f"banned must be B×V = {image.shape[0]}×{self.cfg.vocab_size}, "
+                             f"got {tuple(banned.shape)}")
+        ids, scores = self._greedy(memory, max_len, forced, banned)
         if beam_size > 1:
-            beam_ids, beam_scores = self._beam(memory, max_len, beam_size, forced)
+            beam_ids, beam_scores = self._beam(memory, max_len, beam_size, forced, banned)
             ids = torch.where((beam_scores >= scores).unsqueeze(1), beam_ids, ids)
         return ids
 
@@ -254,16 +259,20 @@ class Captioner(nn.Module):
         return forced
 
     @staticmethod
-    def _force(logp: torch.Tensor, forced: torch.Tensor | None, t: int, per_sample: int) -> torch.Tensor:
-        """Rows whose sample has a forced token at step t may only take it (at its own log-probability)."""
+    def _force(logp: torch.Tensor, forced: torch.Tensor | None, t: int, per_sample: int,
+               banned: torch.Tensor | None = None) -> torch.Tensor:
+        """Rows whose sample has a forced token at step t may only take it (at its own log-probability); other
+        rows never take their sample's ``banned`` words (B×V)."""
+        if banned is not None:
+            logp = logp.masked_fill(banned.repeat_interleave(per_sample, dim=0), float("-inf"))
         if forced is None or t >= forced.shape[1]:
             return logp
         tok = forced[:, t].repeat_interleave(per_sample)  # rows
         only = torch.full_like(logp, float("-inf")).scatter(1, tok.unsqueeze(1), logp.gather(1, tok.unsqueeze(1)))
         return torch.where((tok != PAD).unsqueeze(1), only, logp)
 
-    def _greedy(self, memory: Memory, max_len: int,
-                forced: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _greedy(self, memory: Memory, max_len: int, forced: torch.Tensor | None = None,
+                banned: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Greedy captions B×max_len and their summed log-probabilities B (``forced``: B×F start ids or None)."""
         B = memory.feats.shape[0]
         device = memory.feats.device
@@ -273,7 +282,7 @@ class Captioner(nn.Module):
         state = None
         for t in range(max_len):
             logp, state = self._next_logprobs(memory, prefix, state)
-            logp = self._force(logp, forced, t, 1)
+            logp = self._force(logp, forced, t, 1, banned)
             best, tok = logp.max(-1)  # B, B
             scores += best.masked_fill(done, 0.0)
             tok = tok.masked_fill(done, PAD)
@@ -283,8 +292,8 @@ class Captioner(nn.Module):
                 break
         return F.pad(prefix[:, 1:], (0, max_len - (prefix.shape[1] - 1)), value=PAD), scores  # B×max_len, B
 
-    def _beam(self, memory: Memory, max_len: int, k: int,
-              forced: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _beam(self, memory: Memory, max_len: int, k: int, forced: torch.Tensor | None = None,
+              banned: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Beam-search captions B×max_len (best of k beams) and their summed log-probabilities B."""
         B = memory.feats.shape[0]
         device = memory.feats.device
@@ -296,7 +305,7 @@ class Captioner(nn.Module):
         state = None
         for t in range(max_len):
             logp, state = self._next_logprobs(memory, prefix.view(B * k, -1), state)  # (B·k)×V
-            logp = self._force(logp, forced, t, k)
+            logp = self._force(logp, forced, t, k, banned)
             V = logp.shape[-1]
             logp = logp.view(B, k, V)
             # a finished beam may only continue with <pad> at no cost, so it keeps its score

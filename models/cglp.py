@@ -118,6 +118,23 @@ def cglp_prompt_ids(top_ids: torch.Tensor, top_conf: torch.Tensor,
     return torch.tensor(rows, dtype=torch.long).reshape(len(rows), length)  # (B, P)
 
 
+def tracer_bans(prompt_ids: torch.Tensor, vocab: Vocab) -> torch.Tensor:
+    """(B, P) prompts that start with the study's tracer word (``tracer_token``) -> (B, V) bool: the other tracers'
+    words, which that sample's caption may not contain (``Captioner.generate``'s ``banned``). The tracer is a header
+    fact, so "FDG uptake" in a PSMA study is never right; with few training studies of one tracer a decoder
+    otherwise falls back to the frequent one. A prompt whose first word is no tracer bans nothing."""
+    banned = torch.zeros(len(prompt_ids), len(vocab), dtype=torch.bool)
+    for tracer in Tracer:
+        own = context_words(tracer)
+        if own[0] not in vocab.stoi:
+            continue
+        others = {vocab.stoi[w] for t in Tracer if t != tracer for w in context_words(t)
+                  if w in vocab.stoi and w not in own}
+        rows = prompt_ids[:, 0].cpu() == vocab.stoi[own[0]]  # (B,) prompts of this tracer
+        banned[rows.nonzero().flatten()[:, None], sorted(others)] = True
+    return banned
+
+
 def prompt_candidates(prompt_ids: torch.Tensor, vocab: Vocab, tracer_token: bool,
                       end: str = ",") -> list[list[list[int]]]:
     """The location names of each CGLP prompt (B, P) as caption starts: per sample, the ids of every name in the

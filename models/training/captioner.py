@@ -31,7 +31,7 @@ from models.captioner import (
     save_checkpoint,
     shift_captions,
 )
-from models.cglp import cglp_prompt_ids, prompt_candidates, prompt_texts
+from models.cglp import cglp_prompt_ids, prompt_candidates, prompt_texts, tracer_bans
 from models.dws import DynamicWindow
 from models.training import data
 from models.training.configs import MethodConfig, ModelTrainConfig, load_config
@@ -88,9 +88,11 @@ def generate_captions(model: Captioner, vocab: Vocab, images: torch.Tensor, prom
     """Captions of prepared inputs; with ``method.cglp`` and ``method.constrain_location`` each caption starts
     with one of its prompt's location names (``Captioner.generate``'s constrained decoding), chosen by the
     captioner's score plus the log of the localizer's confidence in it (``confidences``: (N, k) top-k, in
-    prompt order)."""
+    prompt order). With ``method.tracer_token`` a caption never names another tracer than its prompt's
+    (``tracer_bans``)."""
     model.eval()
     constrain = method is not None and method.cglp and method.constrain_location and model.cfg.use_prompt
+    ban = method is not None and method.tracer_token
     out: list[str] = []
     for i in range(0, len(images), batch_size):
         p = prompts[i:i + batch_size]
@@ -101,7 +103,8 @@ def generate_captions(model: Captioner, vocab: Vocab, images: torch.Tensor, prom
             priors = [row[: len(c)] for row, c in zip(conf, cands)]
         ids = model.generate(images[i:i + batch_size].float().to(device),
                              p.to(device) if model.cfg.use_prompt else None,
-                             beam_size=beam_size, candidates=cands, candidate_priors=priors)
+                             beam_size=beam_size, candidates=cands, candidate_priors=priors,
+                             banned=tracer_bans(p, vocab).to(device) if ban else None)
         out += [vocab.decode(row) for row in ids.cpu().tolist()]
     return out
 

@@ -362,6 +362,29 @@ def test_bf16_autocast_trains_and_decodes(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_banned_words_are_never_generated(kind):
+    """``banned`` (B×V): a sample's caption never contains its banned words, greedy or beam; other samples and
+    an empty ban decode as before."""
+    cfg = _cfg(kind, vocab_size=20)
+    model = _model(cfg, 5)
+    image, prompt, _ = _inputs(cfg, B=2, seed=4)
+    with torch.no_grad():
+        for beam in (1, 3):
+            free = model.generate(image, prompt, max_len=10, beam_size=beam)
+            none = torch.zeros(2, cfg.vocab_size, dtype=torch.bool)
+            assert torch.equal(model.generate(image, prompt, max_len=10, beam_size=beam, banned=none), free)
+            banned = none.clone()
+            words = free[0][free[0] > EOS]  # the words the free caption of sample 0 used
+            assert len(words)
+            banned[0, words] = True
+            out = model.generate(image, prompt, max_len=10, beam_size=beam, banned=banned)
+            assert not banned[0, out[0]].any() and not torch.equal(out[0], free[0])
+            assert torch.equal(out[1], free[1])
+        with pytest.raises(ValueError, match="banned must be"):
+            model.generate(image, prompt, max_len=10, banned=torch.zeros(2, 3, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_constrained_decoding_starts_with_the_best_candidate(kind):
     """CGLP's location names as candidates: the caption starts with the one the model (+ prior) scores best."""
     cfg = _cfg(kind, vocab_size=20)

@@ -111,3 +111,20 @@ def test_prompt_candidates_are_the_names_with_their_comma():
     cands = prompt_candidates(prompts, vocab, tracer_token=True)
     words = [[[vocab.itos[t] for t in c] for c in row] for row in cands]
     assert words == [[T7 + [","]], [T7 + [","], T8 + [","], RIB + [","]], []]
+
+
+def test_tracer_bans_forbid_the_other_tracers_name_only():
+    from models.cglp import tracer_bans
+
+    vocab = Vocab.build(["T7 vertebral body, osteolytic destruction with increased FDG uptake"],
+                        extra_texts=prompt_texts())
+    ids = torch.tensor([[taxonomy.index_of(i) for i in TOP5]] * 3)
+    conf = torch.tensor([[0.99], [0.5], [0.99]])
+    prompts = cglp_prompt_ids(ids, conf, vocab, THR, length=DEFAULT_LENGTH + 1, tracers=["FDG", "PSMA", "PSMA"])
+    banned = tracer_bans(prompts, vocab)
+    assert banned.shape == (3, len(vocab)) and banned.dtype == torch.bool
+    assert [[vocab.itos[i] for i in row.nonzero().flatten().tolist()] for row in banned] == [
+        ["psma"], ["fdg"], ["fdg"]]
+    # prompts without the tracer word (tracer_token off) ban nothing
+    plain = cglp_prompt_ids(ids, conf, vocab, THR, length=DEFAULT_LENGTH)
+    assert not tracer_bans(plain, vocab).any()

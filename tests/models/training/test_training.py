@@ -190,3 +190,32 @@ def test_predict_one_row_per_sample_with_the_guidance_it_used(trained):
     all_rows = predict(settings, cap.checkpoint, split=None)
     assert len(all_rows) == len(data.samples(settings))
     assert isinstance(all_rows, pd.DataFrame)
+
+
+def test_generate_captions_never_names_another_tracer_than_the_prompts():
+    """A decoder that would write "fdg" at every step (its output bias says so) still never does in a PSMA
+    study's caption: ``tracer_bans`` from the prompt's tracer word, in greedy and beam decoding."""
+    from models.captioner import CaptionerConfig, build_captioner
+    from models.cglp import cglp_prompt_ids, prompt_texts
+    from models.training.captioner import generate_captions
+    from models.training.configs import MethodConfig
+    from models.vocab import Vocab, tokenize
+
+    vocab = Vocab.build(["T7 vertebral body, osteolytic destruction with increased FDG uptake"],
+                        extra_texts=prompt_texts())
+    cfg = CaptionerConfig(vocab_size=len(vocab), patch_size=(8, 8, 8), encoder_channels=(4, 8), dim=32, heads=2,
+                          encoder_layers=1, decoder_layers=1, max_caption_len=8, prompt_len=31)
+    torch.manual_seed(0)
+    model = build_captioner(cfg).eval()
+    with torch.no_grad():
+        model.decoder.decoder.out.bias[vocab.stoi["fdg"]] = 100.0  # the X-Transformer's word classifier
+    top = torch.tensor([[taxonomy.index_of("vertebra_t7")] * 5] * 2)
+    conf = torch.tensor([[0.99] * 5] * 2)
+    prompts = cglp_prompt_ids(top, conf, vocab, length=cfg.prompt_len, tracers=["FDG", "PSMA"])
+    images = torch.rand(2, cfg.in_channels, *cfg.patch_size)
+    for beam in (1, 2):
+        fdg, psma = generate_captions(model, vocab, images, prompts, beam_size=beam, method=MethodConfig())
+        assert "fdg" in tokenize(fdg) and "fdg" not in tokenize(psma)
+        off = generate_captions(model, vocab, images, prompts, beam_size=beam,
+                                method=MethodConfig(tracer_token=False))  # no ban without the tracer token
+        assert "fdg" in tokenize(off[1])
