@@ -78,6 +78,11 @@ def run_demo(settings: Settings, patients: int, seed: int) -> int:
     print(f"stage seconds: {out['seconds']}")
     print(f"MLflow:     {settings.tracking_uri}")
     print(f"preview:    {out['preview']}")
+    ev = out["evaluation"]
+    if ev.get("baseline"):
+        print(f"evaluation: {ev['split']} BLEU-4 {100 * ev['overall']['bleu4']:.1f} vs the trivial baseline "
+              f"(most frequent caption of the predicted location) {100 * ev['baseline']['bleu4']:.1f}, "
+              f"{ev['predictions']} lesions")
     print(f"\nper-scanner evaluation report: {Path(out['evaluation']['report']).resolve()}")
     print(f"demo finished in {time.perf_counter() - t0:.0f} s")
     return 0

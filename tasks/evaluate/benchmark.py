@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from data_contracts.settings import Settings
-from tasks.evaluate.run import EvaluationResult, evaluate_run
+from tasks.evaluate.run import PRIOR, EvaluationResult, evaluate_run, location_prior
 from tasks.timing import Laps
 
 # Row of the paper's tables -> training config name.
@@ -41,24 +41,12 @@ BENCHMARK_PATIENTS = 400
 # Patient split of the benchmark cohort: the paper's 88/5/6 % leaves ~60 test lesions per 200 patients, too few for
 # a paired test per vendor; 70/10/20 gives ~250 (507 of the 400-patient cohort).
 BENCHMARK_SPLITS = (0.7, 0.1, 0.2)
-PRIOR = "Location prior"  # the trivial baseline row: most frequent training caption of (predicted location, tracer)
 
 
 def benchmark_settings(settings: Settings) -> Settings:
     """The benchmark's settings: ``settings`` with the benchmark split ratios (its own home is the caller's)."""
     splits = settings.splits.model_copy(update={"ratios": BENCHMARK_SPLITS})
     return settings.model_copy(update={"splits": splits})
-
-
-def location_prior(settings: Settings, predictions: pd.DataFrame) -> pd.DataFrame:
-    """The trivial baseline on the same lesions as ``predictions`` (a ``predict`` table): each lesion gets the most
-    frequent training caption of its predicted top-1 location and its tracer (``location_baseline``)."""
-    from models.training import data
-    from models.training.metrics import location_baseline
-
-    train = data.samples(settings, "train")
-    generated = location_baseline(train, predictions["top1_location"].tolist(), predictions["tracer"].tolist())
-    return predictions.assign(generated=generated)
 
 
 @dataclass
@@ -140,8 +128,9 @@ def run_benchmark(settings: Settings, patients: int = BENCHMARK_PATIENTS, seed: 
         lap(f"captioner:{name}")
     by_config = {name: predict(settings, ckpt, split="test") for name, ckpt in checkpoints.items()}
     predictions: dict[str, pd.DataFrame] = {row: by_config[name] for row, name in configs.items()}
-    if "B+W+P" in predictions:  # the trivial baseline, guided by the same localizer
-        predictions[PRIOR] = location_prior(settings, predictions["B+W+P"])
+    prior = location_prior(settings, predictions["B+W+P"]) if "B+W+P" in predictions else None
+    if prior is not None:  # the trivial baseline, guided by the same localizer
+        predictions[PRIOR] = prior
     lap("predict")
     out_dir = Path(out_dir) if out_dir is not None else settings.reports_dir / "benchmark"
     evaluation = evaluate_run(settings, predictions, out_dir=out_dir)

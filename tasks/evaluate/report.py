@@ -28,7 +28,7 @@ import pandas as pd
 from data_contracts import taxonomy
 from data_contracts.settings import Settings
 from data_contracts.taxonomy import WINDOWS, WindowGroup
-from tasks.evaluate.run import LABELS
+from tasks.evaluate.run import LABELS, OURS, PRIOR
 
 SECTIONS = {
     "summary": "Summary",
@@ -243,6 +243,14 @@ def _summary(result) -> list[str]:
             chain += (" = " if np.isclose(ov.loc[prev, "bleu4"], ov.loc[c, "bleu4"]) else " < ") + c
         out.append("Ablation BLEU-4 order (low to high): " + chain
                    + (" (the paper's Table 2: B 75.7 < B+W 76.0 < B+P 76.5 < B+W+P 76.9)" if len(order) == 4 else ""))
+    if OURS in ov.index and PRIOR in ov.index:
+        t = result.tests
+        sel = t[(t["config"] == OURS) & (t["versus"] == PRIOR) & (t["metric"] == "bleu4")]
+        p = f", paired t-test p = {sel['p_value'].iloc[0]:.3g}" if len(sel) else ""
+        verdict = "beats" if ov.loc[OURS, "bleu4"] > ov.loc[PRIOR, "bleu4"] else "does not beat"
+        out.append(f"{OURS} {verdict} the trivial baseline ({PRIOR}: the most frequent training caption of the "
+                   f"predicted location and tracer): BLEU-4 {100 * ov.loc[OURS, 'bleu4']:.1f} vs "
+                   f"{100 * ov.loc[PRIOR, 'bleu4']:.1f}{p}.")
     n = len(next(iter(result.configs.values())).per_sample)
     out.insert(0, f"{len(result.configs)} configurations on the same {n} lesions.")
     if result.localizer is not None:

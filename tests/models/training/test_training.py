@@ -219,3 +219,23 @@ def test_generate_captions_never_names_another_tracer_than_the_prompts():
         off = generate_captions(model, vocab, images, prompts, beam_size=beam,
                                 method=MethodConfig(tracer_token=False))  # no ban without the tracer token
         assert "fdg" in tokenize(off[1])
+
+
+def test_evaluation_reports_the_captioner_next_to_the_trivial_baseline(trained):
+    """``evaluate`` (the evaluate-captioner flow's task) scores the location prior on the same lesions: each
+    lesion's caption is the most frequent training caption of its predicted location and tracer."""
+    from flows.task_wrappers import evaluate
+    from models.training.metrics import location_baseline
+    from tasks.evaluate.run import location_prior
+
+    settings, _, cap = trained
+    df = predict(settings, cap.checkpoint, split="test")
+    prior = location_prior(settings, df)
+    train = data.samples(settings, "train")
+    assert prior["generated"].tolist() == location_baseline(train, df["top1_location"].tolist(), df["tracer"].tolist())
+    assert set(prior["generated"]) <= set(train["caption"])
+    assert prior.drop(columns="generated").equals(df.drop(columns="generated"))
+    out = evaluate(settings, df, split="test")
+    assert out["baseline"] is not None and 0 <= out["baseline"]["bleu4"] <= 1 and 0 <= out["overall"]["bleu4"] <= 1
+    summary = (Path(out["report"]).parent / "summary.md").read_text()
+    assert "the trivial baseline (Location prior" in summary

@@ -4,7 +4,7 @@ import pytest
 
 from data_contracts.settings import EvalSettings, Settings, SynthSettings
 from models.training.configs import load_config
-from tasks.evaluate.benchmark import CONFIGS, _loop_overrides, run_benchmark
+from tasks.evaluate.benchmark import CONFIGS, PRIOR, _loop_overrides, run_benchmark
 
 
 def test_loop_overrides_take_the_preset_then_the_callers_values():
@@ -23,7 +23,8 @@ def test_benchmark_tiny_cohort(tmp_path):
                         overrides={"localizer.loop.epochs": 1, "captioner.loop.epochs": 1,
                                    "localizer.loop.val_every": 1, "captioner.loop.val_every": 1})
     ev = out.evaluation
-    assert set(ev.configs) == set(CONFIGS) and out.test_samples > 0
+    assert set(ev.configs) == {*CONFIGS, PRIOR} and out.test_samples > 0  # the seven rows + the trivial baseline
+    assert "the trivial baseline (Location prior" in ev.markdown_path.read_text()
     assert ev.table1 is not None and ev.table2 is not None
     assert ev.html_path.is_file() and (ev.html_path.parent / "figures" / "examples.png").is_file()
     assert out.mlflow_run_id is not None

@@ -111,3 +111,25 @@ def test_bad_predictions_are_refused(predictions, tmp_path):
     bad.loc[0, "vendor"] = "Philips"
     with pytest.raises(EvaluationError, match="unknown vendor"):
         evaluate_run(settings, {"B": bad})
+
+
+def test_ours_is_tested_against_the_trivial_baseline_when_it_is_there(predictions, lesions, tmp_path):
+    """With a "Location prior" row, ours gets a paired test against it on the Table 2 metrics and the summary
+    says whether it beats the trivial baseline, and by how much."""
+    from tasks.evaluate.run import PRIOR
+    from tests.tasks.evaluate.fakes import make_predictions
+
+    settings = Settings(home=tmp_path, evaluation=EvalSettings(bootstrap_samples=100, example_panels=1))
+    preds = {"B+W+P": predictions["B+W+P"], PRIOR: make_predictions(lesions, 0.5, 0.3, seed=11)}
+    result = evaluate_run(settings, preds, out_dir=tmp_path / "report", patch_loader=fake_patches)
+    t = result.tests[result.tests["versus"] == PRIOR].set_index("metric")
+    assert set(t.index) == {"bleu1", "bleu2", "bleu3", "bleu4", "localization", "ct_finding"}
+    ours, prior = result.overall.loc["B+W+P", "bleu4"], result.overall.loc[PRIOR, "bleu4"]
+    assert ours > prior and t.loc["bleu4", "mean_diff"] > 0 and t.loc["bleu4", "significant"]
+    assert t.loc["bleu4", "n"] == len(lesions)
+    md = result.markdown_path.read_text()
+    assert f"B+W+P beats the trivial baseline ({PRIOR}" in md
+    assert f"BLEU-4 {100 * ours:.1f} vs {100 * prior:.1f}, paired t-test p = " in md
+    swapped = evaluate_run(settings, {"B+W+P": preds[PRIOR], PRIOR: preds["B+W+P"]}, out_dir=tmp_path / "r2",
+                           patch_loader=fake_patches)
+    assert "B+W+P does not beat the trivial baseline" in swapped.markdown_path.read_text()
