@@ -225,13 +225,17 @@ def _md_table(df: pd.DataFrame | None) -> str:
     return "\n".join(lines)
 
 
+def _bleu4_p(tests: pd.DataFrame, a: str, b: str) -> str:
+    """", paired t-test p = ..." of a vs b on BLEU-4 when that test was run, else empty."""
+    sel = tests[(tests["config"] == a) & (tests["versus"] == b) & (tests["metric"] == "bleu4")]
+    return f", paired t-test p = {sel['p_value'].iloc[0]:.3g}" if len(sel) else ""
+
+
 def _summary(result) -> list[str]:
     out = []
     ov = result.overall
     if "B+W+P" in ov.index and "B" in ov.index:
-        t = result.tests
-        sel = t[(t["config"] == "B+W+P") & (t["versus"] == "B") & (t["metric"] == "bleu4")]
-        p = f", paired t-test p = {sel['p_value'].iloc[0]:.3g}" if len(sel) else ""
+        p = _bleu4_p(result.tests, "B+W+P", "B")
         out.append(f"B+W+P vs B: BLEU-4 {100 * ov.loc['B+W+P', 'bleu4']:.1f} vs {100 * ov.loc['B', 'bleu4']:.1f}"
                    f"{p}; localization {100 * ov.loc['B+W+P', 'localization']:.1f} vs "
                    f"{100 * ov.loc['B', 'localization']:.1f}; CT finding {100 * ov.loc['B+W+P', 'ct_finding']:.1f}"
@@ -244,9 +248,7 @@ def _summary(result) -> list[str]:
         out.append("Ablation BLEU-4 order (low to high): " + chain
                    + (" (the paper's Table 2: B 75.7 < B+W 76.0 < B+P 76.5 < B+W+P 76.9)" if len(order) == 4 else ""))
     if OURS in ov.index and PRIOR in ov.index:
-        t = result.tests
-        sel = t[(t["config"] == OURS) & (t["versus"] == PRIOR) & (t["metric"] == "bleu4")]
-        p = f", paired t-test p = {sel['p_value'].iloc[0]:.3g}" if len(sel) else ""
+        p = _bleu4_p(result.tests, OURS, PRIOR)
         verdict = "beats" if ov.loc[OURS, "bleu4"] > ov.loc[PRIOR, "bleu4"] else "does not beat"
         out.append(f"{OURS} {verdict} the trivial baseline ({PRIOR}: the most frequent training caption of the "
                    f"predicted location and tracer): BLEU-4 {100 * ov.loc[OURS, 'bleu4']:.1f} vs "

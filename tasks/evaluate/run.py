@@ -208,6 +208,16 @@ def _test(a: ConfigEvaluation, b: ConfigEvaluation, metric: str) -> PairedTest |
     return paired_ttest(a.per_sample[metric].to_numpy(), b.per_sample[metric].to_numpy())
 
 
+def _record(tests: list[dict], configs: dict[str, ConfigEvaluation], a: str, b: str, metric: str,
+            alpha: float) -> PairedTest | None:
+    """Paired test of configuration a against b on ``metric``, appended to ``tests`` (None: a metric missing)."""
+    t = _test(configs[a], configs[b], metric)
+    if t is not None:
+        tests.append({"config": a, "versus": b, "metric": metric, "mean_diff": t.mean_diff, "t": t.statistic,
+                      "p_value": t.p_value, "n": t.n, "significant": t.better(alpha)})
+    return t
+
+
 def _table(configs: dict[str, ConfigEvaluation], rows: tuple[str, ...], metrics: tuple[str, ...],
            compare: Callable[[str, str], str | None], alpha: float, label: Callable[[str], str],
            tests: list[dict]) -> pd.DataFrame | None:
@@ -222,11 +232,8 @@ def _table(configs: dict[str, ConfigEvaluation], rows: tuple[str, ...], metrics:
         for m in metrics:
             mark, other = "", compare(r, m)
             if other is not None:
-                t = _test(configs[r], configs[other], m)
-                if t is not None:
-                    tests.append({"config": r, "versus": other, "metric": m, "mean_diff": t.mean_diff,
-                                  "t": t.statistic, "p_value": t.p_value, "n": t.n, "significant": t.better(alpha)})
-                    mark = "*" if t.better(alpha) else ""
+                t = _record(tests, configs, r, other, m, alpha)
+                mark = "*" if t is not None and t.better(alpha) else ""
             cells[LABELS[m]] = _fmt(m, configs[r].overall.get(m), mark)
         out[label(r)] = cells
     table = pd.DataFrame.from_dict(out, orient="index")
@@ -252,10 +259,7 @@ def paper_tables(configs: dict[str, ConfigEvaluation], alpha: float
                 lambda r: r, tests)
     if OURS in configs and PRIOR in configs:  # does the model beat the trivial baseline?
         for m in TABLE2_METRICS:
-            t = _test(configs[OURS], configs[PRIOR], m)
-            if t is not None:
-                tests.append({"config": OURS, "versus": PRIOR, "metric": m, "mean_diff": t.mean_diff,
-                              "t": t.statistic, "p_value": t.p_value, "n": t.n, "significant": t.better(alpha)})
+            _record(tests, configs, OURS, PRIOR, m, alpha)
     return t1, t2, pd.DataFrame(tests, columns=["config", "versus", "metric", "mean_diff", "t", "p_value", "n",
                                                 "significant"])
 
