@@ -126,15 +126,14 @@ def predict(settings: Settings, checkpoint: str, split: str = "test"):
 def evaluate(settings: Settings, predictions, split: str = "test") -> dict:
     """Score the predictions as the method's configuration next to the trivial baseline on the same lesions (the
     location prior), write the report, log it to MLflow."""
-    from tasks.evaluate.run import OURS, PRIOR, evaluate_run, location_prior
+    from tasks.evaluate.run import OURS, PRIOR, evaluate_run, with_location_prior
     from tasks.tracking import log_evaluation
 
-    prior = location_prior(settings, predictions)
-    result = evaluate_run(settings, {OURS: predictions, **({PRIOR: prior} if prior is not None else {})})
+    result = evaluate_run(settings, with_location_prior(settings, {OURS: predictions}))
     run_id = log_evaluation(settings, result, split=split)
+    scores = {name: {k: float(v) for k, v in result.overall.loc[name].items()} for name in result.overall.index}
     return {"report": str(result.html_path or result.markdown_path), "mlflow_run_id": run_id,
-            "overall": {k: float(v) for k, v in result.overall.loc[OURS].items()},
-            "baseline": ({k: float(v) for k, v in result.overall.loc[PRIOR].items()} if prior is not None else None)}
+            "overall": scores[OURS], "baseline": scores.get(PRIOR)}
 
 
 def promote(settings: Settings, candidate_version: str):

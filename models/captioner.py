@@ -260,11 +260,11 @@ class Captioner(nn.Module):
 
     @staticmethod
     def _force(logp: torch.Tensor, forced: torch.Tensor | None, t: int, per_sample: int,
-               banned: torch.Tensor | None = None) -> torch.Tensor:
-        """Rows whose sample has a forced token at step t may only take it (at its own log-probability); other
-        rows never take their sample's ``banned`` words (B×V)."""
-        if banned is not None:
-            logp = logp.masked_fill(banned.repeat_interleave(per_sample, dim=0), float("-inf"))
+               banned_rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Rows whose sample has a forced token at step t may only take it (at its own log-probability); no row
+        takes its ``banned_rows`` words (rows×V: the sample's ban, one row per beam)."""
+        if banned_rows is not None:
+            logp = logp.masked_fill(banned_rows, float("-inf"))
         if forced is None or t >= forced.shape[1]:
             return logp
         tok = forced[:, t].repeat_interleave(per_sample)  # rows
@@ -303,9 +303,10 @@ class Captioner(nn.Module):
         scores[:, 0] = 0.0  # one live beam at the start, so the k beams do not duplicate it
         done = torch.zeros(B, k, dtype=torch.bool, device=device)
         state = None
+        banned_rows = banned.repeat_interleave(k, dim=0) if banned is not None else None  # (B·k)×V
         for t in range(max_len):
             logp, state = self._next_logprobs(memory, prefix.view(B * k, -1), state)  # (B·k)×V
-            logp = self._force(logp, forced, t, k, banned)
+            logp = self._force(logp, forced, t, k, banned_rows)
             V = logp.shape[-1]
             logp = logp.view(B, k, V)
             # a finished beam may only continue with <pad> at no cost, so it keeps its score

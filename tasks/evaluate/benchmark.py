@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from data_contracts.settings import Settings
-from tasks.evaluate.run import PRIOR, EvaluationResult, evaluate_run, location_prior
+from tasks.evaluate.run import EvaluationResult, evaluate_run, with_location_prior
 from tasks.timing import Laps
 
 # Row of the paper's tables -> training config name.
@@ -127,10 +127,7 @@ def run_benchmark(settings: Settings, patients: int = BENCHMARK_PATIENTS, seed: 
                              run_name=f"benchmark-{name}", tags={"petcap.benchmark": "true"})
         lap(f"captioner:{name}")
     by_config = {name: predict(settings, ckpt, split="test") for name, ckpt in checkpoints.items()}
-    predictions: dict[str, pd.DataFrame] = {row: by_config[name] for row, name in configs.items()}
-    prior = location_prior(settings, predictions["B+W+P"]) if "B+W+P" in predictions else None
-    if prior is not None:  # the trivial baseline, guided by the same localizer
-        predictions[PRIOR] = prior
+    predictions = with_location_prior(settings, {row: by_config[name] for row, name in configs.items()})
     lap("predict")
     out_dir = Path(out_dir) if out_dir is not None else settings.reports_dir / "benchmark"
     evaluation = evaluate_run(settings, predictions, out_dir=out_dir)

@@ -63,6 +63,13 @@ def location_prior(settings: Settings, predictions: pd.DataFrame) -> pd.DataFram
     return predictions.assign(generated=generated)
 
 
+def with_location_prior(settings: Settings, predictions: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """``predictions`` plus the trivial baseline row (``PRIOR``) on ours' lesions, guided by the same localizer;
+    unchanged when ours is absent or there are no training samples to count."""
+    prior = location_prior(settings, predictions[OURS]) if OURS in predictions else None
+    return {**predictions, PRIOR: prior} if prior is not None else dict(predictions)
+
+
 class EvaluationError(ValueError):
     """Prediction tables that cannot be evaluated; the message names the configuration and the problem."""
 

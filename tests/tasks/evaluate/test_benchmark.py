@@ -4,7 +4,8 @@ import pytest
 
 from data_contracts.settings import EvalSettings, Settings, SynthSettings
 from models.training.configs import load_config
-from tasks.evaluate.benchmark import CONFIGS, PRIOR, _loop_overrides, run_benchmark
+from tasks.evaluate.benchmark import CONFIGS, _loop_overrides, run_benchmark
+from tasks.evaluate.run import PRIOR
 
 
 def test_loop_overrides_take_the_preset_then_the_callers_values():
