@@ -1,6 +1,6 @@
 """One entry to report structuring, whichever backend settings choose.
 
-Every report is PHI-scrubbed first (``phi.scrub``) for both backends, so the spans stored downstream hold no
+Every report is PHI-scrubbed first (``phi_scrubber.scrub``) for both backends, so the spans stored downstream hold no
 names, dates or identifiers; the rules backend runs on the machine, the ``openai`` backend (vLLM inside the
 hospital, or a hosted API where allowed) only ever sees scrubbed text. For scoring against ground truth the
 spans are mapped back onto the original text.
@@ -15,7 +15,8 @@ from data_contracts.findings import Tracer
 from data_contracts.records import TextSpan
 from data_contracts.settings import RawLayout, Settings
 from data_contracts.structured_report import StructuredReport
-from tasks.structure import evaluate, phi, rules
+from tasks.structure import evaluate, rules
+from tasks.structure.phi_scrubber import scrub, scrub_detailed
 from tasks.structure.llm import StructureResult, structure_reports
 from tasks.structure.prompts import PROMPT_VERSION
 
@@ -36,7 +37,7 @@ def structure_texts(
     if _backend(settings, backend) == "openai":  # scrubs every text itself before anything is sent
         return structure_reports(list(texts), settings, items=items, sources=sources)
     tracers = tracers or [None] * len(texts)
-    return [StructureResult(report=rules.extract(phi.scrub(t), tracer)) for t, tracer in zip(texts, tracers)]
+    return [StructureResult(report=rules.extract(scrub(t), tracer)) for t, tracer in zip(texts, tracers)]
 
 
 def structure_text(text: str, settings: Settings, backend: str | None = None,
@@ -51,7 +52,7 @@ def structure_text(text: str, settings: Settings, backend: str | None = None,
 
 def _on_original(report: StructuredReport, original: str) -> StructuredReport:
     """The report with every span moved from the scrubbed text back onto ``original``."""
-    mapping = phi.scrub_detailed(original)
+    mapping = scrub_detailed(original)
     findings = []
     for f in report.findings:
         if f.span is not None:

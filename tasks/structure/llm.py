@@ -5,9 +5,9 @@ where that is allowed; endpoint, model, key and limits come from ``settings.llm`
 
 For each report text, in order:
 
-1. ``phi.check_endpoint`` has already vetted ``base_url`` (before the client exists), and the text is
-   scrubbed with ``phi.scrub``; nothing else is ever sent. Spans of the result refer to the scrubbed text
-   (``phi.scrub_detailed(text).to_original`` maps them back).
+1. ``endpoint_guard.check_endpoint`` has already vetted ``base_url`` (before the client exists), and the text is
+   scrubbed with ``phi_scrubber.scrub``; nothing else is ever sent. Spans of the result refer to the scrubbed text
+   (``phi_scrubber.scrub_detailed(text).to_original`` maps them back).
 2. Cache lookup (``cache.ResponseCache``), keyed by the scrubbed text, prompt version and fingerprint, model and
    answer-schema version. A hit makes no request.
 3. One chat completion with the versioned prompt (``prompts``), temperature 0 and strict structured output
@@ -55,7 +55,9 @@ from data_contracts.structured_report import (
     llm_json_schema,
 )
 from data_contracts.tables import QuarantineRow
-from tasks.structure import phi, prompts
+from tasks.structure import prompts
+from tasks.structure.endpoint_guard import check_endpoint
+from tasks.structure.phi_scrubber import scrub
 from tasks.structure.cache import ResponseCache, cache_dir_for, cache_key
 
 log = logging.getLogger(__name__)
@@ -150,7 +152,7 @@ async def astructure_reports(
     for name, seq in (("items", items), ("sources", sources)):
         if seq is not None and len(seq) != len(texts):
             raise ValueError(f"{name} has {len(seq)} entries for {len(texts)} texts")
-    phi.check_endpoint(settings.llm.base_url, settings)  # before any client exists
+    check_endpoint(settings.llm.base_url, settings)  # before any client exists
     folder = cache_dir if cache_dir is not None else cache_dir_for(settings)
     cfg = settings.llm
     async with AsyncOpenAI(base_url=cfg.base_url, api_key=cfg.api_key.get_secret_value(), timeout=cfg.timeout_s,
@@ -218,7 +220,7 @@ class _Worker:
 
     async def structure(self, text: str, item: str | None, source: str | None) -> StructureResult:
         cfg = self.settings.llm
-        scrubbed = phi.scrub(text)
+        scrubbed = scrub(text)
         digest = hashlib.sha256(scrubbed.encode("utf-8")).hexdigest()
         item = item or f"report-{digest[:12]}"
         key = cache_key(scrubbed, prompt_version=prompts.PROMPT_VERSION,

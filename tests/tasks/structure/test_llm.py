@@ -17,8 +17,9 @@ from data_contracts import tables, taxonomy
 from data_contracts.findings import CTFinding, Tracer, UptakeGrade
 from data_contracts.settings import LLMSettings, Settings
 from data_contracts.structured_report import LLMAnswer, llm_json_schema
-from tasks.structure import llm, phi, prompts
+from tasks.structure import llm, prompts
 from tasks.structure.cache import ResponseCache, cache_dir_for
+from tasks.structure.phi_scrubber import scrub
 from tasks.structure.llm import (
     LLMConfigError,
     StructureResult,
@@ -81,7 +82,7 @@ def test_valid_answer_becomes_structured_report(tmp_path, server):
         Tracer.fdg, UptakeGrade.intense, 12.4, 21.0)
     assert (t7.location_id, t7.ct_finding, t7.suv_max, t7.size_mm) == ("vertebra_t7", CTFinding.osteolytic, 6.1, None)
     # Spans index the scrubbed text (what the model saw).
-    scrubbed = phi.scrub(REPORT)
+    scrubbed = scrub(REPORT)
     for f, quote in ((ax, AXILLA), (t7, T7)):
         assert scrubbed[f.span.start:f.span.end] == quote == f.span.text
 
@@ -317,7 +318,7 @@ def test_backoff_grows_with_jitter_and_is_capped():
 
 def test_few_shot_answers_validate_against_their_reports():
     for ex in prompts.EXAMPLES:
-        assert phi.scrub(ex.report) == ex.report  # examples look like scrubbed reports already
+        assert scrub(ex.report) == ex.report  # examples look like scrubbed reports already
         report = LLMAnswer.model_validate(ex.answer).to_report(ex.report, model="m",
                                                                prompt_version=prompts.PROMPT_VERSION)
         assert len(report.findings) == len(ex.answer["findings"]) > 0

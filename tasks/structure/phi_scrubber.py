@@ -1,14 +1,8 @@
-"""PHI guard for report structuring: scrub names, dates and identifiers, and refuse non-local LLM endpoints.
+"""PHI scrubber for report structuring: report text with names, dates and identifiers replaced by placeholders.
 
-Reports must not leave the hospital with a patient's identity in them. The LLM backend
-(``tasks.structure.llm``) therefore applies both halves of this module before any request is made:
-
-* ``check_endpoint(base_url, settings)`` — runs before a client is created. A loopback endpoint
-  (127.0.0.0/8, ::1, ``localhost``) or a host on ``settings.llm.allowed_hosts`` (hostnames, IP addresses
-  or CIDR networks, e.g. the hospital's vLLM box) is allowed; anything else raises ``RemoteLLMRefused``
-  unless ``settings.llm.allow_remote_llm`` is set, and even then only over https. Hostnames are compared
-  as written, never resolved: a name that merely resolves to 127.0.0.1 is not trusted as loopback.
-* ``scrub(text)`` — the report text with PHI replaced by placeholders. Only the scrubbed text is sent.
+Reports must not leave the hospital with a patient's identity in them. Every report is scrubbed before
+anything reads it for structuring (``tasks.structure.backend``), and the LLM backend sends only the scrubbed
+text, to an endpoint vetted by ``tasks.structure.endpoint_guard``.
 
 What ``scrub`` removes (placeholder in brackets):
 
@@ -39,88 +33,16 @@ original report where a caller holds it. Nothing here logs text.
 from __future__ import annotations
 
 import bisect
-import ipaddress
 import re
 from collections import Counter
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
-
-if TYPE_CHECKING:
-    from data_contracts.settings import Settings
 
 NAME, DATE, ID, PHONE, EMAIL, AGE = "NAME", "DATE", "ID", "PHONE", "EMAIL", "AGE"
 
 
 def placeholder(kind: str) -> str:
     return f"[{kind}]"
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Endpoint guard
-
-
-class RemoteLLMRefused(PermissionError):
-    """The configured LLM endpoint is neither loopback nor allow-listed, and remote LLMs are not allowed."""
-
-
-def check_endpoint(base_url: str, settings: Settings) -> str:
-    """Allow ``base_url`` or raise; returns why it is allowed: ``loopback``, ``allow-listed`` or ``remote``."""
-    parts = urlsplit(base_url)
-    host = (parts.hostname or "").rstrip(".").lower()
-    if parts.scheme not in ("http", "https") or not host:
-        raise ValueError(f"LLM base_url is not an http(s) URL with a host: {parts.scheme}://{host}")
-    if _is_loopback(host):
-        return "loopback"
-    if _allow_listed(host, settings.llm.allowed_hosts):
-        return "allow-listed"
-    if not settings.llm.allow_remote_llm:
-        raise RemoteLLMRefused(
-            f"refusing to send report text to {host!r}: it is not loopback and not on llm.allowed_hosts. "
-            "Run the model inside the hospital (vllm serve) and point llm.base_url at it, add the host to "
-            "PETCAP_LLM__ALLOWED_HOSTS, or set PETCAP_LLM__ALLOW_REMOTE_LLM=true if sending scrubbed reports "
-            "to this service is permitted."
-        )
-    if parts.scheme != "https":
-        raise RemoteLLMRefused(f"refusing to send report text to remote host {host!r} over plain http; use https")
-    return "remote"
-
-
-def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped  # ::ffff:127.0.0.1
-    return ip
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    ip = _ip(host)
-    return ip is not None and ip.is_loopback
-
-
-def _allow_listed(host: str, allowed: tuple[str, ...]) -> bool:
-    ip = _ip(host)
-    for entry in allowed:
-        entry = entry.strip().rstrip(".").lower()
-        if not entry:
-            continue
-        if entry == host:
-            return True
-        if ip is not None and "/" in entry:
-            try:
-                if ip in ipaddress.ip_network(entry, strict=False):
-                    return True
-            except ValueError:
-                continue
-        elif ip is not None and _ip(entry) == ip:
-            return True
-    return False
 
 
 # ----------------------------------------------------------------------------------------------------------
