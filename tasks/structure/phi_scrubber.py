@@ -38,6 +38,9 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import cache
 
+from tasks.structure import phi_names
+from tasks.structure.phi_names import NOT_NAME, TITLES, name_end
+
 NAME, DATE, ID, PHONE, EMAIL, AGE = "NAME", "DATE", "ID", "PHONE", "EMAIL", "AGE"
 
 
@@ -109,7 +112,10 @@ def scrub_detailed(text: str) -> Scrubbed:
     hits: list[_Hit] = []
     hits += _labelled(text)
     hits += _pattern_hits(text)
-    hits += _titled_and_dicom_names(text)
+    hits += [_Hit(s, e, NAME, 5) for detect in (phi_names.dicom_names, phi_names.titled_names,
+                                                phi_names.cued_names, phi_names.surname_given_lines,
+                                                phi_names.signature_lines)
+             for s, e in detect(text)]
     hits += _propagated(text, hits)
     return _apply(text, _merge(hits))
 
@@ -153,7 +159,9 @@ _LABELS: dict[str, dict[str, tuple[str, ...]]] = {
     NAME: {
         "strong": ("signed by", "electronically signed by", "reported by", "dictated by", "verified by",
                    "read by", "transcribed by", "approved by", "requested by", "ordered by", "referred by"),
-        "weak": ("patient", "patient name", "patient's name", "pt", "pt name", "name", "surname", "first name",
+        "weak": ("patient", "patient name", "patient's name", "pt", "pt name", "pat", "pat. name", "pat name",
+                 "name of patient", "full name", "legal name", "maiden name", "birth name", "preferred name",
+                 "name", "surname", "first name",
                  "last name", "given name", "family name", "referring physician", "referring doctor",
                  "referring clinician", "referrer", "physician", "radiologist", "reporting physician",
                  "attending", "consultant", "technologist", "radiographer", "cc", "guardian", "next of kin"),
@@ -204,45 +212,9 @@ def _any_label_ahead() -> re.Pattern[str]:
     return re.compile(rf"[ \t]+(?:{alt})(?![\w']){_NUMBER_WORD}[ \t]*[:=#]", re.IGNORECASE)
 
 
-# Words that end a name value on a header line, or that a fallback never treats as a name.
-_NOT_NAME = frozenset("""
-mrn dob id sex age gender male female pet ct pet/ct fdg psma exam examination study date clinical indication
-history findings finding impression technique comparison conclusion conclusions report referring physician
-accession acc the and with for of whole body scan reason procedure modality protocol tracer dose weight
-height none unknown n/a na dear md phd mbbs frcr frcp facr mrcp rn dds
-""".split())
-_TITLES = frozenset("mr mrs ms miss mx dr prof professor doctor sr".split())
 _AFTER_EXAM_WORDS = frozenset("exam examination study procedure protocol series drug tracer radiopharmaceutical "
                               "file department hospital institution device scanner".split())
-
-_NAME_TOKEN = re.compile(
-    r"[A-Za-z][A-Za-z'’\-]*(?:\^[A-Za-z'’\-]*)+"  # DICOM PN: DOE^JANE^M
-    r"|(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.(?=\s)"  # a title inside the value: "Dr. Alan Grant"
-    r"|[A-ZÀ-Þ][A-Za-zÀ-ÿ'’\-]+"  # Jane, DOE, O'Neil, Smith-Jones
-    r"|[A-Z]\.?(?![\w])"  # initial
-)
-_NAME_SEP = re.compile(r" (?=\S)|, ?(?=[A-ZÀ-Þ])")
 _CLAUSE_END = re.compile(r"\n|\r|\t| {2,}|[,;|]|\.(?=\s|$)")
-
-
-def _name_end(text: str, pos: int, max_tokens: int = 5) -> int | None:
-    """End of a run of capitalised name words starting at ``pos`` ("Jane Doe", "DOE, JANE", "J. Doe")."""
-    end = None
-    i = pos
-    for _ in range(max_tokens):
-        m = _NAME_TOKEN.match(text, i)
-        if not m:
-            break
-        word = m.group().rstrip(".").lower()
-        if word in _NOT_NAME or text[m.end():m.end() + 3].lstrip(" \t").startswith(":"):
-            break
-        if word not in _TITLES:  # a title alone ("Dr. [NAME]") is no name
-            end = m.end()
-        sep = _NAME_SEP.match(text, m.end())
-        if not sep:
-            break
-        i = sep.end()
-    return end
 
 
 def _clause_end(text: str, pos: int) -> int | None:
@@ -281,11 +253,11 @@ def _preceding_word(text: str, pos: int) -> str:
 
 def _field_value_end(kind: str, text: str, pos: int, has_sep: bool) -> int | None:
     if kind == NAME:
-        end = _name_end(text, pos)
+        end = name_end(text, pos)
         if end is None and pos < len(text) and text[pos].isalpha():
             first = re.match(r"([^\s,;:]+)\s*(.?)", text[pos:])
             word, after = first.group(1).lower().rstrip("."), first.group(2)
-            if word not in _NOT_NAME and not (word in _TITLES and after == "["):
+            if word not in NOT_NAME and not (word in TITLES and after == "["):
                 end = _clause_end(text, pos)  # a name written in lower case: the whole value goes
         return end
     if kind == DATE:
@@ -376,29 +348,6 @@ def _pattern_hits(text: str) -> list[_Hit]:
     return hits
 
 
-_TITLE = re.compile(r"(?<![\w])(?:(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sr)\.?|Professor|Doctor|(?:MR|MRS|MS|DR|PROF)\.)"
-                    r"[ \t]+")
-_DICOM_PN = re.compile(r"(?<![\w^])[A-Za-z][A-Za-z'’\-]*(?:\^[A-Za-z'’\-]*)+")
-
-
-def _titled_and_dicom_names(text: str) -> list[_Hit]:
-    hits = [_Hit(m.start(), m.end(), NAME, 5) for m in _DICOM_PN.finditer(text)]
-    for m in _TITLE.finditer(text):
-        end = _name_end(text, m.end(), max_tokens=3)
-        if end is not None:
-            hits.append(_Hit(m.end(), end, NAME, 5))
-    return hits
-
-
-# Words a surname may share with the report's own vocabulary: propagated only when capitalised.
-_COMMON = frozenset("""
-a an the and or of in on at to for with without by from as is are was were be been may can will no not
-this that these those there here which who left right bilateral mild moderate intense increased uptake lesion
-node nodes mass lung liver bone long white black brown green young king hill wood bell ward hall may june
-april august mark grant rose page baker cook mason wall field lane head neck chest back
-""".split())
-
-
 def _propagated(text: str, hits: list[_Hit]) -> list[_Hit]:
     """Every other occurrence of a name word or ID value found in a field, a title or a DICOM name."""
     names: set[str] = set()
@@ -406,32 +355,16 @@ def _propagated(text: str, hits: list[_Hit]) -> list[_Hit]:
     for h in hits:
         value = text[h.start:h.end]
         if h.kind == NAME:
-            names.update(w for w in re.split(r"[^A-Za-zÀ-ÿ'’\-]+", value)
-                         if len(w) >= 2 and w.lower() not in _NOT_NAME)
+            names.update(w for w in re.split(r"[^\w'’\-]+|[\d_]+", value)
+                         if len(w) >= 2 and w.lower() not in NOT_NAME)
         elif h.kind == ID and len(value) >= 4:
             ids.add(value)
     out = []
     for w in names:
-        forms = {w, w.title(), w.upper()} | ({w.lower()} if w.lower() not in _vocabulary() else set())
+        forms = {w, w.title(), w.upper()} | ({w.lower()} if w.lower() not in phi_names.vocabulary() else set())
         rx = re.compile(r"(?<![\w^])(?:" + "|".join(map(re.escape, sorted(forms))) + r")(?![\w])")
         out += [_Hit(m.start(), m.end(), NAME, 7) for m in rx.finditer(text)]
     for v in ids:
         out += [_Hit(m.start(), m.end(), ID, 7)
                 for m in re.finditer(r"(?<![\w])" + re.escape(v) + r"(?![\w])", text)]
     return out
-
-
-@cache
-def _vocabulary() -> frozenset[str]:
-    """Lower-case words of the clinical vocabulary (taxonomy and findings) plus common English words."""
-    from data_contracts import findings, taxonomy
-
-    phrases: list[str] = []
-    for loc in taxonomy.locations():
-        phrases += [*loc.terms, *loc.stems]
-    for info in findings.CT_FINDINGS.values():
-        phrases += [info.phrase, *info.synonyms]
-    for syn in findings.UPTAKE_SYNONYMS.values():
-        phrases += list(syn)
-    words = {w for p in phrases for w in re.findall(r"[a-z]+", p.lower())}
-    return frozenset(words | _COMMON)

@@ -85,3 +85,39 @@ def test_scrub_is_idempotent_and_maps_back_to_the_original():
 def test_empty_and_clean_text():
     assert scrub("") == ""
     assert scrub_detailed("No abnormal uptake.").replacements == ()
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("PET/CT report for Garcia, Emma, MRN 4471823, born 1961-03-14.",
+     "PET/CT report for [NAME], MRN [ID], born [DATE]."),
+    ("PET/CT report for Ivan Ivanov, MRN H4471823.", "PET/CT report for [NAME], MRN [ID]."),
+    ("Examination of Jan Novak on 2021-01-04.", "Examination of [NAME] on [DATE]."),
+    ("Patient Ivan Ivanov was referred for staging.", "Patient [NAME] was referred for staging."),
+    ("Thank you for referring your patient Emma Garcia.", "Thank you for referring your patient [NAME]."),
+    ("RE: SMITH, John (MRN 1234567)", "RE: [NAME] (MRN [ID])"),
+    ("Report for: Juan de la Cruz, DOB 1961", "Report for: [NAME], DOB [DATE]"),
+    ("GARCIA, Emma    MRN: 4471823", "[NAME]    MRN: [ID]"),
+    ("Smith, John | 1961-03-14 | M", "[NAME] | [DATE] | M"),
+    ("Pt: LI^LI NA | MRN 4471823", "Pt: [NAME] | MRN [ID]"),
+    ("Name of patient: Łukasiewicz Żaneta", "Name of patient: [NAME]"),
+    ("Results for BROWN, ROSE - 14.03.1961", "Results for [NAME] - [DATE]"),
+    ("Reported by\nH. Tanaka\n", "Reported by\n[NAME]\n"),
+])
+def test_names_after_cues_in_surname_given_form_and_signatures(text, expected):
+    assert scrub(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "History of Hodgkin Lymphoma, staging.",
+    "PET/CT for Hodgkin Lymphoma.",
+    "Suspicious for Malignancy.",
+    "Department of Nuclear Medicine, University Hospital",
+    "CT examination of Chest, Abdomen and Pelvis.",
+    "Liver, Spleen: normal.",
+    "Patient Preparation: fasting 6 h.",
+    "Evaluation for Metastatic Disease.",
+    "Lymph nodes, Bilateral: none enlarged.",
+    "Findings of Non-Small Cell Lung Cancer, stage IV.",
+])
+def test_clinical_words_after_cues_are_kept(text):
+    assert scrub(text) == text
