@@ -116,6 +116,11 @@ class LLMSettings(BaseModel):
     backoff_base_s: float = Field(0.5, gt=0)  # retry k waits ~ base * 2**k (with jitter), at most backoff_max_s
     backoff_max_s: float = Field(30.0, gt=0)
     max_completion_tokens: int = Field(4096, ge=64)
+    # How the answer schema is sent (tasks.structure.llm_dialects): json_schema (OpenAI, vLLM),
+    # json_object_schema (llama.cpp server), structured_outputs (vLLM >= 0.12 extra_body), guided_json
+    # (vLLM < 0.12 extra_body); auto tries them in that order and remembers what the endpoint accepted.
+    structured_output: str = Field("auto", pattern=r"^(auto|json_schema|json_object_schema|structured_outputs"
+                                                   r"|guided_json)$")
     use_cache: bool = True
     cache_dir: Path | None = None  # response cache (JSON files); None: <home>/cache/llm
 

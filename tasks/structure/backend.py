@@ -18,6 +18,7 @@ from data_contracts.structured_report import StructuredReport
 from tasks.structure import evaluate, rules
 from tasks.structure.phi_scrubber import scrub, scrub_detailed
 from tasks.structure.llm import StructureResult, structure_reports
+from tasks.structure.llm_errors import failure
 from tasks.structure.prompts import PROMPT_VERSION
 
 
@@ -42,11 +43,11 @@ def structure_texts(
 
 def structure_text(text: str, settings: Settings, backend: str | None = None,
                    tracer: Tracer | None = None) -> StructuredReport:
-    """One report; a report the LLM could not structure raises with its quarantine reason."""
+    """One report; a report the LLM could not structure raises the ``llm_errors`` class of its quarantine
+    reason (a ``PetcapError``: ``LLMUnavailable``, ``LLMRejected``, ``LLMInvalidOutput``)."""
     (result,) = structure_texts([text], settings, backend, [tracer])
     if result.report is None:
-        q = result.quarantine
-        raise RuntimeError(f"report could not be structured: {q.reason}: {q.detail}")
+        raise failure(result.quarantine)
     return result.report
 
 

@@ -10,21 +10,26 @@ For each report text, in order:
    (``phi_scrubber.scrub_detailed(text).to_original`` maps them back).
 2. Cache lookup (``cache.ResponseCache``), keyed by the scrubbed text, prompt version and fingerprint, model and
    answer-schema version. A hit makes no request.
-3. One chat completion with the versioned prompt (``prompts``), temperature 0 and strict structured output
-   (``response_format`` = the ``LLMAnswer`` JSON schema, so vLLM's guided decoding or OpenAI's strict mode
-   keep the answer in the vocabulary). Requests run concurrently under ``asyncio.Semaphore(llm.concurrency)``.
-   429, 408/409, 5xx, timeouts and connection errors are retried here (the client has ``max_retries=0``) with
-   exponential backoff and jitter — ``backoff_base_s * 2**k`` halved-to-full at random, capped at
-   ``backoff_max_s``, never shorter than a ``Retry-After`` — up to ``llm.max_retries`` times.
+3. One chat completion with the versioned prompt (``prompts``), temperature 0 and structured output: the
+   ``LLMAnswer`` JSON schema in the dialect the server speaks (``llm_dialects``: OpenAI/vLLM
+   ``json_schema``, llama.cpp ``json_object`` + ``schema``, vLLM ``structured_outputs`` / ``guided_json``;
+   ``llm.structured_output``, ``auto`` by default, finds it from the server's answer and remembers it), so
+   grammar-constrained decoding keeps the answer in the vocabulary. Requests run concurrently under
+   ``asyncio.Semaphore(llm.concurrency)``. 429, 408/409, 5xx that are not validation errors, timeouts and
+   connection errors are retried here (the client has ``max_retries=0``) with exponential backoff and
+   jitter — ``backoff_base_s * 2**k`` halved-to-full at random, capped at ``backoff_max_s``, never shorter
+   than a ``Retry-After`` — up to ``llm.max_retries`` times. Once the endpoint is found unreachable, the
+   batch's remaining reports are not sent (each is quarantined ``llm_unavailable`` at once).
 4. The answer is validated into a ``StructuredReport``: JSON → ``LLMAnswer`` (pydantic) → taxonomy checks
    (laterality matches the location, CT finding possible in its system) → each ``evidence`` quote located
    in the scrubbed text (exactly, else ignoring case and whitespace runs; the first occurrence) → ``TextSpan``.
 5. An invalid answer gets exactly one repair request that quotes the validation error; if that answer is
    invalid too, the text becomes a quarantine record (stage ``structure``, reason ``llm_invalid_output``).
-   Retries exhausted → ``llm_unavailable``; the server refusing the request (400/413/422) → ``llm_rejected``.
-   A text is never dropped silently: every input gets a ``StructureResult`` holding a report or a
-   quarantine row. Bad credentials, an unknown model or a wrong URL (401/403/404) are configuration errors
-   and raise ``LLMConfigError`` for the whole batch.
+   Retries exhausted → ``llm_unavailable``; the server refusing the request (a 4xx, or a 5xx whose body
+   says validation or unsupported) → ``llm_rejected``, never retried. A text is never dropped silently:
+   every input gets a ``StructureResult`` holding a report or a quarantine row; ``structure_report`` raises
+   the matching ``llm_errors`` class (all ``PetcapError``s, so the CLI prints one line). Bad credentials, an
+   unknown model or a wrong URL (401/403/404) raise ``LLMConfigError`` for the whole batch.
 
 Nothing here logs report text: log lines carry counts, status codes and cache keys only.
 """
@@ -56,28 +61,18 @@ from data_contracts.structured_report import (
 )
 from data_contracts.tables import QuarantineRow
 from tasks.structure import prompts
-from tasks.structure.endpoint_guard import check_endpoint
-from tasks.structure.phi_scrubber import scrub
 from tasks.structure.cache import ResponseCache, cache_dir_for, cache_key
+from tasks.structure.endpoint_guard import check_endpoint
+from tasks.structure.llm_dialects import DialectChoice, classify, names_output_format, request_options
+from tasks.structure.llm_errors import LLMConfigError, StructuringFailed, endpoint_for_humans, failure
+from tasks.structure.phi_scrubber import scrub
 
 log = logging.getLogger(__name__)
 
 EXTRACTOR_VERSION = "openai-1.0.0"
 STAGE = "structure"
-RETRY_STATUS = frozenset({408, 409, 429})  # plus every 5xx
-CONFIG_STATUS = frozenset({401, 403, 404})
-
-
-class LLMConfigError(RuntimeError):
-    """The endpoint refuses every request (credentials, model name or URL): fix ``settings.llm``."""
-
-
-class StructuringFailed(RuntimeError):
-    """One report could not be structured; ``quarantine`` says why (``structure_report`` raises it)."""
-
-    def __init__(self, quarantine: QuarantineRow):
-        super().__init__(f"{quarantine.reason}: {quarantine.detail}")
-        self.quarantine = quarantine
+__all__ = ["LLMConfigError", "StructureResult", "StructuringFailed", "astructure_reports", "structure_report",
+           "structure_reports"]
 
 
 @dataclass(frozen=True)
@@ -107,8 +102,9 @@ def schema_version() -> str:
     return f"{CONTRACT_VERSION}+{hashlib.sha256(rendered.encode()).hexdigest()[:12]}"
 
 
-def response_format() -> dict:
-    return {"type": "json_schema", "json_schema": llm_json_schema()}
+@cache
+def _schema_spec() -> dict:
+    return llm_json_schema()
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -133,10 +129,11 @@ def structure_reports(
 
 
 def structure_report(text: str, settings: Settings, *, cache_dir: Path | None = None) -> StructuredReport:
-    """Structure one report text; raises ``StructuringFailed`` (with the quarantine row) if it cannot."""
+    """Structure one report text; raises a ``StructuringFailed`` subclass (with the quarantine row) if it cannot:
+    ``LLMUnavailable``, ``LLMRejected`` or ``LLMInvalidOutput``."""
     result = structure_reports([text], settings, cache_dir=cache_dir)[0]
     if result.report is None:
-        raise StructuringFailed(result.quarantine)
+        raise failure(result.quarantine)
     return result.report
 
 
@@ -192,9 +189,17 @@ def _run(coro):
 class _Unavailable(Exception):
     """Retries exhausted on retryable failures."""
 
+    def __init__(self, message: str, unreachable: bool = False):
+        super().__init__(message)
+        self.unreachable = unreachable  # connection errors or timeouts only: the endpoint is down
+
 
 class _Rejected(Exception):
-    """The server refused this request for good (e.g. 400: context too long)."""
+    """The server refused this request for good (e.g. 400: context too long, an unknown response_format)."""
+
+    def __init__(self, message: str, about_format: bool = False):
+        super().__init__(message)
+        self.about_format = about_format  # the refusal names the structured-output request
 
 
 class _InvalidAnswer(ValueError):
@@ -214,9 +219,14 @@ class _Worker:
     settings: Settings
     cache: ResponseCache
     semaphore: asyncio.Semaphore = field(init=False)
+    dialect: DialectChoice = field(init=False)
+    down: str | None = field(default=None, init=False)  # why the endpoint was found unreachable
 
     def __post_init__(self):
-        self.semaphore = asyncio.Semaphore(self.settings.llm.concurrency)
+        cfg = self.settings.llm
+        self.semaphore = asyncio.Semaphore(cfg.concurrency)
+        self.dialect = DialectChoice((cfg.base_url, cfg.model), cfg.structured_output)
+        self.where = endpoint_for_humans(cfg.base_url)
 
     async def structure(self, text: str, item: str | None, source: str | None) -> StructureResult:
         cfg = self.settings.llm
@@ -239,6 +249,8 @@ class _Worker:
             return StructureResult(quarantine=row, requests=tally.requests, retries=tally.retries,
                                    repaired=tally.repaired)
 
+        if self.down is not None:
+            return quarantined("llm_unavailable", f"not sent: {self.down}")
         messages = prompts.build_messages(scrubbed)
         try:
             answer = await self._complete(messages, tally)
@@ -255,6 +267,8 @@ class _Worker:
                                        _clip(f"invalid after one repair request: {second} "
                                              f"(first answer: {first})"))
         except _Unavailable as e:
+            if e.unreachable and self.down is None:
+                self.down = f"{self.where} unreachable earlier in this batch"
             return quarantined("llm_unavailable", _clip(str(e)))
         except _Rejected as e:
             return quarantined("llm_rejected", _clip(str(e)))
@@ -272,36 +286,66 @@ class _Worker:
             raise _InvalidAnswer(_describe(e)) from None
 
     async def _complete(self, messages: list[dict[str, str]], tally: _Tally) -> str:
+        """The answer text of one chat completion; while ``auto`` has not found the server's structured-output
+        dialect, one request at a time tries them in turn."""
+        if self.dialect.settled is not None:
+            return await self._request(messages, tally)
+        async with self.dialect.probe:
+            while self.dialect.settled is None:  # else another report's request found it meanwhile
+                dialect = self.dialect.current
+                try:
+                    answer = await self._request(messages, tally, dialect)
+                except _Rejected as e:
+                    nxt = self.dialect.next_after(dialect) if e.about_format else None
+                    if nxt is None:
+                        raise
+                    log.info("LLM endpoint %s refused structured-output dialect %s (%s); trying %s", self.where,
+                             dialect, e, nxt)
+                    continue
+                self.dialect.accepted(dialect)
+                log.info("LLM endpoint %s takes structured-output dialect %s", self.where, dialect)
+                return answer
+        return await self._request(messages, tally)
+
+    async def _request(self, messages: list[dict[str, str]], tally: _Tally, dialect: str | None = None) -> str:
         """The answer text of one chat completion, retrying transient failures; invalid shapes become ''."""
         cfg = self.settings.llm
+        dialect = dialect or self.dialect.current
         attempt = 0
         while True:
             try:
                 async with self.semaphore:
+                    if self.down is not None and attempt == 0:  # found down while this report waited
+                        raise _Unavailable(f"not sent: {self.down}", unreachable=True)
                     tally.requests += 1
                     completion = await self.client.chat.completions.create(
                         model=cfg.model,
                         messages=messages,
                         temperature=0,
                         max_completion_tokens=cfg.max_completion_tokens,
-                        response_format=response_format(),
+                        **request_options(dialect, _schema_spec()),
                     )
                 return _answer_text(completion)
             except openai.APIStatusError as e:
-                status = e.status_code
-                if status in CONFIG_STATUS:
+                status, message = e.status_code, _error_message(e)
+                kind = classify(status, message)
+                if kind == "config":
                     raise LLMConfigError(
-                        f"LLM endpoint answered HTTP {status} ({_error_code(e)}): check llm.base_url, llm.model "
-                        f"({cfg.model!r}) and llm.api_key") from None
-                if status not in RETRY_STATUS and status < 500:
-                    raise _Rejected(f"HTTP {status} ({_error_code(e)})") from None
-                why, retry_after = f"HTTP {status}", _retry_after(e)
+                        f"LLM endpoint {self.where} answered HTTP {status} ({_error_code(e)})",
+                        reason="llm_config",
+                        hint=f"check llm.base_url, llm.model ({cfg.model!r}) and llm.api_key") from None
+                if kind == "rejected":
+                    about_format = names_output_format(message)
+                    what = f"; refused structured-output dialect {dialect}" if about_format else ""
+                    raise _Rejected(f"HTTP {status} ({_error_code(e)}) from {self.where}{what}",
+                                    about_format=about_format) from None
+                why, retry_after, unreachable = f"HTTP {status}", _retry_after(e), False
             except openai.APITimeoutError:
-                why, retry_after = f"timeout after {cfg.timeout_s:g} s", None
+                why, retry_after, unreachable = f"timeout after {cfg.timeout_s:g} s", None, True
             except openai.APIConnectionError as e:
-                why, retry_after = f"connection error ({type(e.__cause__ or e).__name__})", None
-            if attempt >= cfg.max_retries:
-                raise _Unavailable(f"{why}; gave up after {attempt + 1} attempt(s)")
+                why, retry_after, unreachable = f"connection error ({type(e.__cause__ or e).__name__})", None, True
+            if attempt >= cfg.max_retries or self.down is not None:
+                raise _Unavailable(f"{self.where}: {why}; gave up after {attempt + 1} attempt(s)", unreachable)
             delay = _backoff(attempt, cfg.backoff_base_s, cfg.backoff_max_s, retry_after)
             log.warning("LLM request failed (%s); retry %d/%d in %.2f s", why, attempt + 1, cfg.max_retries, delay)
             await asyncio.sleep(delay)
@@ -335,6 +379,16 @@ def _retry_after(e: openai.APIStatusError) -> float | None:
         return float(value) if value is not None else None
     except (AttributeError, ValueError):
         return None
+
+
+def _error_message(e: openai.APIStatusError) -> str:
+    """The error body's message, to classify the error only: never logged or stored (it may echo the input)."""
+    body = e.body
+    if isinstance(body, dict):
+        message = str(body.get("message") or body.get("detail") or body)
+    else:
+        message = str(body if body is not None else e.message)
+    return " ".join(str(v) for v in (getattr(e, "type", None), getattr(e, "code", None), message) if v)
 
 
 def _error_code(e: openai.APIStatusError) -> str:

@@ -8,6 +8,11 @@ own parsing runs unchanged. What it answers is scriptable per test:
 * ``server.script(reply, reply, ...)`` — replies consumed one per request, in arrival order;
 * ``FakeOpenAIServer(responder=fn)`` — ``fn(body, n) -> Reply`` answers whatever the script does not.
 
+It can also speak like other servers' request validation: ``response_format_types=("text", "json_object")``
+refuses any other ``response_format.type`` the way llama-cpp-python's server does (HTTP 500 whose body is
+a pydantic ``literal_error`` naming ``response_format``), and ``forbid_extra=True`` refuses unknown top-level
+fields (``guided_json``, ``structured_outputs``) with HTTP 400 ``extra_forbidden``, like a strict server.
+
 It records every request (raw bytes and parsed body) and the largest number of requests in flight at once.
 A ``Reply`` may sleep first (``delay_s``) to simulate a slow model; sleeping ends early on ``stop()``.
 """
@@ -26,6 +31,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 ROLES = {"system", "developer", "user", "assistant", "tool"}
+KNOWN_FIELDS = {"model", "messages", "temperature", "top_p", "n", "stream", "stop", "seed", "max_tokens",
+                "max_completion_tokens", "response_format", "presence_penalty", "frequency_penalty", "user"}
 
 
 @dataclass(frozen=True)
@@ -64,11 +71,16 @@ class _BadRequest(Exception):
 
 class FakeOpenAIServer:
     def __init__(self, responder: Callable[[dict[str, Any], int], Reply] | None = None,
-                 served_model: str | None = None, api_key: str | None = None):
+                 served_model: str | None = None, api_key: str | None = None,
+                 response_format_types: tuple[str, ...] = ("text", "json_object", "json_schema"),
+                 forbid_extra: bool = False):
         self.responder = responder
+        self.response_format_types = response_format_types
+        self.forbid_extra = forbid_extra
         self.served_model = served_model  # None: any model name is served
         self.api_key = api_key  # None: any bearer token is accepted
-        self.requests: list[Recorded] = []
+        self.requests: list[Recorded] = []  # requests that passed validation (and got a scripted reply)
+        self.refused: list[Recorded] = []  # requests refused by validation (400 / llama.cpp-style 500)
         self.max_in_flight = 0
         self._in_flight = 0
         self._script: deque[Reply] = deque()
@@ -137,7 +149,8 @@ class FakeOpenAIServer:
             self._in_flight -= 1
 
 
-def validate_request(body: Any) -> dict[str, Any]:
+def validate_request(body: Any, response_format_types: tuple[str, ...] = ("text", "json_object", "json_schema"),
+                     forbid_extra: bool = False) -> dict[str, Any]:
     """Check a chat-completions body as an OpenAI-compatible server does; raise ``_BadRequest`` if malformed."""
     if not isinstance(body, dict):
         raise _BadRequest(400, "request body must be a JSON object")
@@ -155,8 +168,18 @@ def validate_request(body: Any) -> dict[str, Any]:
     t = body.get("temperature")
     if t is not None and not (isinstance(t, (int, float)) and 0 <= t <= 2):
         raise _BadRequest(400, "'temperature' must be a number in [0, 2]")
+    if forbid_extra:
+        for key in sorted(set(body) - KNOWN_FIELDS):
+            raise _BadRequest(400, f"[{{'type': 'extra_forbidden', 'loc': ('body', '{key}'), "
+                                   f"'msg': 'Extra inputs are not permitted'}}]")
     rf = body.get("response_format")
     if rf is not None:
+        if isinstance(rf, dict) and rf.get("type") in ("text", "json_object", "json_schema") \
+                and rf["type"] not in response_format_types:  # llama-cpp-python: a pydantic error, as HTTP 500
+            allowed = " or ".join(f"'{t}'" for t in response_format_types)
+            raise _BadRequest(500, f"[{{'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), "
+                                   f"'msg': \"Input should be {allowed}\", 'input': '{rf['type']}'}}]",
+                              "internal_server_error")
         if not isinstance(rf, dict) or rf.get("type") not in ("text", "json_object", "json_schema"):
             raise _BadRequest(400, "'response_format.type' must be text, json_object or json_schema")
         if rf["type"] == "json_schema":
@@ -232,10 +255,12 @@ class _Handler(BaseHTTPRequestHandler):
         if not auth.startswith("Bearer ") or (owner.api_key is not None and auth != f"Bearer {owner.api_key}"):
             return self._error(401, "invalid or missing API key", "authentication_error")
         try:
-            body = validate_request(json.loads(raw))
+            body = validate_request(json.loads(raw), owner.response_format_types, owner.forbid_extra)
         except json.JSONDecodeError:
             return self._error(400, "request body is not valid JSON", "invalid_request_error")
         except _BadRequest as e:
+            with owner._lock:
+                owner.refused.append(Recorded(raw, json.loads(raw), {k.lower(): v for k, v in self.headers.items()}))
             return self._error(e.status, str(e), e.type)
         if owner.served_model is not None and body["model"] != owner.served_model:
             return self._error(404, f"The model `{body['model']}` does not exist.", "NotFoundError")

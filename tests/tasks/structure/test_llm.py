@@ -287,7 +287,7 @@ def test_bad_request_is_quarantined_without_retry(tmp_path, server):
     server.script(error(400, error_type="invalid_request_error"))
     [result] = structure_reports([REPORT], make_settings(tmp_path, server))
     assert result.quarantine.reason == "llm_rejected" and result.requests == 1 and result.retries == 0
-    assert result.quarantine.detail == "HTTP 400 (invalid_request_error)"
+    assert result.quarantine.detail == f"HTTP 400 (invalid_request_error) from {server.base_url}"
 
 
 def test_refusal_is_an_invalid_answer(tmp_path, server):
