@@ -8,7 +8,8 @@ hits and replaces them with ``[NAME]``. Detectors, from surest to least sure:
 * ``cued_names`` — a name after a cue word: ``PET/CT report for Garcia, Emma``, ``… for Ivan Ivanov``,
   ``Examination of Jan Novak``, ``Patient Ivan Ivanov``, ``your patient Emma Garcia``, ``Re: SMITH, John``.
   After a document noun (``report for``, ``results of``, ``prepared for``) or ``patient`` the cue is
-  strong: a run of capitalised words is a name unless every word is clinical or header vocabulary. After a
+  strong: a run of capitalised words is a name unless its last word is clinical or header vocabulary
+  (``report for Hodgkin Lymphoma``); a single word must end the clause (not ``result of FCH PET/CT``). After a
   bare ``for`` / ``of`` (``suspicious for``, ``history of``) it takes two name words, or a ``Surname, Given``
   pair, that are not vocabulary and end the clause, so ``history of Hodgkin Lymphoma`` stays;
 * ``signature_lines`` — a line that is only initials and a surname (``H. Tanaka``, ``A. Keller, MD``);
@@ -117,7 +118,9 @@ def cued_names(text: str) -> list[tuple[int, int]]:
     out = []
     for m in _STRONG_CUE.finditer(text):
         end, words = _name_run(text, m.end())
-        if end is not None and not all(is_vocabulary(w) for w in words):
+        if end is None or is_vocabulary(words[-1]) or all(is_vocabulary(w) for w in words):
+            continue  # "report for Hodgkin Lymphoma", "results of FDG PET"
+        if len(words) >= 2 or _AFTER_NAME.match(text, end):  # one word must end the clause: not "of FCH PET/CT"
             out.append((m.end(), end))
     for m in _BARE_CUE.finditer(text):
         end, words = _name_run(text, m.end())
@@ -187,6 +190,8 @@ burkitt burkitt's ewing ewing's wilms wilms' kaposi kaposi's merkel hurthle hür
 waldenstrom waldenström castleman castleman's langerhans erdheim pancoast virchow krukenberg hashimoto
 crohn crohn's li-fraumeni hippel-lindau sezary sézary
 information preparation demographics details identification label labels consent summary data notes
+fch fec mibg dotatate dotatoc dotanoc fapi fes facbc fet dopa fdopa pib naf nahf ga ge lu tc in suv suvmax
+amyloid tau
 chest abdomen abdominal pelvis pelvic thorax thoracic neck head skull brain body vertex thigh thighs feet
 extremities extremity skeleton skeletal""".split())
 

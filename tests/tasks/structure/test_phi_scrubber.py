@@ -121,3 +121,8 @@ def test_names_after_cues_in_surname_given_form_and_signatures(text, expected):
 ])
 def test_clinical_words_after_cues_are_kept(text):
     assert scrub(text) == text
+
+
+def test_an_acronym_after_a_cue_is_no_name():
+    text = "Overall, the result of FCH PET/CT was equivocal; the lymph nodes took up FCH mildly."
+    assert scrub(text) == text
