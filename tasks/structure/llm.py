@@ -191,7 +191,7 @@ class _Unavailable(Exception):
 
     def __init__(self, message: str, unreachable: bool = False):
         super().__init__(message)
-        self.unreachable = unreachable  # connection errors or timeouts only: the endpoint is down
+        self.unreachable = unreachable  # connection errors only: the endpoint is down, not just slow
 
 
 class _Rejected(Exception):
@@ -220,6 +220,7 @@ class _Worker:
     cache: ResponseCache
     semaphore: asyncio.Semaphore = field(init=False)
     dialect: DialectChoice = field(init=False)
+    where: str = field(init=False)  # the endpoint as messages name it (no credentials)
     down: str | None = field(default=None, init=False)  # why the endpoint was found unreachable
 
     def __post_init__(self):
@@ -341,7 +342,7 @@ class _Worker:
                                     about_format=about_format) from None
                 why, retry_after, unreachable = f"HTTP {status}", _retry_after(e), False
             except openai.APITimeoutError:
-                why, retry_after, unreachable = f"timeout after {cfg.timeout_s:g} s", None, True
+                why, retry_after, unreachable = f"timeout after {cfg.timeout_s:g} s", None, False  # slow, not down
             except openai.APIConnectionError as e:
                 why, retry_after, unreachable = f"connection error ({type(e.__cause__ or e).__name__})", None, True
             if attempt >= cfg.max_retries or self.down is not None:
