@@ -118,11 +118,10 @@ def predicted_view(finding, text: str) -> Predicted:
 # ------------------------------------------------------------------------------------------- matching
 def location_correct(pred: Predicted, gold: GoldLesion, is_within: Callable[[str, str], bool]) -> bool:
     """Equal to the annotated node (or an ``also_accept`` one) or coarser, keeping stated side and level."""
-    if gold.location == OTHER:
-        return pred.location == OTHER and pred.region == gold.region
     if pred.location == OTHER:
-        return False
-    for target in (gold.location, *gold.also_accept):
+        return gold.location == OTHER and pred.region == gold.region
+    targets = gold.also_accept if gold.location == OTHER else (gold.location, *gold.also_accept)
+    for target in targets:
         if pred.location == target:
             return True
         if not is_within(target, pred.location):

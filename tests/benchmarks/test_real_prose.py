@@ -48,6 +48,8 @@ def pred(location, side=None, suv=None, region=None, start=None, end=None):
     (pred("lung_rul"), gold("lung_r", also=("lung_rul",)), True),      # implied leaf accepted
     (pred(OTHER, region="thorax"), gold(OTHER, region="thorax", words="chest tube tract"), True),
     (pred(OTHER, region="pelvis"), gold(OTHER, region="thorax", words="chest tube tract"), False),
+    (pred("ln_iliac_r"), gold(OTHER, region="pelvis", words="pelvic side wall", also=("ln_iliac_r",)), True),
+    (pred("ln_iliac_r"), gold(OTHER, region="pelvis", words="pelvic side wall"), False),
 ])
 def test_location_rule(p, g, ok):
     assert rp.location_correct(p, g, toy_is_within) is ok
