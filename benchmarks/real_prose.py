@@ -14,7 +14,9 @@ PSMA; ``other``/none passes no tracer) and with no tracer at all — and prints 
   ``other`` in the same body region.
 * **SUVmax recall**: annotated SUVmax values found within 0.05 — on the matched finding (``on lesion``), and
   anywhere among the text's findings (``in text``, one value used once).
-* **negatives**: an annotated negative statement is *respected* when no finding is read from inside its span;
+* **negatives**: an annotated negative statement is *respected* when no finding that matches no annotated
+  lesion is read from text overlapping its span ("no FDG uptake in the right inguinal region" must not give
+  an inguinal finding; "avid adrenal nodules but no extra-adrenal disease" may give the adrenal ones);
   *detected* when the report contract carries negatives and one matches (until then: n/a).
 * **crashed**: texts whose structuring raised; **quarantined**: texts the backend declined.
 
@@ -236,7 +238,10 @@ def score_one(excerpt: Excerpt, preds: Sequence[Predicted], scores: Scores,
         scores.negatives += 1
         lo = excerpt.text.find(neg.span)
         hi = lo + len(neg.span)
-        inside = [p for p in preds if p.start is not None and p.start < hi and p.end > lo]
+        # a finding read from the negated words that matches no stated lesion is what the negation forbids;
+        # a matched finding whose (sentence-long) span also covers the negation is a lesion stated beside it
+        inside = [i for i, p in enumerate(preds)
+                  if p.start is not None and p.start < hi and p.end > lo and i not in matched_preds]
         if not inside:
             scores.negatives_respected += 1
         else:

@@ -97,6 +97,22 @@ def test_matching_is_one_to_one_and_prefers_the_suv():
     assert (s.matched, s.predicted, s.suv_on_lesion) == (2, 3, 2)
 
 
+def test_a_stated_lesion_in_the_sentence_of_a_negative_does_not_break_it():
+    text = "High avidity in the right adrenal nodule but no extra-adrenal FDG avid disease."
+    ex = Excerpt(id="t5", source_url="https://example.org/e", source_title="toy", text=text,
+                 lesions=(gold("adrenal_r", "High avidity in the right adrenal nodule"),),
+                 negatives=({"location": None, "negated": "extra-adrenal disease",
+                             "span": "no extra-adrenal FDG avid disease"},))
+    whole = (0, len(text))
+    s = rp.Scores()
+    rp.score_one(ex, [pred("adrenal_r", start=whole[0], end=whole[1])], s, toy_is_within)
+    assert s.negatives_respected == 1
+    s = rp.Scores()
+    rp.score_one(ex, [pred("adrenal_r", start=0, end=len(text)), pred("adrenal_l", start=0, end=len(text))], s,
+                 toy_is_within)
+    assert s.negatives_respected == 0
+
+
 def test_predicted_negatives_are_detected_along_the_hierarchy():
     ex = Excerpt(id="t4", source_url="https://example.org/d", source_title="toy", text="No hilar nodes.",
                  negatives=({"location": "ln_hilar", "negated": "nodes", "span": "No hilar nodes"},))
