@@ -142,17 +142,30 @@ def _suv_equal(a: float | None, b: float | None) -> bool:
 
 
 def match(preds: Sequence[Predicted], golds: Sequence[GoldLesion],
-          is_within: Callable[[str, str], bool]) -> list[tuple[int, int]]:
-    """One-to-one (prediction, lesion) pairs, as many as possible, SUV agreement breaking ties."""
+          is_within: Callable[[str, str], bool], text: str | None = None) -> list[tuple[int, int]]:
+    """One-to-one (prediction, lesion) pairs, as many as possible.
+
+    Ties are broken by SUV agreement, then by the prediction being read from the lesion's own words (so a
+    history sentence that names the same site does not take the pairing from the finding sentence).
+    """
     if not preds or not golds:
         return []
+    spans = [_where(text, g.span) for g in golds]
     w = np.zeros((len(preds), len(golds)))
     for i, p in enumerate(preds):
         for j, g in enumerate(golds):
             if location_correct(p, g, is_within):
                 w[i, j] = 1.0 + (0.01 if _suv_equal(p.suv_max, g.suv_max) else 0.0)
+                lo, hi = spans[j]
+                if p.start is not None and lo is not None and p.start < hi and p.end > lo:
+                    w[i, j] += 0.005
     rows, cols = linear_sum_assignment(w, maximize=True)
     return [(int(i), int(j)) for i, j in zip(rows, cols) if w[i, j] > 0]
+
+
+def _where(text: str | None, span: str) -> tuple[int | None, int | None]:
+    pos = text.find(span) if text else -1
+    return (pos, pos + len(span)) if pos >= 0 else (None, None)
 
 
 def suv_in_text(preds: Sequence[Predicted], golds: Sequence[GoldLesion]) -> int:
@@ -217,7 +230,7 @@ def score_one(excerpt: Excerpt, preds: Sequence[Predicted], scores: Scores,
               is_within: Callable[[str, str], bool], predicted_negatives: Sequence[str | None] | None = None) -> None:
     """Add one text's predictions to ``scores``."""
     golds = excerpt.lesions
-    pairs = match(preds, golds, is_within)
+    pairs = match(preds, golds, is_within, excerpt.text)
     scores.lesions += len(golds)
     scores.predicted += len(preds)
     scores.matched += len(pairs)
