@@ -149,3 +149,16 @@ def test_a_bad_record_names_its_line(tmp_path):
     path.write_text(json.dumps({**good, "lesions": [{"location": "no_such_node", "span": "Hilar node"}]}) + "\n")
     with pytest.raises(UsageError, match="no_such_node"):
         load_excerpts(path)
+
+
+def test_the_finding_from_the_lesion_sentence_wins_the_pair():
+    text = "History: adrenal mass on CT. PET: avid adrenal mass; no other disease."
+    pet_at = text.index("avid adrenal mass")
+    ex = Excerpt(id="t6", source_url="https://example.org/f", source_title="toy", text=text,
+                 lesions=(gold("adrenal_l", "avid adrenal mass"),),
+                 negatives=({"location": None, "negated": "other disease", "span": "no other disease"},))
+    history = pred("adrenal_l", start=0, end=pet_at - 1)
+    pet = pred("adrenal_l", start=pet_at, end=len(text))
+    s = rp.Scores()
+    rp.score_one(ex, [history, pet], s, toy_is_within)
+    assert (s.matched, s.predicted, s.negatives_respected) == (1, 2, 1)  # the history duplicate is the extra
