@@ -46,8 +46,8 @@ def pred(location, side=None, suv=None, region=None, start=None, end=None):
     (pred("spine_lumbar"), gold("vertebra_l4"), False),                # level dropped
     (pred("rib_r"), gold("rib_7_r"), False),                           # number dropped
     (pred("lung_rul"), gold("lung_r", also=("lung_rul",)), True),      # implied leaf accepted
-    (pred(OTHER, region="thorax"), gold(OTHER, region="thorax", words="chest tube tract"), True),
-    (pred(OTHER, region="pelvis"), gold(OTHER, region="thorax", words="chest tube tract"), False),
+    (pred(OTHER, region="chest"), gold(OTHER, region="chest", words="chest tube tract"), True),
+    (pred(OTHER, region="pelvis"), gold(OTHER, region="chest", words="chest tube tract"), False),
     (pred("ln_iliac_r"), gold(OTHER, region="pelvis", words="pelvic side wall", also=("ln_iliac_r",)), True),
     (pred("ln_iliac_r"), gold(OTHER, region="pelvis", words="pelvic side wall"), False),
 ])
@@ -162,3 +162,18 @@ def test_the_finding_from_the_lesion_sentence_wins_the_pair():
     s = rp.Scores()
     rp.score_one(ex, [history, pet], s, toy_is_within)
     assert (s.matched, s.predicted, s.negatives_respected) == (1, 2, 1)  # the history duplicate is the extra
+
+
+def test_an_other_site_finding_is_read_as_other_with_its_region():
+    from types import SimpleNamespace as NS
+
+    f = NS(location_id="region_chest", laterality=NS(value="unspecified"), suv_max=None, span=None,
+           other_site=NS(words="chest tube tract", region=NS(value="chest")))
+    p = rp.predicted_view(f, "x")
+    assert (p.location, p.region) == (OTHER, "chest")
+    assert rp.location_correct(p, gold(OTHER, region="chest", words="chest tube tract"), toy_is_within)
+    f2 = NS(location_id="region_pelvis", laterality=None, suv_max=None, span=None, other_site=None)
+    assert rp.location_correct(rp.predicted_view(f2, "x"),
+                               gold(OTHER, region="abdomen_pelvis", words="abdomen or pelvis"), toy_is_within)
+    f3 = NS(location_id="lung_rul", laterality=NS(value="right"), suv_max=3.0, span=None)
+    assert rp.predicted_view(f3, "x") == rp.Predicted("lung_rul", "right", 3.0, None, None, None)
