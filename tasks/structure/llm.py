@@ -323,8 +323,7 @@ class _Worker:
                         model=cfg.model,
                         messages=messages,
                         temperature=0,
-                        max_completion_tokens=cfg.max_completion_tokens,
-                        **request_options(dialect, _schema_spec()),
+                        **request_options(dialect, _schema_spec(), cfg.max_completion_tokens),
                     )
                 return _answer_text(completion)
             except openai.APIStatusError as e:

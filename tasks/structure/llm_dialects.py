@@ -7,7 +7,7 @@ OpenAI-compatible servers agree on ``/v1/chat/completions`` but not on how a JSO
   OpenAI and vLLM;
 * ``json_object_schema`` — ``response_format={"type": "json_object", "schema": {...}}``: llama.cpp's server and
   llama-cpp-python's (which accept ``type`` only as ``text`` or ``json_object``; ``json_schema`` is a
-  validation error they answer with HTTP 500);
+  validation error they answer with HTTP 500); the length limit goes as ``max_tokens`` here;
 * ``structured_outputs`` — ``extra_body={"structured_outputs": {"json": {...}}}``: vLLM >= 0.12;
 * ``guided_json`` — ``extra_body={"guided_json": {...}}``: vLLM before 0.12 (removed in 0.12).
 
@@ -39,20 +39,24 @@ _FORMAT = re.compile(r"response_format|json_schema|json_object|guided_json|struc
                      r"|\bschema\b|grammar", re.IGNORECASE)
 
 
-def request_options(dialect: str, spec: dict[str, Any]) -> dict[str, Any]:
-    """Keyword arguments for ``chat.completions.create`` that constrain the answer to ``spec["schema"]``.
+def request_options(dialect: str, spec: dict[str, Any], max_tokens: int) -> dict[str, Any]:
+    """Keyword arguments for ``chat.completions.create`` that constrain the answer to ``spec["schema"]`` and
+    its length to ``max_tokens``.
 
-    ``spec`` is the ``{"name", "strict", "schema"}`` object of ``llm_json_schema()``.
+    ``spec`` is the ``{"name", "strict", "schema"}`` object of ``llm_json_schema()``. The length limit goes as
+    ``max_completion_tokens`` (OpenAI, vLLM), except to llama.cpp servers, which know only ``max_tokens`` and
+    silently ignore the other (an answer could then run to the end of the context).
     """
     schema = spec["schema"]
+    limit = {"max_completion_tokens": max_tokens}
     if dialect == "json_schema":
-        return {"response_format": {"type": "json_schema", "json_schema": spec}}
+        return {"response_format": {"type": "json_schema", "json_schema": spec}} | limit
     if dialect == "json_object_schema":
-        return {"response_format": {"type": "json_object", "schema": schema}}
+        return {"response_format": {"type": "json_object", "schema": schema}, "max_tokens": max_tokens}
     if dialect == "structured_outputs":
-        return {"extra_body": {"structured_outputs": {"json": schema}}}
+        return {"extra_body": {"structured_outputs": {"json": schema}}} | limit
     if dialect == "guided_json":
-        return {"extra_body": {"guided_json": schema}}
+        return {"extra_body": {"guided_json": schema}} | limit
     raise ValueError(f"unknown structured-output dialect {dialect!r}; choose from {DIALECTS}")
 
 

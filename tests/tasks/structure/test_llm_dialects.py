@@ -45,13 +45,16 @@ def how_sent(body: dict) -> str:
 
 def test_request_options_carry_the_same_schema_in_each_dialect():
     spec = llm_json_schema()
-    assert request_options("json_schema", spec) == {"response_format": {"type": "json_schema", "json_schema": spec}}
-    assert request_options("json_object_schema", spec) == {"response_format": {"type": "json_object",
-                                                                               "schema": SCHEMA}}
-    assert request_options("structured_outputs", spec) == {"extra_body": {"structured_outputs": {"json": SCHEMA}}}
-    assert request_options("guided_json", spec) == {"extra_body": {"guided_json": SCHEMA}}
+    assert request_options("json_schema", spec, 500) == {
+        "response_format": {"type": "json_schema", "json_schema": spec}, "max_completion_tokens": 500}
+    assert request_options("json_object_schema", spec, 500) == {  # llama.cpp knows only max_tokens
+        "response_format": {"type": "json_object", "schema": SCHEMA}, "max_tokens": 500}
+    assert request_options("structured_outputs", spec, 500) == {
+        "extra_body": {"structured_outputs": {"json": SCHEMA}}, "max_completion_tokens": 500}
+    assert request_options("guided_json", spec, 500) == {"extra_body": {"guided_json": SCHEMA},
+                                                         "max_completion_tokens": 500}
     with pytest.raises(ValueError, match="unknown structured-output dialect"):
-        request_options("grammar", spec)
+        request_options("grammar", spec, 500)
 
 
 @pytest.mark.parametrize(("status", "message", "kind"), [
@@ -81,7 +84,8 @@ def test_auto_falls_back_to_json_object_schema_on_a_llama_cpp_server_and_remembe
         # one refused probe in json_schema (HTTP 500, not retried), then every report in json_object + schema
         assert [how_sent(r.body) for r in server.refused] == ["json_schema"]
         assert [how_sent(b) for b in server.bodies] == ["json_object_schema"] * 5
-        assert all(b["response_format"]["schema"] == SCHEMA for b in server.bodies)
+        assert all(b["response_format"]["schema"] == SCHEMA and b["max_tokens"] == s.llm.max_completion_tokens
+                   and "max_completion_tokens" not in b for b in server.bodies)
         assert server.max_in_flight >= 2  # once settled, requests run concurrently again
 
         structure_reports(texts(7)[5:], s)  # remembered for this endpoint: no second probe
