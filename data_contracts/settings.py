@@ -11,8 +11,10 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_serializer, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from data_contracts.site_key import HomeKey
 
 
 class RawLayout:
@@ -239,7 +241,9 @@ class Settings(BaseSettings):
     tables_dir: Path | None = None  # Parquet tables every stage writes (studies, lesions, quarantine, ...)
     docs_dir: Path = Path("docs")
 
-    pseudonym_key: SecretStr = SecretStr("petcap-local-pseudonym-key")  # HMAC key; set per site
+    # HMAC key of the pseudonyms; set per site. Unset: a random key generated per home on first use
+    # (data_contracts.site_key: <home>/secrets/pseudonym.key, owner-only; back it up).
+    pseudonym_key: SecretStr | None = None
 
     # The paper's two 0.95 thresholds (sections 2.2 and 2.3).
     cglp_threshold: float = Field(0.95, ge=0, le=1)  # top-1 confidence > this: prompt top-1, else top-1..3
@@ -269,7 +273,13 @@ class Settings(BaseSettings):
         for name, value in derived.items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
+        if self.pseudonym_key is None or not self.pseudonym_key.get_secret_value():
+            object.__setattr__(self, "pseudonym_key", HomeKey(self.home))
         return self
+
+    @field_serializer("pseudonym_key")
+    def _hide_key(self, key: SecretStr | None) -> str:
+        return "**********"  # never the key, and never a reason to generate one
 
     # Paths derived from the roots above: the only place they are spelled.
     @property

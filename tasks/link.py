@@ -38,7 +38,6 @@ from data_contracts.tables import (
     CAPTION_SAMPLES,
     FINDINGS,
     LESIONS,
-    MANIFEST,
     QUARANTINE,
     STUDIES,
     TRUTH,
@@ -46,7 +45,9 @@ from data_contracts.tables import (
     FindingRow,
     UnmatchedRow,
 )
+from tasks.ingest.manifest import read_manifest
 from tasks.ingest.pseudonym import study_pseudonym
+from tasks.ingest.report_text import read_reports, report_source
 from tasks.structure.backend import structure_texts
 
 
@@ -202,7 +203,7 @@ def link_dataset(settings: Settings, backend: str | None = None) -> LinkSummary:
     not be structured to ``quarantine``.
     """
     raw = settings.raw
-    manifest = MANIFEST.records(MANIFEST.read(raw.manifest), source=str(raw.manifest))
+    manifest = read_manifest(raw.manifest, settings.pseudonym_key).rows  # rejected rows: ingest records them
     studies = {s.study_id: s for s in STUDIES.records(STUDIES.read(settings.table_path("studies")))}
     lesions_by_study: dict[str, list[Lesion]] = {}
     for lesion in LESIONS.records(LESIONS.read(settings.table_path("lesions"))):
@@ -210,11 +211,12 @@ def link_dataset(settings: Settings, backend: str | None = None) -> LinkSummary:
 
     rows = [(r, study_pseudonym(r.study_key, settings.pseudonym_key)) for r in manifest if r.report_path]
     rows = [(r, sid) for r, sid in rows if sid in studies]  # quarantined at ingestion: nothing to link
-    texts = [(raw.root / r.report_path).read_text(encoding="utf-8") for r, _ in rows]
+    rows, texts, quarantine = read_reports(rows, raw.root)  # missing / undecodable: quarantined, the rest go on
     results = structure_texts(texts, settings, backend, tracers=[studies[sid].tracer for _, sid in rows],
-                              items=[sid for _, sid in rows], sources=[r.report_path for r, _ in rows])
+                              items=[sid for _, sid in rows], sources=[report_source(sid, r.report_path)
+                                                                       for r, sid in rows])
 
-    finding_rows, samples, unmatched, quarantine = [], [], [], []
+    finding_rows, samples, unmatched = [], [], []
     groups = 0
     for (row, sid), result in zip(rows, results):
         if result.report is None:

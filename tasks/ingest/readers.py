@@ -27,6 +27,7 @@ import SimpleITK as sitk
 from pydicom.errors import InvalidDicomError
 from pydicom.valuerep import DA, DT, TM
 
+from data_contracts.errors import PetcapError
 from data_contracts.settings import RawLayout
 from tasks.ingest.geometry import Geometry
 
@@ -35,15 +36,16 @@ HALF_LIFE_S = {"F18": 6586.2, "GA68": 4062.6, "C11": 1223.4, "N13": 597.9, "O15"
                "ZR89": 282276.0}
 
 
-class IngestError(Exception):
-    """A raw study that cannot be ingested: a short reason code, the file at fault and what is wrong."""
+class IngestError(PetcapError):
+    """A raw study that cannot be ingested: a short reason code, the file at fault and what is wrong.
 
-    def __init__(self, reason: str, source: str, detail: str):
-        super().__init__(f"{source}: {reason}: {detail}")
-        self.reason, self.source, self.detail = reason, source, detail
+    ``source`` is the file as quarantine rows show it (study pseudonym + path inside the study folder, never
+    the raw folder name); ``detail`` carries the numbers. Pickles with its fields (``PetcapError``).
+    """
 
-    def __reduce__(self):  # picklable with its fields, so it crosses Dask / process-pool boundaries
-        return type(self), (self.reason, self.source, self.detail)
+    def __init__(self, reason: str, source: str, detail: str, hint: str | None = None):
+        super().__init__(detail, path=source, reason=reason, hint=hint)
+        self.source, self.detail = source, detail
 
 
 @dataclass(frozen=True)
