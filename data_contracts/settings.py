@@ -92,6 +92,28 @@ class SynthSettings(BaseModel):
     workers: int = Field(2, ge=1)  # processes generating studies in parallel
 
 
+class PlausibilitySettings(BaseModel):
+    """Bands a study must lie in to be ingested (tasks.ingest.plausibility); wide on purpose: they catch wrong
+    units and wrong files (grams for kg, Bq for MBq, another patient's PET), not unusual patients."""
+
+    model_config = ConfigDict(frozen=True)
+    weight_kg: tuple[float, float] = (20.0, 300.0)
+    uptake_min: tuple[float, float] = (10.0, 300.0)  # injection -> scan start
+    # Injected activity per tracer (MBq): FDG ~ 2-5 MBq/kg, Ga-68 / F-18 PSMA ~ 1.8-4 MBq/kg.
+    dose_mbq: dict[str, tuple[float, float]] = {"FDG": (20.0, 1200.0), "PSMA": (20.0, 1000.0)}
+    # Every axis of CT and PET voxels. Clinical PET is 2-6 mm; the upper bound admits the 12.5 mm voxels of the
+    # synthetic "tiny" scale the test suites use and still catches the unit slips (um or m read as mm: x1000).
+    spacing_mm: tuple[float, float] = (0.3, 20.0)
+    min_slices: int = Field(8, ge=1)
+    min_negative_fraction: float = Field(0.01, gt=0, le=1)  # more voxels than this below -1 SUV: negative_pet
+    # Reference region SUVmean (liver, else blood pool in the aorta) per tracer: normal physiology is well
+    # inside (FDG liver 1.5-3.5, PSMA liver 4-12); outside means wrong units, wrong dose or another patient's PET.
+    liver_suv: dict[str, tuple[float, float]] = {"FDG": (0.8, 5.0), "PSMA": (1.5, 25.0)}
+    blood_pool_suv: dict[str, tuple[float, float]] = {"FDG": (0.6, 4.0), "PSMA": (0.3, 6.0)}
+    min_reference_ml: float = Field(20.0, gt=0)  # a reference region smaller than this is not used
+    min_body_dice: float = Field(0.8, ge=0, le=1)  # PET vs CT body outline; below: pet_ct_mismatch
+
+
 class IngestSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
     chunks: tuple[int, int, int] = (32, 128, 128)  # zarr chunk (z, y, x)
@@ -102,6 +124,7 @@ class IngestSettings(BaseModel):
     ct_spacing_mm: tuple[float, float, float] | None = None  # None: CT kept at its native spacing
     min_lesion_voxels: int = Field(3, ge=1)
     max_workers: int = Field(2, ge=1)
+    plausibility: PlausibilitySettings = PlausibilitySettings()
 
 
 class LLMSettings(BaseModel):

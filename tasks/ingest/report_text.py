@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from data_contracts.tables import ManifestRow, QuarantineRow
-from tasks.ingest.readers import IngestError
+from tasks.ingest.errors import IngestError
 
 log = logging.getLogger(__name__)
 

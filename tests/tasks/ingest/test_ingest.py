@@ -192,20 +192,6 @@ def _rewrite_nifti(path: Path, change) -> None:
     sitk.WriteImage(out, str(path), True)
 
 
-def _corrupt_slice(raw) -> tuple[str, str]:
-    key = raw.key("dicom")
-    victim = sorted((raw.root / raw.rows[key].ct_path).iterdir())[5]
-    victim.write_bytes(b"\x00garbage, not a DICOM file" * 40)
-    return key, f"{raw.rows[key].ct_path}/{victim.name}"
-
-
-def _truncate_slice(raw) -> tuple[str, str]:
-    key = raw.key("dicom")
-    victim = sorted((raw.root / raw.rows[key].pet_path).iterdir())[3]
-    victim.write_bytes(victim.read_bytes()[:-700])  # pixel data cut short
-    return key, f"{raw.rows[key].pet_path}/{victim.name}"
-
-
 def _other_patient_pet(raw) -> tuple[str, str]:
     key = raw.key("dicom")
     for f in (raw.root / raw.rows[key].pet_path).iterdir():
@@ -215,70 +201,7 @@ def _other_patient_pet(raw) -> tuple[str, str]:
     return key, raw.rows[key].pet_path
 
 
-def _missing_pet(raw) -> tuple[str, str]:
-    key = raw.key("nifti")
-    (raw.root / raw.rows[key].pet_path).unlink()
-    return key, raw.rows[key].pet_path
-
-
-def _empty_mask(raw) -> tuple[str, str]:
-    key = raw.key("nifti", 1)
-    _rewrite_nifti(raw.root / raw.rows[key].lesions_path, np.zeros_like)
-    return key, raw.rows[key].lesions_path
-
-
-def _nan_pet(raw) -> tuple[str, str]:
-    key = raw.key("nifti")
-
-    def plant(a):
-        a[a.shape[0] // 2, a.shape[1] // 2, a.shape[2] // 2] = np.nan
-        return a
-
-    _rewrite_nifti(raw.root / raw.rows[key].pet_path, plant)
-    return key, raw.rows[key].pet_path
-
-
-def _anatomy_off_grid(raw) -> tuple[str, str]:
-    key = raw.key("nifti", 1)
-    _rewrite_nifti(raw.root / raw.rows[key].anatomy_path, lambda a: a[:, :, :-4].copy())
-    return key, raw.rows[key].anatomy_path
-
-
-def _no_body_weight(raw) -> tuple[str, str]:
-    key = raw.key("nifti")
-    path = raw.root / raw.rows[key].pet_path.replace(".nii.gz", ".json")
-    meta = json.loads(path.read_text())
-    del meta["BodyWeight"]
-    path.write_text(json.dumps(meta))
-    return key, raw.rows[key].pet_path.replace(".nii.gz", ".json")
-
-
-@pytest.mark.parametrize("damage, reason", [
-    (_corrupt_slice, "corrupt_dicom"),
-    (_truncate_slice, "corrupt_dicom"),
-    (_other_patient_pet, "patient_mismatch"),
-    (_missing_pet, "missing_pet"),
-    (_empty_mask, "empty_mask"),
-    (_nan_pet, "nan_in_pet"),
-    (_anatomy_off_grid, "geometry_mismatch"),
-    (_no_body_weight, "missing_suv_tags"),
-])
-def test_bad_study_is_quarantined_and_the_rest_ingested(raw, settings, damage, reason):
-    key, source = damage(raw)
-    n = len(raw.studies)
-    summary = ingest_all(settings, raw_dir=raw.root, progress=False)
-    assert (summary.ingested, summary.quarantined) == (n - 1, 1)
-    [record] = QUARANTINE.records(QUARANTINE.read(settings.table_path("quarantine")))
-    assert (record.stage, record.item, record.reason) == ("ingest", _sid(settings, key), reason)
-    assert record.source == source and record.detail
-    assert _sid(settings, key) not in list_studies(settings.store_url)
-    assert not (Path(settings.store_url) / _sid(settings, key)).exists()  # no half-written group left
-    assert len(STUDIES.read(settings.table_path("studies"))) == n - 1
-
-    # A rerun retries it and records it once, not twice.
-    again = ingest_all(settings, raw_dir=raw.root, progress=False)
-    assert (again.skipped, again.quarantined) == (n - 1, 1)
-    assert len(QUARANTINE.read(settings.table_path("quarantine"))) == 1
+# The bad-input corpus (every quarantine reason next to good studies) is test_bad_input.py.
 
 
 def test_fixed_study_leaves_quarantine(raw, settings):
