@@ -270,7 +270,7 @@ def test_ingest_killed_midway_then_rerun_yields_the_complete_store(raw, settings
     groups = [p for p in Path(settings.store_url).iterdir() if p.is_dir()]
     assert len(complete) == 1 and len(groups) == 2  # one whole group, one interrupted
     interrupted = next(p.name for p in groups if p.name not in complete)
-    assert (Path(settings.store_url) / interrupted / "ct" / "zarr.json").exists()
+    assert (Path(settings.store_url) / interrupted / "v1" / "ct" / "zarr.json").exists()
     assert not settings.table_path("studies").exists()
 
     n = len(raw.studies)
@@ -285,6 +285,52 @@ def test_ingest_killed_midway_then_rerun_yields_the_complete_store(raw, settings
     assert len(STUDIES.read(settings.table_path("studies"))) == n
     lesions = LESIONS.read(settings.table_path("lesions"))
     assert len(lesions) == STUDIES.read(settings.table_path("studies")).lesion_count.sum()
+
+
+REINGEST_KILLER = """
+import os, signal, sys
+from pathlib import Path
+from data_contracts.settings import Settings
+from tasks.ingest import ingest, store
+
+create = store.StudyWriter.create
+
+def create_then_die(self, name, geometry):
+    if name == "lesions":  # the new version's ct and pet are written, the commit has not happened
+        os.kill(os.getpid(), signal.SIGKILL)
+    return create(self, name, geometry)
+
+store.StudyWriter.create = create_then_die
+ingest.ingest_all(Settings(home=Path(sys.argv[2])), raw_dir=Path(sys.argv[1]), progress=False)
+"""
+
+
+def test_a_kill_during_reingest_leaves_the_old_study_readable(raw, settings):
+    ingest_all(settings, raw_dir=raw.root, progress=False)
+    key = raw.key("nifti")
+    sid = _sid(settings, key)
+    old = open_study(settings.store_url, sid)
+    old_ct, old_record = old.ct[...], old.attrs["study"]
+    _rewrite_nifti(raw.root / raw.rows[key].ct_path, lambda a: (a + 5).astype(a.dtype))  # a changed delivery
+
+    env = {**os.environ, "PETCAP_INGEST__MAX_WORKERS": "1", "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", REINGEST_KILLER, str(raw.root), str(settings.home)], env=env,
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9, done.stderr
+    # Killed after the new version's arrays were written, before the commit: the old study is whole and listed.
+    assert sid in list_studies(settings.store_url)
+    kept = open_study(settings.store_url, sid)
+    np.testing.assert_array_equal(kept.ct[...], old_ct)
+    assert kept.attrs["study"] == old_record and kept.attrs["version"] == "v1"
+    assert (Path(settings.store_url) / sid / "v2" / "ct" / "zarr.json").exists()  # the uncommitted new version
+    assert sid in set(STUDIES.read(settings.table_path("studies")).study_id)
+
+    summary = ingest_all(settings, raw_dir=raw.root, progress=False)
+    assert (summary.ingested, summary.quarantined) == (1, 0)
+    new = open_study(settings.store_url, sid)
+    np.testing.assert_array_equal(new.ct[...], old_ct + 5)
+    # The stale v2 was cleared and rewritten as the next version; the old one retired after the commit.
+    assert sorted(p.name for p in (Path(settings.store_url) / sid).iterdir() if p.is_dir()) == [new.attrs["version"]]
 
 
 # ---------------------------------------------------------------------------------- store location, grids
