@@ -24,6 +24,7 @@ from flows.task_wrappers import (
     champion_checkpoints_task,
     load_models_task,
 )
+from tasks.ingest.pseudonym import study_pseudonym
 
 
 @flow(name="caption-study", log_prints=True)
@@ -33,7 +34,9 @@ def caption_study_flow(study_dir: str, out_dir: str | None = None, home: str | N
                        tracer: str | None = None) -> dict:
     """Caption one study folder; returns where the JSON and the visual report are, the lesion count and time."""
     settings = flow_settings(home)
-    out = Path(out_dir) if out_dir else settings.captions_dir / Path(study_dir).name
+    # Named by the study's pseudonym: a raw folder name (accession number, sometimes a name) is never a path.
+    out = Path(out_dir) if out_dir else settings.captions_dir / study_pseudonym(Path(study_dir).name,
+                                                                                settings.pseudonym_key)
     if localizer_checkpoint is None or captioner_checkpoint is None:
         found = champion_checkpoints_task(settings, model_version, out / "model")
         localizer_checkpoint, captioner_checkpoint = found["localizer"], found["captioner"]
@@ -60,22 +63,24 @@ def caption_studies_flow(drop_dir: str, out_dir: str | None = None, home: str | 
                          model_version: str | None = None) -> dict:
     """Caption every study folder under ``drop_dir/studies`` (or ``drop_dir`` itself) — a day's new studies —
     mapped over the Dask cluster; each worker loads the models once. A study that fails is reported, the
-    others are captioned. Returns per study where its JSON is (or its error), and the lesion count."""
+    others are captioned. Returns per study pseudonym where its JSON is (or its error), and the lesion count."""
     settings = flow_settings(home)
     root = Path(drop_dir) / "studies" if (Path(drop_dir) / "studies").is_dir() else Path(drop_dir)
     studies = sorted(p for p in root.iterdir() if p.is_dir())
     out = Path(out_dir) if out_dir else settings.captions_dir
     found = champion_checkpoints_task(settings, model_version, out / "model")
-    futures = caption_study_files_task.map([str(s) for s in studies], [out / s.name for s in studies],
+    # Outputs and results are keyed by each study's pseudonym, never its raw folder name.
+    names = [study_pseudonym(s.name, settings.pseudonym_key) for s in studies]
+    futures = caption_study_files_task.map([str(s) for s in studies], [out / n for n in names],
                                            unmapped(settings), found["localizer"], found["captioner"])
     results: dict[str, dict] = {}
-    for study, future in zip(studies, futures):
+    for name, future in zip(names, futures):
         future.wait()
         if future.state.is_completed():
             r = future.result()
-            results[study.name] = {"json": str(r.json_path), "lesions": r.lesions, "seconds": r.seconds}
+            results[name] = {"json": str(r.json_path), "lesions": r.lesions, "seconds": r.seconds}
         else:
-            results[study.name] = {"error": str(future.state.message)}
+            results[name] = {"error": str(future.state.message)}
     captioned = [r for r in results.values() if "json" in r]
     get_run_logger().info("captioned %d of %d studies (%d lesions)", len(captioned), len(studies),
                           sum(r["lesions"] for r in captioned))

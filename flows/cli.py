@@ -236,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("caption", help="caption every lesion of one new study (DICOM or NIfTI + lesion mask)")
     s.add_argument("study_dir", help="study folder: ct/ or ct.nii.gz, pet/ or pet.nii.gz, lesions.nii.gz")
-    s.add_argument("--out", help="output folder (default: <home>/captions/<study folder name>)")
+    s.add_argument("--out", help="output folder (default: <home>/captions/<study pseudonym>)")
     s.add_argument("--model-version", help="registered model version (default: the champion)")
     s.add_argument("--localizer", help="localizer checkpoint file (with --captioner: instead of the registry)")
     s.add_argument("--captioner", help="captioner checkpoint file")
