@@ -37,7 +37,6 @@ import zarr
 from scipy import ndimage
 from tqdm import tqdm
 
-from data_contracts.anatomy import label_names_json
 from data_contracts.records import Acquisition, Lesion
 from data_contracts.settings import RawLayout, Settings
 from data_contracts.tables import (
@@ -52,7 +51,8 @@ from data_contracts.errors import PrerequisiteError
 from tasks.ingest import store
 from tasks.ingest.geometry import Geometry
 from tasks.ingest.manifest import read_manifest
-from tasks.ingest.integrity import unknown_labels
+from tasks.ingest.integrity import check_anatomy_sidecar, check_known_labels
+from tasks.ingest.naming import redact, shown_sources
 from tasks.ingest.plausibility import (
     body_dice,
     check_body,
@@ -211,8 +211,8 @@ def _build(row: ManifestRow, settings: Settings, digest: str | None, recipe: str
     mask = _on_grid(f_mask.result(), ct_grid, grid)
     anatomy = _on_grid(f_anatomy.result(), ct_grid, grid) if f_anatomy is not None else None
     if anatomy is not None:
-        _check_anatomy_labels(root, row, src["anatomy"])
-        _check_known_labels(anatomy, src["anatomy"])
+        check_anatomy_sidecar(root, row, src["anatomy"])
+        check_known_labels(anatomy, src["anatomy"])
     lesions = _lesions(writer, mask, anatomy, pet.image, grid, study_id, cfg.min_lesion_voxels, src["lesions"])
     reference = None
     if anatomy is not None:
@@ -264,56 +264,6 @@ def _on_grid(series: Series, ct_grid: Geometry, grid: Geometry) -> sitk.Image:
     if grid is ct_grid:
         return series.image
     return grid.resample(series.image, sitk.sitkNearestNeighbor, series.image.GetPixelID(), 0)
-
-
-def _check_anatomy_labels(raw_root: Path, row: ManifestRow, source: str) -> None:
-    """The segmenter's label sidecar, when present, must name the structures our labels mean."""
-    sidecar = RawLayout.sidecar(raw_root / row.anatomy_path)
-    if not sidecar.is_file():
-        return
-    shown = RawLayout.sidecar(source).as_posix()
-    try:
-        names = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        raise IngestError("unreadable_file", shown, "not JSON") from None
-    if not isinstance(names, dict):
-        raise IngestError("unreadable_file", shown, "not a JSON object of label -> structure name")
-    ours = label_names_json()
-    wrong = [k for k, v in names.items() if ours.get(str(k)) != v]
-    if wrong:
-        raise IngestError("anatomy_label_mismatch", shown,
-                          f"{len(wrong)} labels name other structures than data_contracts.anatomy, e.g. {wrong[0]}")
-
-
-def _check_known_labels(anatomy: sitk.Image, source: str) -> None:
-    """Every label in the map is one the label table names: an unknown value must never become a site."""
-    unknown = unknown_labels(sitk.GetArrayViewFromImage(anatomy), {int(k) for k in label_names_json()})
-    if unknown:
-        shown = ", ".join(f"{v} ({n} voxels)" for v, n in sorted(unknown.items())[:5])
-        raise IngestError("unknown_anatomy_label", source,
-                          f"{len(unknown)} label values the label table does not know: {shown}")
-
-
-def shown_sources(row: ManifestRow, study_id: str) -> dict[str, str]:
-    """How each input file is named in errors, quarantine rows and logs: the study's pseudonym and the file's
-    own name (``S1a2b…/ct.nii.gz``, ``S1a2b…/pet/IM0007.dcm``), never the raw folder name (an accession number or
-    a patient's name)."""
-    out = {role: f"{study_id}/{Path(rel).name}" for role, rel in
-           (("ct", row.ct_path), ("pet", row.pet_path), ("lesions", row.lesions_path),
-            ("anatomy", row.anatomy_path or "anatomy.nii.gz"))}
-    out["pet_sidecar"] = RawLayout.sidecar(out["pet"]).as_posix()
-    return out
-
-
-def redact(text: str, row: ManifestRow, study_id: str, raw_root: Path) -> str:
-    """``text`` (an unexpected exception's message) with the drop folder, the raw study key, the patient ID
-    and the study's raw folder names replaced by the pseudonym."""
-    folders = {Path(rel).parent.as_posix() for rel in (row.ct_path, row.pet_path, row.lesions_path)}
-    for raw in sorted({str(raw_root.resolve()), str(raw_root), *folders, row.study_key, row.patient_id},
-                      key=len, reverse=True):
-        if raw and raw not in (".", "/"):
-            text = text.replace(raw, study_id)
-    return text
 
 
 # ----------------------------------------------------------------------------------- volume writing

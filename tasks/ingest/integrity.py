@@ -13,6 +13,8 @@ wrong data, so they are checked here, from headers and file sizes (no pixel deco
                             or reaching past the end of its file.
 * ``missing_rescale``       a CT or PET slice without RescaleSlope or RescaleIntercept (type 1 in both IODs).
 * ``inconsistent_spacing``  slices of one series with different PixelSpacing, Rows/Columns or orientation.
+* ``anatomy_label_mismatch`` / ``unknown_anatomy_label``: the segmenter's sidecar names other structures than
+  the label table, or the map holds a value the table does not know (never linked as a site).
 * label images: ``invalid_labels`` (negative, fractional or non-finite values) and ``label_out_of_range``
   (a value the stored uint16 label map cannot hold): values are checked in the file's own dtype, never cast
   (a uint16 label 256 must not wrap to 0).
@@ -24,10 +26,16 @@ import gzip
 import zlib
 from pathlib import Path
 
+import json
+
 import nibabel as nib
 import numpy as np
 import pydicom
+import SimpleITK as sitk
 
+from data_contracts.anatomy import label_names_json
+from data_contracts.settings import RawLayout
+from data_contracts.tables import ManifestRow
 from tasks.ingest.errors import IngestError
 
 _CHUNK = 1 << 22
@@ -158,3 +166,31 @@ def unknown_labels(labels: np.ndarray, known: set[int]) -> dict[int, int]:
     counts = np.bincount(labels.ravel())
     present = np.flatnonzero(counts)
     return {int(v): int(counts[v]) for v in present if v != 0 and int(v) not in known}
+
+
+def check_anatomy_sidecar(raw_root: Path, row: ManifestRow, source: str) -> None:
+    """The segmenter's label sidecar, when present, must name the structures our labels mean."""
+    sidecar = RawLayout.sidecar(raw_root / row.anatomy_path)
+    if not sidecar.is_file():
+        return
+    shown = RawLayout.sidecar(source).as_posix()
+    try:
+        names = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise IngestError("unreadable_file", shown, "not JSON") from None
+    if not isinstance(names, dict):
+        raise IngestError("unreadable_file", shown, "not a JSON object of label -> structure name")
+    ours = label_names_json()
+    wrong = [k for k, v in names.items() if ours.get(str(k)) != v]
+    if wrong:
+        raise IngestError("anatomy_label_mismatch", shown,
+                          f"{len(wrong)} labels name other structures than data_contracts.anatomy, e.g. {wrong[0]}")
+
+
+def check_known_labels(anatomy: sitk.Image, source: str) -> None:
+    """Every label in the map is one the label table names: an unknown value must never become a site."""
+    unknown = unknown_labels(sitk.GetArrayViewFromImage(anatomy), {int(k) for k in label_names_json()})
+    if unknown:
+        shown = ", ".join(f"{v} ({n} voxels)" for v, n in sorted(unknown.items())[:5])
+        raise IngestError("unknown_anatomy_label", source,
+                          f"{len(unknown)} label values the label table does not know: {shown}")

@@ -348,8 +348,8 @@ def read_mask(path: Path, source: str, missing_reason: str, pixel_type: int, bin
     series = read_nifti(path, source, missing_reason)
     image = series.image
     values = sitk.GetArrayViewFromImage(image)
-    max_label = np.iinfo(np.uint8 if binary else _INT_TYPES[pixel_type]).max
-    check_label_values(values, source, np.iinfo(np.uint64).max if binary else max_label)
+    # A binary mask takes any non-negative integer label; a label map must fit ``pixel_type``.
+    check_label_values(values, source, np.iinfo(np.uint64).max if binary else np.iinfo(_INT_TYPES[pixel_type]).max)
     if binary:
         series.image = sitk.Cast(sitk.NotEqual(image, 0), pixel_type)
     elif image.GetPixelID() != pixel_type:
