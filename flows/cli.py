@@ -52,7 +52,9 @@ def cmd_structure(args: argparse.Namespace) -> int:
     from tasks.structure.backend import structure_text
 
     settings = _settings(args)
-    text = sys.stdin.read() if args.file in (None, "-") else Path(args.file).read_text()
+    from tasks.ingest.report_text import read_report_text
+
+    text = sys.stdin.read() if args.file in (None, "-") else read_report_text(Path(args.file), args.file)
     report = structure_text(text, settings, backend=args.backend)
     print(report.model_dump_json(indent=2))
     return 0
