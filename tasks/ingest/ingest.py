@@ -60,7 +60,7 @@ from tasks.ingest.plausibility import (
     check_grid,
     check_pet_values,
     check_reference,
-    pet_sampler,
+    check_volumes,
     reference_uptake,
 )
 from tasks.ingest.pseudonym import patient_pseudonym, study_pseudonym
@@ -203,7 +203,6 @@ def _build(row: ManifestRow, settings: Settings, digest: str | None, recipe: str
     f_pet_written = pool.submit(_write_slabs, pet_array, pet.image, pet_grid, sitk.sitkLinear, 0.0)
     ct = f_ct.result()
     _check_pair(row, ct_grid, pet, ct, src)
-    check_body(body_dice(ct.image, pet.image), src["pet"], bands)
     if not Geometry.of(ct.image).same_grid(ct_grid):  # header and pixels read by the same reader: cannot differ
         raise IngestError("unreadable_file", src["ct"], "CT header and image disagree on the grid")
     _write_slabs(ct_array, ct.image, grid, sitk.sitkLinear, -1024.0)
@@ -214,13 +213,12 @@ def _build(row: ManifestRow, settings: Settings, digest: str | None, recipe: str
         check_anatomy_sidecar(root, row, src["anatomy"])
         check_known_labels(anatomy, src["anatomy"])
     lesions = _lesions(writer, mask, anatomy, pet.image, grid, study_id, cfg.min_lesion_voxels, src["lesions"])
-    reference = None
+    volumes = check_volumes(pet.image, ct.image, anatomy, mask)  # on the PET grid, >= 4 mm
+    check_body(body_dice(volumes), src["pet"], bands)
+    reference = reference_uptake(volumes, bands)
+    check_reference(reference, row.tracer.value, src["pet"], bands)
     if anatomy is not None:
-        labels = sitk.GetArrayViewFromImage(anatomy)
-        reference = reference_uptake(labels, sitk.GetArrayViewFromImage(mask), pet_sampler(pet.image, grid),
-                                     grid.voxel_ml, bands)
-        check_reference(reference, row.tracer.value, src["pet"], bands)
-        writer.create("anatomy", grid)[...] = labels
+        writer.create("anatomy", grid)[...] = sitk.GetArrayViewFromImage(anatomy)
     f_pet_written.result()
 
     acquisition = Acquisition(
@@ -233,7 +231,9 @@ def _build(row: ManifestRow, settings: Settings, digest: str | None, recipe: str
     study = StudyRow(patient_id=patient_pseudonym(row.patient_id, settings.pseudonym_key), study_id=study_id,
                      acquisition=acquisition, content_hash=digest or f_digest.result(), store_path=study_id,
                      lesion_count=len(lesions), ingested_at=datetime.now(timezone.utc))
-    writer.commit(_group_attrs(study, lesions, recipe, grid, pet_grid, quant))
+    attrs = _group_attrs(study, lesions, recipe, grid, pet_grid, quant)
+    attrs["reference_uptake"] = dict(zip(("region", "suv_mean", "ml"), reference)) if reference else None
+    writer.commit(attrs)
     return IngestedStudy(study, lesions)
 
 

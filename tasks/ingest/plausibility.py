@@ -25,6 +25,7 @@ nothing implausible gets in).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
@@ -80,6 +81,43 @@ def check_pet_values(suv: np.ndarray, source: str, bands: PlausibilitySettings) 
                                                   f"below {NEGATIVE_SUV:g} SUV (minimum {float(suv.min()):g})")
 
 
+# ------------------------------------------------------------------------------------- the check grid
+# The body and reference-region checks run on the PET's own grid coarsened to >= CHECK_MM per axis: a few
+# million voxels at full scale (never the 150 M-voxel CT grid), the PET sampled where it was measured.
+CHECK_MM = 4.0
+
+
+@dataclass(frozen=True)
+class CheckVolumes:
+    """PET (SUV, linear), CT (HU, nearest; ``OUTSIDE`` beyond the CT's field of view), anatomy labels and lesion
+    mask (nearest) on the check grid, arrays (z, y, x)."""
+
+    grid: Geometry
+    suv: np.ndarray
+    ct: np.ndarray
+    labels: np.ndarray | None
+    lesions: np.ndarray | None
+
+
+OUTSIDE = -5000.0
+
+
+def check_volumes(pet_suv: sitk.Image, ct_hu: sitk.Image, labels: sitk.Image | None,
+                  lesions: sitk.Image | None) -> CheckVolumes:
+    native = Geometry.of(pet_suv)
+    grid = native.with_spacing(tuple(max(s, CHECK_MM) for s in native.spacing))
+
+    def on(image, interpolator, pixel, default):
+        return sitk.GetArrayFromImage(grid.resample(image, interpolator, pixel, default))
+
+    return CheckVolumes(
+        grid, on(pet_suv, sitk.sitkLinear, sitk.sitkFloat32, 0.0),
+        on(ct_hu, sitk.sitkNearestNeighbor, sitk.sitkFloat32, OUTSIDE),
+        on(labels, sitk.sitkNearestNeighbor, sitk.sitkUInt16, 0) if labels is not None else None,
+        on(lesions, sitk.sitkNearestNeighbor, sitk.sitkUInt8, 0) if lesions is not None else None,
+    )
+
+
 # ------------------------------------------------------------------------------------- reference region
 @cache
 def reference_labels(region: str) -> tuple[int, ...]:
@@ -90,22 +128,18 @@ def reference_labels(region: str) -> tuple[int, ...]:
     return tuple(sorted(v for n, v in anatomy.label_of().items() if names(n)))
 
 
-def reference_uptake(labels: np.ndarray, lesions: np.ndarray | None, suv_at, voxel_ml: float,
-                     bands: PlausibilitySettings) -> tuple[str, float, float] | None:
-    """(region, SUVmean, region mL) of the first usable reference region, or None when neither is usable.
-
-    ``labels``: the anatomy label map on the stored grid; ``lesions``: the lesion mask there (excluded);
-    ``suv_at(box)`` returns the SUV on the stored grid inside ``box`` (a tuple of slices).
-    """
+def reference_uptake(v: CheckVolumes, bands: PlausibilitySettings) -> tuple[str, float, float] | None:
+    """(region, SUVmean, region mL) of the first usable reference region (lesions excluded), or None when the
+    label map has neither."""
+    if v.labels is None:
+        return None
     for region in ("liver", "blood_pool"):
-        inside = np.isin(labels, reference_labels(region))
-        if lesions is not None:
-            inside &= lesions == 0
-        if inside.sum() * voxel_ml < bands.min_reference_ml:
-            continue
-        box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(inside))
-        suv = suv_at(box)[inside[box]]
-        return region, float(suv.mean()), float(inside.sum() * voxel_ml)
+        inside = np.isin(v.labels, reference_labels(region))
+        if v.lesions is not None:
+            inside &= v.lesions == 0
+        ml = float(inside.sum() * v.grid.voxel_ml)
+        if ml >= bands.min_reference_ml:
+            return region, float(v.suv[inside].mean()), ml
     return None
 
 
@@ -121,30 +155,16 @@ def check_reference(found: tuple[str, float, float] | None, tracer: str, source:
                           "wrong units, wrong dose or weight, or a PET of another patient")
 
 
-def pet_sampler(pet_suv: sitk.Image, grid: Geometry):
-    """``suv_at(box)`` for ``reference_uptake``: the PET resampled (linear) onto ``grid`` inside ``box``."""
-    def suv_at(box: tuple[slice, slice, slice]) -> np.ndarray:
-        lo = tuple(s.start for s in box)
-        hi = tuple(s.stop for s in box)
-        return sitk.GetArrayFromImage(grid.crop(lo, hi).resample(pet_suv, sitk.sitkLinear, sitk.sitkFloat32, 0.0))
-    return suv_at
-
-
 # ------------------------------------------------------------------------------------- body outline
-def body_dice(ct_hu: sitk.Image, pet_suv: sitk.Image) -> float | None:
-    """Dice of the body outlines on the PET grid, inside both fields of view: CT body = HU > -400; PET body =
-    SUV above a quarter of the median SUV inside the CT body (relative, so units do not matter). None when the
-    fields of view share too little to judge."""
-    grid = Geometry.of(pet_suv)
-    outside = -5000.0  # marks PET voxels outside the CT field of view
-    ct = sitk.GetArrayFromImage(grid.resample(ct_hu, sitk.sitkNearestNeighbor, sitk.sitkFloat32, outside))
-    suv = sitk.GetArrayViewFromImage(pet_suv)
-    both = ct > outside
-    body_ct = both & (ct > BODY_HU)
+def body_dice(v: CheckVolumes) -> float | None:
+    """Dice of the body outlines inside both fields of view: CT body = HU > -400; PET body = SUV above a quarter
+    of the median SUV inside the CT body (relative, so units do not matter). None when too little overlaps."""
+    both = v.ct > OUTSIDE
+    body_ct = both & (v.ct > BODY_HU)
     if body_ct.sum() < 100:
         return None
-    threshold = 0.25 * float(np.median(suv[body_ct]))
-    body_pet = both & (suv > threshold)
+    threshold = 0.25 * float(np.median(v.suv[body_ct]))
+    body_pet = both & (v.suv > threshold)
     return float(2 * np.count_nonzero(body_ct & body_pet) / (body_ct.sum() + body_pet.sum()))
 
 
@@ -162,21 +182,20 @@ def verify_stored(stored, bands: PlausibilitySettings) -> list[str]:
     study = stored.study
     acq = study.acquisition
     sid = stored.study_id
+    pet = np.asarray(stored.pet[...])
+    volumes = check_volumes(
+        _image(pet, stored.pet_geometry), _image(np.asarray(stored.ct[...]), stored.geometry),
+        _image(np.asarray(stored.anatomy[...]), stored.geometry) if stored.anatomy is not None else None,
+        _image(np.asarray(stored.lesions[...] > 0, dtype=np.uint8), stored.geometry))
     checks = [
         lambda: check_acquisition(acq.patient_weight_kg, acq.uptake_minutes, acq.injected_dose_mbq,
                                   study.tracer.value, sid, bands),
         lambda: check_grid(stored.geometry, f"{sid}/ct", bands),
         lambda: check_grid(stored.pet_geometry, f"{sid}/pet", bands),
-        lambda: check_pet_values(np.asarray(stored.pet[...]), f"{sid}/pet", bands),
+        lambda: check_pet_values(pet, f"{sid}/pet", bands),
+        lambda: check_reference(reference_uptake(volumes, bands), study.tracer.value, f"{sid}/pet", bands),
+        lambda: check_body(body_dice(volumes), f"{sid}/pet", bands),
     ]
-    if stored.anatomy is not None and stored.pet_geometry.same_grid(stored.geometry):
-        pet = np.asarray(stored.pet[...])
-        found = reference_uptake(np.asarray(stored.anatomy[...]), np.asarray(stored.lesions[...]),
-                                 lambda box: pet[box], stored.geometry.voxel_ml, bands)
-        checks.append(lambda: check_reference(found, study.tracer.value, f"{sid}/pet", bands))
-        ct_image = _image(np.asarray(stored.ct[...]), stored.geometry)
-        pet_image = _image(pet, stored.pet_geometry)
-        checks.append(lambda: check_body(body_dice(ct_image, pet_image), f"{sid}/pet", bands))
     for check in checks:
         try:
             check()
