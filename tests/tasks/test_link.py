@@ -98,3 +98,36 @@ def test_caption_samples_keep_the_chain():
     assert s.sample_id == f"{SID}-005" and s.instance == 5 and s.finding_index == 0
     assert s.caption == "right 7th rib, osteolytic destruction with increased FDG uptake"
     assert s.span.text == "lytic R7" and s.vendor is Vendor.siemens
+
+
+def test_link_dataset_reads_any_report_encoding_and_quarantines_a_missing_report(tmp_path):
+    """Latin-1 and UTF-16 reports are linked like UTF-8 ones; a missing report is one quarantine row (named by
+    the study pseudonym) and every other study still gets its findings and samples."""
+    from data_contracts.settings import Settings
+    from data_contracts.tables import FINDINGS, MANIFEST, QUARANTINE
+    from tasks.ingest import ingest_all, study_pseudonym
+    from tasks.link import link_dataset
+    from tasks.synth.cohort import synthesize_cohort
+
+    settings = Settings(home=tmp_path / "home", raw_dir=tmp_path / "raw")
+    synthesize_cohort(settings.raw_dir, patients=3, seed=4, scale="tiny", settings=settings, progress=False)
+    ingest_all(settings, progress=False)
+    rows = [r for r in MANIFEST.records(MANIFEST.read(settings.raw.manifest)) if r.report_path]
+    assert len(rows) >= 3
+    latin, utf16, missing = rows[0], rows[1], rows[2]
+    for row, codec in ((latin, "latin-1"), (utf16, "utf-16")):
+        path = settings.raw_dir / row.report_path
+        text = "Zuweiser: Dr. Müller, Réf. clinique\n" + path.read_text(encoding="utf-8")  # not ASCII
+        path.write_bytes(text.encode(codec))
+    (settings.raw_dir / missing.report_path).unlink()
+
+    summary = link_dataset(settings)
+    sid = {r.study_key: study_pseudonym(r.study_key, settings.pseudonym_key) for r in rows}
+    assert summary.quarantined_reports == 1 and summary.studies == len(rows) - 1
+    [q] = [q for q in QUARANTINE.records(QUARANTINE.read(settings.table_path("quarantine")))
+           if q.stage == "structure"]
+    assert (q.item, q.reason, q.source) == (sid[missing.study_key], "missing_report",
+                                            f"reports/{sid[missing.study_key]}.txt")
+    with_findings = set(FINDINGS.read(settings.table_path("findings")).study_id)
+    assert {sid[latin.study_key], sid[utf16.study_key]} <= with_findings
+    assert sid[missing.study_key] not in with_findings
