@@ -213,7 +213,7 @@ def _build(row: ManifestRow, settings: Settings, digest: str | None, recipe: str
         check_anatomy_sidecar(root, row, src["anatomy"])
         check_known_labels(anatomy, src["anatomy"])
     lesions = _lesions(writer, mask, anatomy, pet.image, grid, study_id, cfg.min_lesion_voxels, src["lesions"])
-    volumes = check_volumes(pet.image, ct.image, anatomy, mask)  # on the PET grid, >= 4 mm
+    volumes = check_volumes(pet.image, ct.image, anatomy, mask)  # on the PET grid, >= 6 mm
     check_body(body_dice(volumes), src["pet"], bands)
     reference = reference_uptake(volumes, bands)
     check_reference(reference, row.tracer.value, src["pet"], bands)

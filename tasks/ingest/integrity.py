@@ -7,8 +7,10 @@ wrong data, so they are checked here, from headers and file sizes (no pixel deco
 
 * ``truncated_file``        a NIfTI image holds fewer bytes than its header's dimensions and datatype need.
                             ``.nii.gz``: the gzip trailer's ISIZE (uncompressed size mod 2**32) is compared with
-                            the header's size; only when they differ (a truncated stream, or a multi-member gzip)
-                            is the stream inflated once to count its bytes exactly.
+                            the header's size (one member: dcm2niix/pigz, ITK, nibabel) or the voxel data's (a
+                            header member + one data member); only when neither matches (a truncated stream, or a
+                            file of many members such as the synthetic writer's 4 MB blocks) is the stream
+                            inflated once more to count its bytes exactly (~0.1 s CPU per demo-scale study).
 * ``truncated_pixel_data``  a DICOM PixelData element shorter than Rows x Columns x samples x BitsAllocated/8,
                             or reaching past the end of its file.
 * ``missing_rescale``       a CT or PET slice without RescaleSlope or RescaleIntercept (type 1 in both IODs).
@@ -43,15 +45,23 @@ _CHUNK = 1 << 16  # bytes inflated per read when counting (a short stream is kno
 
 def nifti_expected_bytes(path: Path) -> int:
     """Bytes the header says the file holds once uncompressed: the voxel offset plus the voxel data."""
+    offset, nbytes = nifti_layout(path)
+    return offset + nbytes
+
+
+def nifti_layout(path: Path) -> tuple[int, int]:
+    """(offset of the voxel data, bytes of voxel data) from the header. A single-file NIfTI's data starts at
+    vox_offset, and never before the header and its 4 extension bytes (some writers leave vox_offset 0)."""
     header = nib.load(str(path)).header
     nbytes = int(np.prod(header.get_data_shape(), dtype=np.int64)) * header.get_data_dtype().itemsize
-    return int(header.get_data_offset()) + nbytes
+    return max(int(header.get_data_offset()), int(header.sizeof_hdr) + 4), nbytes
 
 
 def check_nifti_size(path: Path, source: str) -> None:
     """``truncated_file`` unless the (decompressed) file is at least as long as its header promises."""
     try:
-        expected = nifti_expected_bytes(path)
+        offset, nbytes = nifti_layout(path)
+        expected = offset + nbytes
     except Exception as e:  # nibabel raises many kinds for a bad header  # noqa: BLE001
         if _header_cut_short(path):
             raise IngestError("truncated_file", source, "the file ends inside its NIfTI header") from None
@@ -64,7 +74,9 @@ def check_nifti_size(path: Path, source: str) -> None:
     with open(path, "rb") as f:
         f.seek(-4, 2)
         isize = int.from_bytes(f.read(4), "little")
-    if isize == expected % 2**32:
+    # One gzip member (ISIZE = everything), or a header member then a data member (ISIZE = the voxel data):
+    # a truncated stream's last 4 bytes match either only by a 2**-31 chance.
+    if isize in (expected % 2**32, nbytes % 2**32):
         return
     got = 0
     try:
@@ -166,10 +178,15 @@ def check_label_values(values: np.ndarray, source: str, max_label: int) -> None:
 
 
 def unknown_labels(labels: np.ndarray, known: set[int]) -> dict[int, int]:
-    """Label values present in a uint label map that the label table does not know -> their voxel counts."""
-    counts = np.bincount(labels.ravel())
-    present = np.flatnonzero(counts)
-    return {int(v): int(counts[v]) for v in present if v != 0 and int(v) not in known}
+    """Label values present in a uint label map that the label table does not know -> their voxel counts.
+
+    Presence by scatter (~15 ms per 8 M voxels; ``np.bincount`` on uint16 is ~10x slower); voxels are counted
+    only when an unknown value is present."""
+    flat = labels.reshape(-1)
+    present = np.zeros(int(flat.max()) + 1 if flat.size else 1, dtype=bool)
+    present[flat] = True
+    unknown = [int(v) for v in np.flatnonzero(present) if v != 0 and int(v) not in known]
+    return {v: int(np.count_nonzero(flat == v)) for v in unknown[:20]} if unknown else {}
 
 
 def check_anatomy_sidecar(raw_root: Path, row: ManifestRow, source: str) -> None:

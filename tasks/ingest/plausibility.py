@@ -82,9 +82,10 @@ def check_pet_values(suv: np.ndarray, source: str, bands: PlausibilitySettings) 
 
 
 # ------------------------------------------------------------------------------------- the check grid
-# The body and reference-region checks run on the PET's own grid coarsened to >= CHECK_MM per axis: a few
-# million voxels at full scale (never the 150 M-voxel CT grid), the PET sampled where it was measured.
-CHECK_MM = 4.0
+# The body and reference-region checks run on the PET's own grid coarsened to >= CHECK_MM per axis: about a
+# million voxels for a whole body (never the 150 M-voxel CT grid); a liver is still ~7,000 voxels, the aorta a
+# tube ~4 voxels wide, plenty for a wide band.
+CHECK_MM = 6.0
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ OUTSIDE = -5000.0
 
 def check_volumes(pet_suv: sitk.Image, ct_hu: sitk.Image, labels: sitk.Image | None,
                   lesions: sitk.Image | None) -> CheckVolumes:
+    """The four volumes on the check grid (the PET grid coarsened to ``CHECK_MM``)."""
     native = Geometry.of(pet_suv)
     grid = native.with_spacing(tuple(max(s, CHECK_MM) for s in native.spacing))
 
@@ -112,7 +114,7 @@ def check_volumes(pet_suv: sitk.Image, ct_hu: sitk.Image, labels: sitk.Image | N
 
     return CheckVolumes(
         grid, on(pet_suv, sitk.sitkLinear, sitk.sitkFloat32, 0.0),
-        on(ct_hu, sitk.sitkNearestNeighbor, sitk.sitkFloat32, OUTSIDE),
+        on(ct_hu, sitk.sitkNearestNeighbor, ct_hu.GetPixelID(), OUTSIDE),  # its own type: no whole-volume cast
         on(labels, sitk.sitkNearestNeighbor, sitk.sitkUInt16, 0) if labels is not None else None,
         on(lesions, sitk.sitkNearestNeighbor, sitk.sitkUInt8, 0) if lesions is not None else None,
     )
