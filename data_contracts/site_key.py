@@ -22,6 +22,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from data_contracts.errors import PrerequisiteError
+
 log = logging.getLogger(__name__)
 
 KEY_FILE = Path("secrets") / "pseudonym.key"
@@ -32,10 +34,15 @@ def key_path(home: Path | str) -> Path:
     return Path(home) / KEY_FILE
 
 
-def load_or_create(home: Path | str) -> str:
-    """The home's pseudonym key, generated (and the once-per-process warning given) when absent."""
+def load_or_create(home: Path | str, create: bool = True) -> str:
+    """The home's pseudonym key, generated (and the once-per-process warning given) when absent; with
+    ``create`` false a missing file is an error (a worker must never make a second key)."""
     path = key_path(home).resolve()
     if not path.is_file():
+        if not create:
+            raise PrerequisiteError("the generated pseudonym key is not on this machine", path=str(path),
+                                    reason="missing_pseudonym_key",
+                                    hint="share the home with the workers or set PETCAP_PSEUDONYM_KEY")
         _create(path)
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
@@ -75,11 +82,12 @@ class HomeKey(SecretStr):
     def __init__(self, home: Path | str):  # noqa: super().__init__ would store a value; ours is lazy
         self._home = str(Path(home).resolve())
         self._loaded: str | None = None
+        self._may_create = True
 
     @property
     def _secret_value(self) -> str:  # read by SecretStr.get_secret_value, __eq__ and __hash__
         if self._loaded is None:
-            self._loaded = load_or_create(self._home)
+            self._loaded = load_or_create(self._home, create=self._may_create)
         return self._loaded
 
     def _display(self) -> str:
@@ -88,5 +96,7 @@ class HomeKey(SecretStr):
     def __len__(self) -> int:
         return 64
 
-    def __getstate__(self) -> dict:  # the key itself never goes into a pickle: the other side reloads it
-        return {"_home": self._home, "_loaded": None}
+    def __getstate__(self) -> dict:
+        # The key never goes into a pickle (Prefect may persist one): the other side reloads the file, and
+        # fails rather than generate a second key where the home's file is missing.
+        return {"_home": self._home, "_loaded": None, "_may_create": False}

@@ -6,7 +6,10 @@ import logging
 import pickle
 import stat
 
+import pytest
+
 from data_contracts import site_key
+from data_contracts.errors import PrerequisiteError
 from data_contracts.settings import Settings
 from tasks.ingest.pseudonym import study_pseudonym
 
@@ -30,6 +33,11 @@ def test_generated_per_home_stable_owner_only_and_warned_once(tmp_path, caplog, 
     assert key not in repr(a) + str(a.model_dump()) + a.model_dump_json()
     assert key.encode() not in pickle.dumps(a)
     assert study_pseudonym("ACC1", pickle.loads(pickle.dumps(a)).pseudonym_key) == first
+    # A process that receives the settings where the key file is missing fails; it never makes a second key.
+    elsewhere = pickle.loads(pickle.dumps(Settings(home=tmp_path / "c")))
+    with pytest.raises(PrerequisiteError, match="not on this machine"):
+        study_pseudonym("ACC1", elsewhere.pseudonym_key)
+    assert not site_key.key_path(tmp_path / "c").exists()
 
 
 def test_a_configured_key_is_used_and_nothing_generated(tmp_path, monkeypatch):
