@@ -23,13 +23,13 @@ registry's champion instead of paths); they only look things up and call.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NONE
 
 from data_contracts.settings import Settings
-from tasks.caption_study import CaptionModels, caption_study, caption_study_files
+from serving.models_cache import resolve_models
+from serving.study import caption_study_files
 from tasks.ingest import ingest_all
 from tasks.link import link_dataset
 from tasks.patches.extract import extract_patches
@@ -83,7 +83,7 @@ def register_candidate(settings: Settings, captioner_checkpoint: str, run_id: st
     """Register the captioner with the localizer it was trained on (recorded in its checkpoint)."""
     from models.captioner import load_checkpoint
     from models.training.localizer import checkpoint_path
-    from tasks.tracking import register_candidate as register
+    from serving.pyfunc import register_candidate as register
 
     _, _, _, extra = load_checkpoint(captioner_checkpoint)
     localizer = extra.get("localizer_checkpoint") or checkpoint_path(settings)
@@ -101,20 +101,10 @@ def latest_version(settings: Settings) -> str:
     return str(max(int(v.version) for v in versions))
 
 
-def champion_checkpoints(settings: Settings, version: str | None, dst: Path) -> dict:
-    """{"version", "localizer", "captioner"}: a registered version's (default: the champion's) checkpoint files."""
-    from tasks.tracking import configure, version_checkpoints
-
-    if version is None:
-        client = configure(settings)
-        try:
-            version = str(client.get_model_version_by_alias(settings.tracking.registered_model,
-                                                            settings.tracking.champion_alias).version)
-        except Exception as e:
-            raise LookupError(f"no version of {settings.tracking.registered_model} holds the "
-                              f"'{settings.tracking.champion_alias}' alias: run promote-captioner") from e
-    paths = version_checkpoints(settings, version, dst)
-    return {"version": version, "localizer": str(paths["localizer"]), "captioner": str(paths["captioner"])}
+def champion_checkpoints(settings: Settings, version: str | None) -> dict:
+    """{"version", "localizer", "captioner"}: a registered version's (default: the champion's) checkpoint files,
+    from the shared models folder (downloaded once per version, never per study)."""
+    return resolve_models(settings, version)
 
 
 def predict(settings: Settings, checkpoint: str, split: str = "test"):
@@ -142,10 +132,6 @@ def promote(settings: Settings, candidate_version: str):
     return run_promote(settings, candidate_version)
 
 
-def load_models(settings: Settings, localizer: str, captioner: str) -> CaptionModels:
-    return CaptionModels(localizer, captioner, settings)
-
-
 # ------------------------------------------------------------------------------------- tasks
 synthesize_cohort_task = task(synthesize_cohort, name="synthesize-cohort", cache_policy=NONE)
 preview_task = task(render_preview, name="render-preview", cache_policy=NONE)
@@ -165,15 +151,14 @@ register_candidate_task = task(register_candidate, name="register-candidate", re
                                retry_delay_seconds=IO_DELAY_S, cache_policy=NONE)
 latest_version_task = task(latest_version, name="latest-version", retries=IO_RETRIES,
                            retry_delay_seconds=IO_DELAY_S, retry_condition_fn=retry_transient, cache_policy=NONE)
+resolve_models_task = task(resolve_models, name="resolve-models", retries=IO_RETRIES, retry_delay_seconds=IO_DELAY_S,
+                           retry_condition_fn=retry_transient, cache_policy=NONE)
 champion_checkpoints_task = task(champion_checkpoints, name="champion-checkpoints", retries=IO_RETRIES,
                                  retry_delay_seconds=IO_DELAY_S, retry_condition_fn=retry_transient, cache_policy=NONE)
 predict_task = task(predict, name="predict", cache_policy=NONE)
 evaluate_task = task(evaluate, name="evaluate", retries=IO_RETRIES, retry_delay_seconds=IO_DELAY_S,
                      cache_policy=NONE)
 promote_task = task(promote, name="promote", retries=IO_RETRIES, retry_delay_seconds=IO_DELAY_S, cache_policy=NONE)
-load_models_task = task(load_models, name="load-models", cache_policy=NONE)
-caption_study_task = task(caption_study, name="caption-study", retries=IO_RETRIES, retry_delay_seconds=IO_DELAY_S,
-                          retry_condition_fn=retry_transient, cache_policy=NONE)
 caption_study_files_task = task(caption_study_files, name="caption-study-files", retries=IO_RETRIES,
                                 retry_delay_seconds=IO_DELAY_S, retry_condition_fn=retry_transient,
                                 cache_policy=NONE)

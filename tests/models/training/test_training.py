@@ -17,9 +17,11 @@ from data_contracts import taxonomy
 from data_contracts.settings import PatchSettings, Settings, TrainSettings
 from models.captioner import load_checkpoint
 from models.cglp import cglp_prompt
+from models.inference import InferenceParams, captioner_input
 from models.localizer import load_localizer
 from models.training import data
 from models.training.captioner import predict, train_captioner
+from models.training.configs import MethodConfig
 from models.training.localizer import (
     cache_path,
     file_hash,
@@ -93,12 +95,14 @@ def test_inputs_resize_crop_and_normalise(cohort):
         data.captioner_raw(cohort, rows, (24, 24, 24))
     # DWS: confident bone top-1 -> bone window; not confident -> soft tissue (the same HU value maps differently)
     bone = taxonomy.index_of("vertebra_t7")
-    img = data.captioner_inputs(raw[:2], torch.tensor([bone, bone]), torch.tensor([0.95, 0.94], dtype=torch.float32),
-                                cohort, dws=True, mask_channel=False)
-    hu = raw[:2, 0]
-    assert torch.allclose(img[0, 0], ((hu[0] - (800 - 1300)) / 2600).clamp(0, 1), atol=1e-6)
-    assert torch.allclose(img[1, 0], ((hu[1] - (40 - 175)) / 350).clamp(0, 1), atol=1e-6)
-    assert torch.allclose(img[:, 1], (raw[:2, 1] / cohort.pet_suv_max).clamp(0, 1))
+    params = InferenceParams.from_settings(cohort)
+    img = captioner_input(raw[:2], torch.tensor([bone, bone]), torch.tensor([0.95, 0.94], dtype=torch.float32),
+                          params, MethodConfig(dws=True, mask_channel=False))
+    assert img.dtype == torch.float16  # the one rounding policy: model inputs are float16
+    hu, img = raw[:2, 0], img.float()
+    assert torch.allclose(img[0, 0], ((hu[0] - (800 - 1300)) / 2600).clamp(0, 1), atol=1e-3)
+    assert torch.allclose(img[1, 0], ((hu[1] - (40 - 175)) / 350).clamp(0, 1), atol=1e-3)
+    assert torch.allclose(img[:, 1], (raw[:2, 1] / cohort.pet_suv_max).clamp(0, 1), atol=1e-3)
 
 
 def test_augmentation_is_random_rotation_and_scaling_in_training_only():
@@ -197,8 +201,7 @@ def test_generate_captions_never_names_another_tracer_than_the_prompts():
     study's caption: ``tracer_bans`` from the prompt's tracer word, in greedy and beam decoding."""
     from models.captioner import CaptionerConfig, build_captioner
     from models.cglp import cglp_prompt_ids, prompt_texts
-    from models.training.captioner import generate_captions
-    from models.training.configs import MethodConfig
+    from models.inference import generate_captions
     from models.vocab import Vocab, tokenize
 
     vocab = Vocab.build(["T7 vertebral body, osteolytic destruction with increased FDG uptake"],
