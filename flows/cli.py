@@ -111,7 +111,7 @@ def cmd_caption(args: argparse.Namespace) -> int:
     settings = _settings(args)
     kwargs = {"model_version": args.model_version, "localizer_checkpoint": args.localizer,
               "captioner_checkpoint": args.captioner}
-    if args.flow_server or (prefect_server_configured() and not args.no_flow_server):
+    if args.flow_server or (not args.no_flow_server and prefect_server_configured()):
         from flows.caption import caption_study_flow
 
         out = caption_study_flow(study_dir=args.study_dir, out_dir=args.out, home=str(settings.home),
