@@ -126,10 +126,17 @@ def evaluate(settings: Settings, predictions, split: str = "test") -> dict:
             "overall": scores[OURS], "baseline": scores.get(PRIOR)}
 
 
+def validation_predictions(settings: Settings, checkpoints: dict):
+    """A registered version's captions of the validation split (what promotion compares)."""
+    from models.training.captioner import predict as run_predict
+
+    return run_predict(settings, checkpoints["captioner"], split="val", localizer_checkpoint=checkpoints.get("localizer"))
+
+
 def promote(settings: Settings, candidate_version: str):
     from tasks.promote import promote as run_promote
 
-    return run_promote(settings, candidate_version)
+    return run_promote(settings, candidate_version, validation_predictions)
 
 
 # ------------------------------------------------------------------------------------- tasks

@@ -30,7 +30,7 @@ from models.inference import centre_crop
 from models.localizer import LocalizerConfig, normalise_patches
 from models.training.configs import AugmentConfig
 from tasks.ingest import store as volumes
-from tasks.ingest.geometry import Geometry
+from data_contracts.geometry import Geometry
 from tasks.patches.store import read_patch_samples, read_patches
 
 CHUNK = 64  # samples read from the store at once

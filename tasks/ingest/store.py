@@ -8,7 +8,7 @@ Layout of ``<store>/<study pseudonym>/``:
 * ``anatomy`` uint16  structure labels of ``data_contracts.anatomy`` (absent when the delivery had none)
 
 Every array carries its own grid in its attributes (``shape`` (z, y, x); ``spacing`` and ``origin`` (x, y, z) mm
-LPS; ``direction`` row-major 3x3 — ITK order, see ``tasks.ingest.geometry``) and ``units``. The group's
+LPS; ``direction`` row-major 3x3 — ITK order, see ``data_contracts.geometry``) and ``units``. The group's
 attributes hold the study record, its lesion records, vendor, tracer, the content hash of the raw inputs, the
 ingestion recipe, the taxonomy/anatomy versions, and — written last, in the same write — the completion
 marker. A group without the marker is an interrupted write: readers treat it as absent, ingestion rewrites it.
@@ -36,7 +36,7 @@ from data_contracts import anatomy, taxonomy
 from data_contracts.records import Lesion
 from data_contracts.settings import IngestSettings
 from data_contracts.tables import StudyRow
-from tasks.ingest.geometry import Geometry
+from data_contracts.geometry import Geometry
 
 MARKER = "petcap_complete"  # group attribute written last; its presence means the group is whole
 FORMAT = 1  # layout version of a study group
