@@ -59,24 +59,61 @@ LLM_DELAY_S = [10, 60, 120]
 
 
 # ------------------------------------------------------------------------------------- adapters
-def train_localizer(settings: Settings, config: str = "demo", overrides: dict | None = None, progress: bool = True):
+def _on_epoch(settings: Settings, kind: str, run_id: str | None):
+    """Each epoch: a line in the flow run's log (loss, validation metric) and MLflow step metrics on the open
+    run, so the Prefect UI and the MLflow curves move while training is on."""
+    from models.training.loop import epoch_line
+    from tasks.tracking import epoch_metrics
+
+    to_mlflow = epoch_metrics(settings, run_id) if run_id else None
+    try:
+        from prefect import get_run_logger
+
+        logger = get_run_logger()
+    except Exception:  # noqa: BLE001 - called outside a flow run: the loop's own log line is enough
+        logger = None
+
+    def on_epoch(row: dict) -> None:
+        if logger is not None:
+            logger.info("%s epoch %d: %s", kind, int(row["epoch"]), epoch_line(row))
+        if to_mlflow is not None:
+            to_mlflow(row)
+    return on_epoch
+
+
+def train_localizer(settings: Settings, config: str = "demo", overrides: dict | None = None, progress: bool = True,
+                    mlflow_run_id: str | None = None):
     from models.training import train_localizer as train
 
-    return train(settings, config=config, overrides=overrides, progress=progress)
+    return train(settings, config=config, overrides=overrides, progress=progress,
+                 on_epoch=_on_epoch(settings, "localizer", mlflow_run_id))
 
 
-def train_captioner(settings: Settings, config: str = "demo", overrides: dict | None = None, progress: bool = True):
+def train_captioner(settings: Settings, config: str = "demo", overrides: dict | None = None, progress: bool = True,
+                    mlflow_run_id: str | None = None):
     from models.training import train_captioner as train
 
-    return train(settings, config=config, overrides=overrides, progress=progress)
+    return train(settings, config=config, overrides=overrides, progress=progress,
+                 on_epoch=_on_epoch(settings, "captioner", mlflow_run_id))
 
 
-def log_training_run(settings: Settings, flow: str, kind: str, config: str, overrides: dict | None, result) -> str:
-    """MLflow run of one training: the named config (with overrides) as params, the result as metrics."""
+def start_training_run(settings: Settings, flow: str, kind: str, config: str, overrides: dict | None) -> str:
+    """The MLflow run of a training, opened before it starts (config as params)."""
+    from models.training.configs import load_config
+    from tasks.tracking import start_training_run as start
+
+    return start(settings, flow, load_config(kind, config, overrides), run_name=f"{kind}-{config}")
+
+
+def log_training_run(settings: Settings, flow: str, kind: str, config: str, overrides: dict | None, result,
+                     run_id: str | None = None) -> str:
+    """MLflow run of one training: the named config (with overrides) as params, the result as metrics
+    (``run_id``: the run opened before training, completed here)."""
     from models.training.configs import load_config
     from tasks.tracking import log_training_run as log_run
 
-    return log_run(settings, flow, load_config(kind, config, overrides), result, run_name=f"{kind}-{config}")
+    return log_run(settings, flow, load_config(kind, config, overrides), result, run_name=f"{kind}-{config}",
+                   run_id=run_id)
 
 
 def register_candidate(settings: Settings, captioner_checkpoint: str, run_id: str | None) -> str:
@@ -152,6 +189,8 @@ train_localizer_task = task(train_localizer, name="train-localizer", retries=1, 
                             cache_policy=NONE)
 train_captioner_task = task(train_captioner, name="train-captioner", retries=1, retry_delay_seconds=30,
                             cache_policy=NONE)
+start_training_run_task = task(start_training_run, name="start-training-run", retries=IO_RETRIES,
+                               retry_delay_seconds=IO_DELAY_S, cache_policy=NONE)
 log_training_run_task = task(log_training_run, name="log-training-run", retries=IO_RETRIES,
                              retry_delay_seconds=IO_DELAY_S, cache_policy=NONE)
 register_candidate_task = task(register_candidate, name="register-candidate", retries=IO_RETRIES,

@@ -153,26 +153,45 @@ def log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float], st
         client.log_batch(run_id, metrics=items[i:i + 500])
 
 
+def start_training_run(settings: Settings, flow: str, config: Any, run_name: str | None = None,
+                       tags: dict[str, str] | None = None) -> str:
+    """A training run opened before training (config as params, lineage tags), so its epochs show while it is
+    on (``epoch_metrics``); ``log_training_run(..., run_id=)`` closes it. -> the run id."""
+    client = configure(settings)
+    run = client.create_run(experiment_id(settings, flow), run_name=run_name,
+                            tags={**lineage_tags(settings), "petcap.flow": flow, **(tags or {})})
+    log_params(client, run.info.run_id, flatten_params(config))
+    return run.info.run_id
+
+
+def epoch_metrics(settings: Settings, run_id: str):
+    """A training loop's ``on_epoch``: each epoch's losses and validation metrics as MLflow step metrics."""
+    client = configure(settings)
+
+    def log_epoch(row: dict) -> None:
+        log_metrics(client, run_id, {f"epoch/{k}": v for k, v in row.items()
+                                     if k != "epoch" and isinstance(v, (int, float))}, step=int(row["epoch"]))
+    return log_epoch
+
+
 def log_training_run(settings: Settings, flow: str, config: Any, result: Any = None,
                      checkpoints: Iterable[Path | str] = (), artifacts: Iterable[Path | str] = (),
                      metrics: dict[str, float] | None = None, run_name: str | None = None,
-                     tags: dict[str, str] | None = None) -> str:
+                     tags: dict[str, str] | None = None, run_id: str | None = None) -> str:
     """One training run: the full config as params, ``result`` (a ``TrainResult``) as metrics (final
     validation metrics, losses, throughput; the per-epoch history as steps), checkpoints and other files as
-    artifacts, lineage tags. -> the run id."""
+    artifacts, lineage tags. ``run_id``: a run ``start_training_run`` opened (its params and the epochs logged
+    while training are kept) is completed instead of a new one. -> the run id."""
     client = configure(settings)
-    exp = experiment_id(settings, flow)
-    run = client.create_run(exp, run_name=run_name, tags={**lineage_tags(settings), "petcap.flow": flow,
-                                                          **(tags or {})})
-    rid = run.info.run_id
+    opened = run_id is not None
+    rid = run_id if opened else start_training_run(settings, flow, config, run_name, tags)
     try:
-        log_params(client, rid, flatten_params(config))
         final = dict(metrics or {})
         if result is not None:
             final.update({f"val/{k}": v for k, v in (result.metrics or {}).items()})
             final.update({"train_loss": result.train_loss, "val_loss": result.val_loss, "epochs": result.epochs,
                           "seconds": result.seconds, "samples_per_s": result.samples_per_s})
-            for h in (result.extra or {}).get("history", []):
+            for h in ([] if opened else (result.extra or {}).get("history", [])):
                 log_metrics(client, rid, {f"epoch/{k}": v for k, v in h.items()
                                            if k != "epoch" and isinstance(v, (int, float))}, step=int(h["epoch"]))
             checkpoints = [*checkpoints, result.checkpoint]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -78,8 +79,8 @@ def _loss(device, label_smoothing):
 
 
 def train_captioner(settings: Settings, config: str = "demo", overrides: dict | None = None,
-                    progress: bool = True, resume: bool = True, localizer_checkpoint: Path | str | None = None
-                    ) -> TrainResult:
+                    progress: bool = True, resume: bool = True, localizer_checkpoint: Path | str | None = None,
+                    on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
     """Train (or resume) the captioner of config ``config`` on the frozen localizer's cached answers."""
     t_start = time.perf_counter()
     cfg: ModelTrainConfig = load_config("captioner", config, overrides)
@@ -141,7 +142,7 @@ def train_captioner(settings: Settings, config: str = "demo", overrides: dict | 
     loss_fn = _loss(device, model_cfg.label_smoothing)
     state = fit(model, loss_fn, train_set, cfg.loop, device, save=save, validate=validate,
                 resume_state=resume_state, progress=progress, desc=f"captioner {config}",
-                loader_workers=settings.train.loader_workers)
+                loader_workers=settings.train.loader_workers, on_epoch=on_epoch)
     if dist_rank() != 0:
         return TrainResult("captioner", config, str(path), state.epoch, float("nan"), None)
     last = state.history[-1] if state.history else {}

@@ -23,6 +23,7 @@ import hashlib
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -94,7 +95,8 @@ def accuracy(model: CLIPLocalizer, images: torch.Tensor, targets: torch.Tensor,
 
 
 def train_localizer(settings: Settings, config: str = "demo", overrides: dict | None = None,
-                    progress: bool = True, resume: bool = True) -> TrainResult:
+                    progress: bool = True, resume: bool = True,
+                    on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
     """Train (or resume) the localizer of config ``config``, freeze it, and cache its top-5 for every sample."""
     t_start = time.perf_counter()
     cfg: ModelTrainConfig = load_config("localizer", config, overrides)
@@ -146,7 +148,7 @@ def train_localizer(settings: Settings, config: str = "demo", overrides: dict | 
 
     state = fit(model, _loss(device), train_set, cfg.loop, device, save=save, validate=validate,
                 resume_state=resume_state, progress=progress, desc="localizer",
-                loader_workers=settings.train.loader_workers)
+                loader_workers=settings.train.loader_workers, on_epoch=on_epoch)
     if dist_rank() != 0:
         return TrainResult("localizer", config, str(path), state.epoch, float("nan"), None)
 

@@ -179,3 +179,22 @@ def test_tracking_and_evaluation_settings(tmp_path, monkeypatch):
     s = Settings(home=tmp_path)
     assert s.tracking_uri == s.registry_uri == "http://mlflow.internal:5000"
     assert s.tracking.promotion_vendor_margin == 0.02 and s.evaluation.spice_jar_dir == tmp_path
+
+
+def test_epochs_reach_mlflow_while_the_run_is_on(tmp_path):
+    from tasks.tracking import epoch_metrics, start_training_run
+
+    settings = Settings(home=tmp_path)
+    run_id = start_training_run(settings, "train-captioner", {"loop": {"epochs": 2}}, run_name="live")
+    on_epoch = epoch_metrics(settings, run_id)
+    on_epoch({"epoch": 1, "train_loss": 0.9, "val_bleu4": 0.1, "seconds": 3.0})
+    client = configure(settings)
+    assert client.get_run(run_id).info.status == "RUNNING"
+    assert [(m.step, m.value) for m in client.get_metric_history(run_id, "epoch/train_loss")] == [(1, 0.9)]
+    on_epoch({"epoch": 2, "train_loss": 0.5, "val_bleu4": 0.2, "seconds": 3.0})
+    result = FakeTrainResult("captioner", "demo", str(tiny_checkpoints(tmp_path)[1]), 2, 0.5, 0.6, {"bleu4": 0.2},
+                             extra={"history": [{"epoch": 1, "train_loss": 0.9}, {"epoch": 2, "train_loss": 0.5}]})
+    assert log_training_run(settings, "train-captioner", {"loop": {"epochs": 2}}, result, run_id=run_id) == run_id
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.params["loop.epochs"] == "2"
+    assert [m.value for m in client.get_metric_history(run_id, "epoch/train_loss")] == [0.9, 0.5]  # not twice
