@@ -178,12 +178,14 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from tasks.evaluate.benchmark import BENCHMARK_PATIENTS, run_benchmark
+    from flows.benchmark import benchmark_flow
+    from tasks.evaluate.benchmark import BENCHMARK_PATIENTS
 
     settings = _settings(args)
     if not args.home:  # the benchmark's cohort, models and report never mix with the working set's
         settings = Settings(home=settings.home / "benchmark")
-    result = run_benchmark(settings, patients=args.patients or BENCHMARK_PATIENTS, preset=args.preset, progress=True)
+    result = benchmark_flow(home=str(settings.home), patients=args.patients or BENCHMARK_PATIENTS,
+                            preset=args.preset, progress=True)
     ev = result.evaluation
     print(f"benchmark: {result.test_samples} test lesions; seconds per stage {result.seconds}")
     for title, table in (("Table 1", ev.table1), ("Table 2", ev.table2)):

@@ -106,14 +106,14 @@ def start_training_run(settings: Settings, flow: str, kind: str, config: str, ov
 
 
 def log_training_run(settings: Settings, flow: str, kind: str, config: str, overrides: dict | None, result,
-                     run_id: str | None = None) -> str:
+                     run_id: str | None = None, tags: dict[str, str] | None = None) -> str:
     """MLflow run of one training: the named config (with overrides) as params, the result as metrics
     (``run_id``: the run opened before training, completed here)."""
     from models.training.configs import load_config
     from tasks.tracking import log_training_run as log_run
 
     return log_run(settings, flow, load_config(kind, config, overrides), result, run_name=f"{kind}-{config}",
-                   run_id=run_id)
+                   run_id=run_id, tags=tags)
 
 
 def register_candidate(settings: Settings, captioner_checkpoint: str, run_id: str | None) -> str:
@@ -170,6 +170,23 @@ def validation_predictions(settings: Settings, checkpoints: dict):
     return run_predict(settings, checkpoints["captioner"], split="val", localizer_checkpoint=checkpoints.get("localizer"))
 
 
+def evaluate_configs(settings: Settings, predictions: dict, out_dir: str | None = None, track: bool = True,
+                     run_name: str = "benchmark", config: dict | None = None, tags: dict[str, str] | None = None):
+    """Several configurations' predictions (row name -> ``predict`` table) next to the trivial baseline on the
+    same lesions: the report (Tables 1-2, per vendor / tracer), logged to MLflow when ``track``.
+    -> (EvaluationResult, MLflow run id or None)."""
+    from pathlib import Path
+
+    from tasks.evaluate.run import evaluate_run, with_location_prior
+    from tasks.tracking import log_evaluation
+
+    result = evaluate_run(settings, with_location_prior(settings, predictions),
+                          out_dir=Path(out_dir) if out_dir else None)
+    run_id = log_evaluation(settings, result, split="test", run_name=run_name, config=config,
+                            tags=tags) if track else None
+    return result, run_id
+
+
 def promote(settings: Settings, candidate_version: str):
     from tasks.promote import promote as run_promote
 
@@ -204,6 +221,8 @@ champion_checkpoints_task = task(champion_checkpoints, name="champion-checkpoint
 predict_task = task(predict, name="predict", cache_policy=NONE)
 evaluate_task = task(evaluate, name="evaluate", retries=IO_RETRIES, retry_delay_seconds=IO_DELAY_S,
                      cache_policy=NONE)
+evaluate_configs_task = task(evaluate_configs, name="evaluate-configs", retries=IO_RETRIES,
+                             retry_delay_seconds=IO_DELAY_S, cache_policy=NONE)
 promote_task = task(promote, name="promote", retries=IO_RETRIES, retry_delay_seconds=IO_DELAY_S, cache_policy=NONE)
 caption_study_files_task = task(caption_study_files, name="caption-study-files", retries=IO_RETRIES,
                                 retry_delay_seconds=IO_DELAY_S, retry_condition_fn=retry_transient,

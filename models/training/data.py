@@ -25,13 +25,13 @@ from monai.utils import convert_to_tensor
 from torch.utils.data import Dataset
 
 from data_contracts import taxonomy
+from data_contracts import volume_store as volumes
+from data_contracts.geometry import Geometry
+from data_contracts.patch_store import read_patch_samples, read_patches
 from data_contracts.settings import Settings
 from models.inference import centre_crop
 from models.localizer import LocalizerConfig, normalise_patches
 from models.training.configs import AugmentConfig
-from tasks.ingest import store as volumes
-from data_contracts.geometry import Geometry
-from tasks.patches.store import read_patch_samples, read_patches
 
 CHUNK = 64  # samples read from the store at once
 

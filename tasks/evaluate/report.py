@@ -28,7 +28,7 @@ import pandas as pd
 from data_contracts import taxonomy
 from data_contracts.settings import Settings
 from data_contracts.taxonomy import WINDOWS, WindowGroup
-from tasks.evaluate.run import LABELS, OURS, PRIOR
+from tasks.evaluate.names import LABELS, OURS, PRIOR
 
 SECTIONS = {
     "summary": "Summary",

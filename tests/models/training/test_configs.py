@@ -8,7 +8,8 @@ import pytest
 from data_contracts.settings import Settings
 from models.cglp import DEFAULT_LENGTH
 from models.training.configs import available, load_config, parse_overrides, parse_value
-from models.training.metrics import bleu4, location_baseline
+from models.training.metrics import bleu4
+from tasks.evaluate.baseline import location_baseline
 
 
 def test_every_named_config_loads_for_both_models():
