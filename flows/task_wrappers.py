@@ -92,9 +92,10 @@ def train_localizer(settings: Settings, config: str = "demo", overrides: dict | 
 def train_captioner(settings: Settings, config: str = "demo", overrides: dict | None = None, progress: bool = True,
                     mlflow_run_id: str | None = None):
     from models.training import train_captioner as train
+    from tasks.evaluate.metrics import validation_scores
 
     return train(settings, config=config, overrides=overrides, progress=progress,
-                 on_epoch=_on_epoch(settings, "captioner", mlflow_run_id))
+                 on_epoch=_on_epoch(settings, "captioner", mlflow_run_id), score_captions=validation_scores)
 
 
 def start_training_run(settings: Settings, flow: str, kind: str, config: str, overrides: dict | None) -> str:

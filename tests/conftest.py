@@ -48,5 +48,7 @@ def trained(cohort, tmp_path_factory):
     from models.training.localizer import train_localizer
 
     loc = train_localizer(settings, "demo", LOCALIZER, progress=False)
-    cap = train_captioner(settings, "b_w_p", CAPTIONER, progress=False)
+    from tasks.evaluate.metrics import validation_scores
+
+    cap = train_captioner(settings, "b_w_p", CAPTIONER, progress=False, score_captions=validation_scores)
     return settings, loc, cap

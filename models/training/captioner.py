@@ -6,8 +6,8 @@
 Per sample: the localizer's top-5 (``models.training.localizer.top5_cache``, keyed by the localizer checkpoint's
 hash, which the captioner checkpoint records) drives DWS on the CT channel and the CGLP prompt; the config's
 ``method.dws`` / ``method.cglp`` flags give the ablation B, B+W, B+P, B+W+P. The vocabulary is built from the
-training captions plus every CGLP prompt word. Validation: BLEU-4 (pycocoevalcap) of greedy captions on the val
-split, and the validation loss.
+training captions plus every CGLP prompt word. Validation: the validation loss, and the caption metric the caller
+passes (the flows: the evaluation's BLEU-4, pycocoevalcap on PTB tokens) of greedy captions on the val split.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ from models.training import data
 from models.training.configs import MethodConfig, ModelTrainConfig, load_config
 from models.training.localizer import cache_tensors, checkpoint_path, file_hash, top5_cache
 from models.training.loop import TrainResult, dist_rank, fit, init_distributed_from_env, pick_device, set_threads
-from models.training.metrics import bleu4
 from models.vocab import Vocab
 
 
@@ -80,8 +79,13 @@ def _loss(device, label_smoothing):
 
 def train_captioner(settings: Settings, config: str = "demo", overrides: dict | None = None,
                     progress: bool = True, resume: bool = True, localizer_checkpoint: Path | str | None = None,
-                    on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
-    """Train (or resume) the captioner of config ``config`` on the frozen localizer's cached answers."""
+                    on_epoch: Callable[[dict], None] | None = None,
+                    score_captions: Callable[[list[str], list[str]], dict[str, float]] | None = None) -> TrainResult:
+    """Train (or resume) the captioner of config ``config`` on the frozen localizer's cached answers.
+
+    ``score_captions(references, generated) -> metrics``: the caption metric of each validation, the
+    evaluation's own (``tasks.evaluate.metrics.validation_scores``: pycocoevalcap BLEU-4, what the flows pass);
+    without it validation reports the loss only."""
     t_start = time.perf_counter()
     cfg: ModelTrainConfig = load_config("captioner", config, overrides)
     init_distributed_from_env()
@@ -130,8 +134,10 @@ def train_captioner(settings: Settings, config: str = "demo", overrides: dict | 
             batch = {"image": val.inputs.images[:n].float(), "prompt": val.inputs.prompts[:n],
                      "caption": val.captions[:n]}
             loss = float(_loss(device, 0.0)(m, batch))
+        if score_captions is None:
+            return {"loss": loss}
         hyps = decode(m, vocab, val.inputs, method, beam_size=1, device=device)  # greedy: fast enough per epoch
-        return {"loss": loss, "bleu4": bleu4(val_df["caption"].tolist(), hyps)}
+        return {"loss": loss, **score_captions(val_df["caption"].tolist(), hyps)}
 
     def save(extra: dict) -> None:
         save_checkpoint(path, model, model_cfg, vocab, extra={

@@ -23,11 +23,11 @@ from data_contracts.settings import Settings
 from models.inference import CaptionPipeline, InferenceParams
 from models.training import data
 from models.training.captioner import predict
-from models.training.metrics import bleu4
 from serving.models_cache import load_pipeline
 from serving.pyfunc import PetcapCaptionModel, register_candidate
 from serving.models_cache import models_dir
 from serving.study import caption_stored_study, caption_study_files
+from tasks.evaluate.metrics import corpus_bleu4
 from tasks.ingest import open_study
 from tasks.ingest.pseudonym import study_pseudonym
 
@@ -96,7 +96,8 @@ def test_every_entry_point_gives_the_same_captions_and_confidences(one_study, tm
         assert r["prompt"] == s.prompt == p["prompt"] == b.prompt
     # training validation: greedy captions of the val split through the same path, scored as training scored them
     val = predict(settings, cap.checkpoint, split="val", beam_size=1)
-    assert bleu4(val["reference"].tolist(), val["generated"].tolist()) == pytest.approx(cap.metrics["bleu4"], abs=1e-12)
+    assert corpus_bleu4(val["reference"].tolist(), val["generated"].tolist()) == pytest.approx(cap.metrics["bleu4"],
+                                                                                          abs=1e-12)
 
 
 def test_method_parameters_come_from_the_checkpoint_not_the_environment(one_study, tmp_path, monkeypatch):
