@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +31,7 @@ import pyarrow.parquet as pq
 import torch
 
 from data_contracts import taxonomy
+from data_contracts.atomic import atomic_open
 from data_contracts.settings import Settings
 from models.inference import TOP_K, input_logits, localize_inputs
 from models.localizer import CLIPLocalizer, LocalizerConfig, build_localizer, load_localizer, save_localizer
@@ -255,14 +254,8 @@ def _append_cache(settings: Settings, new: pd.DataFrame) -> None:
     df = new if old is None else pd.concat([old, new], ignore_index=True)
     df = df.drop_duplicates(["sample_id", "localizer"], keep="last")
     table = pa.Table.from_pandas(df, schema=CACHE_SCHEMA, preserve_index=False)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as f:
+        pq.write_table(table, f)
 
 
 def cache_tensors(cache: pd.DataFrame, sample_ids: pd.Series | list[str]) -> tuple[torch.Tensor, torch.Tensor]:

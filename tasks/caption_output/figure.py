@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_contracts.atomic import atomic_open
+from data_contracts.atomic import SHARED, atomic_open
 from tasks.caption_output.records import NO_LESIONS, StudyCaptions
 
 REPORT_NAME = "report.png"
@@ -53,7 +53,7 @@ def write_report(result: StudyCaptions, patches: dict[int, dict[str, np.ndarray]
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / (3.2 * rows)))
     path = Path(out_dir) / REPORT_NAME
     try:
-        with atomic_open(path) as f:
+        with atomic_open(path, SHARED) as f:
             fig.savefig(f, dpi=80, format="png")
     finally:
         plt.close(fig)

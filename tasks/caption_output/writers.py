@@ -1,8 +1,8 @@
 """Output writers of one captioned study. Each takes the answer (``StudyCaptions``) and the lesions' patches and writes
 one file into the output folder, atomically; ``caption_study`` runs the configured list in order.
 
-    JsonWriter      captions.json   (always first: the machine-readable answer)
     FigureWriter    report.png      (the visual report)
+    JsonWriter      captions.json   (the machine-readable answer; last, so its presence means the folder is whole)
 
 A new output (a DICOM SR or SEG for the PACS) is one more class with ``name`` and ``write``, added to
 ``default_writers`` or passed by the caller.
@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from data_contracts.atomic import atomic_open
+from data_contracts.atomic import SHARED, atomic_open
 from tasks.caption_output.figure import REPORT_NAME, write_report
 from tasks.caption_output.records import StudyCaptions
 
@@ -32,7 +32,7 @@ class OutputWriter(Protocol):
 
 def write_json(result: StudyCaptions, out_dir: Path) -> Path:
     path = Path(out_dir) / JSON_NAME
-    with atomic_open(path) as f:
+    with atomic_open(path, SHARED) as f:
         f.write(json.dumps(result.to_json(), indent=2).encode())
     return path
 
