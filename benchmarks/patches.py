@@ -174,7 +174,7 @@ def jobs_for(settings, fovs) -> list:
 # ------------------------------------------------------------------------------------------ (b) floor
 def decode_touched(job, touched) -> None:
     """Decode exactly the chunks the patches need, one zarr read per chunk."""
-    from tasks.ingest.store import arrays_group
+    from data_contracts.volume_store import arrays_group
     from tasks.patches.resample import _open
 
     group = arrays_group(_open(job.volume_store)[job.study_id])
@@ -212,7 +212,7 @@ def stacked_copy(settings, study_id: str, dst_store: str) -> None:
     import numpy as np
 
     from data_contracts.settings import IngestSettings
-    from tasks.ingest.geometry import Geometry
+    from data_contracts.geometry import Geometry
     from tasks.ingest.store import StudyWriter, open_study
 
     st = open_study(settings.store_url, study_id)

@@ -49,7 +49,7 @@ from data_contracts.tables import (
 )
 from data_contracts.errors import PrerequisiteError
 from tasks.ingest import store
-from tasks.ingest.geometry import Geometry
+from data_contracts.geometry import Geometry
 from tasks.ingest.manifest import read_manifest
 from tasks.ingest.integrity import check_anatomy_sidecar, check_known_labels
 from tasks.ingest.naming import redact, shown_sources

@@ -34,7 +34,7 @@ import SimpleITK as sitk
 from data_contracts import anatomy
 from data_contracts.settings import PlausibilitySettings
 from tasks.ingest.errors import IngestError
-from tasks.ingest.geometry import Geometry
+from data_contracts.geometry import Geometry
 
 NEGATIVE_SUV = -1.0  # a voxel below this is not noise around zero
 BODY_HU = -400.0  # CT body outline

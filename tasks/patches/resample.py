@@ -51,7 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 import zarr
 
-from tasks.ingest.store import arrays_group
+from data_contracts.volume_store import arrays_group
 
 CHANNELS = ("ct", "pet", "mask")  # patch channel order
 SOURCE = {"ct": "ct", "pet": "pet", "mask": "lesions"}  # channel -> volume array it is sampled from
