@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 
-from data_contracts import taxonomy
+from data_contracts import hierarchy, taxonomy
 from data_contracts.findings import (
     CT_FINDINGS,
     UPTAKE_SYNONYMS,
@@ -107,7 +107,6 @@ _EXTRA_TERMS: dict[str, tuple[str, ...]] = {
     "cecal": ("colon",), "caecal": ("colon",), "ascending colon": ("colon",), "descending colon": ("colon",),
     "transverse colon": ("colon",), "hepatic flexure": ("colon",), "splenic flexure": ("colon",),
     "splenic hilum": ("spleen",),
-    "prostate bed": ("prostate",), "prostatic fossa": ("prostate",), "prostate fossa": ("prostate",),
     "uncinate process": ("pancreas",), "pancreatic neck": ("pancreas",),
     "thyroid bed": ("thyroid",), "gastro-oesophageal junction": ("esophagus",),
     "gastroesophageal junction": ("esophagus",), "GEJ": ("esophagus",), "GOJ": ("esophagus",),
@@ -118,8 +117,13 @@ _EXTRA_TERMS: dict[str, tuple[str, ...]] = {
     "gastrohepatic ligament": ("ln_porta_hepatis",), "NP": ("nasopharynx",),
     # Not locations: phrases that contain a location word but mean something else ("small bowel" is not
     # the colon, the blood pool is a reference region). An empty tuple consumes the words.
-    "small bowel": (), "blood pool": (), "mediastinal blood pool": (), "renal excretion": (),
+    "blood pool": (), "mediastinal blood pool": (), "renal excretion": (),
     "urinary excretion": (), "bladder activity": (), "L4/5": (), "L5/S1": (), "L4-5": (), "L5-S1": (),
+    "bone scan": (), "bone scintigraphy": (), "bone window": (), "lung window": (), "mediastinal window": (),
+    "head and neck": (), "head & neck": (), "liver background": (), "background liver": (),
+    "hepatic background": (), "normal liver": (), "liver reference": (), "mediastinal reference": (),
+    "thoracic surgery": (), "bone metabolism": (), "bone scintigram": (), "lung cancer screening": (),
+    "lymph node station": (),
 }
 _EXTRA_STEMS: dict[str, str] = {
     "jugulodigastric": "ln_cervical_ii", "upper jugular": "ln_cervical_ii", "submandibular": "ln_cervical_i",
@@ -137,7 +141,7 @@ _EXTRA_STEMS: dict[str, str] = {
     "intertrochanteric": "femur", "subtrochanteric": "femur", "femoral head": "femur",
     "acromion": "scapula", "coracoid": "scapula", "scapular body": "scapula",
     "lung base": "lung_lower", "lung apex": "lung_upper", "upper lobe of the": "lung_upper",
-    "upper paratracheal": "station_2", "lower paratracheal": "station_4", "paratracheal": "station_4",
+    "upper paratracheal": "station_2", "lower paratracheal": "station_4",
     "pubic rami": "pubis", "inferior pubic ramus": "pubis",
     "int iliac": "ln_internal_iliac", "int. iliac": "ln_internal_iliac", "ext iliac": "ln_external_iliac",
     "ext. iliac": "ln_external_iliac", "com iliac": "ln_common_iliac", "common iliac artery": "ln_common_iliac",
@@ -182,6 +186,9 @@ def _extra_terms() -> dict[str, tuple[str, ...]]:
     return out
 
 
+# Nodes whose names are too generic to mark a place on their own ("lymph node" is said of every nodal site).
+_NO_TERMS = frozenset({"lymph_nodes", "soft_tissue"})
+
 # Terms that name two locations; the extractor picks one from context (see ``AMBIGUOUS_CONTEXT``).
 _AMBIGUOUS: dict[str, tuple[str, ...]] = {
     "S1": ("sacrum", "liver_s1"),  # the first sacral vertebra, or Couinaud segment I
@@ -200,6 +207,7 @@ class LocationLexicon:
     pattern: re.Pattern
     terms: dict[str, tuple[str, ...]]  # key → location ids (one, several when ambiguous, none: not a place)
     stems: dict[str, dict[Laterality, str]]  # key → the left and right location ids
+    unsided: dict[str, str]  # stem key → the node a side-free mention names (the pair's common ancestor)
 
 
 @cache
@@ -207,14 +215,20 @@ def locations() -> LocationLexicon:
     terms: dict[str, tuple[str, ...]] = {}
     stems: dict[str, dict[Laterality, str]] = {}
     phrases: list[str] = []
-    for loc in taxonomy.locations():
+    for loc in taxonomy.by_id().values():  # the localizer classes first, then the hierarchy's other nodes
+        if hierarchy.is_open(loc.id) or loc.id in _NO_TERMS:
+            continue
+        if loc.laterality in (Laterality.midline, Laterality.unspecified):
+            for t in loc.terms:
+                terms.setdefault(key(t), (loc.id,))
+                phrases.append(t)
+            continue
         for t in loc.terms:
             terms.setdefault(key(t), (loc.id,))
             phrases.append(t)
-        if loc.laterality is not Laterality.midline:
-            for s in loc.stems:
-                stems.setdefault(key(s), {})[loc.laterality] = loc.id
-                phrases.append(s)
+        for s in loc.stems:
+            stems.setdefault(key(s), {})[loc.laterality] = loc.id
+            phrases.append(s)
     for phrase, ids in _extra_terms().items():
         terms[key(phrase)] = ids
         phrases.append(phrase)
@@ -231,9 +245,12 @@ def locations() -> LocationLexicon:
     for ids in terms.values():
         for lid in ids:
             taxonomy.get(lid)
-    # A phrase that is a complete term and also a stem ("middle lobe") is read as the term.
+    # A phrase that is a complete term and also a stem: a stem of a pair ("rib", "kidney", "cervical lymph
+    # node") names a side or, side-free, the pair's common ancestor; a one-sided stem ("middle lobe") is the term.
+    terms = {k: v for k, v in terms.items() if not (k in stems and len(stems[k]) == 2)}
     stems = {k: v for k, v in stems.items() if k not in terms}
-    return LocationLexicon(compile_phrases(phrases), terms, stems)
+    unsided = {k: hierarchy.common_ancestor(v.values()) for k, v in stems.items() if len(v) == 2}
+    return LocationLexicon(compile_phrases(phrases), terms, stems, unsided)
 
 
 _LEVEL_NUMERAL = r"(?:XII|XI|X|IX|VIII|VII|VI|IV|V|III|II|I|1[0-2]|[1-9])"
@@ -283,6 +300,13 @@ def _list_hits(text: str) -> list[Hit]:
     return out
 
 
+# Plurals that name both of a pair ("the hila", "both adrenals"); "hilar nodes" or "ribs" name the group.
+DUAL_PLURAL = re.compile(r"^(?:hila|axillae|adrenals|adrenal[\s-]+glands|kidneys|breasts|ilia|femora|humeri|"
+                         r"parotids|parotid[\s-]+glands|tonsils|ovaries|testes|pleurae|hemithoraces|clavicles|"
+                         r"scapulae|iliac[\s-]+bones|iliac[\s-]+crests|proximal[\s-]+femora|proximal[\s-]+humeri)$",
+                         re.IGNORECASE)
+
+
 def find_locations(text: str) -> list[Hit]:
     """Location phrases: ``value`` is ("term", ids) or ("stem", {side: id})."""
     lex = locations()
@@ -296,7 +320,8 @@ def find_locations(text: str) -> list[Hit]:
         plural: list[bool] = []
         sides = _lookup(lex.stems, matched, plural)
         if sides is not None:
-            hits.append(Hit(m.start(), m.end(), matched, ("stem", sides), {"plural": plural[0]}))
+            dual = plural[0] and DUAL_PLURAL.match(matched) is not None
+            hits.append(Hit(m.start(), m.end(), matched, ("stem", sides), {"plural": plural[0], "dual": dual}))
     return sorted(hits, key=lambda h: h.start)
 
 

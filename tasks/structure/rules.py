@@ -39,7 +39,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from data_contracts import taxonomy
+from data_contracts import hierarchy, taxonomy
 from data_contracts.findings import (
     UPTAKE_THRESHOLDS,
     CTFinding,
@@ -131,9 +131,7 @@ def extract(text: str, tracer: Tracer | None = None) -> StructuredReport:
             _add(drafts, draft)
     drafts = _drop_impression_repeats(drafts)
     findings = []
-    for d in drafts:
-        if report_tracer is None:
-            raise ValueError("the report names no tracer (FDG or PSMA) and none was given: pass tracer=")
+    for d in drafts:  # no tracer named or given: the findings carry none
         findings.append(StructuredFinding(
             location_id=d.location_id,
             laterality=taxonomy.get(d.location_id).laterality,
@@ -258,8 +256,9 @@ def _mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: _Sta
             out.append(_Mention(h.start, h.end, next(iter(value.values())), h.start))
             continue
         side, side_start = _side_for(norm, h, sides, loc_hits, state)
-        if side is None:
-            continue  # a side-free stem with no side anywhere: cannot name a location
+        if side is None:  # a side-free stem ("hilar nodes", "a rib lesion"): the pair's common node
+            out.append(_Mention(h.start, h.end, hierarchy.common_ancestor(value.values()), h.start))
+            continue
         for s in (("right", "left") if side == "both" else (side,)):
             out.append(_Mention(min(side_start, h.start), h.end, value[Laterality(s)], h.start))
         if side in ("left", "right"):
@@ -268,6 +267,10 @@ def _mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: _Sta
         m.relational = bool(lx.RELATIONAL.search(norm[max(0, m.start - 40):m.start]))
     if any(not m.relational for m in out):
         out = [m for m in out if not m.relational]
+    # A coarse place said together with a finer one inside it ("mediastinal nodes, station 7"; "vertebral
+    # bodies of T7 and T9") is the finer statement.
+    out = [m for m in out if not any(o is not m and o.location_id != m.location_id
+                                     and hierarchy.contains(m.location_id, o.location_id) for o in out)]
     # One place named twice in a sentence is one finding ("multiple lesions in T9, the largest in T9 ...").
     # Not across a ";": "10R LN, SUVmax 6.5; right hilar node, SUVmax 17.8" states two nodes.
     first: dict[str, _Mention] = {}
@@ -329,7 +332,7 @@ def _side_for(norm: str, hit: lx.Hit, sides: list[lx.Hit], loc_hits: list[lx.Hit
     carried = [s for s in before if not s.extra["adjacent_only"] and ";" not in norm[s.end:hit.start]]
     if carried:
         return resolve(carried[-1].value), hit.start
-    if hit.extra.get("plural"):
+    if hit.extra.get("dual"):
         return "both", hit.start  # "adrenals", "axillae", "hila" with no side: both sides
     return None, hit.start
 

@@ -308,8 +308,13 @@ def test_side_spellings(phrase, location):
     assert f.location_id == location
 
 
-def test_lateral_stem_without_any_side_is_not_guessed():
-    assert extract("FDG PET: hilar lymph node, SUVmax 6.0.").findings == ()
+def test_lateral_stem_without_any_side_is_not_guessed_but_kept_coarse():
+    (f,) = extract("FDG PET: hilar lymph node, SUVmax 6.0.").findings
+    assert (f.location_id, f.laterality.value, f.suv_max) == ("ln_hilar", "unspecified", 6.0)
+    (f,) = extract("FDG PET: 7th rib lesion, SUVmax 3.0.").findings
+    assert f.location_id == "rib"
+    (f,) = extract("FDG PET: level II nodes, SUVmax 4.0.").findings
+    assert f.location_id == "ln_cervical"  # the level needs a side: no level node without one
 
 
 def test_side_carries_to_later_stems_of_the_same_sentence():
@@ -348,11 +353,12 @@ def test_tracer_from_the_report(text, tracer):
     assert f.pet_finding.tracer is tracer
 
 
-def test_tracer_argument_wins_and_a_report_without_tracer_needs_one():
+def test_tracer_argument_wins_and_a_report_without_tracer_carries_none():
     text = "Lytic lesion in T4, SUVmax 5.0."
     assert extract(text, Tracer.psma).findings[0].pet_finding.tracer is Tracer.psma
-    with pytest.raises(ValueError, match="names no tracer"):
-        extract(text)
+    (f,) = extract(text).findings
+    assert (f.location_id, f.pet_finding.tracer, f.suv_max) == ("vertebra_t4", None, 5.0)
+    assert f.caption == "T4 vertebral body, osteolytic destruction with increased uptake"
     assert extract("No abnormal uptake.").findings == ()  # nothing to label: no tracer needed
 
 
