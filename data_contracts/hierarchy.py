@@ -419,3 +419,9 @@ def depth(node: str) -> int:
 # The further leaves (not localizer classes) and what they are for; the README lists them.
 def extra_leaves() -> tuple[str, ...]:
     return tuple(loc.id for loc in extra_nodes() if is_leaf(loc.id) and not is_open(loc.id))
+
+
+def is_within(node: str, ancestor: str) -> bool:
+    """Whether ``ancestor`` is ``node`` or one of its ancestors (``contains`` with the arguments swapped);
+    unknown ids are within nothing."""
+    return node in parents() and ancestor in lineage(node)
