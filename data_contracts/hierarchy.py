@@ -133,8 +133,9 @@ def _spec() -> list[tuple[Location, str | None]]:
     add(_pair("ln_iliac", "iliac lymph node", R.pelvis, LN, ST,
               ("iliac", "iliac node", "iliac chain", "iliac lymph node", "iliac vessels", "iliac junctional",
                "iliac bifurcation")), "ln_iliac")
+    add(_coarse("ln_obturator", "obturator lymph node", R.pelvis, LN, ST), "ln_pelvic")
     add(_pair("ln_obturator", "obturator lymph node", R.pelvis, LN, ST,
-              ("obturator", "obturator node", "obturator fossa")), "ln_pelvic")
+              ("obturator", "obturator node", "obturator fossa")), "ln_obturator")
     add(_leaf("ln_mesorectal", "mesorectal lymph node", R.pelvis, LN, ST,
               ("mesorectal", "mesorectum", "perirectal", "pararectal")), "ln_pelvic")
     add(_leaf("ln_presacral", "presacral lymph node", R.pelvis, LN, ST, ("presacral", "pre-sacral")), "ln_pelvic")

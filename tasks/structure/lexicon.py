@@ -503,7 +503,10 @@ def find_grades(text: str) -> list[Hit]:
 
 # ------------------------------------------------------------------------------------------- SUV, size
 _NUM = r"\d{1,3}(?:[.,]\d{1,2})?"
-_SUV_LABEL = (r"(?:SUV[\s_-]*[(\[]\s*max\s*[)\]]|SUV[\s_-]*max(?:imum)?|max(?:imum|\.)?[\s-]*SUV|"
+_SUV_LABEL = (r"(?:S\s?U\s?V\s?m\s?a\s?x(?![A-Za-z])|"  # "S U V m a x" (text extracted from a PDF)
+              r"max(?:imum|\.)?[\s-]+standardi[sz]ed[\s-]+uptake[\s-]+values?(?:\s*\(\s*SUV\s*(?:max)?\s*\))?|"
+              r"standardi[sz]ed[\s-]+uptake[\s-]+values?[\s-]*(?:\(\s*SUV\s*\)\s*)?max(?:imum)?|"
+              r"SUV[\s_-]*[(\[]\s*max\s*[)\]]|SUV[\s_-]*max(?:imum)?|max(?:imum|\.)?[\s-]*SUV|"
               r"SUV(?![\s_-]*(?:mean|peak|avg|average|lbm|ratio|r\b|ref))(?![A-Za-z]))")
 _SUV = re.compile(
     _B + _SUV_LABEL
@@ -665,8 +668,32 @@ LESION_NOUN = re.compile(
     r"implants?|infiltrat\w*|expression|PSMA[\s-]*(?:positive|expressing)|FDG[\s-]*positive|"
     r"opacit\w*|abnormalit\w*|primary|neoplas\w*|carcinoma|cancer|lymphoma|adenopathy|"
     r"lymphadenopathy|thickening|destruction|sclero\w*|lytic|blastic|suspicious|positive|avidity|"
-    r"findings?)\b",
+    r"findings?|revealed|demonstrated|visuali[sz]ed|detected|observed|identified|involved|invasion|"
+    r"hypermetaboli\w*|conglomerat\w*|enlarged|necro\w*|nodular\w*)\b",
     re.IGNORECASE,
 )
 NOUN_HEAD = re.compile(r"\b(?:lesions?|foci|focus|deposits?|metasta\w*|uptake|nodes?|nodules?|mass|masses|"
                        r"activity|accumulation|tumou?r)\b", re.IGNORECASE)
+
+
+# What makes a sentence of free prose a PET statement: uptake words, SUV, a focus, or "seen on PET". A tracer
+# name alone ("FDG PET/CT in a 52-year-old man who presented with ...") is not.
+PET_EVIDENCE = re.compile(
+    r"\b(?:uptake|avid\w*|activity|accumulation|expression|hypermetaboli\w*|hypometaboli\w*|metabolism|"
+    r"metabolic(?:ally)?|SUV\w*|S\s?U\s?V|glycoly\w*|glucose\s+(?:consumption|metabolism|utili[sz]ation)|foci|focus|"
+    r"focal|hot\s*spots?|photopeni\w*|tracer|radiotracer|(?:FDG|PSMA|PET|tracer)[\s-]*(?:positive|negative|avid)|"
+    r"(?:on|at|by|in)\s+(?:the\s+)?(?:FDG[\s-]*|PSMA[\s-]*)?PET(?![\s/-]*CT\s+(?:was|is)\s+performed)|"
+    r"concentrat\w+|incorporat\w+|captation|retention|binding|staining|(?:in)?tense|increased|elevated|"
+    r"intensity|hyperfixation|fixation)\b", re.IGNORECASE)
+# The clinical history told inside the findings ("73 yrs old male presented with a neck mass", "FNA showed").
+HISTORY = re.compile(
+    r"\b(?:presented\s+with|presenting\s+with|(?:\d+|one|two|three)[\s-]*(?:year|yr)s?[\s-]*old|history\s+of|"
+    r"was\s+diagnosed|diagnosed\s+(?:with|to\s+have|as)|underwent|was\s+referred|referred\s+(?:to|for)|"
+    r"biops(?:y|ies)\s+(?:showed|revealed|confirmed|indicated)|FNA|histopatholog\w*|treated\s+with|"
+    r"status\s+post|s/p)\b", re.IGNORECASE)
+# Another examination than this PET/CT (its findings are not this study's).
+OTHER_STUDY = re.compile(
+    r"\b(?:MRI?|magnetic\s+resonance|ultrasound|ultrasonograph\w*|sonograph\w*|US|X-?ray|radiograph\w*|"
+    r"mammogra\w*|endoscop\w*|colonoscop\w*|laryngoscop\w*|bronchoscop\w*|scintigra\w*|bone\s+scan|"
+    r"contrast[\s-]*enhanced\s+CT|CECT|CT\s+(?:scan\s+)?of\s+the|(?:outside|prior|previous|earlier|initial)\s+"
+    r"(?:CT|imaging|scan|study)|biops\w+|FNA|cytolog\w*|patholog\w*|surgery|resect\w*|excision|excised)\b")

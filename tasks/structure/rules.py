@@ -109,6 +109,7 @@ class _Draft:
     sentence: Sentence
     section: str
     alternatives: tuple[str, ...] = ()
+    clause: tuple[int, int] | None = None  # the sentence part the finding was read from (sentence offsets)
 
 
 @dataclass
@@ -139,7 +140,7 @@ def extract(text: str, tracer: Tracer | None = None) -> StructuredReport:
             pet_finding=PetFinding(tracer=report_tracer, grade=d.grade),
             suv_max=d.suv_max,
             size_mm=d.size_mm,
-            span=TextSpan(start=d.sentence.start, end=d.sentence.end, text=d.sentence.text),
+            span=_span(d),
         ))
     return StructuredReport(findings=tuple(findings), backend="rules", extractor_version=EXTRACTOR_VERSION)
 
@@ -155,6 +156,10 @@ def report_tracer_of(text: str) -> Tracer | None:
 # -------------------------------------------------------------------------------------------- sentence
 def _sentence_findings(sentence: Sentence, state: _State) -> list[_Draft]:
     norm = sentence.norm
+    if (lx.HISTORY.search(norm) or lx.OTHER_STUDY.search(norm)) and not lx.PET_EVIDENCE.search(norm):
+        # The history, another study's findings ("a contrast-enhanced CT of the neck showed ...", "FNA of the
+        # node showed ...") and the treatment, told among the findings: not findings of this PET/CT.
+        return []
     loc_hits = lx.find_locations(norm)
     ct_hits = lx.find_ct(lx.mask(norm, loc_hits))
     mentions = _mentions(norm, loc_hits, sentence, state, ct_hits)
@@ -178,6 +183,7 @@ def _sentence_findings(sentence: Sentence, state: _State) -> list[_Draft]:
     drafts: list[_Draft] = []
     prev_ct: list[lx.Hit] = []
     prev_end = 0
+    described_before, prev_group_end = False, 0
     for group in groups:
         owned = lambda hits: [h for h in hits if group.owns(h.start)]  # noqa: E731
         g_ct, g_suv, g_size, g_grade = owned(ct_hits), owned(suv_hits), owned(size_hits), owned(grade_hits)
@@ -196,8 +202,15 @@ def _sentence_findings(sentence: Sentence, state: _State) -> list[_Draft]:
         nouns = [m.start() for a, b in group.ranges for m in lx.LESION_NOUN.finditer(masked, a, b)]
         evidence = [*(h.start for h in (*g_ct, *g_suv, *g_size, *g_grade)), *nouns]
         negated_at = lambda p: any(a <= p < b for c, a, b in fwd_scopes if not _weak(c))  # noqa: E731
+        # A list goes on ("lesions in both kidneys, both ovaries and the skeleton, including the calvarium,
+        # clavicles, ..."): a group with no words of its own shares the description of the group before it.
+        listed = (not evidence and described_before
+                  and not re.search(r"[;:]|\.\s", norm[prev_group_end:group.start]))
+        if listed:
+            evidence = [group.start]
         if all(negated_at(p) for p in evidence):
             continue
+        described_before, prev_group_end = True, group.end
         # A lesion whose uptake is denied ("GGO without significant uptake", "non-avid nodule") is a CT
         # finding only, not a PET/CT finding.
         uptake = [m.start() for a, b in group.ranges for m in lx.UPTAKE_NOUN.finditer(masked, a, b)
@@ -223,8 +236,34 @@ def _sentence_findings(sentence: Sentence, state: _State) -> list[_Draft]:
                 location_id=m.location_id, ct_finding=ct, ct_explicit=explicit, grade=grade,
                 suv_max=round(suv.value, 2) if suv is not None else None,
                 size_mm=round(size.value, 1) if size is not None else None,
-                sentence=sentence, section=sentence.section, alternatives=m.alternatives))
+                sentence=sentence, section=sentence.section, alternatives=m.alternatives,
+                clause=_clause(norm, group, [c for c, _, _ in fwd_scopes if not _weak(c)])))
     return drafts
+
+
+def _clause(norm: str, group: _Group, cues: list[lx.Hit]) -> tuple[int, int]:
+    """The group's own words, without the separators around them, ending before a negation said after them
+    ("splenic lesions, with normal uptake elsewhere"; "... nodules but no extra-adrenal disease")."""
+    a, b = group.ranges[0]
+    a, b = min(a, group.start), max(b, group.end)
+    later = [c.start for c in cues if group.end <= c.start < b]
+    if later:
+        b = min(later)
+        tail = re.search(r"(?i)(?:[\s,;]|\b(?:and|or|but|with|while|whereas|however)\b)*$", norm[a:b])
+        b = a + tail.start() if tail else b
+    while a < b and (norm[a].isspace() or norm[a] in ",;"):
+        a += 1
+    while b > a and (norm[b - 1].isspace() or norm[b - 1] in ",;"):
+        b -= 1
+    cut = re.match(r"(?i)(?:and|or|but|while|whereas|with)\s+", norm[a:b])
+    return (a + cut.end(), b) if cut else (a, b)
+
+
+def _span(d: _Draft) -> TextSpan:
+    """Where the finding was read: its clause of the sentence (the whole sentence when it is one clause)."""
+    a, b = d.clause if d.clause is not None else (0, len(d.sentence.text))
+    start = d.sentence.start + a
+    return TextSpan(start=start, end=d.sentence.start + b, text=d.sentence.text[a:b])
 
 
 def _inside(hit: lx.Hit, others: list[lx.Hit]) -> bool:
@@ -536,7 +575,14 @@ def _merge(into: _Draft, other: _Draft) -> None:
 
 def _add(drafts: list[_Draft], new: _Draft) -> None:
     """Append a finding unless it restates one of another sentence of the body text (figure captions and
-    repeated mentions: same place, CT finding and SUVmax)."""
+    repeated mentions: same place, CT finding and SUVmax). In free prose without headings (a case report,
+    a figure legend) a place named again with no value that contradicts is the same lesion told again."""
+    if new.section == "body":
+        for old in drafts:
+            if (old.section == "body" and old.sentence is not new.sentence and old.location_id == new.location_id
+                    and _same(old, new, loose=True)):
+                _merge(old, new)
+                return
     if new.section != "impression":
         for old in drafts:
             if old.section != "impression" and old.sentence is not new.sentence and _same(old, new, loose=False):
