@@ -53,7 +53,7 @@ from data_contracts.taxonomy import Laterality, System
 from tasks.structure import lexicon as lx
 from tasks.structure.text import Sentence, split_report
 
-EXTRACTOR_VERSION = "rules-1.0.0"
+EXTRACTOR_VERSION = "rules-2.0.0"
 
 _ENLARGED_SHORT_AXIS_MM = 10.0  # lymph node short axis at and above which a node counts as enlarged
 _SUV_TOLERANCE = 0.05  # SUVmax values this close are the same value (reports write one decimal)
@@ -67,6 +67,9 @@ _COORD_FILLER = re.compile(
     r"\b(?:the|a|an|and|or|as|well|plus|both|in|at|of|within|involving|lymph|nodes?|nodal|regions?|"
     r"vertebral|bod(?:y|ies)|vertebrae|lobes?|ribs?|bones?|chains?|stations?|levels?|also|sides?)\b|[,/&\s\-]",
     re.IGNORECASE)
+_TYPED_AT = re.compile(r"[\s-]*(?:[\w-]+\s+){0,2}?(?:nodules?|lesions?|mass(?:es)?|opacit\w+|metastas[ie]s|"
+                       r"deposits?|foci|focus|tumou?rs?|carcinoma|cancer|uptake)\s+(?:[\w-]+\s+){0,2}?"
+                       r"(?:in|at|within|of|involving|on)\s+(?:the\s+)?(?:[\w-]+\s+)?.$", re.IGNORECASE)
 _TNM = re.compile(r"^\s*[,/]?\s*N[0-3xX]", re.IGNORECASE)
 
 
@@ -237,7 +240,7 @@ def _sentence_findings(sentence: Sentence, state: _State) -> list[_Draft]:
                 suv_max=round(suv.value, 2) if suv is not None else None,
                 size_mm=round(size.value, 1) if size is not None else None,
                 sentence=sentence, section=sentence.section, alternatives=m.alternatives,
-                clause=_clause(norm, group, [c for c, _, _ in fwd_scopes if not _weak(c)])))
+                clause=_clause(norm, group, [c for c, _, _ in fwd_scopes])))
     return drafts
 
 
@@ -306,6 +309,10 @@ def _mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: _Sta
         m.relational = bool(lx.RELATIONAL.search(norm[max(0, m.start - 40):m.start]))
     if any(not m.relational for m in out):
         out = [m for m in out if not m.relational]
+    # A coarse word that only types the lesion ("pulmonary nodule in the left pleural surface", "bone lesion
+    # of the right femur"): the place is the one it is said to lie in.
+    out = [m for m in out if hierarchy.is_leaf(m.location_id) or not any(
+        o.start > m.end and _TYPED_AT.match(norm, m.end, o.start + 1) for o in out if o is not m)]
     # A coarse place said together with a finer one inside it ("mediastinal nodes, station 7"; "vertebral
     # bodies of T7 and T9") is the finer statement.
     out = [m for m in out if not any(o is not m and o.location_id != m.location_id
@@ -449,7 +456,9 @@ def _value_sides(norm: str, hits: list[lx.Hit], lo: int) -> list[str | None]:
         m = _VALUE_SIDE.match(norm[h.end:h.end + 25])
         after.append(lx.side_of(m.group("s")) if m else None)
         floor = max(lo, hits[k - 1].end if k else lo, h.start - 60)
-        words = list(_SIDE_WORD.finditer(norm, floor, h.start))
+        # A side word that names a place ("right axilla, SUVmax 3.7") labels the place, not the value.
+        words = [w for w in _SIDE_WORD.finditer(norm, floor, h.start)
+                 if not lx.find_locations(norm[w.start():h.start])]
         before.append(lx.side_of(words[-1].group(0)) if words else None)
     count = lambda sides: sum(s is not None for s in sides)  # noqa: E731
     return before if count(before) > count(after) else after

@@ -82,3 +82,16 @@ def test_mentions_in_reading_order_and_unknown_ids_raise():
     with pytest.raises(ValueError):
         ct_finding_correct("x", "no_such_finding")
     assert CTFinding("osteolytic")
+
+
+def test_location_correct_at_the_stated_level():
+    from tasks.evaluate.matching import location_correct_at_level
+
+    caption = "subcarinal lymph node (station 7), enlarged lymph node with increased FDG uptake"
+    assert location_correct_at_level(caption, "ln_mediastinal")  # any mediastinal station
+    assert location_correct_at_level(caption, "ln_mediastinal_7")
+    assert not location_correct_at_level(caption, "ln_mediastinal_4r")
+    assert not location_correct_at_level(caption, "ln_hilar")
+    assert not location_correct(caption, "ln_mediastinal")  # exact-leaf accuracy stays strict
+    assert location_correct_at_level("right 7th rib, osteolytic destruction", "rib_r")
+    assert not location_correct_at_level("left 7th rib, osteolytic destruction", "rib_r")

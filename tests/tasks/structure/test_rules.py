@@ -533,3 +533,51 @@ def test_acceptance_targets_on_many_generated_reports():
     for field in ("location", "ct_finding"):
         assert scores.precision(field) >= 0.95 and scores.recall(field) >= 0.95
     assert scores.precision("suv_max") >= 0.98 and scores.recall("suv_max") >= 0.98
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("FDG avid mediastinal lymph nodes.", ["ln_mediastinal"]),
+    ("Bilateral cervical nodes are FDG avid.", ["ln_cervical_l", "ln_cervical_r"]),
+    ("A lung nodule with increased FDG uptake.", ["lung"]),
+    ("Right rib lesion, SUVmax 3.1.", ["rib_r"]),
+    ("Diffuse marrow uptake, SUVmax 4.0.", ["bone_marrow"]),
+    ("Uptake in the prostate bed, SUVmax 4.1.", ["prostate_bed"]),
+    ("Right palatine tonsil mass, SUVmax 12.", ["tonsil_palatine_r"]),
+    ("Focal uptake in the right L4 pedicle (SUVmax 7).", ["vertebra_l4"]),
+    ("Lytic lesion in the left ischium with uptake.", ["ischium_l"]),
+    ("Right external iliac node dorsal to the external iliac vein, SUVmax 5.", ["ln_external_iliac_r"]),
+    ("Left iliac junctional node with uptake.", ["ln_iliac_l"]),
+    ("Mass in the right lower lobe of the lung, SUVmax 9.", ["lung_rll"]),
+    ("Right pleural thickening with uptake.", ["pleura_r"]),
+    ("Intense uptake in the left fossa of Rosenmüller.", ["fossa_rosenmuller_l"]),
+])
+def test_coarse_sites_new_leaves_and_real_wordings(text, expected):
+    assert sorted(f.location_id for f in extract(text).findings) == expected
+
+
+@pytest.mark.parametrize("text, values", [
+    ("Nodes in the left axilla and right axilla, SUVmax:3.71 and 3.56.", {"ln_axillary_l": 3.71,
+                                                                           "ln_axillary_r": 3.56}),
+    ("Lesion in T7 with S U V m a x 12.", {"vertebra_t7": 12.0}),
+    ("Lesion in T7 with a maximum standardized uptake value of 7.8.", {"vertebra_t7": 7.8}),
+    ("Lesion in T7, SUV max = 9.", {"vertebra_t7": 9.0}),
+    ("Lesion in T7, SUVmax 5.2 g/ml.", {"vertebra_t7": 5.2}),
+])
+def test_suv_spellings_pair_in_order(text, values):
+    assert {f.location_id: f.suv_max for f in extract(text).findings} == values
+
+
+def test_history_and_other_studies_are_not_findings_but_pet_statements_are():
+    text = ("A 73-year-old man presented with a painless left neck mass. A contrast-enhanced CT of the neck "
+            "showed a mass of the right parotid gland. FDG PET/CT showed intense uptake in the left tonsil "
+            "(SUVmax 8.6), with normal FDG uptake elsewhere in the body.")
+    (f,) = extract(text).findings
+    assert (f.location_id, f.suv_max) == ("tonsil_palatine_l", 8.6)
+    assert f.span.text == "FDG PET/CT showed intense uptake in the left tonsil (SUVmax 8.6)"  # not the negation
+
+
+@pytest.mark.parametrize("text", ["", "\ufffd\x01\x02 \ufffd" * 50, "Hypermétabolisme intense (SUVmax 12,3).",
+                                  "肺に集積あり。" * 10])
+def test_any_text_gives_a_valid_report(text):
+    report = extract(text)
+    assert type(report).from_json(report.to_json()) == report
