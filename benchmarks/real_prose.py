@@ -10,11 +10,14 @@ PSMA; ``other``/none passes no tracer) and with no tracer at all — and prints 
   text (``scipy.optimize.linear_sum_assignment``). A prediction is right for a lesion when its node equals the
   annotated node (or one in ``also_accept``) or is coarser along the hierarchy, *without* dropping a stated
   side (the annotated node is sided and the prediction is not, or has the other side) or a stated
-  level/number (vertebra, rib number, liver segment, lobe, nodal level or station). ``other`` matches
-  ``other`` in the same body region.
+  level/number (vertebra, rib number, liver segment, lobe, nodal level or station). ``other`` (a finding on
+  the hierarchy's open nodes ``body``/``region_*`` with the report's words) matches ``other`` in the same body
+  region.
 * **SUVmax recall**: annotated SUVmax values found within 0.05 — on the matched finding (``on lesion``), and
   anywhere among the text's findings (``in text``, one value used once).
-* **negatives**: an annotated negative statement is *respected* when no finding is read from inside its span;
+* **negatives**: an annotated negative statement is *respected* when no finding that matches no annotated
+  lesion is read from text overlapping its span ("no FDG uptake in the right inguinal region" must not give
+  an inguinal finding; "avid adrenal nodules but no extra-adrenal disease" may give the adrenal ones);
   *detected* when the report contract carries negatives and one matches (until then: n/a).
 * **crashed**: texts whose structuring raised; **quarantined**: texts the backend declined.
 
@@ -56,8 +59,8 @@ def _equal_only(node_id: str, ancestor_id: str) -> bool:
 def hierarchy_is_within() -> Callable[[str, str], bool]:
     """``is_within(node_id, ancestor_id)``: True when ``ancestor_id`` is ``node_id`` or one of its ancestors.
 
-    TODO(lead): engineer "prose" adds ``data_contracts.hierarchy`` (parent links). If its function is named
-    differently than ``is_within(node, ancestor)``, wire it here; until it lands ids are equal or not.
+    ``data_contracts.hierarchy.is_within`` (engineer "prose", issue 13 item 1: parent links) once it is merged;
+    until then ids are equal or not.
     """
     try:
         from data_contracts import hierarchy  # type: ignore[attr-defined]
@@ -91,22 +94,26 @@ class Predicted:
     end: int | None = None
 
 
+def _is_open_node(loc: str) -> bool:
+    """The hierarchy's open nodes, where an "other site" finding sits: ``body`` and ``region_<region>``."""
+    return loc == "body" or loc.startswith("region_")
+
+
 def predicted_view(finding, text: str) -> Predicted:
     """One ``StructuredFinding`` as the scorer sees it.
 
-    TODO(lead): when the contract grows an "other site" record (issue 13 item 1), map its region here; the
-    attribute names tried are ``region`` / ``body_region`` on the finding or on ``finding.other``.
+    An "other site" finding (location on an open node, the report's words in ``other_site``) becomes
+    ``other`` with the region of ``other_site.region``, else the one its ``region_<region>`` node names.
     """
     loc = getattr(finding, "location_id", None) or OTHER
     lat = getattr(finding, "laterality", None)
     lat = getattr(lat, "value", lat)
-    other = getattr(finding, "other", None)
     region = None
-    for holder in (finding, other):
-        for name in ("region", "body_region"):
-            value = getattr(holder, name, None) if holder is not None else None
-            if value is not None:
-                region = getattr(value, "value", value)
+    if _is_open_node(loc) or loc == OTHER:
+        site = getattr(finding, "other_site", None)
+        value = getattr(site, "region", None) if site is not None else None
+        region = getattr(value, "value", value) or (loc.removeprefix("region_") if loc != "body" else None)
+        loc = OTHER
     span = getattr(finding, "span", None)
     start, end = (span.start, span.end) if span is not None else (None, None)
     if span is not None and text[start:end] != span.text:  # the span is on the PHI-scrubbed text: find it
@@ -119,7 +126,7 @@ def predicted_view(finding, text: str) -> Predicted:
 def location_correct(pred: Predicted, gold: GoldLesion, is_within: Callable[[str, str], bool]) -> bool:
     """Equal to the annotated node (or an ``also_accept`` one) or coarser, keeping stated side and level."""
     if pred.location == OTHER:
-        return gold.location == OTHER and pred.region == gold.region
+        return gold.location == OTHER and _same_region(pred.region, gold.region)
     targets = gold.also_accept if gold.location == OTHER else (gold.location, *gold.also_accept)
     for target in targets:
         if pred.location == target:
@@ -135,22 +142,41 @@ def location_correct(pred: Predicted, gold: GoldLesion, is_within: Callable[[str
     return False
 
 
+def _same_region(pred: str | None, gold: str | None) -> bool:
+    if pred is None or gold is None:
+        return False
+    return pred == gold or (gold == "abdomen_pelvis" and pred in ("abdomen", "pelvis"))
+
+
 def _suv_equal(a: float | None, b: float | None) -> bool:
     return a is not None and b is not None and abs(a - b) <= SUV_TOLERANCE + 1e-9
 
 
 def match(preds: Sequence[Predicted], golds: Sequence[GoldLesion],
-          is_within: Callable[[str, str], bool]) -> list[tuple[int, int]]:
-    """One-to-one (prediction, lesion) pairs, as many as possible, SUV agreement breaking ties."""
+          is_within: Callable[[str, str], bool], text: str | None = None) -> list[tuple[int, int]]:
+    """One-to-one (prediction, lesion) pairs, as many as possible.
+
+    Ties are broken by SUV agreement, then by the prediction being read from the lesion's own words (so a
+    history sentence that names the same site does not take the pairing from the finding sentence).
+    """
     if not preds or not golds:
         return []
+    spans = [_where(text, g.span) for g in golds]
     w = np.zeros((len(preds), len(golds)))
     for i, p in enumerate(preds):
         for j, g in enumerate(golds):
             if location_correct(p, g, is_within):
                 w[i, j] = 1.0 + (0.01 if _suv_equal(p.suv_max, g.suv_max) else 0.0)
+                lo, hi = spans[j]
+                if p.start is not None and lo is not None and p.start < hi and p.end > lo:
+                    w[i, j] += 0.005
     rows, cols = linear_sum_assignment(w, maximize=True)
     return [(int(i), int(j)) for i, j in zip(rows, cols) if w[i, j] > 0]
+
+
+def _where(text: str | None, span: str) -> tuple[int | None, int | None]:
+    pos = text.find(span) if text else -1
+    return (pos, pos + len(span)) if pos >= 0 else (None, None)
 
 
 def suv_in_text(preds: Sequence[Predicted], golds: Sequence[GoldLesion]) -> int:
@@ -215,7 +241,7 @@ def score_one(excerpt: Excerpt, preds: Sequence[Predicted], scores: Scores,
               is_within: Callable[[str, str], bool], predicted_negatives: Sequence[str | None] | None = None) -> None:
     """Add one text's predictions to ``scores``."""
     golds = excerpt.lesions
-    pairs = match(preds, golds, is_within)
+    pairs = match(preds, golds, is_within, excerpt.text)
     scores.lesions += len(golds)
     scores.predicted += len(preds)
     scores.matched += len(pairs)
@@ -236,7 +262,10 @@ def score_one(excerpt: Excerpt, preds: Sequence[Predicted], scores: Scores,
         scores.negatives += 1
         lo = excerpt.text.find(neg.span)
         hi = lo + len(neg.span)
-        inside = [p for p in preds if p.start is not None and p.start < hi and p.end > lo]
+        # a finding read from the negated words that matches no stated lesion is what the negation forbids;
+        # a matched finding whose (sentence-long) span also covers the negation is a lesion stated beside it
+        inside = [i for i, p in enumerate(preds)
+                  if p.start is not None and p.start < hi and p.end > lo and i not in matched_preds]
         if not inside:
             scores.negatives_respected += 1
         else:

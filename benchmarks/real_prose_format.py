@@ -43,19 +43,17 @@ AGREED_IDS = frozenset({
     "gallbladder", "seminal_vesicle", "testis_r", "testis_l",
 })
 
-REGIONS = ("head_neck", "thorax", "abdomen", "pelvis", "abdomen_pelvis", "skeleton", "extremity", "whole_body")
-Region = Literal["head_neck", "thorax", "abdomen", "pelvis", "abdomen_pelvis", "skeleton", "extremity", "whole_body"]
+# taxonomy.Region's values, plus abdomen_pelvis for words that do not tell which of the two
+Region = Literal["head_neck", "chest", "abdomen", "pelvis", "abdomen_pelvis", "extremity", "whole_body"]
 
 
 def known_ids() -> frozenset[str]:
     """Every location id an annotation may use: the taxonomy's (and hierarchy's, once present) plus the agreed."""
     ids = {loc.id for loc in taxonomy.locations()} | AGREED_IDS
-    try:  # TODO(lead): engineer "prose" adds data_contracts.hierarchy; its node ids then count as known.
+    try:  # the location hierarchy (issue 13 item 1, engineer "prose"): its nodes count as known once merged
         from data_contracts import hierarchy  # type: ignore[attr-defined]
-        nodes = getattr(hierarchy, "node_ids", None)
-        if callable(nodes):
-            ids |= set(nodes())
-    except ImportError:
+        ids |= set(hierarchy.parents())
+    except (ImportError, AttributeError):
         pass
     return frozenset(ids)
 

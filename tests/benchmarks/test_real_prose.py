@@ -46,8 +46,8 @@ def pred(location, side=None, suv=None, region=None, start=None, end=None):
     (pred("spine_lumbar"), gold("vertebra_l4"), False),                # level dropped
     (pred("rib_r"), gold("rib_7_r"), False),                           # number dropped
     (pred("lung_rul"), gold("lung_r", also=("lung_rul",)), True),      # implied leaf accepted
-    (pred(OTHER, region="thorax"), gold(OTHER, region="thorax", words="chest tube tract"), True),
-    (pred(OTHER, region="pelvis"), gold(OTHER, region="thorax", words="chest tube tract"), False),
+    (pred(OTHER, region="chest"), gold(OTHER, region="chest", words="chest tube tract"), True),
+    (pred(OTHER, region="pelvis"), gold(OTHER, region="chest", words="chest tube tract"), False),
     (pred("ln_iliac_r"), gold(OTHER, region="pelvis", words="pelvic side wall", also=("ln_iliac_r",)), True),
     (pred("ln_iliac_r"), gold(OTHER, region="pelvis", words="pelvic side wall"), False),
 ])
@@ -97,6 +97,22 @@ def test_matching_is_one_to_one_and_prefers_the_suv():
     assert (s.matched, s.predicted, s.suv_on_lesion) == (2, 3, 2)
 
 
+def test_a_stated_lesion_in_the_sentence_of_a_negative_does_not_break_it():
+    text = "High avidity in the right adrenal nodule but no extra-adrenal FDG avid disease."
+    ex = Excerpt(id="t5", source_url="https://example.org/e", source_title="toy", text=text,
+                 lesions=(gold("adrenal_r", "High avidity in the right adrenal nodule"),),
+                 negatives=({"location": None, "negated": "extra-adrenal disease",
+                             "span": "no extra-adrenal FDG avid disease"},))
+    whole = (0, len(text))
+    s = rp.Scores()
+    rp.score_one(ex, [pred("adrenal_r", start=whole[0], end=whole[1])], s, toy_is_within)
+    assert s.negatives_respected == 1
+    s = rp.Scores()
+    rp.score_one(ex, [pred("adrenal_r", start=0, end=len(text)), pred("adrenal_l", start=0, end=len(text))], s,
+                 toy_is_within)
+    assert s.negatives_respected == 0
+
+
 def test_predicted_negatives_are_detected_along_the_hierarchy():
     ex = Excerpt(id="t4", source_url="https://example.org/d", source_title="toy", text="No hilar nodes.",
                  negatives=({"location": "ln_hilar", "negated": "nodes", "span": "No hilar nodes"},))
@@ -133,3 +149,31 @@ def test_a_bad_record_names_its_line(tmp_path):
     path.write_text(json.dumps({**good, "lesions": [{"location": "no_such_node", "span": "Hilar node"}]}) + "\n")
     with pytest.raises(UsageError, match="no_such_node"):
         load_excerpts(path)
+
+
+def test_the_finding_from_the_lesion_sentence_wins_the_pair():
+    text = "History: adrenal mass on CT. PET: avid adrenal mass; no other disease."
+    pet_at = text.index("avid adrenal mass")
+    ex = Excerpt(id="t6", source_url="https://example.org/f", source_title="toy", text=text,
+                 lesions=(gold("adrenal_l", "avid adrenal mass"),),
+                 negatives=({"location": None, "negated": "other disease", "span": "no other disease"},))
+    history = pred("adrenal_l", start=0, end=pet_at - 1)
+    pet = pred("adrenal_l", start=pet_at, end=len(text))
+    s = rp.Scores()
+    rp.score_one(ex, [history, pet], s, toy_is_within)
+    assert (s.matched, s.predicted, s.negatives_respected) == (1, 2, 1)  # the history duplicate is the extra
+
+
+def test_an_other_site_finding_is_read_as_other_with_its_region():
+    from types import SimpleNamespace as NS
+
+    f = NS(location_id="region_chest", laterality=NS(value="unspecified"), suv_max=None, span=None,
+           other_site=NS(words="chest tube tract", region=NS(value="chest")))
+    p = rp.predicted_view(f, "x")
+    assert (p.location, p.region) == (OTHER, "chest")
+    assert rp.location_correct(p, gold(OTHER, region="chest", words="chest tube tract"), toy_is_within)
+    f2 = NS(location_id="region_pelvis", laterality=None, suv_max=None, span=None, other_site=None)
+    assert rp.location_correct(rp.predicted_view(f2, "x"),
+                               gold(OTHER, region="abdomen_pelvis", words="abdomen or pelvis"), toy_is_within)
+    f3 = NS(location_id="lung_rul", laterality=NS(value="right"), suv_max=3.0, span=None)
+    assert rp.predicted_view(f3, "x") == rp.Predicted("lung_rul", "right", 3.0, None, None, None)
