@@ -117,16 +117,21 @@ class _Draft:
 
 @dataclass
 class _State:
+    hand_scoping: bool = True  # False: negation/history left to medSpaCy (``tasks.structure.context``)
     last_side: str | None = None  # "left" | "right": the side "ipsilateral" refers to
 
 
 # ------------------------------------------------------------------------------------------------- API
-def extract(text: str, tracer: Tracer | None = None) -> StructuredReport:
-    """Read every finding a PET/CT report states; see the module docstring for the rules."""
+def extract(text: str, tracer: Tracer | None = None, scoping: str = "rules") -> StructuredReport:
+    """Read every finding a PET/CT report states; see the module docstring for the rules. ``scoping``
+    "medspacy" replaces the hand-written negation, uncertainty and history rules by medSpaCy's ConText and
+    sectionizer (``tasks.structure.context``; measured worse on real prose, kept for the comparison)."""
     if not isinstance(text, str):
         raise TypeError(f"report text must be str, got {type(text).__name__}")
     report_tracer = tracer if tracer is not None else report_tracer_of(text)
-    state = _State()
+    if scoping not in ("rules", "medspacy"):
+        raise ValueError(f"unknown scoping {scoping!r}: rules or medspacy")
+    state = _State(hand_scoping=scoping == "rules")
     drafts: list[_Draft] = []
     for sentence in split_report(text):
         if sentence.section == "skip":
@@ -145,7 +150,12 @@ def extract(text: str, tracer: Tracer | None = None) -> StructuredReport:
             size_mm=d.size_mm,
             span=_span(d),
         ))
-    return StructuredReport(findings=tuple(findings), backend="rules", extractor_version=EXTRACTOR_VERSION)
+    report = StructuredReport(findings=tuple(findings), backend="rules", extractor_version=EXTRACTOR_VERSION)
+    if scoping == "medspacy":
+        from tasks.structure.context import medspacy_scope
+
+        report = medspacy_scope(text, report)
+    return report
 
 
 def report_tracer_of(text: str) -> Tracer | None:
@@ -159,7 +169,8 @@ def report_tracer_of(text: str) -> Tracer | None:
 # -------------------------------------------------------------------------------------------- sentence
 def _sentence_findings(sentence: Sentence, state: _State) -> list[_Draft]:
     norm = sentence.norm
-    if (lx.HISTORY.search(norm) or lx.OTHER_STUDY.search(norm)) and not lx.PET_EVIDENCE.search(norm):
+    if (state.hand_scoping and (lx.HISTORY.search(norm) or lx.OTHER_STUDY.search(norm))
+            and not lx.PET_EVIDENCE.search(norm)):
         # The history, another study's findings ("a contrast-enhanced CT of the neck showed ...", "FNA of the
         # node showed ...") and the treatment, told among the findings: not findings of this PET/CT.
         return []
@@ -204,7 +215,8 @@ def _sentence_findings(sentence: Sentence, state: _State) -> list[_Draft]:
         # uptake" and "right adrenal negative for malignancy" describe nothing).
         nouns = [m.start() for a, b in group.ranges for m in lx.LESION_NOUN.finditer(masked, a, b)]
         evidence = [*(h.start for h in (*g_ct, *g_suv, *g_size, *g_grade)), *nouns]
-        negated_at = lambda p: any(a <= p < b for c, a, b in fwd_scopes if not _weak(c))  # noqa: E731
+        negated_at = lambda p: state.hand_scoping and any(  # noqa: E731
+            a <= p < b for c, a, b in fwd_scopes if not _weak(c))
         # A list goes on ("lesions in both kidneys, both ovaries and the skeleton, including the calvarium,
         # clavicles, ..."): a group with no words of its own shares the description of the group before it.
         listed = (not evidence and described_before
@@ -230,7 +242,7 @@ def _sentence_findings(sentence: Sentence, state: _State) -> list[_Draft]:
                 m_size = [h for h in g_size if (h.start >= marker) == after] or ([] if target else g_size)
             suv = _pick(norm, m_suv, i, group, side)
             size = _pick(norm, m_size, i, group, side)
-            if _negated(norm, m, group, fwd_scopes, bwd, suv, g_ct):
+            if state.hand_scoping and _negated(norm, m, group, fwd_scopes, bwd, suv, g_ct):
                 continue
             loc = taxonomy.get(m.location_id)
             ct, explicit = _ct_for(loc.system, g_ct, size, inherited)

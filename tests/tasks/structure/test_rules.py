@@ -581,3 +581,12 @@ def test_history_and_other_studies_are_not_findings_but_pet_statements_are():
 def test_any_text_gives_a_valid_report(text):
     report = extract(text)
     assert type(report).from_json(report.to_json()) == report
+
+
+def test_medspacy_scoping_drops_what_context_negates():
+    pytest.importorskip("medspacy")
+    text = "FDG PET: intense uptake in the left tonsil, SUVmax 8.6. No uptake in the right parotid gland."
+    assert [f.location_id for f in extract(text, scoping="medspacy").findings] == ["tonsil_palatine_l"]
+    assert [f.location_id for f in extract(text).findings] == ["tonsil_palatine_l"]
+    with pytest.raises(ValueError, match="scoping"):
+        extract(text, scoping="other")
