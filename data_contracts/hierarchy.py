@@ -103,10 +103,12 @@ def _spec() -> list[tuple[Location, str | None]]:
     add(_coarse("ln_axillary", "axillary lymph node", R.chest, LN, ST), "ln_supradiaphragmatic")
     add(_coarse("ln_thoracic", "thoracic lymph node", R.chest, LN, ST,
                 ("thoracic lymph node", "intrathoracic lymph node", "thoracic node", "intrathoracic node",
-                 "intrathoracic nodal", "thoracic nodal")), "ln_supradiaphragmatic")
+                 "intrathoracic nodal", "thoracic nodal", "intrapulmonary lymph node", "intrapulmonary node",
+                 "intrathoracic lymphadenopathy")), "ln_supradiaphragmatic")
     add(_coarse("ln_mediastinal", "mediastinal lymph node", R.chest, LN, ST,
                 ("mediastinal", "mediastinum", "mediastinal node", "mediastinal lymph node",
-                 "mediastinal nodal")), "ln_thoracic")
+                 "mediastinal nodal", "prevascular", "precarinal", "pretracheal", "retrotracheal",
+                 "anterior mediastinal", "posterior mediastinal", "superior mediastinal")), "ln_thoracic")
     add(_coarse("ln_paratracheal", "paratracheal lymph node", R.chest, LN, ST), "ln_mediastinal")
     add(_pair("ln_paratracheal", "paratracheal lymph node", R.chest, LN, ST,
               ("paratracheal", "paratracheal node", "para-tracheal")), "ln_paratracheal")
@@ -157,7 +159,7 @@ def _spec() -> list[tuple[Location, str | None]]:
                 ("skeleton", "skeletal", "osseous", "bone", "bony", "skeletal system", "axial skeleton",
                  "appendicular skeleton", "ossous")), "body")
     add(_coarse("bone_marrow", "bone marrow", R.whole_body, BN, BW,
-                ("bone marrow", "marrow", "diffuse marrow", "red marrow")), "skeleton")
+                ("bone marrow", "marrow", "diffuse marrow", "red marrow", "intramedullary")), "skeleton")
     add(_coarse("spine", "spine", R.whole_body, BN, BW,
                 ("spine", "spinal column", "vertebral column", "vertebral", "vertebra", "vertebral body",
                  "vertebrae", "spinal")), "skeleton")
@@ -213,7 +215,8 @@ def _spec() -> list[tuple[Location, str | None]]:
                "postcricoid", "post-cricoid")), "region_head_neck")
     add(_leaf("larynx", "larynx", R.head_neck, OR, ST,
               ("laryngeal", "glottis", "glottic", "supraglottis", "supraglottic", "subglottic", "vocal cord",
-               "vocal fold", "epiglottis", "epiglottic", "aryepiglottic fold")), "region_head_neck")
+               "vocal fold", "epiglottis", "epiglottic", "aryepiglottic fold", "thyroid cartilage",
+               "cricoid cartilage", "arytenoid")), "region_head_neck")
     add(_coarse("parotid", "parotid gland", R.head_neck, OR, ST), "region_head_neck")
     add(_pair("parotid", "parotid gland", R.head_neck, OR, ST, ("parotid", "parotid gland")), "parotid")
     add(_coarse("submandibular_gland", "submandibular gland", R.head_neck, OR, ST), "region_head_neck")
@@ -227,12 +230,13 @@ def _spec() -> list[tuple[Location, str | None]]:
               ("nasal cavity", "paranasal sinus", "maxillary sinus", "ethmoid sinus", "sinonasal", "nasal")),
         "region_head_neck")
     add(_leaf("brain", "brain", R.head_neck, OR, ST,
-              ("cerebral", "cerebrum", "cerebellum", "cerebellar", "intracranial", "brain parenchyma")),
+              ("cerebral", "cerebrum", "cerebellum", "cerebellar", "intracranial", "brain parenchyma", "frontal lobe",
+               "parietal lobe", "temporal lobe", "occipital lobe", "basal ganglia", "thalamus", "brainstem")),
         "region_head_neck")
     add(_pair("orbit", "orbit", R.head_neck, OR, ST, ("orbit", "orbital")), "region_head_neck")
     # chest
     add(_leaf("trachea", "trachea", R.chest, OR, ST, ("tracheal",)), "region_chest")
-    add(_leaf("thymus", "thymus", R.chest, OR, ST, ("thymic", "anterior mediastinum", "prevascular space")),
+    add(_leaf("thymus", "thymus", R.chest, OR, ST, ("thymic",)),
         "region_chest")
     add(_leaf("heart", "heart", R.chest, OR, ST, ("cardiac", "myocardium", "myocardial", "pericardium",
                                                   "pericardial", "left ventricle", "right atrium", "atrial")),

@@ -304,7 +304,7 @@ def _organs() -> list[Location]:
     out += _lateral("kidney", "kidney", R.abdomen, O, ST, "kidney_{side}", stems=("kidney", "renal"))
     out += _lateral("adrenal", "adrenal gland", R.abdomen, O, ST, "adrenal_{side}",
                     stems=("adrenal", "adrenal gland", "suprarenal"))
-    out += _lateral("breast", "breast", R.chest, O, ST, "breast_{side}", stems=("breast", "mammary"))
+    out += _lateral("breast", "breast", R.chest, O, ST, "breast_{side}", stems=("breast", "mammary", "axillary tail"))
     return out
 
 

@@ -112,6 +112,7 @@ _EXTRA_TERMS: dict[str, tuple[str, ...]] = {
     "gastroesophageal junction": ("esophagus",), "GEJ": ("esophagus",), "GOJ": ("esophagus",),
     "aorto-pulmonary window": ("ln_mediastinal_5",), "aorto pulmonary window": ("ln_mediastinal_5",),
     "inter-aortocaval": ("ln_retroperitoneal_aortocaval",), "lingular": ("lung_lul",),
+    "aorticopulmonary": ("ln_mediastinal_5",), "aortico-pulmonary": ("ln_mediastinal_5",),
     "peri-aortic": ("ln_retroperitoneal_paraaortic",), "para-aortic retroperitoneal":
         ("ln_retroperitoneal_paraaortic",),
     "gastrohepatic ligament": ("ln_porta_hepatis",), "NP": ("nasopharynx",),
@@ -131,7 +132,7 @@ _EXTRA_STEMS: dict[str, str] = {
     "lower jugular": "ln_cervical_iv", "low jugular": "ln_cervical_iv", "posterior triangle":
         "ln_cervical_v", "spinal accessory": "ln_cervical_v", "posterior cervical": "ln_cervical_v",
     "supraclavicular fossa": "ln_supraclavicular", "axillary region": "ln_axillary",
-    "hila": "ln_hilar", "interlobar": "ln_hilar", "station 11": "ln_hilar", "ilia": "ilium",
+    "hila": "ln_hilar", "interlobar": "ln_hilar", "perihilar": "ln_hilar", "subhilar": "ln_hilar", "station 11": "ln_hilar", "ilia": "ilium",
     "humeri": "humerus", "femora": "femur", "proximal humeri": "humerus", "proximal femora": "femur",
     "iliac crests": "ilium", "pubic bones": "pubis", "ischia": "ischium",
     "iliac wing": "ilium", "hemithoraces": "pleura", "pleurae": "pleura",
@@ -330,15 +331,16 @@ SIDE_WORDS = re.compile(
     r"(?P<word>(?<![A-Za-z])(?:right|left)(?:[\s-]*sided)?(?![A-Za-z]))"
     r"|(?P<abbr>(?<![A-Za-z])(?:rt|lt)\.?(?![A-Za-z]))"
     r"|(?P<letter>(?<![A-Za-z0-9/])(?-i:R|L)\.?(?=\s))"
-    r"|(?P<both>(?<![A-Za-z])(?:bilateral(?:ly)?|both|b/l)(?![A-Za-z]))"
+    r"|(?P<both>(?<![A-Za-z])(?:bilateral(?:ly)?|both|b/l|symmetric(?:al)?(?:ly)?)(?![A-Za-z]))"
     r"|(?P<ipsi>(?<![A-Za-z])ipsilateral(?![A-Za-z]))"
     r"|(?P<contra>(?<![A-Za-z])contralateral(?![A-Za-z]))",
     re.IGNORECASE,
 )
 # After a stem: "level II nodes on the left", "axilla (right)", "hilar nodes bilaterally".
 SIDE_AFTER = re.compile(
-    r"^(?:[\s-]*(?:lymph|nodes?|nodal|lesions?|masses|mass|nodules?|region|area|group|chain|stations?))*"
-    r"\s*(?:,\s*|\(\s*|\s+(?:on|in|at)\s+the\s+|\s+of\s+the\s+)?"
+    r"^(?:[\s-]*(?:lymph|nodes?|nodal|lesions?|masses|mass|nodules?|region|area|group|chain|stations?|"
+    r"involvement|thickening|disease|deposits?|metastas[ie]s|uptake|activity|nodularity|implants?))*"
+    r"\s*(?:,\s*|\(\s*|\s+(?:on|in|at|of)\s+(?:the\s+)?)?"
     r"(?P<side>right|left|(?-i:R|L)|bilaterally|on both sides|both sides)(?:\s*(?:side|lung|hemithorax))?"
     r"(?=\s*[).,;:]|\s*$|\s+(?:and|with|measuring|showing|demonstrating)\b)",
     re.IGNORECASE,
@@ -506,6 +508,7 @@ _NUM = r"\d{1,3}(?:[.,]\d{1,2})?"
 _SUV_LABEL = (r"(?:S\s?U\s?V\s?m\s?a\s?x(?![A-Za-z])|"  # "S U V m a x" (text extracted from a PDF)
               r"max(?:imum|\.)?[\s-]+standardi[sz]ed[\s-]+uptake[\s-]+values?(?:\s*\(\s*SUV\s*(?:max)?\s*\))?|"
               r"standardi[sz]ed[\s-]+uptake[\s-]+values?[\s-]*(?:\(\s*SUV\s*\)\s*)?max(?:imum)?|"
+              r"standardi[sz]ed[\s-]+uptake[\s-]+values?(?:\s*\(\s*SUV\s*\))?(?![\s-]*(?:mean|peak|ratio))|"
               r"SUV[\s_-]*[(\[]\s*max\s*[)\]]|SUV[\s_-]*max(?:imum)?|max(?:imum|\.)?[\s-]*SUV|"
               r"SUV(?![\s_-]*(?:mean|peak|avg|average|lbm|ratio|r\b|ref))(?![A-Za-z]))")
 _SUV = re.compile(
@@ -661,6 +664,13 @@ RELATIONAL = re.compile(
     r"(?:below|above|beneath|behind)(?:\s+the)?|cross\w*(?:\s+the)?|involv\w+\s+the\s+adjacent)\s*$",
     re.IGNORECASE,
 )
+# A place named as the reference of an uptake comparison ("similar in intensity to the liver", "greater than
+# mediastinal blood pool"): never a finding, even when the sentence names no other place.
+REFERENCE = re.compile(
+    r"(?:(?:similar|comparable|equal|identical|higher|greater|lower|less|more|above|below|exceed\w*|relative|"
+    r"compared|superior|inferior)\s+(?:in\s+intensity\s+|in\s+uptake\s+)?(?:than|to|with)?|than|exceeding)"
+    r"\s+(?:that\s+(?:of|in)\s+)?(?:the\s+)?(?:normal\s+|background\s+)?$", re.IGNORECASE)
+
 # Words that mark a phrase as describing a lesion at all (besides CT words, grades and SUV values).
 LESION_NOUN = re.compile(
     r"\b(?:uptake|avid\w*|activity|accumulation|hypermetaboli\w*|lesions?|foci|focus|deposits?|metasta\w*|"
@@ -693,7 +703,8 @@ HISTORY = re.compile(
     r"status\s+post|s/p)\b", re.IGNORECASE)
 # Another examination than this PET/CT (its findings are not this study's).
 OTHER_STUDY = re.compile(
-    r"\b(?:MRI?|magnetic\s+resonance|ultrasound|ultrasonograph\w*|sonograph\w*|US|X-?ray|radiograph\w*|"
+    r"\b(?:(?-i:MRI?)|magnetic\s+resonance|ultrasound|ultrasonograph\w*|sonograph\w*|(?-i:US)|X-?ray|radiograph\w*|"
     r"mammogra\w*|endoscop\w*|colonoscop\w*|laryngoscop\w*|bronchoscop\w*|scintigra\w*|bone\s+scan|"
     r"contrast[\s-]*enhanced\s+CT|CECT|CT\s+(?:scan\s+)?of\s+the|(?:outside|prior|previous|earlier|initial)\s+"
-    r"(?:CT|imaging|scan|study)|biops\w+|FNA|cytolog\w*|patholog\w*|surgery|resect\w*|excision|excised)\b")
+    r"(?:CT|imaging|scan|study)|biops\w+|(?-i:FNA)|cytolog\w*|patholog\w*|surgery|resect\w*|excision|excised|"
+    r"signal|T[12][\s-]*weighted|enhancement|enhancing|radiographic)\b", re.IGNORECASE)

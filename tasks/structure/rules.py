@@ -133,11 +133,16 @@ def extract(text: str, tracer: Tracer | None = None, scoping: str = "rules") -> 
         raise ValueError(f"unknown scoping {scoping!r}: rules or medspacy")
     state = _State(hand_scoping=scoping == "rules")
     drafts: list[_Draft] = []
+    prev: Sentence | None = None
     for sentence in split_report(text):
         if sentence.section == "skip":
             continue
-        for draft in _sentence_findings(sentence, state):
+        found = _sentence_findings(sentence, state)
+        for draft in found:
             _add(drafts, draft)
+        if not found and drafts and prev is not None:
+            _value_follows(drafts[-1], prev, sentence)
+        prev = sentence
     drafts = _drop_impression_repeats(drafts)
     findings = []
     for d in drafts:  # no tracer named or given: the findings carry none
@@ -156,6 +161,17 @@ def extract(text: str, tracer: Tracer | None = None, scoping: str = "rules") -> 
 
         report = medspacy_scope(text, report)
     return report
+
+
+def _value_follows(last: _Draft, prev: Sentence, sentence: Sentence) -> None:
+    """"The SPN was FDG avid. The max SUV was 12.7.": a sentence with one SUVmax and no place of its own right
+    after a finding without one gives it that value."""
+    if last.sentence is not prev or last.suv_max is not None or lx.find_locations(sentence.norm):
+        return
+    values = lx.find_suv(sentence.norm)
+    if len(values) == 1:
+        last.suv_max = round(values[0].value, 2)
+        last.grade = _grade_of(last.suv_max, [])
 
 
 def report_tracer_of(text: str) -> Tracer | None:
@@ -317,6 +333,7 @@ def _mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: _Sta
             out.append(_Mention(min(side_start, h.start), h.end, value[Laterality(s)], h.start))
         if side in ("left", "right"):
             state.last_side = side
+    out = [m for m in out if not lx.REFERENCE.search(norm[max(0, m.start - 40):m.start])]
     for m in out:
         m.relational = bool(lx.RELATIONAL.search(norm[max(0, m.start - 40):m.start]))
     if any(not m.relational for m in out):
