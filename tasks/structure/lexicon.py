@@ -599,7 +599,8 @@ NEG_FORWARD = re.compile(
     r"resolution\s+of|no\s+longer|no\s+evidence\s+of|no\s+residual|interval\s+resolution\s+of|"
     r"physiologic(?:al)?(?:ally)?|physiol\.?|normal|unremarkable|expected|degenerative|arthritic|arthropathy|"
     r"osteoarthritic|post[\s-]*(?:surgical|operative|radiation|treatment)\s+changes?|"
-    r"non[\s-]*(?:FDG[\s-]*|PSMA[\s-]*)?avid|photopenic|resolved|disappearance\s+of)\b",
+    r"non[\s-]*(?:FDG[\s-]*|PSMA[\s-]*)?avid|photopenic|resolved|disappearance\s+of|sparing\s+of|"
+    r"spared|devoid\s+of|void\s+of)\b",
     re.IGNORECASE,
 )
 NEG_BACKWARD = re.compile(
@@ -671,6 +672,18 @@ REFERENCE = re.compile(
     r"compared|superior|inferior)\s+(?:in\s+intensity\s+|in\s+uptake\s+)?(?:than|to|with)?|than|exceeding)"
     r"\s+(?:that\s+(?:of|in)\s+)?(?:the\s+)?(?:normal\s+|background\s+)?$", re.IGNORECASE)
 
+# A place named with what is not a lesion there ("kidney stones", "renal artery aneurysm", "bone infarct").
+NOT_A_LESION = re.compile(r"[\s-]+(?:[\w-]+\s+){0,2}?(?:stones?|calcul\w+|aneurysms?|infarcts?|cysts?|"
+                          r"fractures?|artery|arteries|vein|veins|vessels?)\b", re.IGNORECASE)
+# A place named in the diagnosis, not as a lesion site ("patient with lung cancer", "carcinoma of the bladder");
+# only when the sentence says nothing of uptake.
+DISEASE_AFTER = re.compile(r"[\s-]+(?:(?:squamous|small|non-small|neuroendocrine|primary|papillary|follicular|"
+                           r"medullary|ductal|lobular|clear)[\s-]+(?:cell[\s-]+)?)*(?:cancer|carcinoma|"
+                           r"adenocarcinoma|malignancy|neoplasm)\b", re.IGNORECASE)
+DISEASE_BEFORE = re.compile(r"\b(?:cancer|carcinoma|adenocarcinoma|malignancy|neoplasm|metastas[ie]s)\s+"
+                            r"(?:of|from|arising\s+from)\s+(?:the\s+)?$", re.IGNORECASE)
+PART_OF = re.compile(r"\s+of\s+(?:the\s+)?(?:(?:right|left)\s+)?", re.IGNORECASE)
+
 # Words that mark a phrase as describing a lesion at all (besides CT words, grades and SUV values).
 LESION_NOUN = re.compile(
     r"\b(?:uptake|avid\w*|activity|accumulation|hypermetaboli\w*|lesions?|foci|focus|deposits?|metasta\w*|"
@@ -708,3 +721,44 @@ OTHER_STUDY = re.compile(
     r"contrast[\s-]*enhanced\s+CT|CECT|CT\s+(?:scan\s+)?of\s+the|(?:outside|prior|previous|earlier|initial)\s+"
     r"(?:CT|imaging|scan|study)|biops\w+|(?-i:FNA)|cytolog\w*|patholog\w*|surgery|resect\w*|excision|excised|"
     r"signal|T[12][\s-]*weighted|enhancement|enhancing|radiographic)\b", re.IGNORECASE)
+
+# ------------------------------------------------------------------------------------------ other sites
+# An uptake statement that may name a place no node has ("a focus of activity in the right anterior sulcus").
+OTHER_SITE_CUE = re.compile(
+    r"\b(?:(?:increased|intense|focal|moderate|mild|marked|abnormal|avid|hypermetabolic|FDG|PSMA|tracer)[\s-]+"
+    r"(?:\w+[\s-]+)?(?:uptake|activity|accumulation|hypermetabolism|avidity|expression)|"
+    r"(?:focus|foci)\s+of\s+(?:\w+\s+){0,2}(?:uptake|activity|accumulation)|"
+    r"hypermetabolic\s+(?:\w+\s+)?(?:mass|lesion|focus|nodule)|avid\s+(?:\w+\s+)?(?:mass|lesion|focus|nodule))",
+    re.IGNORECASE)
+OTHER_SITE_PLACE = re.compile(
+    r"\b(?:in|within|at|along|of|involving|(?:posterior|anterior|lateral|medial|superior|inferior)\s+to)\s+"
+    r"(?:the\s+|a\s+|an\s+)?(?P<words>(?:(?!(?:which|that|with|is|are|was|were|and|corresponding|compatible|"
+    r"consistent|suggest\w*|representing|likely|probably|possibly|measuring|on|in|at|by)\b)[A-Za-z][\w'-]*\s*){1,5})",
+    re.IGNORECASE)
+GENERIC_PLACE = re.compile(
+    r"(?:(?:the\s+)?(?:body|region|regions|area|areas|site|sites|study|scan|image|images|patient|PET|CT|PET/CT|"
+    r"location|lesion|lesions|mass|tumou?r|this|these|those|it|intensity|uptake|activity|level|periphery|"
+    r"center|centre|same|previous|prior|other|remaining|rest|whole|entire|known|primary|case)\b\s*)+",
+    re.IGNORECASE)
+_REGION_WORDS = [
+    ("head_neck", r"\b(?:head|neck|face|facial|scalp|orbit\w*|nasal|sinus\w*|pharyn\w*|cervical|jaw|ear|parapharyngeal|"
+                  r"retropharyngeal|masticator)\b"),
+    ("chest", r"\b(?:chest|thora\w*|sulcus|diaphragm\w*|pericardi\w*|mediastin\w*|pulmonary|pleur\w*|axill\w*|"
+              r"sternal|costophrenic|apical|apex|breast)\b"),
+    ("abdomen", r"\b(?:abdom\w*|epigastri\w*|hypochondri\w*|umbilic\w*|flank|mesenter\w*|retroperiton\w*|"
+                r"perirenal|paracolic|peri-?colic)\b"),
+    ("pelvis", r"\b(?:pelvi\w*|inguinal\s+canal|groin|perineum|perineal|vas\s+deferens|scrot\w*|presacral|"
+               r"gluteal|buttock|ischiorectal)\b"),
+    ("extremity", r"\b(?:knee|leg|thigh|arm|forearm|elbow|wrist|hand|foot|ankle|hip|shoulder|calf|popliteal|"
+                  r"fab\w*|upper\s+limb|lower\s+limb|extremit\w*)\b"),
+]
+
+
+def region_of(words: str):
+    """The body region a phrase names (``taxonomy.Region``), or None."""
+    from data_contracts.taxonomy import Region
+
+    for region, pattern in _REGION_WORDS:
+        if re.search(pattern, words, re.IGNORECASE):
+            return Region(region)
+    return None

@@ -47,7 +47,7 @@ from data_contracts.findings import (
     UptakeGrade,
     grade_for_suv,
 )
-from data_contracts.records import PetFinding, StructuredFinding, TextSpan
+from data_contracts.records import OtherSite, PetFinding, StructuredFinding, TextSpan
 from data_contracts.structured_report import StructuredReport
 from data_contracts.taxonomy import Laterality, System
 from tasks.structure import lexicon as lx
@@ -112,6 +112,7 @@ class _Draft:
     sentence: Sentence
     section: str
     alternatives: tuple[str, ...] = ()
+    other_site: OtherSite | None = None  # the report's words, for a finding at an open node
     clause: tuple[int, int] | None = None  # the sentence part the finding was read from (sentence offsets)
 
 
@@ -154,6 +155,7 @@ def extract(text: str, tracer: Tracer | None = None, scoping: str = "rules") -> 
             suv_max=d.suv_max,
             size_mm=d.size_mm,
             span=_span(d),
+            other_site=d.other_site,
         ))
     report = StructuredReport(findings=tuple(findings), backend="rules", extractor_version=EXTRACTOR_VERSION)
     if scoping == "medspacy":
@@ -196,7 +198,8 @@ def _sentence_findings(sentence: Sentence, state: _State) -> list[_Draft]:
     if not mentions:
         mentions = _heading_mentions(sentence)
         if not mentions:
-            return []
+            other = _other_site(sentence, loc_hits, ct_hits, state)
+            return [other] if other is not None else []
     suv_hits = lx.find_suv(norm)
     size_hits = lx.find_sizes(norm)
     grade_hits = [g for g in lx.find_grades(lx.mask(norm, ct_hits)) if not _inside(g, loc_hits)]
@@ -277,10 +280,14 @@ def _clause(norm: str, group: _Group, cues: list[lx.Hit]) -> tuple[int, int]:
     ("splenic lesions, with normal uptake elsewhere"; "... nodules but no extra-adrenal disease")."""
     a, b = group.ranges[0]
     a, b = min(a, group.start), max(b, group.end)
+    before = [m.end() for m in lx.SCOPE_END.finditer(norm, a, group.start)]
+    if before:  # "No other sites were identified; however, there was uptake in ...": after the turn
+        a = before[-1]
     later = [c.start for c in cues if group.end <= c.start < b]
     if later:
         b = min(later)
-        tail = re.search(r"(?i)(?:[\s,;]|\b(?:and|or|but|with|while|whereas|however)\b)*$", norm[a:b])
+        tail = re.search(r"(?i)(?:[\s,;]|\b(?:and|or|but|with|while|whereas|however|as\s+well\s+as|the|a|an|of|"
+                         r"in|there|was|were|is|are)\b)*$", norm[a:b])
         b = a + tail.start() if tail else b
     while a < b and (norm[a].isspace() or norm[a] in ",;"):
         a += 1
@@ -295,6 +302,39 @@ def _span(d: _Draft) -> TextSpan:
     a, b = d.clause if d.clause is not None else (0, len(d.sentence.text))
     start = d.sentence.start + a
     return TextSpan(start=start, end=d.sentence.start + b, text=d.sentence.text[a:b])
+
+
+def _other_site(sentence: Sentence, loc_hits: list[lx.Hit], ct_hits: list[lx.Hit], state: _State) -> _Draft | None:
+    """A lesion at a place no node names ("a focus of activity in the right anterior sulcus", "uptake along
+    the diaphragm"): an uptake statement, not negated, with a place phrase after it. The finding sits on the
+    open node of the region its words (or the heading) tell, else ``body``, and keeps the words."""
+    norm = sentence.norm
+    if any(h.value[0] == "term" and not h.value[1] for h in loc_hits):
+        return None  # a blocker phrase ("blood pool", "bone scan"): about a reference or another study
+    cue = lx.OTHER_SITE_CUE.search(norm)
+    if cue is None:
+        return None
+    place = lx.OTHER_SITE_PLACE.search(norm, cue.end())
+    if place is None or place.start() - cue.end() > 40:
+        return None
+    words = place.group("words").strip(" ,-")
+    if lx.GENERIC_PLACE.fullmatch(words) or len(words) < 4:
+        return None
+    masked = lx.mask(lx.mask(norm, loc_hits), ct_hits)
+    fwd, bwd = lx.find_negations(masked)
+    if state.hand_scoping and (any(c.start < place.end() and not _weak(c) for c in fwd)
+                               or any(c.start >= cue.start() for c in bwd)):
+        return None
+    region = lx.region_of(words) or lx.region_of(sentence.heading or "")
+    suv = lx.find_suv(norm)
+    value = round(suv[0].value, 2) if len(suv) == 1 else None
+    ct = next((h.value for h in ct_hits), CTFinding.no_ct_correlate)
+    grades = [g for g in lx.find_grades(lx.mask(norm, ct_hits))]
+    a = cue.start()
+    return _Draft(location_id=hierarchy.region_node(region), ct_finding=ct, ct_explicit=bool(ct_hits),
+                  grade=_grade_of(value, grades), suv_max=value, size_mm=None, sentence=sentence,
+                  section=sentence.section, other_site=OtherSite(words=words[:200], region=region),
+                  clause=(a, place.end()))
 
 
 def _inside(hit: lx.Hit, others: list[lx.Hit]) -> bool:
@@ -333,7 +373,15 @@ def _mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: _Sta
             out.append(_Mention(min(side_start, h.start), h.end, value[Laterality(s)], h.start))
         if side in ("left", "right"):
             state.last_side = side
-    out = [m for m in out if not lx.REFERENCE.search(norm[max(0, m.start - 40):m.start])]
+    out = [m for m in out if not lx.REFERENCE.search(norm[max(0, m.start - 40):m.start])
+           and not lx.NOT_A_LESION.match(norm, m.end)
+           and not (lx.DISEASE_AFTER.match(norm, m.end) and not lx.UPTAKE_NOUN.search(norm))
+           and not (lx.DISEASE_BEFORE.search(norm[max(0, m.start - 40):m.start])
+                    and not lx.UPTAKE_NOUN.search(norm))]
+    # "the hilum of the right kidney", "the neck of the pancreas": a part named of another place is that place.
+    out = [m for m in out if not any(
+        o is not m and o.start > m.end and lx.PART_OF.fullmatch(norm, m.end, o.start)
+        and not hierarchy.contains(o.location_id, m.location_id) for o in out)]
     for m in out:
         m.relational = bool(lx.RELATIONAL.search(norm[max(0, m.start - 40):m.start]))
     if any(not m.relational for m in out):
