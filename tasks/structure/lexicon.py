@@ -266,6 +266,14 @@ _RIB_LIST = re.compile(
     r"[\s-]+(?:ribs?|costal))", re.IGNORECASE)
 
 
+# Two qualifiers sharing one head word: the first names a place of its own.
+_SHARED_HEAD = re.compile(
+    r"(?<![A-Za-z])(?:(?P<a>supra|infra)[\s-]*(?:and|&|/|or)\s*(?:infra|supra)(?P<head>[a-z]+)"
+    r"|(?P<a2>external|internal|common|upper|lower|middle|anterior|posterior)\s+(?:and|&|/|or)\s+"
+    r"(?:external|internal|common|upper|lower|middle)\s+(?P<head2>iliac|paratracheal|lobe|jugular))",
+    re.IGNORECASE)
+
+
 def _roman_value(token: str) -> int:
     token = token.upper().rstrip("AB") if not token.isdigit() else token
     return int(token) if token.isdigit() else _ROMAN.index(token) + 1
@@ -291,6 +299,16 @@ def _list_hits(text: str) -> list[Hit]:
             values.append(v)
             out.append(Hit(pos, pos + len(t.group("n")), t.group("n"),
                            ("stem", lex.stems[key(f"level {_ROMAN[v - 1]}")])))
+    for m in _SHARED_HEAD.finditer(text):  # "supra- and infraclavicular", "external and common iliac"
+        a = "a" if m.group("a") else "a2"
+        glue = "" if a == "a" else " "
+        phrase = m.group(a) + glue + (m.group("head") or m.group("head2"))
+        ids = _lookup(lex.terms, phrase)
+        sides = None if ids is not None else _lookup(lex.stems, phrase)
+        if ids:
+            out.append(Hit(m.start(a), m.end(a), m.group(a), ("term", ids)))
+        elif sides:
+            out.append(Hit(m.start(a), m.end(a), m.group(a), ("stem", sides), {"plural": False, "dual": False}))
     for m in _RIB_LIST.finditer(text):
         for t in re.finditer(r"\d{1,2}(?:st|nd|rd|th)|" + "|".join(_ORDINAL_WORDS), m.group("list"), re.IGNORECASE):
             word = t.group(0).lower()
@@ -674,7 +692,7 @@ REFERENCE = re.compile(
 
 # A place named with what is not a lesion there ("kidney stones", "renal artery aneurysm", "bone infarct").
 NOT_A_LESION = re.compile(r"[\s-]+(?:[\w-]+\s+){0,2}?(?:stones?|calcul\w+|aneurysms?|infarcts?|cysts?|"
-                          r"fractures?|artery|arteries|vein|veins|vessels?)\b", re.IGNORECASE)
+                          r"artery|arteries|vein|veins|vessels?)\b", re.IGNORECASE)
 # A place named in the diagnosis, not as a lesion site ("patient with lung cancer", "carcinoma of the bladder");
 # only when the sentence says nothing of uptake.
 DISEASE_AFTER = re.compile(r"[\s-]+(?:(?:squamous|small|non-small|neuroendocrine|primary|papillary|follicular|"
@@ -691,7 +709,8 @@ LESION_NOUN = re.compile(
     r"implants?|infiltrat\w*|expression|PSMA[\s-]*(?:positive|expressing)|FDG[\s-]*positive|"
     r"opacit\w*|abnormalit\w*|primary|neoplas\w*|carcinoma|cancer|lymphoma|adenopathy|"
     r"lymphadenopathy|thickening|destruction|sclero\w*|lytic|blastic|suspicious|positive|avidity|"
-    r"findings?|revealed|demonstrated|visuali[sz]ed|detected|observed|identified|involved|invasion|"
+    r"findings?|revealed|demonstrated|visuali[sz]ed|detected|observed|identified|involved|invasion|abnormal|"
+    r"seen|noted|evident|visible|appreciated|depicted|"
     r"hypermetaboli\w*|conglomerat\w*|enlarged|necro\w*|nodular\w*)\b",
     re.IGNORECASE,
 )

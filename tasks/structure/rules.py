@@ -239,7 +239,7 @@ def _sentence_findings(sentence: Sentence, state: _State) -> list[_Draft]:
         # A list goes on ("lesions in both kidneys, both ovaries and the skeleton, including the calvarium,
         # clavicles, ..."): a group with no words of its own shares the description of the group before it.
         listed = (not evidence and described_before
-                  and not re.search(r"[;:]|\.\s", norm[prev_group_end:group.start]))
+                  and not re.search(r"[;:]|\.\s", re.sub(r"\([^()]*\)", "", norm[prev_group_end:group.start])))
         if listed:
             evidence = [group.start]
         if all(negated_at(p) for p in evidence):
