@@ -339,7 +339,7 @@ def find_locations(text: str) -> list[Hit]:
         plural: list[bool] = []
         sides = _lookup(lex.stems, matched, plural)
         if sides is not None:
-            dual = plural[0] and DUAL_PLURAL.match(matched) is not None
+            dual = DUAL_PLURAL.match(matched) is not None
             hits.append(Hit(m.start(), m.end(), matched, ("stem", sides), {"plural": plural[0], "dual": dual}))
     return sorted(hits, key=lambda h: h.start)
 
@@ -360,7 +360,7 @@ SIDE_AFTER = re.compile(
     r"involvement|thickening|disease|deposits?|metastas[ie]s|uptake|activity|nodularity|implants?))*"
     r"\s*(?:,\s*|\(\s*|\s+(?:on|in|at|of)\s+(?:the\s+)?)?"
     r"(?P<side>right|left|(?-i:R|L)|bilaterally|on both sides|both sides)(?:\s*(?:side|lung|hemithorax))?"
-    r"(?=\s*[).,;:]|\s*$|\s+(?:and|with|measuring|showing|demonstrating)\b)",
+    r"(?=\s*[().,;:]|\s*$|\s+(?:and|with|measuring|showing|demonstrating)\b)",
     re.IGNORECASE,
 )
 
@@ -384,9 +384,16 @@ def find_sides(text: str) -> list[Hit]:
     out = []
     for m in SIDE_WORDS.finditer(text):
         kind = m.lastgroup
+        if _IMAGE_POSITION.search(text[max(0, m.start() - 12):m.start()]):
+            continue  # "(top left)", "[bottom right]": where a figure panel is, not a side of the body
+        word = m.group(0).lower()
         out.append(Hit(m.start(), m.end(), m.group(0), side_of(m.group(0)),
-                       {"adjacent_only": kind in ("letter", "abbr") or m.group(0).lower() == "both"}))
+                       {"adjacent_only": kind in ("letter", "abbr") or word == "both" or word.startswith(
+                           ("bilateral", "symmetric"))}))
     return out
+
+
+_IMAGE_POSITION = re.compile(r"[(\[,]\s*(?:top|bottom|upper|lower|middle|far)\s+$", re.IGNORECASE)
 
 
 # ------------------------------------------------------------------------------------------- CT findings
@@ -548,10 +555,15 @@ def _num(s: str) -> float:
     return float(s.replace(",", "."))
 
 
+_SPACED_DECIMAL = re.compile(r"(?<=[=:])(\s{0,3}\d{1,2}),\s(\d{1,2})(?=\s*\))")
+
+
 def find_suv(text: str) -> list[Hit]:
     """SUVmax values in every common spelling; ``value`` is the number. Prior values ("previously SUVmax
-    5.1", "from 5.1 to 8.2" → 8.2) are dropped; lists ("SUVmax 8.2 and 6.1") give one hit per number."""
+    5.1", "from 5.1 to 8.2" → 8.2) are dropped; lists ("SUVmax 8.2 and 6.1") give one hit per number.
+    A decimal comma spaced apart by a PDF dump ("SUV max = 2, 1)") is one number."""
     out = []
+    text = _SPACED_DECIMAL.sub(lambda d: f"{d.group(1)}.{d.group(2)} ", text)  # same length: offsets hold
     for m in _SUV.finditer(text):
         before = text[max(0, m.start() - 30):m.start()]
         conn = m.group("conn") or ""
@@ -618,7 +630,7 @@ NEG_FORWARD = re.compile(
     r"physiologic(?:al)?(?:ally)?|physiol\.?|normal|unremarkable|expected|degenerative|arthritic|arthropathy|"
     r"osteoarthritic|post[\s-]*(?:surgical|operative|radiation|treatment)\s+changes?|"
     r"non[\s-]*(?:FDG[\s-]*|PSMA[\s-]*)?avid|photopenic|resolved|disappearance\s+of|sparing\s+of|"
-    r"spared|devoid\s+of|void\s+of)\b",
+    r"spared|devoid\s+of|void\s+of|suppressed)\b",
     re.IGNORECASE,
 )
 NEG_BACKWARD = re.compile(
@@ -700,6 +712,10 @@ DISEASE_AFTER = re.compile(r"[\s-]+(?:(?:squamous|small|non-small|neuroendocrine
                            r"adenocarcinoma|malignancy|neoplasm)\b", re.IGNORECASE)
 DISEASE_BEFORE = re.compile(r"\b(?:cancer|carcinoma|adenocarcinoma|malignancy|neoplasm|metastas[ie]s)\s+"
                             r"(?:of|from|arising\s+from)\s+(?:the\s+)?$", re.IGNORECASE)
+# "a patient with lung cancer", "staging of breast cancer", "known prostate cancer": the diagnosis.
+DIAGNOSIS_BEFORE = re.compile(r"\b(?:with|of|for|from|known|treated|recurrent|metastatic|suspected|"
+                              r"previous|prior)\s+(?:(?:a|an|the|newly|diagnosed|primary|advanced|known|"
+                              r"recurrent|metastatic|(?:right|left)(?:[\s-]sided)?)\s+){0,3}$", re.IGNORECASE)
 PART_OF = re.compile(r"\s+of\s+(?:the\s+)?(?:(?:right|left)\s+)?", re.IGNORECASE)
 
 # Words that mark a phrase as describing a lesion at all (besides CT words, grades and SUV values).
@@ -739,7 +755,9 @@ OTHER_STUDY = re.compile(
     r"mammogra\w*|endoscop\w*|colonoscop\w*|laryngoscop\w*|bronchoscop\w*|scintigra\w*|bone\s+scan|"
     r"contrast[\s-]*enhanced\s+CT|CECT|CT\s+(?:scan\s+)?of\s+the|(?:outside|prior|previous|earlier|initial)\s+"
     r"(?:CT|imaging|scan|study)|biops\w+|(?-i:FNA)|cytolog\w*|patholog\w*|surgery|resect\w*|excision|excised|"
-    r"signal|T[12][\s-]*weighted|enhancement|enhancing|radiographic)\b", re.IGNORECASE)
+    r"signal|T[12][\s-]*weighted|enhancement|enhancing|radiographic|"
+    r"(?<!PET/)(?<!PET-)(?<!PET\s)CT(?:\s+scan)?\s+(?:revealed|showed|demonstrated|depicted|confirmed))\b",
+    re.IGNORECASE)
 
 # ------------------------------------------------------------------------------------------ other sites
 # An uptake statement that may name a place no node has ("a focus of activity in the right anterior sulcus").
@@ -781,3 +799,10 @@ def region_of(words: str):
         if re.search(pattern, words, re.IGNORECASE):
             return Region(region)
     return None
+
+# A report about the female pelvis, where a bare "cervical" names the uterine cervix.
+GYNAECOLOGICAL = re.compile(r"\b(?:cervix|uter\w+|gyn(?:a)?ecolog\w*|ovar\w+|endometri\w+|vagin\w+|vulv\w+|"
+                            r"(?-i:FIGO)|parametri\w+|cervical\s+(?:cancer|carcinoma))\b", re.IGNORECASE)
+# The words after "cervical" that make it the neck's nodes.
+NODAL_AFTER = re.compile(r"[\s-]+(?:lymph|nodes?|nodal|(?:lymph)?adenopath\w*|levels?|chains?|stations?|"
+                         r"spine|vertebr\w*|region|neck)\b", re.IGNORECASE)

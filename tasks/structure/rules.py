@@ -120,6 +120,8 @@ class _Draft:
 class _State:
     hand_scoping: bool = True  # False: negation/history left to medSpaCy (``tasks.structure.context``)
     last_side: str | None = None  # "left" | "right": the side "ipsilateral" refers to
+    named: dict = field(default_factory=dict)  # a pair's ids → the side the report last named it with
+    gynaecological: bool = False  # the report is about the female pelvis: a bare "cervical" is the cervix
 
 
 # ------------------------------------------------------------------------------------------------- API
@@ -132,7 +134,7 @@ def extract(text: str, tracer: Tracer | None = None, scoping: str = "rules") -> 
     report_tracer = tracer if tracer is not None else report_tracer_of(text)
     if scoping not in ("rules", "medspacy"):
         raise ValueError(f"unknown scoping {scoping!r}: rules or medspacy")
-    state = _State(hand_scoping=scoping == "rules")
+    state = _State(hand_scoping=scoping == "rules", gynaecological=bool(lx.GYNAECOLOGICAL.search(text)))
     drafts: list[_Draft] = []
     prev: Sentence | None = None
     for sentence in split_report(text):
@@ -366,16 +368,27 @@ def _mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: _Sta
             out.append(_Mention(h.start, h.end, next(iter(value.values())), h.start))
             continue
         side, side_start = _side_for(norm, h, sides, loc_hits, state)
+        pair = frozenset(value.values())
+        if (state.gynaecological and "ln_cervical_r" in pair and h.text.lower() == "cervical"
+                and not lx.NODAL_AFTER.match(norm, h.end)):
+            out.append(_Mention(h.start, h.end, "cervix_uteri", h.start))  # "a cervical mass", "cervical recurrence"
+            continue
+        if side is None and pair in state.named and re.search(r"(?i)\bthe\s+(?:\w+\s+){0,2}$",
+                                                             norm[max(0, h.start - 30):h.start]):
+            side = state.named[pair]  # "the submandibular nodal focus": the one named before, with its side
         if side is None:  # a side-free stem ("hilar nodes", "a rib lesion"): the pair's common node
             out.append(_Mention(h.start, h.end, hierarchy.common_ancestor(value.values()), h.start))
             continue
+        if side in ("left", "right"):
+            state.named[pair] = side
         for s in (("right", "left") if side == "both" else (side,)):
             out.append(_Mention(min(side_start, h.start), h.end, value[Laterality(s)], h.start))
         if side in ("left", "right"):
             state.last_side = side
     out = [m for m in out if not lx.REFERENCE.search(norm[max(0, m.start - 40):m.start])
            and not lx.NOT_A_LESION.match(norm, m.end)
-           and not (lx.DISEASE_AFTER.match(norm, m.end) and not lx.UPTAKE_NOUN.search(norm))
+           and not (lx.DISEASE_AFTER.match(norm, m.end)
+                    and (not lx.UPTAKE_NOUN.search(norm) or lx.DIAGNOSIS_BEFORE.search(norm[:m.start])))
            and not (lx.DISEASE_BEFORE.search(norm[max(0, m.start - 40):m.start])
                     and not lx.UPTAKE_NOUN.search(norm))]
     # "the hilum of the right kidney", "the neck of the pancreas": a part named of another place is that place.
