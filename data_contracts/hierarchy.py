@@ -87,9 +87,11 @@ def _spec() -> list[tuple[Location, str | None]]:
     # ---- lymph nodes
     add(_coarse("lymph_nodes", "lymph node", R.whole_body, LN, ST, ("lymph node station", "nodal station")), "body")
     add(_coarse("ln_supradiaphragmatic", "supradiaphragmatic lymph node", R.whole_body, LN, ST,
-                ("supradiaphragmatic", "supra-diaphragmatic", "above the diaphragm")), "lymph_nodes")
+                ("supradiaphragmatic", "supra-diaphragmatic", "above the diaphragm", "above the hemidiaphragms",
+                 "above the thoracic hemidiaphragms")), "lymph_nodes")
     add(_coarse("ln_infradiaphragmatic", "infradiaphragmatic lymph node", R.whole_body, LN, ST,
-                ("infradiaphragmatic", "infra-diaphragmatic", "subdiaphragmatic", "below the diaphragm")),
+                ("infradiaphragmatic", "infra-diaphragmatic", "subdiaphragmatic", "below the diaphragm",
+                 "below the hemidiaphragms")),
         "lymph_nodes")
     add(_coarse("ln_cervical", "cervical lymph node", R.head_neck, LN, ST), "ln_supradiaphragmatic")
     add(_pair("ln_cervical", "cervical lymph node", R.head_neck, LN, ST,

@@ -319,6 +319,12 @@ def _list_hits(text: str) -> list[Hit]:
     return out
 
 
+# Words that name one spot inside a coarse node that has no finer node for it ("prevascular", "precarinal"):
+# two such spots in one sentence are two places, and a finer place named beside them does not absorb them.
+SPOT_WORDS = re.compile(r"(?:prevascular|precarinal|pretracheal|retrotracheal|anterior\s+mediastinal|"
+                        r"posterior\s+mediastinal|superior\s+mediastinal|perihilar|subhilar|retrocrural|"
+                        r"intrapulmonary\s+(?:lymph\s+)?nodes?)s?", re.IGNORECASE)
+
 # Plurals that name both of a pair ("the hila", "both adrenals"); "hilar nodes" or "ribs" name the group.
 DUAL_PLURAL = re.compile(r"^(?:hila|axillae|adrenals|adrenal[\s-]+glands|kidneys|breasts|ilia|femora|humeri|"
                          r"parotids|parotid[\s-]+glands|tonsils|ovaries|testes|pleurae|hemithoraces|clavicles|"
@@ -334,7 +340,8 @@ def find_locations(text: str) -> list[Hit]:
         matched = m.group(0)
         ids = _lookup(lex.terms, matched)
         if ids is not None:
-            hits.append(Hit(m.start(), m.end(), matched, ("term", ids)))
+            spot = len(ids) == 1 and not hierarchy.is_leaf(ids[0]) and SPOT_WORDS.fullmatch(matched) is not None
+            hits.append(Hit(m.start(), m.end(), matched, ("term", ids), {"spot": spot}))
             continue
         plural: list[bool] = []
         sides = _lookup(lex.stems, matched, plural)
@@ -349,7 +356,7 @@ SIDE_WORDS = re.compile(
     r"(?P<word>(?<![A-Za-z])(?:right|left)(?:[\s-]*sided)?(?![A-Za-z]))"
     r"|(?P<abbr>(?<![A-Za-z])(?:rt|lt)\.?(?![A-Za-z]))"
     r"|(?P<letter>(?<![A-Za-z0-9/])(?-i:R|L)\.?(?=\s))"
-    r"|(?P<both>(?<![A-Za-z])(?:bilateral(?:ly)?|both|b/l|symmetric(?:al)?(?:ly)?)(?![A-Za-z]))"
+    r"|(?P<both>(?<![A-Za-z])(?:bilateral(?:ly)?|both|each|b/l|symmetric(?:al)?(?:ly)?)(?![A-Za-z]))"
     r"|(?P<ipsi>(?<![A-Za-z])ipsilateral(?![A-Za-z]))"
     r"|(?P<contra>(?<![A-Za-z])contralateral(?![A-Za-z]))",
     re.IGNORECASE,
@@ -388,7 +395,7 @@ def find_sides(text: str) -> list[Hit]:
             continue  # "(top left)", "[bottom right]": where a figure panel is, not a side of the body
         word = m.group(0).lower()
         out.append(Hit(m.start(), m.end(), m.group(0), side_of(m.group(0)),
-                       {"adjacent_only": kind in ("letter", "abbr") or word == "both" or word.startswith(
+                       {"adjacent_only": kind in ("letter", "abbr") or word in ("both", "each") or word.startswith(
                            ("bilateral", "symmetric"))}))
     return out
 
@@ -635,8 +642,8 @@ NEG_FORWARD = re.compile(
 )
 NEG_BACKWARD = re.compile(
     r"\b(?:(?:has|have)\s+(?:completely\s+)?resolved|resolved|no\s+longer\s+(?:seen|visible|identified|evident|"
-    r"present|avid|demonstrated|apparent|detectable)|not\s+(?:seen|visible|identified|evident|demonstrated|"
-    r"present|detected|apparent)(?!\s+on\s+(?:the\s+)?(?:prior|previous|CT|earlier))|"
+    r"present|avid|demonstrated|apparent|detectable)|not\s+(?:well\s+|clearly\s+|definitely\s+)?(?:seen|visible|"
+    r"identified|evident|demonstrated|present|detected|apparent|visuali[sz]ed|appreciated|delineated)(?!\s+on\s+(?:the\s+)?(?:prior|previous|CT|earlier))|"
     r"(?:is|are|was|were|appears?|likely|probably|most\s+likely|consistent\s+with|in\s+keeping\s+with|"
     r"compatible\s+with)\s+(?:\w+\s+)?(?:physiologic(?:al)?|normal|unremarkable|degenerative)|"
     r"within\s+normal\s+limits|physiologic(?:al)?|physiol|degenerative|normali[sz]ed|disappeared|is\s+absent|"
@@ -701,6 +708,11 @@ REFERENCE = re.compile(
     r"(?:(?:similar|comparable|equal|identical|higher|greater|lower|less|more|above|below|exceed\w*|relative|"
     r"compared|superior|inferior)\s+(?:in\s+intensity\s+|in\s+uptake\s+)?(?:than|to|with)?|than|exceeding)"
     r"\s+(?:that\s+(?:of|in)\s+)?(?:the\s+)?(?:normal\s+|background\s+)?$", re.IGNORECASE)
+
+# A place that qualifies an imaging technique ("breast PET", "axillary high-resolution breast PET").
+MODALITY_AFTER = re.compile(r"(?:[\s-]+(?:high[\s-]resolution|dedicated|tomographic|breast|axillary|whole[\s-]body|"
+                            r"(?-i:MLO|CC)))*[\s-]+(?:PET|MRI|MR|scintigraph\w*|mammogra\w*|ultrasound|"
+                            r"sonograph\w*|coil|window)\b(?![\s/-]*CT\s+(?:showed|shows|revealed)\b)", re.IGNORECASE)
 
 # A place named with what is not a lesion there ("kidney stones", "renal artery aneurysm", "bone infarct").
 NOT_A_LESION = re.compile(r"[\s-]+(?:[\w-]+\s+){0,2}?(?:stones?|calcul\w+|aneurysms?|infarcts?|cysts?|"

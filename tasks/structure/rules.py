@@ -82,6 +82,8 @@ class _Mention:
     relational: bool = False
     repeats: list[int] = field(default_factory=list)  # where the sentence names the same place again
     alternatives: tuple[str, ...] = ()  # the other readings of an ambiguous term ("S1")
+    spot: bool = False  # a spot inside a coarse node ("precarinal"), see ``lexicon.SPOT_WORDS``
+    words: str = ""
 
 
 @dataclass
@@ -360,7 +362,8 @@ def _mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: _Sta
             if _TNM.match(norm[h.end:h.end + 4]) and h.text[:1].upper() in "CTL":
                 continue  # a TNM stage ("T2 N1"), not a vertebra
             lid = _disambiguate(value, norm, h, sentence, ct_hits)
-            out.append(_Mention(h.start, h.end, lid, h.start, alternatives=tuple(i for i in value if i != lid)))
+            out.append(_Mention(h.start, h.end, lid, h.start, alternatives=tuple(i for i in value if i != lid),
+                                spot=h.extra.get("spot", False), words=lx.key(h.text)))
             if taxonomy.get(lid).laterality is not Laterality.midline:
                 state.last_side = taxonomy.get(lid).laterality.value
             continue
@@ -386,7 +389,7 @@ def _mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: _Sta
         if side in ("left", "right"):
             state.last_side = side
     out = [m for m in out if not lx.REFERENCE.search(norm[max(0, m.start - 40):m.start])
-           and not lx.NOT_A_LESION.match(norm, m.end)
+           and not lx.NOT_A_LESION.match(norm, m.end) and not lx.MODALITY_AFTER.match(norm, m.end)
            and not (lx.DISEASE_AFTER.match(norm, m.end)
                     and (not lx.UPTAKE_NOUN.search(norm) or lx.DIAGNOSIS_BEFORE.search(norm[:m.start])))
            and not (lx.DISEASE_BEFORE.search(norm[max(0, m.start - 40):m.start])
@@ -405,14 +408,17 @@ def _mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: _Sta
         o.start > m.end and _TYPED_AT.match(norm, m.end, o.start + 1) for o in out if o is not m)]
     # A coarse place said together with a finer one inside it ("mediastinal nodes, station 7"; "vertebral
     # bodies of T7 and T9") is the finer statement.
-    out = [m for m in out if not any(o is not m and o.location_id != m.location_id
-                                     and hierarchy.contains(m.location_id, o.location_id) for o in out)]
+    out = [m for m in out if m.spot or not any(o is not m and o.location_id != m.location_id
+                                                and hierarchy.contains(m.location_id, o.location_id) for o in out)]
     # One place named twice in a sentence is one finding ("multiple lesions in T9, the largest in T9 ...").
     # Not across a ";": "10R LN, SUVmax 6.5; right hilar node, SUVmax 17.8" states two nodes.
     first: dict[str, _Mention] = {}
     kept: list[_Mention] = []
     for m in sorted(out, key=lambda m: (m.start, m.anchor)):
         prior = first.get(m.location_id)
+        if prior is not None and (m.spot or prior.spot) and prior.words != m.words:
+            kept.append(m)  # "prevascular, precarinal": two spots of one coarse node
+            continue
         if prior is not None and ";" not in norm[prior.end:m.start]:
             prior.repeats.append(m.anchor)
             continue
