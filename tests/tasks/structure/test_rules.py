@@ -590,3 +590,54 @@ def test_medspacy_scoping_drops_what_context_negates():
     assert [f.location_id for f in extract(text).findings] == ["tonsil_palatine_l"]
     with pytest.raises(ValueError, match="scoping"):
         extract(text, scoping="other")
+
+
+@pytest.mark.parametrize("text, expected", [
+    # a reference organ is never a finding
+    ("Focal uptake in the T9 vertebral body, higher than the liver.", ["vertebra_t9"]),
+    ("Nodal uptake similar in intensity to the liver.", []),
+    # diagnosis words, benign entities, imaging qualifiers
+    ("Intense uptake in a left axillary node in this patient with breast cancer.", ["ln_axillary_l"]),
+    ("Bilateral kidney stones.", []),
+    ("Dedicated breast PET shows uptake in a right axillary node.", ["ln_axillary_r"]),
+    # a part named of another place is that place
+    ("Intense uptake in the neck of the pancreas.", ["pancreas"]),
+    # lists share their description; shared heads; spots inside a coarse node
+    ("Hypermetabolic lesions in the liver and the skeleton, including the sternum and both clavicles.",
+     ["clavicle_l", "clavicle_r", "liver", "sternum"]),
+    ("Avid right supra- and infraclavicular lymph nodes.", ["ln_infraclavicular_r", "ln_supraclavicular_r"]),
+    ("Avid prevascular and precarinal nodes.", ["ln_mediastinal", "ln_mediastinal"]),
+    # "each"/"symmetric" name both sides; image panels are not sides
+    ("Uptake in each adrenal gland.", ["adrenal_l", "adrenal_r"]),
+    ("Symmetric hilar nodal uptake.", ["ln_hilar_l", "ln_hilar_r"]),
+    ("Fused images (top right) show uptake in hilar nodes.", ["ln_hilar"]),
+    # another exam's statement and a clinical history are not this study's findings
+    ("A contrast-enhanced CT showed a 2 cm nodule in the left upper lobe.", []),
+    ("The left lower lobe nodule is not well visualized.", []),
+    ("Relative sparing of the lumbar spine.", []),
+])
+def test_real_prose_reading_rules(text, expected):
+    assert sorted(f.location_id for f in extract("FDG PET/CT. " + text).findings) == expected
+
+
+def test_other_site_keeps_the_words_and_the_region():
+    (f,) = extract("FDG PET/CT: a focus of intense activity in the right gluteal fold, SUVmax 6.1.").findings
+    assert (f.location_id, f.other_site.words, f.other_site.region.value, f.suv_max) == (
+        "region_pelvis", "right gluteal fold", "pelvis", 6.1)
+    assert f.caption == "right gluteal fold, increased FDG uptake without CT correlate"  # SUVmax 6.1: moderate
+    assert extract("FDG PET/CT: no increased activity in the body.").findings == ()
+
+
+def test_the_definite_stem_refers_back_to_its_side_and_a_lone_value_completes_the_finding():
+    text = ("FDG PET/CT shows a left submandibular nodal focus. The submandibular node measures 8 mm. "
+            "Left tonsil mass is avid. The SUVmax was 9.2.")
+    found = {f.location_id: f for f in extract(text).findings}
+    assert set(found) == {"ln_cervical_i_l", "tonsil_palatine_l"}
+    assert found["tonsil_palatine_l"].suv_max == 9.2
+
+
+def test_a_bare_cervical_in_a_gynaecological_report_is_the_cervix():
+    text = "Known carcinoma of the uterine cervix. FDG PET/CT: intensely avid cervical mass, SUVmax 15.5."
+    assert [(f.location_id, f.suv_max) for f in extract(text).findings] == [("cervix_uteri", 15.5)]
+    assert [f.location_id for f in extract("FDG PET/CT: avid cervical mass, SUVmax 15.5.").findings] == [
+        "ln_cervical"]
