@@ -224,6 +224,7 @@ def predict(settings: Settings, checkpoint: Path | str, split: str | None = "tes
     prompts = [" ".join(vocab.itos[t] for t in row if t != 0) for row in prep.prompts.tolist()]
     return pd.DataFrame({
         "sample_id": df["sample_id"], "patient_id": df["patient_id"], "study_id": df["study_id"],
+        "finding_index": df["finding_index"],  # the stated finding: its node is the stated level (evaluation)
         "vendor": df["vendor"].astype(str), "tracer": df["tracer"].astype(str), "location_id": df["location_id"],
         "ct_finding": df["ct_finding"].astype(str), "split": df["split"], "reference": df["caption"],
         "generated": hyps,

@@ -95,3 +95,25 @@ def test_location_correct_at_the_stated_level():
     assert not location_correct(caption, "ln_mediastinal")  # exact-leaf accuracy stays strict
     assert location_correct_at_level("right 7th rib, osteolytic destruction", "rib_r")
     assert not location_correct_at_level("left 7th rib, osteolytic destruction", "rib_r")
+
+
+def test_stated_locations_come_from_the_findings_table(tmp_path):
+    import pandas as pd
+
+    from data_contracts.records import StructuredFinding
+    from data_contracts.settings import Settings
+    from data_contracts.tables import FINDINGS, FindingRow
+    from tasks.evaluate.run import stated_locations
+
+    settings = Settings(home=tmp_path)
+    coarse = StructuredFinding(location_id="ln_mediastinal", laterality="unspecified",
+                               ct_finding="enlarged_lymph_node",
+                               pet_finding=PetFinding(tracer=Tracer.fdg, grade=UptakeGrade.moderate))
+    sid = "S00000000000a"
+    df = pd.DataFrame({"study_id": [sid, sid], "finding_index": [0, 1],
+                       "location_id": ["ln_mediastinal_7", "rib_7_r"]})
+    assert stated_locations(df, settings) == ["ln_mediastinal_7", "rib_7_r"]  # no table: the sample's own
+    path = settings.table_path("findings")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FINDINGS.write(FINDINGS.frame([FindingRow(study_id=sid, finding_index=0, finding=coarse, backend="rules")]), path)
+    assert stated_locations(df, settings) == ["ln_mediastinal", "rib_7_r"]
