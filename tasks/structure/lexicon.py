@@ -115,7 +115,7 @@ _EXTRA_TERMS: dict[str, tuple[str, ...]] = {
     "aorticopulmonary": ("ln_mediastinal_5",), "aortico-pulmonary": ("ln_mediastinal_5",),
     "peri-aortic": ("ln_retroperitoneal_paraaortic",), "para-aortic retroperitoneal":
         ("ln_retroperitoneal_paraaortic",),
-    "gastrohepatic ligament": ("ln_porta_hepatis",), "NP": ("nasopharynx",),
+    "gastrohepatic ligament": ("ln_gastric",), "NP": ("nasopharynx",),
     # Not locations: phrases that contain a location word but mean something else ("small bowel" is not
     # the colon, the blood pool is a reference region). An empty tuple consumes the words.
     "blood pool": (), "mediastinal blood pool": (), "renal excretion": (),
@@ -124,7 +124,9 @@ _EXTRA_TERMS: dict[str, tuple[str, ...]] = {
     "head and neck": (), "head & neck": (), "liver background": (), "background liver": (),
     "hepatic background": (), "normal liver": (), "liver reference": (), "mediastinal reference": (),
     "thoracic surgery": (), "bone metabolism": (), "bone scintigram": (), "lung cancer screening": (),
-    "lymph node station": (),
+    "lymph node station": (), "T1 hypointense": (), "T1 hyperintense": (), "T2 hyperintense": (),
+    "T2 hypointense": (), "T1-weighted": (), "T2-weighted": (), "T1W": (), "T2W": (), "T1 signal": (),
+    "T2 signal": (),
 }
 _EXTRA_STEMS: dict[str, str] = {
     "jugulodigastric": "ln_cervical_ii", "upper jugular": "ln_cervical_ii", "submandibular": "ln_cervical_i",
@@ -717,6 +719,18 @@ MODALITY_AFTER = re.compile(r"(?:[\s-]+(?:high[\s-]resolution|dedicated|tomograp
 # A place named with what is not a lesion there ("kidney stones", "renal artery aneurysm", "bone infarct").
 NOT_A_LESION = re.compile(r"[\s-]+(?:[\w-]+\s+){0,2}?(?:stones?|calcul\w+|aneurysms?|infarcts?|cysts?|"
                           r"artery|arteries|vein|veins|vessels?)\b", re.IGNORECASE)
+# A benign entity the sentence is about ("a calcified calculus in the renal pelvis"): no lesion unless PET says so.
+BENIGN = re.compile(r"\b(?:calcul(?:us|i)|stones?|aneurysm\w*|simple\s+cysts?|hemangioma\w*|haemangioma\w*)\b",
+                    re.IGNORECASE)
+# A place named with a disease word inside it ("cervical cancer", "lung carcinoma").
+DISEASE_WORD = re.compile(r"\b(?:cancer|carcinoma|adenocarcinoma|malignancy|neoplasm)\b", re.IGNORECASE)
+# Another exam as the subject of a report verb ("a bone scan showed", "MRI demonstrated").
+OTHER_EXAM_SUBJECT = re.compile(
+    r"\b(?:bone\s+scan|bone\s+scintigra\w*|scintigra\w*|(?-i:MRI|MR)|magnetic\s+resonance\s+\w+|ultrasound|"
+    r"sonograph\w*|mammogra\w*|SPECT(?:/CT)?|(?<!PET/)(?<!PET-)(?<!PET\s)CT(?:\s+scan)?|radiograph\w*|X-?ray)"
+    r"\s+(?:\w+\s+){0,3}?(?:showed|shows|revealed|reveals|demonstrated|demonstrates|depicted|confirmed|found)\b",
+    re.IGNORECASE)
+
 # A place named in the diagnosis, not as a lesion site ("patient with lung cancer", "carcinoma of the bladder");
 # only when the sentence says nothing of uptake.
 DISEASE_AFTER = re.compile(r"[\s-]+(?:(?:squamous|small|non-small|neuroendocrine|primary|papillary|follicular|"
@@ -767,7 +781,7 @@ OTHER_STUDY = re.compile(
     r"mammogra\w*|endoscop\w*|colonoscop\w*|laryngoscop\w*|bronchoscop\w*|scintigra\w*|bone\s+scan|"
     r"contrast[\s-]*enhanced\s+CT|CECT|CT\s+(?:scan\s+)?of\s+the|(?:outside|prior|previous|earlier|initial)\s+"
     r"(?:CT|imaging|scan|study)|biops\w+|(?-i:FNA)|cytolog\w*|patholog\w*|surgery|resect\w*|excision|excised|"
-    r"signal|T[12][\s-]*weighted|enhancement|enhancing|radiographic|"
+    r"signal|T[12][\s-]*weighted|radiographic|"
     r"(?<!PET/)(?<!PET-)(?<!PET\s)CT(?:\s+scan)?\s+(?:revealed|showed|demonstrated|depicted|confirmed))\b",
     re.IGNORECASE)
 

@@ -308,6 +308,17 @@ def _span(d: _Draft) -> TextSpan:
     return TextSpan(start=start, end=d.sentence.start + b, text=d.sentence.text[a:b])
 
 
+def _other_exam_subject(norm: str, pos: int) -> bool:
+    """Whether the clause before ``pos`` reports another exam ("a bone scan showed uptake in the spine")."""
+    start = max([0, *(m.end() for m in re.finditer(r"[;]|\b(?:but|however|whereas|while)\b", norm[:pos]))])
+    before = norm[start:pos]
+    hit = None
+    for hit in lx.OTHER_EXAM_SUBJECT.finditer(before):
+        pass
+    return (hit is not None and not re.search(r"\bPET\b", before[hit.end():])
+            and not re.search(r"(?i)\b(?:FDG|PSMA|radiotracer)\b", norm[pos:]))  # "..., corresponding to FDG uptake"
+
+
 def _other_site(sentence: Sentence, loc_hits: list[lx.Hit], ct_hits: list[lx.Hit], state: _State) -> _Draft | None:
     """A lesion at a place no node names ("a focus of activity in the right anterior sulcus", "uptake along
     the diaphragm"): an uptake statement, not negated, with a place phrase after it. The finding sits on the
@@ -324,6 +335,7 @@ def _other_site(sentence: Sentence, loc_hits: list[lx.Hit], ct_hits: list[lx.Hit
     words = place.group("words").strip(" ,-")
     if lx.GENERIC_PLACE.fullmatch(words) or len(words) < 4:
         return None
+    nodal = re.search(r"(?i)\b(?:lymph\s+nodes?|nodes?|lymphadenopathy|adenopathy)\b", words) is not None
     masked = lx.mask(lx.mask(norm, loc_hits), ct_hits)
     fwd, bwd = lx.find_negations(masked)
     if state.hand_scoping and (any(c.start < place.end() and not _weak(c) for c in fwd)
@@ -335,6 +347,12 @@ def _other_site(sentence: Sentence, loc_hits: list[lx.Hit], ct_hits: list[lx.Hit
     ct = next((h.value for h in ct_hits), CTFinding.no_ct_correlate)
     grades = [g for g in lx.find_grades(lx.mask(norm, ct_hits))]
     a = cue.start()
+    if nodal:  # "uptake in 1 lymph node": a node, where is not said
+        if not lx.compatible(ct, System.lymph_node):
+            ct = CTFinding.non_enlarged_lymph_node
+        return _Draft(location_id="lymph_nodes", ct_finding=ct, ct_explicit=False, grade=_grade_of(value, grades),
+                      suv_max=value, size_mm=None, sentence=sentence, section=sentence.section,
+                      clause=(a, place.end()))
     return _Draft(location_id=hierarchy.region_node(region), ct_finding=ct, ct_explicit=bool(ct_hits),
                   grade=_grade_of(value, grades), suv_max=value, size_mm=None, sentence=sentence,
                   section=sentence.section, other_site=OtherSite(words=words[:200], region=region),
@@ -390,6 +408,10 @@ def _mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: _Sta
             state.last_side = side
     out = [m for m in out if not lx.REFERENCE.search(norm[max(0, m.start - 40):m.start])
            and not lx.NOT_A_LESION.match(norm, m.end) and not lx.MODALITY_AFTER.match(norm, m.end)
+           and not _other_exam_subject(norm, m.start)
+           and not (lx.BENIGN.search(norm) and not lx.PET_EVIDENCE.search(norm))
+           and not (lx.DISEASE_WORD.search(norm[m.start:m.end])
+                    and (not lx.UPTAKE_NOUN.search(norm) or lx.DIAGNOSIS_BEFORE.search(norm[:m.start])))
            and not (lx.DISEASE_AFTER.match(norm, m.end)
                     and (not lx.UPTAKE_NOUN.search(norm) or lx.DIAGNOSIS_BEFORE.search(norm[:m.start])))
            and not (lx.DISEASE_BEFORE.search(norm[max(0, m.start - 40):m.start])
@@ -678,11 +700,17 @@ def _merge(into: _Draft, other: _Draft) -> None:
         into.ct_finding, into.ct_explicit = other.ct_finding, True
 
 
+_NEW_LESION = re.compile(r"\b(?:a|an|another|second|third|new|additional|further|other)\s+(?:[\w-]+\s+){0,3}?"
+                         r"(?:lesions?|nodules?|mass|focus|foci|nodes?|deposits?|opacit\w+|metastas[ie]s)\b",
+                         re.IGNORECASE)
+
+
 def _add(drafts: list[_Draft], new: _Draft) -> None:
     """Append a finding unless it restates one of another sentence of the body text (figure captions and
     repeated mentions: same place, CT finding and SUVmax). In free prose without headings (a case report,
     a figure legend) a place named again with no value that contradicts is the same lesion told again."""
-    if new.section == "body":
+    a, b = new.clause if new.clause is not None else (0, len(new.sentence.text))
+    if new.section == "body" and not _NEW_LESION.search(new.sentence.text[a:b]):
         for old in drafts:
             if (old.section == "body" and old.sentence is not new.sentence and old.location_id == new.location_id
                     and _same(old, new, loose=True)):
