@@ -717,7 +717,7 @@ MODALITY_AFTER = re.compile(r"(?:[\s-]+(?:high[\s-]resolution|dedicated|tomograp
                             r"sonograph\w*|coil|window)\b(?![\s/-]*CT\s+(?:showed|shows|revealed)\b)", re.IGNORECASE)
 
 # A place named with what is not a lesion there ("kidney stones", "renal artery aneurysm", "bone infarct").
-NOT_A_LESION = re.compile(r"[\s-]+(?:[\w-]+\s+){0,2}?(?:stones?|calcul\w+|aneurysms?|infarcts?|cysts?|"
+NOT_A_LESION = re.compile(r"[\s-]+(?:[\w-]+\s+){0,2}?(?:stones?|calcul\w+|aneurysms?|infarcts?|cysts?|fluid|"
                           r"artery|arteries|vein|veins|vessels?)\b", re.IGNORECASE)
 # A benign entity the sentence is about ("a calcified calculus in the renal pelvis"): no lesion unless PET says so.
 BENIGN = re.compile(r"\b(?:calcul(?:us|i)|stones?|aneurysm\w*|simple\s+cysts?|hemangioma\w*|haemangioma\w*)\b",
@@ -727,8 +727,11 @@ DISEASE_WORD = re.compile(r"\b(?:cancer|carcinoma|adenocarcinoma|malignancy|neop
 # Another exam as the subject of a report verb ("a bone scan showed", "MRI demonstrated").
 OTHER_EXAM_SUBJECT = re.compile(
     r"\b(?:bone\s+scan|bone\s+scintigra\w*|scintigra\w*|(?-i:MRI|MR)|magnetic\s+resonance\s+\w+|ultrasound|"
-    r"sonograph\w*|mammogra\w*|SPECT(?:/CT)?|(?<!PET/)(?<!PET-)(?<!PET\s)CT(?:\s+scan)?|radiograph\w*|X-?ray)"
-    r"\s+(?:\w+\s+){0,3}?(?:showed|shows|revealed|reveals|demonstrated|demonstrates|depicted|confirmed|found)\b",
+    r"sonograph\w*|mammogra\w*|SPECT(?:/CT)?|(?<!PET/)(?<!PET-)(?<!PET\s)CT(?:\s+scan)?|radiograph\w*|X-?ray|"
+    r"compute[dr]i?z?e?d?\s+tomography|(?:prior|previous|earlier|outside)\s+(?:FDG[\s-]*|PSMA[\s-]*)?PET(?:/CT)?|"
+    r"PET(?:/CT)?(?:\s+scan)?\s+performed\s+at\s+the\s+time)"
+    r"[\s)]+(?:[\w()/-]+\s+){0,5}?(?:showed|shows|revealed|reveals|demonstrated|demonstrates|depicted|confirmed|"
+    r"found)\b",
     re.IGNORECASE)
 
 # A place named in the diagnosis, not as a lesion site ("patient with lung cancer", "carcinoma of the bladder");

@@ -333,7 +333,7 @@ def _other_site(sentence: Sentence, loc_hits: list[lx.Hit], ct_hits: list[lx.Hit
     if place is None or place.start() - cue.end() > 40:
         return None
     words = place.group("words").strip(" ,-")
-    if lx.GENERIC_PLACE.fullmatch(words) or len(words) < 4:
+    if lx.GENERIC_PLACE.fullmatch(words) or len(words) < 4 or _other_exam_subject(norm, place.start()):
         return None
     nodal = re.search(r"(?i)\b(?:lymph\s+nodes?|nodes?|lymphadenopathy|adenopathy)\b", words) is not None
     masked = lx.mask(lx.mask(norm, loc_hits), ct_hits)
@@ -430,8 +430,10 @@ def _mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: _Sta
         o.start > m.end and _TYPED_AT.match(norm, m.end, o.start + 1) for o in out if o is not m)]
     # A coarse place said together with a finer one inside it ("mediastinal nodes, station 7"; "vertebral
     # bodies of T7 and T9") is the finer statement.
-    out = [m for m in out if m.spot or not any(o is not m and o.location_id != m.location_id
-                                                and hierarchy.contains(m.location_id, o.location_id) for o in out)]
+    # Not when the finer one is negated ("osseous metastases with sparing of the lumbar spine").
+    out = [m for m in out if m.spot or not any(
+        o is not m and o.location_id != m.location_id and hierarchy.contains(m.location_id, o.location_id)
+        and not lx.NEG_FORWARD.search(norm, min(m.end, o.end), max(m.start, o.start)) for o in out)]
     # One place named twice in a sentence is one finding ("multiple lesions in T9, the largest in T9 ...").
     # Not across a ";": "10R LN, SUVmax 6.5; right hilar node, SUVmax 17.8" states two nodes.
     first: dict[str, _Mention] = {}
