@@ -745,6 +745,12 @@ DISEASE_BEFORE = re.compile(r"\b(?:cancer|carcinoma|adenocarcinoma|malignancy|ne
 DIAGNOSIS_BEFORE = re.compile(r"\b(?:with|of|for|from|known|treated|recurrent|metastatic|suspected|"
                               r"previous|prior)\s+(?:(?:a|an|the|newly|diagnosed|primary|advanced|known|"
                               r"recurrent|metastatic|(?:right|left)(?:[\s-]sided)?)\s+){0,3}$", re.IGNORECASE)
+# "suspicious for bone metastasis", "consistent with nodal disease": a coarse word in the diagnosis.
+DIAGNOSIS_OF = re.compile(r"\b(?:suspicious|consistent|compatible|keeping|concerning|worrisome|suggestive|"
+                          r"likely|representing|typical|diagnostic|characteristic)\s+(?:of|for|with)\s+"
+                          r"(?:(?:a|an|the|early|widespread|diffuse|metastatic|malignant)\s+){0,2}$", re.IGNORECASE)
+METASTASIS_AFTER = re.compile(r"[\s-]+(?:metasta\w*|mets|disease|involvement|deposits?|spread|lymphoma|"
+                              r"malignancy)\b", re.IGNORECASE)
 PART_OF = re.compile(r"\s+of\s+(?:the\s+)?(?:(?:right|left)\s+)?", re.IGNORECASE)
 
 # Words that mark a phrase as describing a lesion at all (besides CT words, grades and SUV values).

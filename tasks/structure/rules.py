@@ -308,6 +308,11 @@ def _span(d: _Draft) -> TextSpan:
     return TextSpan(start=start, end=d.sentence.start + b, text=d.sentence.text[a:b])
 
 
+def _strong_negation_between(norm: str, a: _Mention, b: _Mention) -> bool:
+    lo, hi = min(a.end, b.end), max(a.start, b.start)
+    return any(not lx.WEAK_NEGATION.match(c.group(0).strip()) for c in lx.NEG_FORWARD.finditer(norm, lo, hi))
+
+
 def _other_exam_subject(norm: str, pos: int) -> bool:
     """Whether the clause before ``pos`` reports another exam ("a bone scan showed uptake in the spine")."""
     start = max([0, *(m.end() for m in re.finditer(r"[;]|\b(?:but|however|whereas|while)\b", norm[:pos]))])
@@ -424,6 +429,10 @@ def _mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: _Sta
         m.relational = bool(lx.RELATIONAL.search(norm[max(0, m.start - 40):m.start]))
     if any(not m.relational for m in out):
         out = [m for m in out if not m.relational]
+    # A coarse word that names the diagnosis beside a place ("lytic T7 lesion, suspicious for bone metastasis").
+    if len(out) > 1:
+        out = [m for m in out if hierarchy.is_leaf(m.location_id) or not (
+            lx.DIAGNOSIS_OF.search(norm[max(0, m.start - 40):m.start]) and lx.METASTASIS_AFTER.match(norm, m.end))]
     # A coarse word that only types the lesion ("pulmonary nodule in the left pleural surface", "bone lesion
     # of the right femur"): the place is the one it is said to lie in.
     out = [m for m in out if hierarchy.is_leaf(m.location_id) or not any(
@@ -433,7 +442,7 @@ def _mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: _Sta
     # Not when the finer one is negated ("osseous metastases with sparing of the lumbar spine").
     out = [m for m in out if m.spot or not any(
         o is not m and o.location_id != m.location_id and hierarchy.contains(m.location_id, o.location_id)
-        and not lx.NEG_FORWARD.search(norm, min(m.end, o.end), max(m.start, o.start)) for o in out)]
+        and not _strong_negation_between(norm, m, o) for o in out)]
     # One place named twice in a sentence is one finding ("multiple lesions in T9, the largest in T9 ...").
     # Not across a ";": "10R LN, SUVmax 6.5; right hilar node, SUVmax 17.8" states two nodes.
     first: dict[str, _Mention] = {}
