@@ -168,6 +168,19 @@ class StructuredFinding(Record):
         return caption_for(self)
 
 
+class NegativeFinding(Record):
+    """What a report says is not there ("no abnormal uptake in the liver"): the node it names (None: the
+    whole body, "no distant metastases") and where it says so."""
+
+    location_id: str | None = None
+    span: TextSpan | None = None
+
+    @field_validator("location_id")
+    @classmethod
+    def _known(cls, v: str | None) -> str | None:
+        return None if v is None else _check_location(v)
+
+
 class LesionTruth(Record):
     """Synthetic ground truth for one lesion instance; read by evaluation alone."""
 

@@ -841,3 +841,10 @@ GYNAECOLOGICAL = re.compile(r"\b(?:cervix|uter\w+|gyn(?:a)?ecolog\w*|ovar\w+|end
 # The words after "cervical" that make it the neck's nodes.
 NODAL_AFTER = re.compile(r"[\s-]+(?:lymph|nodes?|nodal|(?:lymph)?adenopath\w*|levels?|chains?|stations?|"
                          r"spine|vertebr\w*|region|neck)\b", re.IGNORECASE)
+
+# A negative statement about the whole body ("No evidence of distant metastatic disease", "no other findings").
+WHOLE_BODY_NEGATIVE = re.compile(
+    r"\b(?:no|without|negative\s+for|absence\s+of|neither|nor|normal)\b(?:\s+[\w/-]+){0,6}?\s+(?:metasta\w*|"
+    r"disease|lesions?|recurrence|abnormalit\w*|findings?|uptake|sites?|malignan\w*|involvement|locations?|"
+    r"elsewhere)\b",
+    re.IGNORECASE)

@@ -47,7 +47,7 @@ from data_contracts.findings import (
     UptakeGrade,
     grade_for_suv,
 )
-from data_contracts.records import OtherSite, PetFinding, StructuredFinding, TextSpan
+from data_contracts.records import NegativeFinding, OtherSite, PetFinding, StructuredFinding, TextSpan
 from data_contracts.structured_report import StructuredReport
 from data_contracts.taxonomy import Laterality, System
 from tasks.structure import lexicon as lx
@@ -123,6 +123,7 @@ class _State:
     hand_scoping: bool = True  # False: negation/history left to medSpaCy (``tasks.structure.context``)
     last_side: str | None = None  # "left" | "right": the side "ipsilateral" refers to
     named: dict = field(default_factory=dict)  # a pair's ids → the side the report last named it with
+    negatives: list = field(default_factory=list)  # NegativeFinding: what the report says is not there
     gynaecological: bool = False  # the report is about the female pelvis: a bare "cervical" is the cervix
 
 
@@ -161,7 +162,8 @@ def extract(text: str, tracer: Tracer | None = None, scoping: str = "rules") -> 
             span=_span(d),
             other_site=d.other_site,
         ))
-    report = StructuredReport(findings=tuple(findings), backend="rules", extractor_version=EXTRACTOR_VERSION)
+    report = StructuredReport(findings=tuple(findings), negatives=tuple(state.negatives), backend="rules",
+                              extractor_version=EXTRACTOR_VERSION)
     if scoping == "medspacy":
         from tasks.structure.context import medspacy_scope
 
@@ -203,6 +205,8 @@ def _sentence_findings(sentence: Sentence, state: _State) -> list[_Draft]:
         mentions = _heading_mentions(sentence)
         if not mentions:
             other = _other_site(sentence, loc_hits, ct_hits, state)
+            if other is None and state.hand_scoping and lx.WHOLE_BODY_NEGATIVE.search(norm):
+                _deny(state, sentence, [None], (0, len(norm)))  # "No evidence of distant metastatic disease."
             return [other] if other is not None else []
     suv_hits = lx.find_suv(norm)
     size_hits = lx.find_sizes(norm)
@@ -247,6 +251,8 @@ def _sentence_findings(sentence: Sentence, state: _State) -> list[_Draft]:
         if listed:
             evidence = [group.start]
         if all(negated_at(p) for p in evidence):
+            if evidence:  # said and denied ("no uptake in the liver"): a negative statement
+                _deny(state, sentence, [m.location_id for m in group.mentions], _clause(norm, group, []))
             continue
         described_before, prev_group_end = True, group.end
         # A lesion whose uptake is denied ("GGO without significant uptake", "non-avid nodule") is a CT
@@ -254,6 +260,7 @@ def _sentence_findings(sentence: Sentence, state: _State) -> list[_Draft]:
         uptake = [m.start() for a, b in group.ranges for m in lx.UPTAKE_NOUN.finditer(masked, a, b)
                   if not m.group(0).upper().startswith(("SUV", "FDG", "PSMA"))]
         if not g_suv and uptake and all(negated_at(p) for p in uptake):
+            _deny(state, sentence, [m.location_id for m in group.mentions], _clause(norm, group, []))
             continue
         marker, target = _largest(norm, group)
         for i, m in enumerate(group.mentions):
@@ -266,6 +273,7 @@ def _sentence_findings(sentence: Sentence, state: _State) -> list[_Draft]:
             suv = _pick(norm, m_suv, i, group, side)
             size = _pick(norm, m_size, i, group, side)
             if state.hand_scoping and _negated(norm, m, group, fwd_scopes, bwd, suv, g_ct):
+                _deny(state, sentence, [m.location_id], _clause(norm, group, []))
                 continue
             loc = taxonomy.get(m.location_id)
             ct, explicit = _ct_for(loc.system, g_ct, size, inherited)
@@ -276,6 +284,10 @@ def _sentence_findings(sentence: Sentence, state: _State) -> list[_Draft]:
                 size_mm=round(size.value, 1) if size is not None else None,
                 sentence=sentence, section=sentence.section, alternatives=m.alternatives,
                 clause=_clause(norm, group, [c for c, _, _ in fwd_scopes])))
+    if state.hand_scoping:  # "..., with normal uptake elsewhere", "; no other sites were identified"
+        for neg in lx.WHOLE_BODY_NEGATIVE.finditer(norm):
+            if not any(neg.start() <= m.anchor < neg.end() + 15 for m in mentions):
+                _deny(state, sentence, [None], (neg.start(), neg.end()))
     return drafts
 
 
@@ -306,6 +318,16 @@ def _span(d: _Draft) -> TextSpan:
     a, b = d.clause if d.clause is not None else (0, len(d.sentence.text))
     start = d.sentence.start + a
     return TextSpan(start=start, end=d.sentence.start + b, text=d.sentence.text[a:b])
+
+
+def _deny(state: _State, sentence: Sentence, location_ids: list[str | None], clause: tuple[int, int]) -> None:
+    """Record a negative statement ("no abnormal uptake in the liver"; location None: the whole body)."""
+    a, b = clause
+    span = TextSpan(start=sentence.start + a, end=sentence.start + b, text=sentence.text[a:b])
+    for lid in dict.fromkeys(location_ids):
+        neg = NegativeFinding(location_id=lid, span=span)
+        if neg not in state.negatives:
+            state.negatives.append(neg)
 
 
 def _strong_negation_between(norm: str, a: _Mention, b: _Mention) -> bool:

@@ -641,3 +641,12 @@ def test_a_bare_cervical_in_a_gynaecological_report_is_the_cervix():
     assert [(f.location_id, f.suv_max) for f in extract(text).findings] == [("cervix_uteri", 15.5)]
     assert [f.location_id for f in extract("FDG PET/CT: avid cervical mass, SUVmax 15.5.").findings] == [
         "ln_cervical"]
+
+
+def test_negative_statements_are_kept():
+    report = extract("FDG PET/CT: intense uptake in the left tonsil, SUVmax 8.6. No abnormal uptake in the liver. "
+                     "No evidence of distant metastatic disease.")
+    assert [f.location_id for f in report.findings] == ["tonsil_palatine_l"]
+    assert [n.location_id for n in report.negatives] == ["liver", None]
+    assert report.negatives[0].span.text == "No abnormal uptake in the liver."
+    assert type(report).from_json(report.to_json()) == report
