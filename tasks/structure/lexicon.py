@@ -539,7 +539,7 @@ def find_grades(text: str) -> list[Hit]:
 
 # ------------------------------------------------------------------------------------------- SUV, size
 _NUM = r"\d{1,3}(?:[.,]\d{1,2})?"
-_SUV_LABEL = (r"(?:S\s?U\s?V\s?m\s?a\s?x(?![A-Za-z])|"  # "S U V m a x" (text extracted from a PDF)
+_SUV_LABEL = (r"(?:SUVm[aá]x(?![A-Za-z])|S\s?U\s?V\s?m\s?a\s?x(?![A-Za-z])|"  # "S U V m a x" (text extracted from a PDF)
               r"max(?:imum|\.)?[\s-]+standardi[sz]ed[\s-]+uptake[\s-]+values?(?:\s*\(\s*SUV\s*(?:max)?\s*\))?|"
               r"standardi[sz]ed[\s-]+uptake[\s-]+values?[\s-]*(?:\(\s*SUV\s*\)\s*)?max(?:imum)?|"
               r"standardi[sz]ed[\s-]+uptake[\s-]+values?(?:\s*\(\s*SUV\s*\))?(?![\s-]*(?:mean|peak|ratio))|"
@@ -848,3 +848,5 @@ WHOLE_BODY_NEGATIVE = re.compile(
     r"disease|lesions?|recurrence|abnormalit\w*|findings?|uptake|sites?|malignan\w*|involvement|locations?|"
     r"elsewhere)\b",
     re.IGNORECASE)
+# A sentence that refers back to the lesion just described ("it is also hypermetabolic", "this lesion").
+BACK_REFERENCE = re.compile(r"\b(?:it|this|these|the\s+(?:lesion|nodule|mass|focus|node|tumou?r))\b", re.IGNORECASE)

@@ -139,16 +139,16 @@ def extract(text: str, tracer: Tracer | None = None, scoping: str = "rules") -> 
         raise ValueError(f"unknown scoping {scoping!r}: rules or medspacy")
     state = _State(hand_scoping=scoping == "rules", gynaecological=bool(lx.GYNAECOLOGICAL.search(text)))
     drafts: list[_Draft] = []
-    prev: Sentence | None = None
+    recent: list[Sentence] = []
     for sentence in split_report(text):
         if sentence.section == "skip":
             continue
         found = _sentence_findings(sentence, state)
         for draft in found:
             _add(drafts, draft)
-        if not found and drafts and prev is not None:
-            _value_follows(drafts[-1], prev, sentence)
-        prev = sentence
+        if not found and drafts and recent:
+            _value_follows(drafts[-1], recent[-2:], sentence)
+        recent.append(sentence)
     drafts = _drop_impression_repeats(drafts)
     findings = []
     for d in drafts:  # no tracer named or given: the findings carry none
@@ -171,10 +171,14 @@ def extract(text: str, tracer: Tracer | None = None, scoping: str = "rules") -> 
     return report
 
 
-def _value_follows(last: _Draft, prev: Sentence, sentence: Sentence) -> None:
+def _value_follows(last: _Draft, recent: list[Sentence], sentence: Sentence) -> None:
     """"The SPN was FDG avid. The max SUV was 12.7.": a sentence with one SUVmax and no place of its own right
-    after a finding without one gives it that value."""
-    if last.sentence is not prev or last.suv_max is not None or lx.find_locations(sentence.norm):
+    after a finding without one gives it that value; one sentence further when it refers back ("it is also
+    hypermetabolic (SUV of 8.3)")."""
+    if last.suv_max is not None or lx.find_locations(sentence.norm):
+        return
+    if last.sentence is not recent[-1] and not (
+            len(recent) > 1 and last.sentence is recent[-2] and lx.BACK_REFERENCE.search(sentence.norm)):
         return
     values = lx.find_suv(sentence.norm)
     if len(values) == 1:
@@ -369,6 +373,8 @@ def _other_site(sentence: Sentence, loc_hits: list[lx.Hit], ct_hits: list[lx.Hit
                                or any(c.start >= cue.start() for c in bwd)):
         return None
     region = lx.region_of(words) or lx.region_of(sentence.heading or "")
+    if region is None and not nodal:
+        return None  # words that tell no body region ("the main component"): too little to keep
     suv = lx.find_suv(norm)
     value = round(suv[0].value, 2) if len(suv) == 1 else None
     ct = next((h.value for h in ct_hits), CTFinding.no_ct_correlate)
