@@ -740,11 +740,13 @@ DISEASE_AFTER = re.compile(r"[\s-]+(?:(?:squamous|small|non-small|neuroendocrine
                            r"medullary|ductal|lobular|clear)[\s-]+(?:cell[\s-]+)?)*(?:cancer|carcinoma|"
                            r"adenocarcinoma|malignancy|neoplasm)\b", re.IGNORECASE)
 DISEASE_BEFORE = re.compile(r"\b(?:cancer|carcinoma|adenocarcinoma|malignancy|neoplasm|metastas[ie]s)\s+"
-                            r"(?:of|from|arising\s+from)\s+(?:the\s+)?$", re.IGNORECASE)
+                            r"(?:of|from|arising\s+from)\s+(?:the\s+)?(?:[\w-]+\s+(?:or|and)\s+)?$",
+                            re.IGNORECASE)
 # "a patient with lung cancer", "staging of breast cancer", "known prostate cancer": the diagnosis.
-DIAGNOSIS_BEFORE = re.compile(r"\b(?:with|of|for|from|known|treated|recurrent|metastatic|suspected|"
-                              r"previous|prior)\s+(?:(?:a|an|the|newly|diagnosed|primary|advanced|known|"
-                              r"recurrent|metastatic|(?:right|left)(?:[\s-]sided)?)\s+){0,3}$", re.IGNORECASE)
+DIAGNOSIS_BEFORE = re.compile(r"\b(?:(?:with|for|known|treated|recurrent|metastatic|suspected|previous|prior)"
+                              r"\s+(?:[\w-]+\s+){0,3}|(?:of|from)\s+(?:(?:a|an|the|newly|diagnosed|primary|"
+                              r"advanced|known|recurrent|metastatic|(?:right|left)(?:[\s-]sided)?)\s+){0,3})$",
+                              re.IGNORECASE)
 # "suspicious for bone metastasis", "consistent with nodal disease": a coarse word in the diagnosis.
 DIAGNOSIS_OF = re.compile(r"\b(?:suspicious|consistent|compatible|keeping|concerning|worrisome|suggestive|"
                           r"likely|representing|typical|diagnostic|characteristic)\s+(?:of|for|with)\s+"
