@@ -29,8 +29,15 @@ How one report is read:
    repeating the text) with the same location, CT finding and SUVmax. An impression that names an
    ambiguous place unambiguously ("segment I of the liver" for "S1") settles it.
 
+Real prose (case reports, figure legends): a place keeps the finest hierarchy node its words support (a
+side-free stem names the pair's common node: "hilar nodes" → ``ln_hilar``); sentences of the history or of
+another exam, diagnoses, reference organs and benign entities are not findings (``cues``); an uptake
+statement at a place no node names is an other-site finding, and negative statements are kept (``sites``).
+A finding's span is its clause.
+
 The tracer is the ``tracer`` argument when given (the study's own acquisition record), else the tracer the
-report names most often ("FDG", "fluorodeoxyglucose", "PSMA", "18F-DCFPyL", "Ga-68 PSMA-11", ...).
+report names most often ("FDG", "fluorodeoxyglucose", "PSMA", "18F-DCFPyL", "Ga-68 PSMA-11", ...), else
+none: the findings then carry no tracer.
 Report text is never logged.
 """
 
