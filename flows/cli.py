@@ -52,11 +52,18 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_structure(args: argparse.Namespace) -> int:
     from tasks.structure.backend import structure_text
 
-    settings = _settings(args)
-    from tasks.ingest.report_text import read_report_text
+    from data_contracts.findings import Tracer
 
-    text = sys.stdin.read() if args.file in (None, "-") else read_report_text(Path(args.file), args.file)
-    report = structure_text(text, settings, backend=args.backend)
+    settings = _settings(args)
+    if args.file in (None, "-"):
+        # Any bytes are a text: undecodable bytes become U+FFFD, NULs blanks (a PDF dump, a wrong encoding).
+        text = sys.stdin.buffer.read().decode("utf-8", errors="replace").replace("\x00", " ")
+    else:
+        from tasks.ingest.report_text import read_report_text
+
+        text = read_report_text(Path(args.file), args.file)  # UTF-8/BOMs/UTF-16/Latin-1; a binary file: one line
+    tracer = Tracer(args.tracer) if args.tracer else None
+    report = structure_text(text, settings, backend=args.backend, tracer=tracer)
     print(report.model_dump_json(indent=2))
     return 0
 
@@ -217,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("structure", help="print the StructuredReport JSON of one report text")
     s.add_argument("file", nargs="?", help="report text file, or - for standard input")
     s.add_argument("--backend", choices=["rules", "openai"], default=None)
+    s.add_argument("--tracer", choices=["FDG", "PSMA"], default=None,
+                   help="the study's tracer; default: the tracer the report names, else none")
     s.set_defaults(func=cmd_structure)
 
     s = sub.add_parser("structure-eval", help="score a structuring backend on the synthetic ground truth")
