@@ -37,12 +37,12 @@ def champion_version(settings: Settings) -> str:
 def version_files(settings: Settings, version: str) -> dict[str, Path]:
     """A registered version's two checkpoints, downloaded once into the shared models folder (a complete
     folder is renamed into place, so a crash mid-download leaves nothing half there)."""
-    from tasks.tracking import version_checkpoints
-
     final = models_dir(settings) / f"v{version}"
     names = {"localizer": final / "localizer.pt", "captioner": final / "captioner.pt"}
     if all(p.is_file() for p in names.values()):
-        return names
+        return names  # already here: no registry call (nor MLflow import)
+    from tasks.tracking import version_checkpoints
+
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".v{version}-", dir=final.parent))
     try:
