@@ -1,6 +1,7 @@
 """Models for serving, shared and bounded: a registered version's checkpoint files are downloaded ONCE per home
-(``<home>/models/<registry>/<registered model>/v<version>``, not into every study's output folder), and the loaded models are
-kept per process in a small LRU (a service or a Dask worker captions many studies with one load).
+(``<home>/models/<registry>/<registered model>/v<version>``, not into every study's output folder), and the
+loaded models are kept per process in a small LRU (a service or a Dask worker captions many studies with one
+load).
 """
 
 from __future__ import annotations
