@@ -52,9 +52,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_structure(args: argparse.Namespace) -> int:
     from tasks.structure.backend import structure_text
 
+    from data_contracts.findings import Tracer
+
     settings = _settings(args)
-    text = sys.stdin.read() if args.file in (None, "-") else Path(args.file).read_text()
-    report = structure_text(text, settings, backend=args.backend)
+    raw = sys.stdin.buffer.read() if args.file in (None, "-") else Path(args.file).read_bytes()
+    # Any bytes are a text: undecodable bytes become U+FFFD, NULs blanks (a PDF dump, a wrong encoding).
+    text = raw.decode("utf-8", errors="replace").replace("\x00", " ")
+    tracer = Tracer(args.tracer) if args.tracer else None
+    report = structure_text(text, settings, backend=args.backend, tracer=tracer)
     print(report.model_dump_json(indent=2))
     return 0
 
@@ -215,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("structure", help="print the StructuredReport JSON of one report text")
     s.add_argument("file", nargs="?", help="report text file, or - for standard input")
     s.add_argument("--backend", choices=["rules", "openai"], default=None)
+    s.add_argument("--tracer", choices=["FDG", "PSMA"], default=None,
+                   help="the study's tracer; default: the tracer the report names, else none")
     s.set_defaults(func=cmd_structure)
 
     s = sub.add_parser("structure-eval", help="score a structuring backend on the synthetic ground truth")

@@ -98,3 +98,44 @@ def test_caption_samples_keep_the_chain():
     assert s.sample_id == f"{SID}-005" and s.instance == 5 and s.finding_index == 0
     assert s.caption == "right 7th rib, osteolytic destruction with increased FDG uptake"
     assert s.span.text == "lytic R7" and s.vendor is Vendor.siemens
+
+
+def _study(tracer=Tracer.fdg):
+    acq = Acquisition(vendor=Vendor.ge, tracer=tracer, ct_spacing_mm=(1, 1, 2), ct_shape=(10, 10, 10),
+                      pet_spacing_mm=(4, 4, 4), pet_shape=(5, 5, 5), injected_dose_mbq=300, uptake_minutes=60,
+                      patient_weight_kg=70, source_format="nifti")
+    return Study(patient_id="P00000000000b", study_id=SID, acquisition=acq)
+
+
+def test_coarse_finding_links_to_a_mask_inside_its_node_but_not_outside():
+    station7 = lesion(1, "ln_mediastinal_7", 6.0, 15)
+    axilla = lesion(2, "ln_axillary_right", 6.0, 15)
+    coarse = finding("ln_mediastinal", "unspecified", "enlarged_lymph_node", suv=6.0)
+    assert pair_cost(station7, coarse, CFG) == CFG.cost_same_location + 0.05
+    assert pair_cost(axilla, coarse, CFG) == CFG.cost_other_location + 0.0
+    exact = finding("ln_mediastinal_7", "midline", "enlarged_lymph_node", suv=6.0)
+    assert [p.finding_index for p in link_study(SID, [station7], [coarse, exact], CFG).pairs] == [1]
+    # a sided coarse node keeps its side: "right rib" never takes a left rib mask
+    right_rib = finding("rib_r", "right", "osteolytic", suv=6.0)
+    assert pair_cost(lesion(3, "rib_left_4", 6.0, 15), right_rib, CFG) > CFG.max_cost
+    assert pair_cost(lesion(3, "rib_right_4", 6.0, 15), right_rib, CFG) < CFG.cost_near_location
+
+
+def test_one_coarse_finding_from_text_through_link_to_a_caption_sample():
+    from tasks.structure.rules import extract
+
+    text = "FINDINGS: Hypermetabolic mediastinal lymph nodes, SUVmax 7.4."
+    (f,) = extract(text).findings  # no tracer named, none given
+    assert (f.location_id, f.pet_finding.tracer, f.suv_max) == ("ln_mediastinal", None, 7.4)
+    masks = [lesion(1, "ln_mediastinal_4r", 7.2, 16), lesion(2, "liver_segment_7", 7.4, 16)]
+    res = link_study(SID, masks, [f], CFG)
+    assert [(p.instance, p.finding_index) for p in res.pairs] == [(1, 0)]
+    (s,) = caption_samples(_study(Tracer.fdg), [f], res, masks)
+    # linking decided the leaf the report left open; the study's tracer fills the report's silence
+    assert s.location_id == "ln_mediastinal_4r"
+    assert s.caption == ("right lower paratracheal lymph node (station 4R), non-enlarged lymph node with "
+                         "increased FDG uptake")
+    assert s.span.text == f.span.text
+    # without the masks' labels the sample keeps the stated node and its name
+    (s,) = caption_samples(_study(Tracer.fdg), [f], res)
+    assert (s.location_id, s.caption.split(",")[0]) == ("ln_mediastinal", "mediastinal lymph node")
