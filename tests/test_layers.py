@@ -3,8 +3,8 @@ layers point one way and no module imports itself back through others.
 
     data_contracts  <-  tasks, models  <-  serving  <-  flows (and the CLI)
 
-``KNOWN`` / ``KNOWN_CYCLES`` would list exceptions still in the code (none now): the test fails on any new one,
-and on a listed one that is gone (so the lists only shrink).
+``KNOWN`` / ``KNOWN_CYCLES`` list the exceptions still in the code: the test fails on any new one, and on a
+listed one that is gone (so the lists only shrink).
 """
 
 from __future__ import annotations
@@ -25,7 +25,11 @@ ALLOWED = {  # package -> the packages it may import
     "flows": {"data_contracts", "tasks", "models", "serving"},
 }
 KNOWN: set[tuple[str, str]] = set()  # (module, imported module) against the direction, still to be moved
-KNOWN_CYCLES: set[frozenset[str]] = set()
+KNOWN_CYCLES: set[frozenset[str]] = {
+    # taxonomy.known_locations imports the hierarchy, which builds on the taxonomy (function-local import; engineer
+    # "prose"'s issue-13 work, merged after this test): left for its owner
+    frozenset({"data_contracts.taxonomy", "data_contracts.hierarchy"}),
+}
 
 
 def module_name(path: Path) -> str:
