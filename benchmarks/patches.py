@@ -174,9 +174,10 @@ def jobs_for(settings, fovs) -> list:
 # ------------------------------------------------------------------------------------------ (b) floor
 def decode_touched(job, touched) -> None:
     """Decode exactly the chunks the patches need, one zarr read per chunk."""
+    from data_contracts.volume_store import arrays_group
     from tasks.patches.resample import _open
 
-    group = _open(job.volume_store)[job.study_id]
+    group = arrays_group(_open(job.volume_store)[job.study_id])
     for name, chunks in touched.items():
         array = group[name]
         c = array.chunks
@@ -211,7 +212,7 @@ def stacked_copy(settings, study_id: str, dst_store: str) -> None:
     import numpy as np
 
     from data_contracts.settings import IngestSettings
-    from tasks.ingest.geometry import Geometry
+    from data_contracts.geometry import Geometry
     from tasks.ingest.store import StudyWriter, open_study
 
     st = open_study(settings.store_url, study_id)
