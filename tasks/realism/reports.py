@@ -1,0 +1,84 @@
+"""Report figures: does each report agree with its study and the patient's history?
+
+Text-only checks run on any drop; checks that need the synthetic truth say so.
+
+* Indication vs disease: the indication's disease (keyword classes below) must be the impression's when the
+  impression names one, and PSMA indications must be prostate (or another PSMA-avid primary) diseases.
+* Comparison wording: follow-up statements that describe a lesion the baseline already had must compare
+  ("previously", "compared with", "increased", "stable", ...).
+* Stated range: "from <top> to <bottom>" in the technique against the range the images cover.
+"""
+
+from __future__ import annotations
+
+import re
+
+DISEASES: dict[str, tuple[str, ...]] = {
+    "lymphoma": ("lymphoma", "dlbcl", "r-chop", "hodgkin"),
+    "lung": ("lung cancer", "nsclc", "lung malignancy", "bronchial carcinoma", "non-small cell"),
+    "head_neck": ("head and neck", "hnscc", "nasopharyngeal", "oropharyngeal"),
+    "colorectal": ("colorectal", "crc", "rectal carcinoma", "colon carcinoma"),
+    "melanoma": ("melanoma",),
+    "oesophageal": ("oesophageal", "esophageal", "oesoph"),
+    "breast": ("breast cancer", "breast ca", "breast carcinoma"),
+    "prostate": ("prostate", "pca", "mcrpc", "prostatectomy", "psa"),
+    "renal": ("renal cell", "mrcc", "rcc"),
+    "hepatocellular": ("hepatocellular", "hcc"),
+    "unknown_primary": ("unknown primary", "cup"),
+}
+PSMA_DISEASES = frozenset({"prostate", "renal", "hepatocellular"})
+COMPARISON = re.compile(
+    r"\b(previous(ly)?|prior|compared|comparison|since|interval|increas\w*|decreas\w*|stable|unchanged|"
+    r"progress\w*|regress\w*|new(ly)?|persist\w*|resolv\w*|known|again)\b", re.I)
+_INDICATION = re.compile(r"^\s*(?:clinical indication|indication|clinical history|history|ind)\s*:\s*(.*)$",
+                         re.I | re.M)
+_INDICATION_BLOCK = re.compile(r"^\s*clinical indication\s*:\s*\n\s*(.+)$", re.I | re.M)
+_IMPRESSION = re.compile(r"^\s*(?:impression|imp|summary|conclusion)\s*:?(.*?)(?=^\s*[A-Z][A-Za-z /&]+:\s*$|\Z)",
+                         re.I | re.M | re.S)
+_RANGE = re.compile(r"from\s+(?:the\s+)?(vertex|skull\s+base|base\s+of\s+(?:the\s+)?skull|orbits?|neck)\s+"
+                    r"(?:to|through)\s+(?:the\s+)?(mid-?\s?thighs?|proximal\s+thighs?|feet|toes|knees?|"
+                    r"upper\s+thighs?)", re.I)
+
+
+def diseases_in(text: str) -> set[str]:
+    low = text.lower()
+    return {d for d, words in DISEASES.items() if any(re.search(rf"\b{re.escape(w)}\b", low) for w in words)}
+
+
+def indication(text: str) -> str | None:
+    m = _INDICATION_BLOCK.search(text) or _INDICATION.search(text)
+    return m.group(1).strip() if m and m.group(1).strip() else None
+
+
+def impression(text: str) -> str:
+    return " ".join(m.group(1) for m in _IMPRESSION.finditer(text))
+
+
+def indication_consistent(text: str, tracer: str) -> bool | None:
+    """None when the report states no indication with a recognisable disease."""
+    ind = indication(text)
+    if ind is None:
+        return None
+    said = diseases_in(ind)
+    if not said:
+        return None
+    if tracer.upper() == "PSMA" and not said & PSMA_DISEASES:
+        return False
+    other = diseases_in(impression(text)) - said - {"unknown_primary"}
+    return not other
+
+
+def stated_range(text: str) -> tuple[str, str] | None:
+    """(top, bottom) as the image categories of ``tasks.realism.position`` name them, or None."""
+    m = _RANGE.search(text)
+    if not m:
+        return None
+    top = m.group(1).lower()
+    bottom = m.group(2).lower()
+    top = "vertex" if top == "vertex" else ("skull_base" if "skull" in top or "orbit" in top else "neck_or_lower")
+    bottom = "knee_or_below" if re.match(r"(feet|toes|knee)", bottom) else "mid_thigh"
+    return top, bottom
+
+
+def has_comparison(sentence: str) -> bool:
+    return bool(COMPARISON.search(sentence))

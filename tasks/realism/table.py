@@ -1,0 +1,398 @@
+"""The realism check: every acceptance figure of issue 14 measured on a raw drop folder and its ingested store.
+
+``realism_table(settings)`` reads the manifest, the reports, the anatomy sidecars (and DICOM headers for the
+patient's age) from ``settings.raw``, and the volumes and tables from the store ingest wrote; it returns one
+row per figure: (figure, value, target, status "pass" | "fail" | "n/a", note). It works unchanged on a real
+hospital drop: figures that need the synthetic ground truth (``truth/``) read "n/a" when it is absent.
+
+Optional synthetic truth it uses when present: ``truth/lesions.parquet`` (locations, sizes, ``benign`` if
+the generator writes it), ``truth/report_findings.parquet`` (statement spans), ``truth/studies.parquet``
+(per study: ``study_key`` and any of ``age``, ``visit``).
+Patient IDs group studies and never leave this module; the table holds cohort-level numbers only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage, stats
+
+from data_contracts import segmentation, taxonomy
+from data_contracts.settings import Settings
+from data_contracts.tables import LESIONS, MANIFEST, STUDIES, ManifestRow
+from tasks.evaluate.position import leave_one_group_out_top1
+from tasks.ingest import store
+from tasks.ingest.pseudonym import study_pseudonym
+from tasks.landmarks import Landmarks, canonical_lut
+from tasks.realism import images, position, reports
+
+NODAL_CLASS = ("ln_", "lymph", "node", "station")
+
+
+@dataclass(frozen=True)
+class Figure:
+    figure: str
+    value: str
+    target: str
+    status: str  # pass | fail | n/a
+    note: str = ""
+
+
+def _fmt(v: float, digits: int = 2) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def _fig(name: str, value: float | None, target: str, ok, note: str = "", digits: int = 2) -> Figure:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return Figure(name, "n/a", target, "n/a", note)
+    return Figure(name, _fmt(value, digits), target, "pass" if ok(value) else "fail", note)
+
+
+def _median(xs) -> float:
+    xs = [x for x in xs if x is not None and not math.isnan(x)]
+    return float(np.median(xs)) if xs else float("nan")
+
+
+def _share(flags) -> float:
+    flags = [f for f in flags if f is not None]
+    return float(np.mean(flags)) if flags else float("nan")
+
+
+def _spread(xs) -> str:
+    xs = [x for x in xs if x is not None and not math.isnan(x)]
+    return f"range {min(xs):.2f}-{max(xs):.2f}, n={len(xs)}" if xs else "n=0"
+
+
+# ----------------------------------------------------------------------------------------------- inputs
+def _names(raw_root: Path, row: ManifestRow) -> dict[str, str]:
+    """The label map's sidecar names, or the segmentation class set when the drop has none."""
+    if row.anatomy_path:
+        side = raw_root / Path(row.anatomy_path).with_name(
+            Path(row.anatomy_path).name.removesuffix(".gz").removesuffix(".nii") + ".json")
+        if side.is_file():
+            return json.loads(side.read_text(encoding="utf-8"))
+    return segmentation.names_json()
+
+
+def _dicom_age(raw_root: Path, row: ManifestRow) -> float | None:
+    folder = raw_root / row.ct_path
+    if not folder.is_dir():
+        return None
+    import pydicom
+
+    first = next(iter(sorted(folder.glob("*.dcm"))), None)
+    if first is None:
+        return None
+    age = str(pydicom.dcmread(first, stop_before_pixels=True, specific_tags=["PatientAge"]).get("PatientAge", ""))
+    return float(age[:3]) if age[:3].isdigit() else None
+
+
+def _truth(settings: Settings, name: str) -> pd.DataFrame | None:
+    path = settings.raw.truth / name
+    return pd.read_parquet(path) if path.is_file() else None
+
+
+@dataclass
+class StudyFacts:
+    key: str
+    study_id: str
+    patient: str  # raw patient ID: grouping only
+    tracer: str
+    weight: float
+    age: float | None
+    marks: Landmarks
+    img: dict[str, float]
+    lesion_rows: list[dict]  # per ingested lesion: size_mm, suv_max, position (3,), label, island, truth idx
+    report: str | None
+
+
+def _lesion_facts(st: store.StoredStudy, anat: np.ndarray, inst: np.ndarray) -> list[dict]:
+    out = []
+    for les in st.lesion_records:
+        z0, y0, x0, z1, y1, x1 = les.bbox
+        pad = 2
+        box = (slice(max(0, z0 - pad), z1 + pad), slice(max(0, y0 - pad), y1 + pad), slice(max(0, x0 - pad), x1 + pad))
+        mask = inst[box] == les.instance
+        under = anat[box][mask]
+        nz = under[under > 0]
+        label = int(np.bincount(nz).argmax()) if nz.size else 0
+        shell = ndimage.binary_dilation(mask, iterations=2) & ~mask
+        island = bool(label) and label not in set(np.unique(anat[box][shell]).tolist())
+        out.append({"instance": les.instance, "size_mm": (6.0 * les.volume_ml * 1000.0 / math.pi) ** (1 / 3),
+                    "suv_max": les.suv_max, "position": st.geometry.scan_position(les.centroid_mm),
+                    "centroid": les.centroid_mm, "label": label, "island": island})
+    return out
+
+
+def collect(settings: Settings) -> list[StudyFacts]:
+    raw_root = settings.raw.root
+    manifest = MANIFEST.records(MANIFEST.read(settings.raw.manifest), source=str(settings.raw.manifest))
+    studies = {s.study_id: s for s in STUDIES.records(STUDIES.read(settings.table_path("studies")))}
+    ages = {}
+    truth_studies = _truth(settings, "studies.parquet")
+    if truth_studies is not None and "age" in truth_studies:
+        ages = dict(zip(truth_studies["study_key"], truth_studies["age"].astype(float)))
+    facts = []
+    for row in manifest:
+        sid = study_pseudonym(row.study_key, settings.pseudonym_key)
+        if sid not in studies:
+            continue
+        st = store.open_study(settings.store_url, sid)
+        if st.anatomy is None:
+            continue
+        lut = canonical_lut(_names(raw_root, row))
+        raw_anat = np.asarray(st.anatomy[...])
+        anat = lut[np.minimum(raw_anat, len(lut) - 1)]
+        inst = np.asarray(st.lesions[...])
+        marks = Landmarks.from_labels(anat, st.geometry)
+        img = images.study_image_figures(np.asarray(st.ct[...]), np.asarray(st.pet[...]), anat, inst, st.geometry,
+                                         marks)
+        report = None
+        if row.report_path and (raw_root / row.report_path).is_file():
+            report = (raw_root / row.report_path).read_text(encoding="utf-8", errors="replace")
+        age = ages.get(row.study_key, _dicom_age(raw_root, row))
+        facts.append(StudyFacts(row.study_key, sid, row.patient_id, row.tracer.value,
+                                studies[sid].acquisition.patient_weight_kg, age, marks, img,
+                                _lesion_facts(st, anat, inst), report))
+    return facts
+
+
+def _match_truth(facts: list[StudyFacts], truth: pd.DataFrame) -> None:
+    """Each ingested lesion gets the index of the truth lesion nearest its centroid (within half its size)."""
+    by_key = {k: g for k, g in truth.groupby("study_key")}
+    for f in facts:
+        g = by_key.get(f.key)
+        for les in f.lesion_rows:
+            les["truth"] = None
+            if g is None:
+                continue
+            d = [math.dist(c, les["centroid"]) for c in g["center_mm"]]
+            j = int(np.argmin(d)) if d else -1
+            if j >= 0 and d[j] <= max(5.0, float(g["size_mm"].iloc[j]) / 2):
+                les["truth"] = g.index[j]
+
+
+# ----------------------------------------------------------------------------------------------- figures
+def image_figures(facts: list[StudyFacts]) -> list[Figure]:
+    col = lambda k, sel=None: [f.img[k] for f in facts if sel is None or sel(f)]  # noqa: E731
+    fdg = lambda f: f.tracer == "FDG"  # noqa: E731
+    psma = lambda f: f.tracer == "PSMA"  # noqa: E731
+    out = [
+        _fig("liver HU (median over studies)", _median(col("liver_hu")), "55 ± 8", lambda v: 47 <= v <= 63,
+             _spread(col("liver_hu")), 1),
+        _fig("vertebral cancellous HU, L1-L4", _median(col("cancellous_hu")), "180 ± 60", lambda v: 120 <= v <= 240,
+             _spread(col("cancellous_hu")), 0),
+    ]
+    aged = [(f.age, f.img["cancellous_hu"]) for f in facts if f.age is not None and not math.isnan(f.img["cancellous_hu"])]
+    rho = float(stats.spearmanr(*zip(*aged))[0]) if len(aged) >= 5 else float("nan")
+    out.append(_fig("Spearman(age, cancellous HU)", rho, "< 0 (falls with age)", lambda v: v < 0,
+                    f"n={len(aged)} studies with an age"))
+    out.append(_fig("liver CT noise, SD HU", _median(col("liver_noise_hu")), "15 ± 5", lambda v: 10 <= v <= 20,
+                    _spread(col("liver_noise_hu")), 1))
+    noise = [(f.weight, f.img["liver_noise_hu"]) for f in facts if not math.isnan(f.img["liver_noise_hu"])]
+    ratio = float("nan")
+    if len(noise) >= 6:
+        noise.sort()
+        t = len(noise) // 3
+        ratio = float(np.mean([n for _, n in noise[-t:]]) / np.mean([n for _, n in noise[:t]]))
+    out.append(_fig("liver noise, heaviest / lightest tercile", ratio, ">= 1.3", lambda v: v >= 1.3, "by weight"))
+    out += [
+        _fig("neighbour noise correlation (liver)", _median(col("noise_corr")), "0.3-0.7", lambda v: 0.3 <= v <= 0.7,
+             _spread(col("noise_corr"))),
+        _fig("SD(5x5 mean) / SD(voxel) (liver)", _median(col("box5_ratio")), ">= 0.35", lambda v: v >= 0.35,
+             _spread(col("box5_ratio"))),
+        _fig("in-between HU at the skin", _median(col("skin_inbetween")), ">= 0.30", lambda v: v >= 0.30,
+             "share of shell voxels"),
+        _fig("in-between HU at the lung surface", _median(col("lung_inbetween")), ">= 0.30", lambda v: v >= 0.30,
+             "share of shell voxels"),
+        _fig("FDG liver SUVmean", _median(col("liver_suv_mean", fdg)), "2.0 ± 0.4", lambda v: 1.6 <= v <= 2.4,
+             _spread(col("liver_suv_mean", fdg))),
+        _fig("FDG blood pool SUVmean (aorta)", _median(col("blood_pool_suv", fdg)), "1.7 ± 0.3",
+             lambda v: 1.4 <= v <= 2.0, _spread(col("blood_pool_suv", fdg))),
+        _fig("liver PET CV", _median(col("liver_pet_cv")), "0.10-0.15", lambda v: 0.10 <= v <= 0.15,
+             _spread(col("liver_pet_cv"))),
+        _fig("PSMA kidney SUVmax (median)", _median(col("kidney_suv_max", psma)), ">= 35", lambda v: v >= 35,
+             _spread(col("kidney_suv_max", psma)), 1),
+    ]
+    sal = [v >= images.SALIVARY_PRESENT_SUV for v in col("salivary_suv_max", psma) if not math.isnan(v)]
+    lac = [v >= images.LACRIMAL_PRESENT_SUV for v in col("lacrimal_suv_max", psma) if not math.isnan(v)]
+    out.append(_fig("PSMA salivary uptake present", _share(sal), ">= 0.9 of PSMA studies", lambda v: v >= 0.9,
+                    f"SUVmax >= {images.SALIVARY_PRESENT_SUV}, n={len(sal)}"))
+    out.append(_fig("PSMA lacrimal uptake present", _share(lac), ">= 0.9 of PSMA studies", lambda v: v >= 0.9,
+                    f"SUVmax >= {images.LACRIMAL_PRESENT_SUV}, n={len(lac)}"))
+    return out
+
+
+def lesion_figures(facts: list[StudyFacts], truth: pd.DataFrame | None, settings: Settings) -> list[Figure]:
+    rows = [(f, les) for f in facts for les in f.lesion_rows]
+    rho = float("nan")
+    if len(rows) >= 5:
+        rho = float(stats.spearmanr([l["size_mm"] for _, l in rows], [l["suv_max"] for _, l in rows])[0])
+    ratios = [l["suv_max"] / f.img["liver_suv_mean"] for f, l in rows
+              if f.tracer == "FDG" and f.img["liver_suv_mean"] > 0]
+    out = [_fig("Spearman(lesion size, SUVmax)", rho, ">= 0.3", lambda v: v >= 0.3, f"n={len(rows)} masks"),
+           _fig("median FDG lesion SUVmax / liver SUVmean", _median(ratios), "<= 5", lambda v: v <= 5,
+                f"n={len(ratios)}", 1)]
+    small = float("nan")
+    if truth is not None:
+        psma_nodes = truth[(truth["pet_finding__tracer"] == "PSMA")
+                           & truth["location_id"].map(lambda x: taxonomy.get(x).system.value == "lymph_node")]
+        small = float((psma_nodes["size_mm"] < 10).mean()) if len(psma_nodes) else float("nan")
+    out.append(_fig("PSMA nodal lesions < 10 mm", small, ">= 0.5", lambda v: v >= 0.5, "truth sizes"))
+    # lesion-free or benign-only studies, over every study in the manifest
+    manifest = MANIFEST.read(settings.raw.manifest)
+    free = 0
+    lesions_tab = LESIONS.read(settings.table_path("lesions"))
+    with_mask = set(lesions_tab["study_id"])
+    if truth is not None:
+        by_key = {k: g for k, g in truth.groupby("study_key")}
+        for key in manifest["study_key"]:
+            g = by_key.get(key)
+            free += g is None or ("benign" in g and bool(g["benign"].all()))
+        note = "truth: no lesion or benign only"
+    else:
+        keys = [study_pseudonym(k, settings.pseudonym_key) for k in manifest["study_key"]]
+        free = sum(k not in with_mask for k in keys)
+        note = "no lesion in the mask (or quarantined empty)"
+    out.append(_fig("lesion-free / benign-only studies", free / max(1, len(manifest)), ">= 0.2",
+                    lambda v: v >= 0.2, note))
+    return out
+
+
+def position_figures(facts: list[StudyFacts], truth: pd.DataFrame | None) -> list[Figure]:
+    fdg = [f for f in facts if f.tracer == "FDG"]
+    ranges = [(position.scan_top(f.marks), position.scan_bottom(f.marks)) for f in fdg]
+    ok = [t in ("vertex", "skull_base") and b == "mid_thigh" for t, b in ranges]
+    counts = defaultdict(int)
+    for r in ranges:
+        counts[f"{r[0]}->{r[1]}"] += 1
+    out = [_fig("FDG scans skull base/vertex to mid-thigh", _share(ok), ">= 0.7", lambda v: v >= 0.7,
+                ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))]
+    arms = [position.arms(f.marks) for f in facts]
+    out.append(_fig("arms up", _share([a == "up" for a in arms if a]), ">= 0.6", lambda v: v >= 0.6,
+                    f"{sum(a is None for a in arms)} unknown"))
+    first: dict[str, StudyFacts] = {}
+    for f in facts:
+        first.setdefault(f.patient, f)
+    fr = [position.vertebra_fractions(f.marks) for f in first.values()]
+    sd, gap = position.fraction_spread(fr)
+    out.append(_fig("vertebra position fraction SD between patients", sd, ">= 0.02", lambda v: v >= 0.02,
+                    f"median over levels; adjacent levels {gap:.3f} apart", 4))
+    acc, n = position.level_rule_lopo(fr)
+    out.append(_fig("position-only vertebral level rule (LOPO)", acc, "<= 0.40", lambda v: v <= 0.40,
+                    f"{n} vertebrae, {len(fr)} patients"))
+    if truth is None:
+        out.append(Figure("position-only atlas look-up top-1, all lesions", "n/a", "<= 0.40", "n/a", "needs truth/"))
+    else:
+        pos, lab, grp = [], [], []
+        for f in facts:
+            for les in f.lesion_rows:
+                if les.get("truth") is not None:
+                    pos.append(les["position"])
+                    lab.append(truth.loc[les["truth"], "location_id"])
+                    grp.append(f.patient)
+        acc = leave_one_group_out_top1(pos, lab, grp)
+        out.append(_fig("position-only atlas look-up top-1, all lesions", acc, "<= 0.40", lambda v: v <= 0.40,
+                        f"k-NN on scan position, leave one patient out, n={len(lab)}"))
+    return out
+
+
+def label_map_figures(facts: list[StudyFacts], truth: pd.DataFrame | None, settings: Settings) -> list[Figure]:
+    raw_root = settings.raw.root
+    manifest = MANIFEST.records(MANIFEST.read(settings.raw.manifest), source=str(settings.raw.manifest))
+    nodal = set()
+    for row in manifest:
+        for name in _names(raw_root, row).values():
+            if any(w in name.lower() for w in NODAL_CLASS):
+                nodal.add(name)
+    out = [Figure("label map nodal-station classes", str(len(nodal)), "0", "pass" if not nodal else "fail",
+                  ", ".join(sorted(nodal)[:3]) + (" ..." if len(nodal) > 3 else ""))]
+    rows = [les for f in facts for les in f.lesion_rows]
+    out.append(_fig("lesions relabelled in the label map (islands)", _share([l["island"] for l in rows]), "0",
+                    lambda v: v == 0, f"label under the mask absent around it; n={len(rows)}"))
+    if truth is not None:
+        exact = [segmentation.label_sites(l["label"]) == (truth.loc[l["truth"], "location_id"],)
+                 for l in rows if l.get("truth") is not None]
+        out.append(_fig("label under the mask names the true site alone", _share(exact), "info", lambda v: True,
+                        "the leak the old map had: 100 %"))
+    return out
+
+
+def report_figures(facts: list[StudyFacts], truth: pd.DataFrame | None, report_truth: pd.DataFrame | None
+                   ) -> list[Figure]:
+    cons = [reports.indication_consistent(f.report, f.tracer) for f in facts if f.report]
+    out = [_fig("indication consistent with the disease", _share(cons), "1.00", lambda v: v >= 1.0,
+                f"{sum(c is None for c in cons)} without a recognisable indication")]
+    match = []
+    for f in facts:
+        said = reports.stated_range(f.report) if f.report else None
+        if said is not None:
+            match.append(said == (position.scan_top(f.marks), position.scan_bottom(f.marks)))
+    out.append(_fig("stated scan range matches the images", _share(match), "1.00", lambda v: v >= 1.0,
+                    f"n={len(match)} reports stating a range"))
+    # follow-ups: later studies of a patient (manifest order)
+    by_patient: dict[str, list[StudyFacts]] = defaultdict(list)
+    for f in facts:
+        by_patient[f.patient].append(f)
+    carried = []
+    if truth is not None and report_truth is not None:
+        locs = truth.groupby("study_key")["location_id"].apply(set).to_dict()
+        for studies in by_patient.values():
+            for base, follow in zip(studies, studies[1:]):
+                rt = report_truth[report_truth["study_key"] == follow.key]
+                for _, r in rt.iterrows():
+                    text = r.get("finding__span__text") or ""
+                    carried.append(r["finding__location_id"] in locs.get(base.key, set()) and
+                                   reports.has_comparison(text))
+        note = "truth: same site in the baseline and comparison wording"
+    else:
+        for studies in by_patient.values():
+            for follow in studies[1:]:
+                for sent in (follow.report or "").split("."):
+                    if "suv" in sent.lower():
+                        carried.append(reports.has_comparison(sent))
+        note = "sentences with an SUV in follow-up reports"
+    out.append(_fig("follow-up lesions carried over with comparison", _share(carried), ">= 0.80",
+                    lambda v: v >= 0.8, f"{note}; n={len(carried)}"))
+    if truth is not None and report_truth is not None:
+        from tasks.synth.lesions import grade_for_suv
+
+        graded = []
+        for _, r in report_truth.iterrows():
+            inst = list(r["instances"])
+            g = truth[(truth["study_key"] == r["study_key"]) & truth["instance"].isin(inst)]
+            if len(g) and r["finding__pet_finding__grade"]:
+                graded.append(grade_for_suv(float(g["suv_max"].max())).value == r["finding__pet_finding__grade"])
+        out.append(_fig("stated uptake grade fits the hottest lesion", _share(graded), "1.00", lambda v: v >= 1.0,
+                        f"n={len(graded)} statements"))
+        keys = set(truth["study_key"])
+        negative = [f.key not in set(report_truth["study_key"]) for f in facts if f.key not in keys and f.report]
+        out.append(_fig("lesion-free studies with a negative report", _share(negative), "1.00", lambda v: v >= 1.0,
+                        f"n={len(negative)}"))
+    return out
+
+
+def realism_table(settings: Settings, facts: list[StudyFacts] | None = None) -> list[Figure]:
+    """Every figure, in the issue's order."""
+    facts = collect(settings) if facts is None else facts
+    truth = _truth(settings, "lesions.parquet")
+    report_truth = _truth(settings, "report_findings.parquet")
+    if truth is not None:
+        _match_truth(facts, truth)
+    return [Figure("studies measured", str(len(facts)), "", "n/a",
+                   f"{len({f.patient for f in facts})} patients; truth {'present' if truth is not None else 'absent'}"),
+            *image_figures(facts), *lesion_figures(facts, truth, settings), *position_figures(facts, truth),
+            *label_map_figures(facts, truth, settings), *report_figures(facts, truth, report_truth)]
+
+
+def format_table(figures: list[Figure]) -> str:
+    w = max(len(f.figure) for f in figures)
+    lines = [f"{'figure':<{w}}  {'value':>8}  {'target':<22}  {'status':<6}  note", "-" * (w + 60)]
+    lines += [f"{f.figure:<{w}}  {f.value:>8}  {f.target:<22}  {f.status:<6}  {f.note}" for f in figures]
+    return "\n".join(lines)
