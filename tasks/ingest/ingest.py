@@ -37,7 +37,7 @@ import zarr
 from scipy import ndimage
 from tqdm import tqdm
 
-from data_contracts.anatomy import label_names_json
+from data_contracts.segmentation import names_json as label_names_json
 from data_contracts.records import Acquisition, Lesion
 from data_contracts.settings import RawLayout, Settings
 from data_contracts.tables import (
@@ -252,7 +252,7 @@ def _check_anatomy_labels(raw_root: Path, row: ManifestRow) -> None:
     wrong = [k for k, v in names.items() if ours.get(str(k)) != v]
     if wrong:
         raise IngestError("anatomy_label_mismatch", RawLayout.sidecar(row.anatomy_path).as_posix(),
-                          f"{len(wrong)} labels name other structures than data_contracts.anatomy, e.g. {wrong[0]}")
+                          f"{len(wrong)} labels name other classes than data_contracts.segmentation, e.g. {wrong[0]}")
 
 
 # ----------------------------------------------------------------------------------- volume writing

@@ -5,7 +5,7 @@ Layout of ``<store>/<study pseudonym>/``:
 * ``ct``      int16   HU                     (z, y, x) on the CT grid (or the configured CT spacing)
 * ``pet``     float32 SUVbw                  on the CT grid by default, or on the configured PET spacing
 * ``lesions`` uint16  instance labels (0 = background, 1..n = lesions; the ``lesions`` table's ``instance``)
-* ``anatomy`` uint16  structure labels of ``data_contracts.anatomy`` (absent when the delivery had none)
+* ``anatomy`` uint16  segmenter class labels of ``data_contracts.segmentation`` (absent when the delivery had none)
 
 Every array carries its own grid in its attributes (``shape`` (z, y, x); ``spacing`` and ``origin`` (x, y, z) mm
 LPS; ``direction`` row-major 3x3 — ITK order, see ``tasks.ingest.geometry``) and ``units``. The group's
@@ -32,7 +32,7 @@ from zarr.codecs import BloscCodec, ZstdCodec
 from zarr.core.sync import sync
 from zarr.storage import FsspecStore, LocalStore
 
-from data_contracts import anatomy, taxonomy
+from data_contracts import segmentation, taxonomy
 from data_contracts.records import Lesion
 from data_contracts.settings import IngestSettings
 from data_contracts.tables import StudyRow
@@ -53,8 +53,8 @@ def taxonomy_version() -> str:
 
 @cache
 def anatomy_version() -> str:
-    """A content hash of the anatomy label table (label = index + 1 of these names)."""
-    return hashlib.sha256(json.dumps(list(anatomy.structures())).encode()).hexdigest()[:12]
+    """A content hash of the segmenter class set (label = index + 1 of these names)."""
+    return hashlib.sha256(json.dumps(list(segmentation.CLASSES)).encode()).hexdigest()[:12]
 
 
 def _store(store_url: str, read_only: bool = False) -> zarr.abc.store.Store:

@@ -31,6 +31,7 @@ from tasks.ingest import store
 from tasks.ingest.pseudonym import study_pseudonym
 from tasks.landmarks import Landmarks, canonical_class, canonical_lut
 from tasks.realism import images, position, reports
+from tasks.sites import study_lesion_sites
 
 NODAL_CLASS = ("ln_", "lymph", "node", "station")
 
@@ -207,9 +208,12 @@ def collect(settings: Settings) -> list[StudyFacts]:
         if row.report_path and (raw_root / row.report_path).is_file():
             report = (raw_root / row.report_path).read_text(encoding="utf-8", errors="replace")
         age = ages.get(row.study_key, _dicom_age(raw_root, row))
+        rows = _lesion_facts(st, anat, inst)
+        derived = study_lesion_sites(anat, inst, st.geometry, st.lesion_records, marks)
+        for r in rows:
+            r["sites"] = derived.get(r["instance"], ())
         facts.append(StudyFacts(row.study_key, sid, row.patient_id, row.tracer.value,
-                                studies[sid].acquisition.patient_weight_kg, age, marks, img,
-                                _lesion_facts(st, anat, inst), report,
+                                studies[sid].acquisition.patient_weight_kg, age, marks, img, rows, report,
                                 (st.anatomy, _label_sites(_names(raw_root, row)), st.geometry.shape)))
     return facts
 
@@ -374,6 +378,15 @@ def label_map_figures(facts: list[StudyFacts], truth: pd.DataFrame | None, setti
                  for l in rows if l.get("truth") is not None]
         out.append(_fig("label under the mask names the true site alone", _share(exact), "info", lambda v: True,
                         "the leak the old map had: 100 %"))
+        scored = [(l["sites"], truth.loc[l["truth"], "location_id"], truth.loc[l["truth"], "location_id"]
+                   .startswith("ln_")) for l in rows if l.get("truth") is not None]
+        out.append(_fig("derived site = true site (segmentation + position)",
+                        _share([bool(s) and s[0] == t for s, t, _ in scored]), "info", lambda v: True,
+                        f"n={len(scored)}; nodes "
+                        f"{_fmt(_share([bool(s) and s[0] == t for s, t, n in scored if n]))}, others "
+                        f"{_fmt(_share([bool(s) and s[0] == t for s, t, n in scored if not n]))}"))
+        out.append(_fig("true site among the derived candidates", _share([t in s for s, t, _ in scored]), "info",
+                        lambda v: True, "the report decides among several (liver segments, hip parts)"))
     return out
 
 

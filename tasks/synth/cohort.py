@@ -35,6 +35,7 @@ from tasks.synth import lesions as les
 from tasks.synth import phantom as ph
 from tasks.synth import scanners as sc
 from tasks.synth.raw import RawStudy, Volume
+from tasks.synth.segmenter import segmenter_labels
 
 VENDORS = (Vendor.siemens, Vendor.ge, Vendor.united_imaging)
 
@@ -206,8 +207,7 @@ def generate_study(plan: StudyPlan, specs: list[les.LesionSpec] | None = None) -
     hu = sc.ct_base(labels_ct, tables_ct, ct_grid.spacing[0])
     les.apply_ct(hu, labels_ct, placed, tables_ct.hu, rng)
     sc.add_ct_noise(hu, labels_ct, tables_ct, rng)
-    anat = ph.anatomy_lut()[labels_ct]
-    les.relabel_anatomy(anat, placed)
+    anat = segmenter_labels(labels_ct)  # what a real whole-body segmenter outputs: no stations, no lesions
 
     suv = sc.suv_table(plan.tracer, rng)
     true = sc.pet_true(labels_pet, suv)
