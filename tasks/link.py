@@ -1,9 +1,10 @@
 """Link lesion instances (masks) to report findings, and turn each pair into a caption sample.
 
 Per study, a cost between every lesion and every finding combines
-- anatomy: the taxonomy location of the structure under the mask (the anatomy label map) against the
-  finding's location — same location, a near one (same system, region and side: T7 vs T8), unknown
-  (the mask lies on fat or muscle), or another (never linked);
+- anatomy: the lesion's candidate sites (``tasks.sites``: the segmenter class under the mask, or for a lesion
+  in fat -- a node -- its position among segmented landmarks; a real segmenter has no nodal stations) against
+  the finding's location — one of the candidates, a near one to the derived site (same system, region and
+  side: T7 vs T8), unknown (no candidate), or another (never linked);
 - SUVmax agreement: |ln(mask SUVmax / stated SUVmax)|;
 - size: the stated long axis against the mask's equivalent-sphere diameter, beyond a tolerance.
 Without a label map only the side (from the centroid against the body midline) stands in for anatomy.
@@ -24,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from data_contracts import anatomy, taxonomy
+from data_contracts import segmentation, taxonomy
 from data_contracts.caption import caption_for
 from data_contracts.records import (
     CaptionSample,
@@ -64,37 +65,50 @@ class LinkResult:
     unmatched: list[UnmatchedRow] = field(default_factory=list)
 
 
-def lesion_location(lesion: Lesion) -> str | None:
-    """Taxonomy location of the structure under the mask, if the label map names one."""
-    if lesion.anatomy_label is None:
-        return None
-    return anatomy.label_location().get(int(lesion.anatomy_label))
+Sites = dict[int, tuple[str, ...]]  # lesion instance -> candidate taxonomy sites, the derived one first
+
+
+def lesion_candidates(lesion: Lesion, sites: Sites | None = None) -> tuple[str, ...]:
+    """Candidate sites of a lesion: derived from the segmentation and its position (``tasks.sites``) when
+    ``sites`` has them, else the sites of the segmenter class under the mask (``anatomy_label``)."""
+    if sites is not None and lesion.instance in sites:
+        return sites[lesion.instance]
+    return segmentation.label_sites(lesion.anatomy_label)
+
+
+def lesion_location(lesion: Lesion, sites: Sites | None = None) -> str | None:
+    """The derived site of a lesion (the first candidate), if any."""
+    cand = lesion_candidates(lesion, sites)
+    return cand[0] if cand else None
 
 
 def equivalent_diameter_mm(lesion: Lesion) -> float:
     return (6.0 * lesion.volume_ml * 1000.0 / math.pi) ** (1.0 / 3.0)
 
 
-def _anatomy_cost(lesion: Lesion, finding: StructuredFinding, cfg: LinkSettings, midline_x: float | None) -> float:
+def _anatomy_cost(lesion: Lesion, finding: StructuredFinding, cfg: LinkSettings, midline_x: float | None,
+                  sites: Sites | None = None) -> float:
     floc = taxonomy.get(finding.location_id)
-    if lesion.anatomy_label is None:
+    if lesion.anatomy_label is None and not (sites and lesion.instance in sites):
         if midline_x is None or floc.laterality is taxonomy.Laterality.midline:
             return cfg.cost_unknown_location
         # LPS: +x is the patient's left
         side = taxonomy.Laterality.left if lesion.centroid_mm[0] > midline_x else taxonomy.Laterality.right
         return cfg.cost_unknown_location if side is floc.laterality else cfg.cost_other_location
-    lid = lesion_location(lesion)
-    if lid is None:
+    cand = lesion_candidates(lesion, sites)
+    if not cand:
         return cfg.cost_unknown_location
-    if lid == finding.location_id:
+    lid = cand[0]
+    if finding.location_id in cand:  # the report decides among the candidates (a liver segment, a hip part)
         return cfg.cost_same_location
     lloc = taxonomy.get(lid)
     near = (lloc.system, lloc.region, lloc.laterality) == (floc.system, floc.region, floc.laterality)
     return cfg.cost_near_location if near else cfg.cost_other_location
 
 
-def pair_cost(lesion: Lesion, finding: StructuredFinding, cfg: LinkSettings, midline_x: float | None = None) -> float:
-    cost = _anatomy_cost(lesion, finding, cfg, midline_x)
+def pair_cost(lesion: Lesion, finding: StructuredFinding, cfg: LinkSettings, midline_x: float | None = None,
+              sites: Sites | None = None) -> float:
+    cost = _anatomy_cost(lesion, finding, cfg, midline_x, sites)
     if finding.suv_max:
         cost += cfg.suv_weight * abs(math.log(max(lesion.suv_max, 1e-3) / finding.suv_max))
     if finding.size_mm:
@@ -109,8 +123,10 @@ def link_study(
     findings: list[StructuredFinding],
     cfg: LinkSettings,
     midline_x: float | None = None,
+    sites: Sites | None = None,
 ) -> LinkResult:
-    """Match one study's lesion instances to its report findings."""
+    """Match one study's lesion instances to its report findings. ``sites``: each lesion's candidate sites
+    (``study_sites``); without them the segmenter class under the mask stands in."""
     result = LinkResult()
     if not lesions or not findings:
         reason_l, reason_f = ("report states no finding", "study has no lesion mask")
@@ -120,7 +136,7 @@ def link_study(
                                           detail=reason_f) for i in range(len(findings))]
         return result
 
-    cost = np.array([[pair_cost(l, f, cfg, midline_x) for f in findings] for l in lesions])  # (lesions, findings)
+    cost = np.array([[pair_cost(l, f, cfg, midline_x, sites) for f in findings] for l in lesions])  # (lesions, findings)
     rows, cols = linear_sum_assignment(cost)
     linked_lesions: set[int] = set()
     linked_findings: set[int] = set()
@@ -135,7 +151,7 @@ def link_study(
     for r, lesion in enumerate(lesions):
         if r in linked_lesions:
             continue
-        candidates = [c for c in linked_findings if lesion_location(lesion) == findings[c].location_id]
+        candidates = [c for c in linked_findings if findings[c].location_id in lesion_candidates(lesion, sites)]
         if candidates:
             best = min(candidates, key=lambda c: cost[r, c])
             result.pairs.append(Pair(lesion.instance, best, float(cost[r, best]), "group"))
@@ -147,7 +163,7 @@ def link_study(
             why = "is linked to another mask" if c in linked_findings else f"costs {cost[r, c]:.2f} > {cfg.max_cost}"
             result.unmatched.append(UnmatchedRow(
                 study_id=study_id, kind="lesion", ref=lesion.instance, reason="no_matching_finding",
-                detail=f"mask on {lesion_location(lesion) or 'an unlabelled structure'}, SUVmax "
+                detail=f"mask on {lesion_location(lesion, sites) or 'an unlabelled structure'}, SUVmax "
                        f"{lesion.suv_max:.1f}; the nearest finding ({findings[c].location_id}) {why}"))
     for c, finding in enumerate(findings):
         if c not in linked_findings:
@@ -157,6 +173,25 @@ def link_study(
                 study_id=study_id, kind="finding", ref=c, reason="no_matching_mask",
                 detail=f"finding at {finding.location_id}; the nearest mask (instance {lesions[r].instance}) {why}"))
     return result
+
+
+def study_sites(settings: Settings, study_id: str) -> Sites | None:
+    """Candidate sites of every lesion of a stored study, from its segmentation and the lesions' positions
+    (``tasks.sites``); None when the study has no label map."""
+    from tasks.ingest import store
+    from tasks.landmarks import Landmarks, canonical_lut
+    from tasks.sites import study_lesion_sites
+
+    try:
+        st = store.open_study(settings.store_url, study_id)
+    except KeyError:
+        return None
+    if st.anatomy is None:
+        return None
+    lut = canonical_lut(segmentation.names_json())  # ingest checked the sidecar against this class set
+    anat = lut[np.minimum(np.asarray(st.anatomy[...]), len(lut) - 1)]
+    marks = Landmarks.from_labels(anat, st.geometry)
+    return study_lesion_sites(anat, np.asarray(st.lesions[...]), st.geometry, st.lesion_records, marks)
 
 
 def caption_samples(study: Study, findings: list[StructuredFinding], result: LinkResult) -> list[CaptionSample]:
@@ -224,7 +259,8 @@ def link_dataset(settings: Settings, backend: str | None = None) -> LinkSummary:
         finding_rows += [FindingRow(study_id=sid, finding_index=i, finding=f, backend=result.report.backend,
                                     model=result.report.model, prompt_version=result.report.prompt_version)
                          for i, f in enumerate(findings)]
-        linked = link_study(sid, lesions_by_study.get(sid, []), findings, settings.link)
+        linked = link_study(sid, lesions_by_study.get(sid, []), findings, settings.link,
+                            sites=study_sites(settings, sid))
         groups += sum(p.kind == "group" for p in linked.pairs)
         samples += caption_samples(studies[sid], findings, linked)
         unmatched += linked.unmatched
