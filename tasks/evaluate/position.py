@@ -65,3 +65,40 @@ def leave_one_group_out_top1(positions, labels, groups, k: int = POSITION_K) -> 
         pred = model.predict(pos[test], top=1)
         hits += sum(bool(p) and p[0] == labels[i] for p, i in zip(pred, test))
     return hits / len(labels)
+
+
+def scan_positions(settings, samples) -> list[tuple[float, float, float] | None]:
+    """Scan position of each patch sample (``centre_mm`` in its stored study's scanned box), or None when the
+    study is not in the store."""
+    from tasks.ingest import store
+
+    geoms: dict[str, object] = {}
+    out = []
+    for sid, centre in zip(samples["study_id"], samples["centre_mm"]):
+        if sid not in geoms:
+            try:
+                geoms[sid] = store.open_study(settings.store_url, sid).geometry
+            except KeyError:
+                geoms[sid] = None
+        g = geoms[sid]
+        out.append(tuple(float(v) for v in g.scan_position(tuple(centre))) if g is not None else None)
+    return out
+
+
+def position_baseline_top(settings, sample_ids, top: int = 5) -> list[list[str]] | None:
+    """The position-only baseline's ranked locations for ``sample_ids``, trained on the training split's
+    patch samples; None when there are no training samples or positions."""
+    from tasks.patches.store import read_patch_samples
+
+    samples = read_patch_samples(settings, with_split=True)
+    if len(samples) == 0 or "centre_mm" not in samples:
+        return None
+    samples = samples.assign(position=scan_positions(settings, samples))
+    train = samples[(samples["split"] == "train") & samples["position"].notna()]
+    if len(train) == 0:
+        return None
+    model = PositionBaseline.fit(list(train["position"]), list(train["location_id"]))
+    by_id = dict(zip(samples["sample_id"], samples["position"]))
+    pos = [by_id.get(s) for s in sample_ids]
+    pred = model.predict([p if p is not None else (0.5, 0.5, 0.5) for p in pos], top=top)
+    return [p if q is not None else [] for p, q in zip(pred, pos)]
