@@ -37,7 +37,7 @@ _IMPRESSION = re.compile(r"^\s*(?:impression|imp|summary|conclusion)\s*:?(.*?)(?
                          re.I | re.M | re.S)
 _RANGE = re.compile(r"from\s+(?:the\s+)?(vertex|skull\s+base|base\s+of\s+(?:the\s+)?skull|orbits?|neck)\s+"
                     r"(?:to|through)\s+(?:the\s+)?(mid-?\s?thighs?|proximal\s+thighs?|feet|toes|knees?|"
-                    r"upper\s+thighs?)", re.I)
+                    r"upper\s+thighs?|pelvis)", re.I)
 
 
 def diseases_in(text: str) -> set[str]:
@@ -76,7 +76,8 @@ def stated_range(text: str) -> tuple[str, str] | None:
     top = m.group(1).lower()
     bottom = m.group(2).lower()
     top = "vertex" if top == "vertex" else ("skull_base" if "skull" in top or "orbit" in top else "neck_or_lower")
-    bottom = "knee_or_below" if re.match(r"(feet|toes|knee)", bottom) else "mid_thigh"
+    bottom = "knee_or_below" if re.match(r"(feet|toes|knee)", bottom) else (
+        "pelvis_or_higher" if bottom == "pelvis" else "mid_thigh")
     return top, bottom
 
 

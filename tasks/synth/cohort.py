@@ -235,13 +235,15 @@ def generate_study(plan: StudyPlan, specs: list[les.LesionSpec] | None = None) -
 
 def synthesize_study(plan: StudyPlan, out: Path) -> StudyResult:
     """Generate one study, write its report and files into ``out``; return its rows and timings."""
-    from tasks.synth.reports import render_report
+    from tasks.synth.reports import ReportContext, render_report
     from tasks.synth.writers import write_raw_study
 
     t0 = time.perf_counter()
     gen = generate_study(plan)
     ss = np.random.SeedSequence(plan.seed[0], spawn_key=(*plan.seed[1:], 1))
-    rendered = render_report(gen.study, np.random.default_rng(ss))
+    # The patient's disease: the generator's scenario (follow-ups here draw their own disease, so no history)
+    context = ReportContext(disease="" if gen.scenario == "given" else gen.scenario)
+    rendered = render_report(gen.study, np.random.default_rng(ss), context=context)
     gen.study.report = rendered.text
     t1 = time.perf_counter()
     row = write_raw_study(gen.study, out)
