@@ -90,6 +90,13 @@ def label_sites(label: int | None) -> tuple[str, ...]:
     return class_sites()[CLASSES[label - 1]]
 
 
+@cache
+def segmented_sites() -> frozenset[str]:
+    """Taxonomy sites some class holds; every other site (nodal stations, pleura, breast, nasopharynx) can
+    only be derived from position, so it is uncertain."""
+    return frozenset(x for sites in class_sites().values() for x in sites)
+
+
 def names_json() -> dict[str, str]:
     """The sidecar a segmenter writes beside its label map: ``{"1": "spleen", ...}``."""
     return {str(v): k for k, v in label_of().items()}

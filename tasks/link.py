@@ -103,7 +103,11 @@ def _anatomy_cost(lesion: Lesion, finding: StructuredFinding, cfg: LinkSettings,
         return cfg.cost_same_location
     lloc = taxonomy.get(lid)
     near = (lloc.system, lloc.region, lloc.laterality) == (floc.system, floc.region, floc.laterality)
-    return cfg.cost_near_location if near else cfg.cost_other_location
+    if near:
+        return cfg.cost_near_location
+    if lid not in segmentation.segmented_sites() and floc.id not in segmentation.segmented_sites():
+        return cfg.cost_unknown_location  # both only derivable from position (a station): uncertain, not other
+    return cfg.cost_other_location
 
 
 def pair_cost(lesion: Lesion, finding: StructuredFinding, cfg: LinkSettings, midline_x: float | None = None,
@@ -151,7 +155,16 @@ def link_study(
     for r, lesion in enumerate(lesions):
         if r in linked_lesions:
             continue
-        candidates = [c for c in linked_findings if findings[c].location_id in lesion_candidates(lesion, sites)]
+        mine = lesion_candidates(lesion, sites)
+        positional = bool(mine) and mine[0] not in segmentation.segmented_sites()  # a station: from position only
+
+        def joins(c: int) -> bool:  # exactly its location; a position-derived station also a near one in the gate
+            if findings[c].location_id in mine:
+                return True
+            near = _anatomy_cost(lesion, findings[c], cfg, midline_x, sites) <= cfg.cost_near_location
+            return positional and near and cost[r, c] <= cfg.max_cost
+
+        candidates = [c for c in linked_findings if joins(c)]
         if candidates:
             best = min(candidates, key=lambda c: cost[r, c])
             result.pairs.append(Pair(lesion.instance, best, float(cost[r, best]), "group"))

@@ -62,19 +62,38 @@ def _z(m: Landmarks, level: str, default: float | None = None) -> float | None:
     return z if z is not None else default
 
 
+def _clavicle_z(m: Landmarks) -> float | None:
+    clav = [e.centroid_mm[2] for n in ("clavicula_left", "clavicula_right") if (e := m.get(n))]
+    return float(np.mean(clav)) if clav else None
+
+
+def _carina_z(m: Landmarks, z: float) -> float:
+    """The carina: the trachea's lower end; a map whose trachea stops above T3 (no bronchi) gives T4/T5."""
+    trachea, t3 = m.get("trachea"), _z(m, "T3")
+    if trachea is not None and (t3 is None or trachea.lo_mm[2] < t3):
+        return float(trachea.lo_mm[2])
+    t4, t5 = _z(m, "T4"), _z(m, "T5")
+    return (t4 + t5) / 2 if t4 is not None and t5 is not None else (t4 or t5 or z)
+
+
 def _neck(p: np.ndarray, m: Landmarks, mid: float, side: str) -> str:
     spine_y = m.spine_y(p[2])
     depth = (spine_y - p[1]) if spine_y is not None else 30.0  # mm anterior of the vertebral body
     c1, c3, c5 = _z(m, "C1"), _z(m, "C3"), _z(m, "C5")
-    clav = [e.centroid_mm[2] for n in ("clavicula_left", "clavicula_right") if (e := m.get(n))]
-    if clav and p[2] < float(np.mean(clav)) + 25.0 and abs(p[0] - mid) > 25.0:
+    c2 = _z(m, "C2")
+    clav = _clavicle_z(m)
+    if clav is not None and p[2] < clav + 25.0 and abs(p[0] - mid) > 25.0:
         return f"ln_supraclavicular_{side}"
+    if abs(p[0] - mid) < 20.0 and depth > 10.0 and c2 is not None and p[2] >= c2 - 5.0:
+        return "nasopharynx"  # midline, in front of C1-C2
+    if c3 is not None and p[2] >= c3 and depth > 45.0:
+        return f"ln_cervical_i_{side}"  # submental / submandibular: high and far anterior
     if abs(p[0] - mid) < 20.0 and depth > 10.0:
         return f"ln_cervical_vi_{side}"
     if depth < 0.0:
         return f"ln_cervical_v_{side}"
     if c3 is not None and p[2] >= c3:
-        return f"ln_cervical_i_{side}" if depth > 45.0 else f"ln_cervical_ii_{side}"
+        return f"ln_cervical_ii_{side}"
     if c5 is not None and p[2] >= c5:
         return f"ln_cervical_iii_{side}"
     return f"ln_cervical_iv_{side}"
@@ -90,13 +109,16 @@ def _chest(p: np.ndarray, m: Landmarks, mid: float, side: str, near: frozenset[s
     if p[1] < lung_front - 10.0 and off > 25.0:
         return f"breast_{side}"
     trachea, aorta = m.get("trachea"), m.get("aorta")
-    carina = float(trachea.lo_mm[2]) if trachea else _z(m, "T5", p[2])
+    carina = _carina_z(m, p[2])
     arch = float(aorta.hi_mm[2]) if aorta else _z(m, "T3", p[2])
     tx = float(trachea.centroid_mm[0]) if trachea else mid
+    clav = _clavicle_z(m)
+    if clav is not None and p[2] > clav - 15.0 and off > 25.0:
+        return f"ln_supraclavicular_{side}"
     lung_near = any(n.startswith("lung_") for n in near)
-    if off > 55.0 and lung_near:
+    if off > 0.65 * lung_lat and lung_near:
         return f"pleura_{side}"
-    if off > 30.0 and abs(p[2] - carina) < 35.0:
+    if off > 25.0 and abs(p[2] - carina) < 40.0:
         return f"ln_hilar_{side}"
     if p[2] < carina:
         return "ln_mediastinal_7" if p[2] > carina - 40.0 else "ln_mediastinal_8"

@@ -107,3 +107,21 @@ def test_caption_samples_keep_the_chain():
     assert s.sample_id == f"{SID}-005" and s.instance == 5 and s.finding_index == 0
     assert s.caption == "right 7th rib, osteolytic destruction with increased FDG uptake"
     assert s.span.text == "lytic R7" and s.vendor is Vendor.siemens
+
+
+def test_a_position_derived_station_never_rules_out_another_station():
+    l = lesion(1, None, 6.0, 18)
+    sites = {1: ("ln_mediastinal_7",)}  # derived from position: uncertain
+    assert pair_cost(l, finding("ln_hilar_r", "right", "enlarged_lymph_node"), CFG, sites=sites) == \
+        CFG.cost_unknown_location
+    assert pair_cost(l, finding("vertebra_t7", "midline", "osteolytic"), CFG, sites=sites) == CFG.cost_other_location
+    bone = lesion(2, "vertebrae_T7", 6.0, 18)  # inside a segmented class: a station finding is another site
+    assert pair_cost(bone, finding("ln_hilar_r", "right", "enlarged_lymph_node"), CFG) == CFG.cost_other_location
+
+
+def test_a_station_group_takes_nodes_derived_at_a_near_station_but_never_a_bone():
+    lesions = [lesion(1, None, 9.0, 14), lesion(2, None, 6.0, 12), lesion(3, "vertebrae_T4", 6.0, 12)]
+    sites = {1: ("ln_mediastinal_2r",), 2: ("ln_mediastinal_4r",)}  # position put node 2 one station off
+    findings = [finding("ln_mediastinal_2r", "right", "enlarged_lymph_node", suv=9.0, size=14, text="multiple")]
+    kinds = {p.instance: p.kind for p in link_study(SID, lesions, findings, CFG, sites=sites).pairs}
+    assert kinds == {1: "hungarian", 2: "group"}
