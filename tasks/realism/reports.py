@@ -12,6 +12,7 @@ Text-only checks run on any drop; checks that need the synthetic truth say so.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 DISEASES: dict[str, tuple[str, ...]] = {
     "lymphoma": ("lymphoma", "dlbcl", "r-chop", "hodgkin"),
@@ -83,3 +84,31 @@ def stated_range(text: str) -> tuple[str, str] | None:
 
 def has_comparison(sentence: str) -> bool:
     return bool(COMPARISON.search(sentence))
+
+
+_DATE = r"(\d{4}-\d{2}-\d{2}|\d{1,2}\.\d{1,2}\.\d{4}|\d{1,2}/\d{1,2}/\d{4}|\d{1,2} [A-Z][a-z]{2} \d{4})"
+_DOB = re.compile(r"(?:DOB|date of birth|born)\W{0,3}" + _DATE, re.I)
+
+
+def _parse_date(text: str) -> datetime | None:
+    for fmt in ("%Y-%m-%d", "%d.%m.%Y", "%m/%d/%Y", "%d %b %Y"):
+        try:
+            return datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+    return None
+
+
+def age_at_exam(text: str) -> float | None:
+    """Age in years from the report header (birth date and the first other date, the exam's); the birth date
+    is used for this number only. None when either is missing."""
+    m = _DOB.search(text)
+    if not m:
+        return None
+    dob = _parse_date(m.group(1))
+    exam = next((d for x in re.finditer(_DATE, text) if x.start(1) != m.start(1)
+                 and (d := _parse_date(x.group(1))) is not None), None)
+    if dob is None or exam is None:
+        return None
+    age = (exam - dob).days / 365.25
+    return age if 0 < age < 120 else None

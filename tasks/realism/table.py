@@ -7,7 +7,8 @@ hospital drop: figures that need the synthetic ground truth (``truth/``) read "n
 
 Optional synthetic truth it uses when present: ``truth/lesions.parquet`` (locations, sizes, ``benign`` if
 the generator writes it), ``truth/report_findings.parquet`` (statement spans), ``truth/studies.parquet``
-(per study: ``study_key`` and any of ``age``, ``visit``).
+(per study: ``study_key`` and any of ``age``, ``visit``). The age otherwise comes from the DICOM header
+(PatientAge) or the report header (birth date and exam date).
 Patient IDs group studies and never leave this module; the table holds cohort-level numbers only.
 """
 
@@ -207,7 +208,7 @@ def collect(settings: Settings) -> list[StudyFacts]:
         report = None
         if row.report_path and (raw_root / row.report_path).is_file():
             report = (raw_root / row.report_path).read_text(encoding="utf-8", errors="replace")
-        age = ages.get(row.study_key, _dicom_age(raw_root, row))
+        age = ages.get(row.study_key) or _dicom_age(raw_root, row) or (reports.age_at_exam(report) if report else None)
         rows = _lesion_facts(st, anat, inst)
         derived = study_lesion_sites(anat, inst, st.geometry, st.lesion_records, marks)
         for r in rows:
@@ -247,7 +248,7 @@ def image_figures(facts: list[StudyFacts]) -> list[Figure]:
     aged = [(f.age, f.img["cancellous_hu"]) for f in facts if f.age is not None and not math.isnan(f.img["cancellous_hu"])]
     rho = float(stats.spearmanr(*zip(*aged))[0]) if len(aged) >= 5 else float("nan")
     out.append(_fig("Spearman(age, cancellous HU)", rho, "< 0 (falls with age)", lambda v: v < 0,
-                    f"n={len(aged)} studies with an age"))
+                    f"n={len(aged)} studies with an age (DICOM or report header)"))
     out.append(_fig("liver CT noise, SD HU", _median(col("liver_noise_hu")), "15 ± 5", lambda v: 10 <= v <= 20,
                     _spread(col("liver_noise_hu")), 1))
     noise = [(f.weight, f.img["liver_noise_hu"]) for f in facts if not math.isnan(f.img["liver_noise_hu"])]

@@ -24,3 +24,9 @@ def test_stated_range_and_comparison():
     assert reports.stated_range("no range") is None
     assert reports.has_comparison("Previously 12 mm, now 15 mm (SUVmax 6.1).")
     assert not reports.has_comparison("A 12 mm node with SUVmax 6.1.")
+
+
+def test_age_from_the_report_header():
+    assert abs(reports.age_at_exam("Patient: X  DOB: 14.03.1956\nExam date: 2024-05-02") - 68.1) < 0.1
+    assert abs(reports.age_at_exam("Pt: X | DOB 14 Mar 1956 | exam 02 May 2024") - 68.1) < 0.1
+    assert reports.age_at_exam("Exam date: 2024-05-02") is None
