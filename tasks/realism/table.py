@@ -25,6 +25,7 @@ import pandas as pd
 from scipy import ndimage, stats
 
 from data_contracts import segmentation, taxonomy
+from data_contracts.findings import grade_for_suv
 from data_contracts.settings import Settings
 from data_contracts.tables import LESIONS, MANIFEST, STUDIES, ManifestRow
 from tasks.evaluate.position import leave_one_group_out_top1
@@ -391,57 +392,73 @@ def label_map_figures(facts: list[StudyFacts], truth: pd.DataFrame | None, setti
     return out
 
 
-def report_figures(facts: list[StudyFacts], truth: pd.DataFrame | None, report_truth: pd.DataFrame | None
+@dataclass(frozen=True)
+class ReportFacts:
+    """One manifest study's report, with its image landmarks when the study is in the store."""
+
+    key: str
+    patient: str  # raw patient ID: grouping only
+    tracer: str
+    text: str
+    marks: Landmarks | None
+
+
+def report_rows(settings: Settings, facts: list[StudyFacts]) -> list[ReportFacts]:
+    """Every manifest study with a report (quarantined ones too: a lesion-free study has no mask to ingest)."""
+    marks = {f.key: f.marks for f in facts}
+    manifest = MANIFEST.records(MANIFEST.read(settings.raw.manifest), source=str(settings.raw.manifest))
+    out = []
+    for row in manifest:
+        path = settings.raw.root / row.report_path if row.report_path else None
+        if path is not None and path.is_file():
+            out.append(ReportFacts(row.study_key, row.patient_id, row.tracer.value,
+                                   path.read_text(encoding="utf-8", errors="replace"), marks.get(row.study_key)))
+    return out
+
+
+def report_figures(rows: list[ReportFacts], truth: pd.DataFrame | None, report_truth: pd.DataFrame | None
                    ) -> list[Figure]:
-    cons = [reports.indication_consistent(f.report, f.tracer) for f in facts if f.report]
+    cons = [reports.indication_consistent(r.text, r.tracer) for r in rows]
     out = [_fig("indication consistent with the disease", _share(cons), "1.00", lambda v: v >= 1.0,
-                f"{sum(c is None for c in cons)} without a recognisable indication")]
+                f"n={len(cons)}; {sum(c is None for c in cons)} without a recognisable indication")]
     match = []
-    for f in facts:
-        said = reports.stated_range(f.report) if f.report else None
-        if said is not None:
-            match.append(said == (position.scan_top(f.marks), position.scan_bottom(f.marks)))
+    for r in rows:
+        said = reports.stated_range(r.text)
+        if said is not None and r.marks is not None:
+            match.append(said == (position.scan_top(r.marks), position.scan_bottom(r.marks)))
     out.append(_fig("stated scan range matches the images", _share(match), "1.00", lambda v: v >= 1.0,
-                    f"n={len(match)} reports stating a range"))
-    # follow-ups: later studies of a patient (manifest order)
-    by_patient: dict[str, list[StudyFacts]] = defaultdict(list)
-    for f in facts:
-        by_patient[f.patient].append(f)
+                    f"n={len(match)} ingested studies whose report states a range"))
+    by_patient: dict[str, list[ReportFacts]] = defaultdict(list)  # a patient's studies in manifest order
+    for r in rows:
+        by_patient[r.patient].append(r)
     carried = []
     if truth is not None and report_truth is not None:
         locs = truth.groupby("study_key")["location_id"].apply(set).to_dict()
         for studies in by_patient.values():
             for base, follow in zip(studies, studies[1:]):
-                rt = report_truth[report_truth["study_key"] == follow.key]
-                for _, r in rt.iterrows():
-                    text = r.get("finding__span__text") or ""
-                    carried.append(r["finding__location_id"] in locs.get(base.key, set()) and
-                                   reports.has_comparison(text))
-        note = "truth: same site in the baseline and comparison wording"
+                for _, f in report_truth[report_truth["study_key"] == follow.key].iterrows():
+                    carried.append(f["finding__location_id"] in locs.get(base.key, set()) and
+                                   reports.has_comparison(f.get("finding__span__text") or ""))
+        note = "truth: statements at a baseline site, with comparison wording"
     else:
         for studies in by_patient.values():
             for follow in studies[1:]:
-                for sent in (follow.report or "").split("."):
-                    if "suv" in sent.lower():
-                        carried.append(reports.has_comparison(sent))
+                carried += [reports.has_comparison(x) for x in follow.text.split(".") if "suv" in x.lower()]
         note = "sentences with an SUV in follow-up reports"
     out.append(_fig("follow-up lesions carried over with comparison", _share(carried), ">= 0.80",
                     lambda v: v >= 0.8, f"{note}; n={len(carried)}"))
     if truth is not None and report_truth is not None:
-        from tasks.synth.lesions import grade_for_suv
-
         graded = []
-        for _, r in report_truth.iterrows():
-            inst = list(r["instances"])
-            g = truth[(truth["study_key"] == r["study_key"]) & truth["instance"].isin(inst)]
-            if len(g) and r["finding__pet_finding__grade"]:
-                graded.append(grade_for_suv(float(g["suv_max"].max())).value == r["finding__pet_finding__grade"])
+        for _, f in report_truth.iterrows():
+            g = truth[(truth["study_key"] == f["study_key"]) & truth["instance"].isin(list(f["instances"]))]
+            if len(g) and f["finding__pet_finding__grade"]:
+                graded.append(grade_for_suv(float(g["suv_max"].max())).value == f["finding__pet_finding__grade"])
         out.append(_fig("stated uptake grade fits the hottest lesion", _share(graded), "1.00", lambda v: v >= 1.0,
                         f"n={len(graded)} statements"))
-        keys = set(truth["study_key"])
-        negative = [f.key not in set(report_truth["study_key"]) for f in facts if f.key not in keys and f.report]
+        with_lesions, stated = set(truth["study_key"]), set(report_truth["study_key"])
+        negative = [r.key not in stated for r in rows if r.key not in with_lesions]
         out.append(_fig("lesion-free studies with a negative report", _share(negative), "1.00", lambda v: v >= 1.0,
-                        f"n={len(negative)}"))
+                        f"n={len(negative)}; no finding statement"))
     return out
 
 
@@ -455,7 +472,8 @@ def realism_table(settings: Settings, facts: list[StudyFacts] | None = None) -> 
     return [Figure("studies measured", str(len(facts)), "", "n/a",
                    f"{len({f.patient for f in facts})} patients; truth {'present' if truth is not None else 'absent'}"),
             *image_figures(facts), *lesion_figures(facts, truth, settings), *position_figures(facts, truth),
-            *label_map_figures(facts, truth, settings), *report_figures(facts, truth, report_truth)]
+            *label_map_figures(facts, truth, settings),
+            *report_figures(report_rows(settings, facts), truth, report_truth)]
 
 
 def format_table(figures: list[Figure]) -> str:
