@@ -30,6 +30,7 @@ from data_contracts.settings import Settings
 from data_contracts.tables import LESIONS, MANIFEST, STUDIES, ManifestRow
 from tasks.evaluate.position import leave_one_group_out_top1
 from tasks.ingest import store
+from tasks.ingest.geometry import Geometry
 from tasks.ingest.pseudonym import study_pseudonym
 from tasks.landmarks import Landmarks, canonical_class, canonical_lut
 from tasks.realism import images, position, reports
@@ -145,6 +146,34 @@ def atlas_top1(facts: list[StudyFacts], truth: pd.DataFrame, atlas_patients: int
     return (hits / len(labelled) if labelled else float("nan")), len(labelled)
 
 
+def native_pet_cv(raw_root: Path, row: ManifestRow, st: store.StoredStudy, anat: np.ndarray) -> float:
+    """Liver PET CV on the PET's own grid (the store's PET is resampled onto the CT grid, which smooths the
+    noise): the raw PET read as ingest reads it, the label map and lesions moved onto it (nearest neighbour)."""
+    import SimpleITK as sitk
+
+    from tasks.ingest.readers import read_pet
+
+    try:
+        series, _ = read_pet(raw_root / row.pet_path, row.pet_path)
+    except Exception:  # noqa: BLE001 - a figure, not ingestion: unreadable means not measured
+        return float("nan")
+    pet_img = series.image
+
+    def onto_pet(array: np.ndarray) -> np.ndarray:
+        img = sitk.GetImageFromArray(array.astype(np.uint16))
+        img.SetSpacing(st.geometry.spacing)
+        img.SetOrigin(st.geometry.origin)
+        img.SetDirection(st.geometry.direction)
+        return sitk.GetArrayFromImage(sitk.Resample(img, pet_img, sitk.Transform(), sitk.sitkNearestNeighbor, 0))
+
+    geom = Geometry.of(pet_img)
+    roi = images.organ_roi(onto_pet(anat), onto_pet(np.asarray(st.lesions[...])), ("liver",), geom, erode_mm=8.0)
+    if roi is None:
+        return float("nan")
+    suv = sitk.GetArrayViewFromImage(pet_img)[roi[0]][roi[1]].astype(np.float64)
+    return float(suv.std() / suv.mean()) if suv.mean() > 0 else float("nan")
+
+
 def _truth(settings: Settings, name: str) -> pd.DataFrame | None:
     path = settings.raw.truth / name
     return pd.read_parquet(path) if path.is_file() else None
@@ -210,6 +239,7 @@ def collect(settings: Settings) -> list[StudyFacts]:
         if row.report_path and (raw_root / row.report_path).is_file():
             report = (raw_root / row.report_path).read_text(encoding="utf-8", errors="replace")
         age = ages.get(row.study_key) or _dicom_age(raw_root, row) or (reports.age_at_exam(report) if report else None)
+        img["liver_pet_cv_native"] = native_pet_cv(raw_root, row, st, anat)
         rows = _lesion_facts(st, anat, inst)
         derived = study_lesion_sites(anat, inst, st.geometry, st.lesion_records, marks)
         for r in rows:
@@ -272,8 +302,10 @@ def image_figures(facts: list[StudyFacts]) -> list[Figure]:
              _spread(col("liver_suv_mean", fdg))),
         _fig("FDG blood pool SUVmean (aorta)", _median(col("blood_pool_suv", fdg)), "1.7 ± 0.3",
              lambda v: 1.4 <= v <= 2.0, _spread(col("blood_pool_suv", fdg))),
-        _fig("liver PET CV", _median(col("liver_pet_cv")), "0.10-0.15", lambda v: 0.10 <= v <= 0.15,
-             _spread(col("liver_pet_cv"))),
+        _fig("liver PET CV (PET's own grid)", _median(col("liver_pet_cv_native")), "0.10-0.15",
+             lambda v: 0.10 <= v <= 0.15, _spread(col("liver_pet_cv_native"))),
+        _fig("liver PET CV (stored, on the CT grid)", _median(col("liver_pet_cv")), "info", lambda v: True,
+             _spread(col("liver_pet_cv")) + "; linear resampling smooths the noise"),
         _fig("PSMA kidney SUVmax (median)", _median(col("kidney_suv_max", psma)), ">= 35", lambda v: v >= 35,
              _spread(col("kidney_suv_max", psma)), 1),
     ]
@@ -358,7 +390,7 @@ def position_figures(facts: list[StudyFacts], truth: pd.DataFrame | None) -> lis
                     lab.append(truth.loc[les["truth"], "location_id"])
                     grp.append(f.patient)
         out.append(_fig("position-only k-NN on lesions top-1 (LOPO)", leave_one_group_out_top1(pos, lab, grp),
-                        "info", lambda v: True, "the evaluation's position baseline, n=%d" % len(lab)))
+                        "<= 0.40", lambda v: v <= 0.40, "the evaluation's position baseline, n=%d" % len(lab)))
     return out
 
 
