@@ -12,7 +12,7 @@ Definitions (all on the stored grid):
 * SD(5x5 mean) / SD(voxel): in-plane 5x5 box means whose whole window lies in the ROI, their SD over the
   SD of the ROI voxels (white noise: 0.2).
 * In-between HU at an edge: the 1-voxel shell on both sides of a boundary (in-plane), the share of its
-  voxels whose HU lies in the middle half between the two sides' reference values (skin: air -1000 vs
+  voxels whose HU lies 10-90 % of the way between the two sides' reference values (skin: air -1000 vs
   fat -100, anterior half of the body so the table never counts; lung: the lobes' surface, -850 vs 40).
 * Cancellous bone: median HU of lumbar vertebrae L1-L4 eroded by 5 mm (the cortex and posterior elements
   fall away).
@@ -86,17 +86,24 @@ def box_mean_sd_ratio(values: np.ndarray, roi: np.ndarray, size: int = 5) -> flo
     return float(mean[full].std() / values[roi].std())
 
 
+IN_BETWEEN = (0.1, 0.9)  # a voxel is "in between" 10-90 % of the way from one side's value to the other's
+
+
+def _between(values: np.ndarray, ref: tuple[float, float]) -> float:
+    lo, hi = sorted(ref)
+    f = (values - lo) / (hi - lo)
+    return float(np.mean((f > IN_BETWEEN[0]) & (f < IN_BETWEEN[1])))
+
+
 def inbetween_share(ct: np.ndarray, inside: np.ndarray, ref: tuple[float, float]) -> float:
-    """Share of the in-plane 1-voxel shell on both sides of ``inside``'s edge with HU in the middle half."""
+    """Share of the in-plane 1-voxel shell on both sides of ``inside``'s edge with HU 10-90 % of the way
+    between the two reference values."""
     st = ndimage.generate_binary_structure(3, 1)
     st[0], st[2] = False, False  # in-plane only
     shell = ndimage.binary_dilation(inside, st) & ~ndimage.binary_erosion(inside, st)
     if shell.sum() < 10:
         return float("nan")
-    lo, hi = sorted(ref)
-    q = (hi - lo) / 4
-    v = ct[shell]
-    return float(np.mean((v > lo + q) & (v < hi - q)))
+    return _between(ct[shell], ref)
 
 
 def _body(ct: np.ndarray) -> np.ndarray:
@@ -125,10 +132,7 @@ def skin_inbetween(ct: np.ndarray, step: int = 4) -> float:
     shell = (ndimage.binary_dilation(body, st) & ~ndimage.binary_erosion(body, st)) & anterior
     if shell.sum() < 10:
         return float("nan")
-    lo, hi = SKIN_REF
-    q = (hi - lo) / 4
-    v = sub[shell]
-    return float(np.mean((v > lo + q) & (v < hi - q)))
+    return _between(sub[shell], SKIN_REF)
 
 
 def _region_suvmax(pet: np.ndarray, lesions: np.ndarray, geometry: Geometry, x_off: tuple[float, float],
