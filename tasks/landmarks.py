@@ -80,7 +80,7 @@ class Landmarks:
         present = [int(k) for k in np.flatnonzero(counts) if k > 0]
         if not present:
             return out
-        objects = ndimage.find_objects(labels.astype(np.int32, copy=False), max_label=n - 1)
+        objects = ndimage.find_objects(labels, max_label=n - 1)  # any integer dtype: no full-size copy
         for k in present:
             sl = objects[k - 1]
             inside = labels[sl] == k

@@ -115,20 +115,30 @@ _BOTTOM_WORDS = {"mid_thigh": ("to the mid-thigh", "to mid-thigh"), "knee_or_bel
 
 
 def imaged_range(study: RawStudy) -> tuple[str, str] | None:
-    """(top, bottom) the images cover, read off the segmenter map as the realism check reads it."""
+    """(top, bottom) the images cover, read off the segmenter map as the realism check reads it (z extents of
+    skull, C1 and femurs only: one pass over the map, so a clinical-size study costs well under a second)."""
     from data_contracts import segmentation
-    from tasks.ingest.geometry import Geometry
-    from tasks.landmarks import Landmarks
+    from tasks.landmarks import Extent, Landmarks
     from tasks.realism.position import scan_bottom, scan_top
 
-    keep = [segmentation.label_of()[n] for n in ("skull", "vertebrae_C1", "femur_left", "femur_right")]
-    anat = np.asarray(study.anatomy.array)
+    step = max(1, int(round(4.0 / min(study.anatomy.spacing[:2]))))  # these bones span >= 1 cm in-plane
+    anat = np.asarray(study.anatomy.array)[:, step // 2::step, step // 2::step]
     if anat.size == 0:
         return None
-    reduced = np.where(np.isin(anat, keep), anat, 0).astype(np.uint16)
-    geom = Geometry(tuple(anat.shape), tuple(study.anatomy.spacing), tuple(study.anatomy.origin),
-                    tuple(study.anatomy.direction))
-    marks = Landmarks.from_labels(reduced, geom)
+    names = ("skull", "vertebrae_C1", "femur_left", "femur_right")
+    keep = [segmentation.label_of()[n] for n in names]
+    direction = np.asarray(study.anatomy.direction, dtype=float).reshape(3, 3)
+    z_of = lambda k: float(study.anatomy.origin[2] + direction[2, 2] * study.anatomy.spacing[2] * k)  # noqa: E731
+    lut = np.zeros(max(int(anat.max()), *keep) + 1, bool)
+    lut[keep] = True
+    slices = np.flatnonzero(lut[anat].reshape(anat.shape[0], -1).any(axis=1))
+    marks = Landmarks(scan_z=tuple(sorted((z_of(0), z_of(anat.shape[0] - 1)))))
+    for name, label in zip(names, keep):
+        ks = [int(k) for k in slices if (anat[k] == label).any()]
+        if ks:
+            zs = sorted((z_of(ks[0]), z_of(ks[-1])))
+            marks.classes[name] = Extent(len(ks), np.array([0.0, 0.0, zs[0]]), np.array([0.0, 0.0, zs[1]]),
+                                         np.array([0.0, 0.0, (zs[0] + zs[1]) / 2]))
     return scan_top(marks), scan_bottom(marks)
 
 
