@@ -17,7 +17,7 @@ import numpy as np
 from scipy import ndimage
 
 from data_contracts import segmentation
-from tasks.ingest.geometry import Geometry
+from data_contracts.geometry import Geometry
 
 _ALIASES: tuple[tuple[str, str], ...] = (
     (r"^vertebra_([CTLS]\d+)$", r"vertebrae_\1"),

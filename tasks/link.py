@@ -191,7 +191,7 @@ def link_study(
 def study_sites(settings: Settings, study_id: str) -> Sites | None:
     """Candidate sites of every lesion of a stored study, from its segmentation and the lesions' positions
     (``tasks.sites``); None when the study has no label map."""
-    from tasks.ingest import store
+    from data_contracts import volume_store as store
     from tasks.landmarks import Landmarks, canonical_lut
     from tasks.sites import study_lesion_sites
 

@@ -70,7 +70,7 @@ def leave_one_group_out_top1(positions, labels, groups, k: int = POSITION_K) -> 
 def scan_positions(settings, samples) -> list[tuple[float, float, float] | None]:
     """Scan position of each patch sample (``centre_mm`` in its stored study's scanned box), or None when the
     study is not in the store."""
-    from tasks.ingest import store
+    from data_contracts import volume_store as store
 
     geoms: dict[str, object] = {}
     out = []
@@ -88,7 +88,7 @@ def scan_positions(settings, samples) -> list[tuple[float, float, float] | None]
 def position_baseline_top(settings, sample_ids, top: int = 5) -> list[list[str]] | None:
     """The position-only baseline's ranked locations for ``sample_ids``, trained on the training split's
     patch samples; None when there are no training samples or positions."""
-    from tasks.patches.store import read_patch_samples
+    from data_contracts.patch_store import read_patch_samples
 
     samples = read_patch_samples(settings, with_split=True)
     if len(samples) == 0 or "centre_mm" not in samples:

@@ -31,7 +31,7 @@ import numpy as np
 from scipy import ndimage
 
 from data_contracts import segmentation
-from tasks.ingest.geometry import Geometry
+from data_contracts.geometry import Geometry
 from tasks.landmarks import Landmarks
 
 LAB = segmentation.label_of()

@@ -29,8 +29,8 @@ from data_contracts.findings import grade_for_suv
 from data_contracts.settings import Settings
 from data_contracts.tables import LESIONS, MANIFEST, STUDIES, ManifestRow
 from tasks.evaluate.position import leave_one_group_out_top1
-from tasks.ingest import store
-from tasks.ingest.geometry import Geometry
+from data_contracts import volume_store as store
+from data_contracts.geometry import Geometry
 from tasks.ingest.pseudonym import study_pseudonym
 from tasks.landmarks import Landmarks, canonical_class, canonical_lut
 from tasks.realism import images, position, reports

@@ -1,7 +1,7 @@
 import numpy as np
 
 from data_contracts import segmentation
-from tasks.ingest.geometry import Geometry
+from data_contracts.geometry import Geometry
 from tasks.landmarks import Landmarks, canonical_class, canonical_lut
 from tasks.sites import lesion_sites
 

@@ -3,7 +3,7 @@ import pytest
 from scipy import ndimage
 
 from data_contracts import segmentation
-from tasks.ingest.geometry import Geometry
+from data_contracts.geometry import Geometry
 from tasks.landmarks import Landmarks
 from tasks.realism import images
 
