@@ -3,8 +3,9 @@
 Per study, a cost between every lesion and every finding combines
 - anatomy: the lesion's candidate sites (``tasks.sites``: the segmenter class under the mask, or for a lesion
   in fat -- a node -- its position among segmented landmarks; a real segmenter has no nodal stations) against
-  the finding's location — one of the candidates, a near one to the derived site (same system, region and
-  side: T7 vs T8), unknown (no candidate), or another (never linked);
+  the finding's location — one of the candidates (or a hierarchy node containing one), a near one to the
+  derived site (same system, region and side: T7 vs T8), unknown (no candidate; or two stations, one only
+  guessed from position), or another (never linked);
 - SUVmax agreement: |ln(mask SUVmax / stated SUVmax)|;
 - size: the stated long axis against the mask's equivalent-sphere diameter, beyond a tolerance.
 Without a label map only the side (from the centroid against the body midline) stands in for anatomy.
@@ -25,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from data_contracts import segmentation, taxonomy
+from data_contracts import hierarchy, segmentation, taxonomy
 from data_contracts.caption import caption_for
 from data_contracts.records import (
     CaptionSample,
@@ -39,7 +40,6 @@ from data_contracts.tables import (
     CAPTION_SAMPLES,
     FINDINGS,
     LESIONS,
-    MANIFEST,
     QUARANTINE,
     STUDIES,
     TRUTH,
@@ -47,7 +47,9 @@ from data_contracts.tables import (
     FindingRow,
     UnmatchedRow,
 )
+from tasks.ingest.manifest import read_manifest
 from tasks.ingest.pseudonym import study_pseudonym
+from tasks.ingest.report_text import read_reports, report_source
 from tasks.structure.backend import structure_texts
 
 
@@ -88,9 +90,14 @@ def equivalent_diameter_mm(lesion: Lesion) -> float:
 
 def _anatomy_cost(lesion: Lesion, finding: StructuredFinding, cfg: LinkSettings, midline_x: float | None,
                   sites: Sites | None = None) -> float:
+    """Same location: the finding's hierarchy node contains the mask's class ("mediastinal lymph node" and a
+    mask at station 7; "left rib" and a mask on the left 7th rib), or the node is a further leaf inside the
+    class (fossa of Rosenmüller on a nasopharynx mask). A coarse finding costs a little more than an exact
+    one, so a finding that names the mask's class exactly wins a tie."""
     floc = taxonomy.get(finding.location_id)
+    sided = floc.laterality in (taxonomy.Laterality.left, taxonomy.Laterality.right)
     if lesion.anatomy_label is None and not (sites and lesion.instance in sites):
-        if midline_x is None or floc.laterality is taxonomy.Laterality.midline:
+        if midline_x is None or not sided:
             return cfg.cost_unknown_location
         # LPS: +x is the patient's left
         side = taxonomy.Laterality.left if lesion.centroid_mm[0] > midline_x else taxonomy.Laterality.right
@@ -101,6 +108,8 @@ def _anatomy_cost(lesion: Lesion, finding: StructuredFinding, cfg: LinkSettings,
     lid = cand[0]
     if finding.location_id in cand:  # the report decides among the candidates (a liver segment, a hip part)
         return cfg.cost_same_location
+    if any(hierarchy.can_link(finding.location_id, c) for c in cand):
+        return cfg.cost_same_location + _COARSE_COST
     lloc = taxonomy.get(lid)
     near = (lloc.system, lloc.region, lloc.laterality) == (floc.system, floc.region, floc.laterality)
     if near:
@@ -108,6 +117,21 @@ def _anatomy_cost(lesion: Lesion, finding: StructuredFinding, cfg: LinkSettings,
     if lid not in segmentation.segmented_sites() and floc.id not in segmentation.segmented_sites():
         return cfg.cost_unknown_location  # both only derivable from position (a station): uncertain, not other
     return cfg.cost_other_location
+
+
+_COARSE_COST = 0.05  # a coarse finding on a mask inside its node: just above an exact match
+
+
+def linked_location(finding: StructuredFinding, lesion: Lesion | None, sites: Sites | None = None) -> str:
+    """The finest location known for a linked pair: the mask's site when the finding's node contains it and
+    the segmentation names that one site alone (linking decided the leaf the report left open), else the
+    finding's own node. A site guessed from position (a station) or one of several (a liver segment) never
+    replaces what the report said."""
+    cand = lesion_candidates(lesion, sites) if lesion is not None else ()
+    lid = cand[0] if len(cand) == 1 and cand[0] in segmentation.segmented_sites() else None
+    if lid is not None and lid != finding.location_id and hierarchy.contains(finding.location_id, lid):
+        return lid
+    return finding.location_id
 
 
 def pair_cost(lesion: Lesion, finding: StructuredFinding, cfg: LinkSettings, midline_x: float | None = None,
@@ -158,8 +182,8 @@ def link_study(
         mine = lesion_candidates(lesion, sites)
         positional = bool(mine) and mine[0] not in segmentation.segmented_sites()  # a station: from position only
 
-        def joins(c: int) -> bool:  # exactly its location; a position-derived station also a near one in the gate
-            if findings[c].location_id in mine:
+        def joins(c: int) -> bool:  # its location (or a node containing it); a station guessed from position
+            if any(hierarchy.can_link(findings[c].location_id, x) for x in mine):  # also a near one, in the gate
                 return True
             near = _anatomy_cost(lesion, findings[c], cfg, midline_x, sites) <= cfg.cost_near_location
             return positional and near and cost[r, c] <= cfg.max_cost
@@ -207,11 +231,22 @@ def study_sites(settings: Settings, study_id: str) -> Sites | None:
     return study_lesion_sites(anat, np.asarray(st.lesions[...]), st.geometry, st.lesion_records, marks)
 
 
-def caption_samples(study: Study, findings: list[StructuredFinding], result: LinkResult) -> list[CaptionSample]:
-    """One sample per linked mask, keeping the chain report span -> structured record -> lesion instance."""
+def caption_samples(study: Study, findings: list[StructuredFinding], result: LinkResult,
+                    lesions: list[Lesion] | None = None, sites: Sites | None = None) -> list[CaptionSample]:
+    """One sample per linked mask, keeping the chain report span -> structured record -> lesion instance.
+
+    The sample's location is the finest known (``linked_location``: a coarse finding takes the class of its
+    linked mask when ``lesions`` are given); its caption names that location, with the study's tracer when
+    the report named none. The localizer trains on the samples whose location is one of its classes."""
+    by_instance = {l.instance: l for l in lesions or []}
     out = []
     for p in sorted(result.pairs, key=lambda p: p.instance):
         f = findings[p.finding_index]
+        location = linked_location(f, by_instance.get(p.instance), sites)
+        pet = f.pet_finding if f.pet_finding.tracer is not None else f.pet_finding.model_copy(
+            update={"tracer": study.tracer})
+        decided = f.model_copy(update={"location_id": location, "pet_finding": pet,
+                                       "laterality": taxonomy.get(location).laterality})
         out.append(CaptionSample(
             sample_id=f"{study.study_id}-{p.instance:03d}",
             patient_id=study.patient_id,
@@ -219,9 +254,9 @@ def caption_samples(study: Study, findings: list[StructuredFinding], result: Lin
             instance=p.instance,
             vendor=study.vendor,
             tracer=study.tracer,
-            location_id=f.location_id,
+            location_id=location,
             ct_finding=f.ct_finding,
-            caption=caption_for(f),
+            caption=caption_for(decided),
             finding_index=p.finding_index,
             span=f.span,
         ))
@@ -250,7 +285,7 @@ def link_dataset(settings: Settings, backend: str | None = None) -> LinkSummary:
     not be structured to ``quarantine``.
     """
     raw = settings.raw
-    manifest = MANIFEST.records(MANIFEST.read(raw.manifest), source=str(raw.manifest))
+    manifest = read_manifest(raw.manifest, settings.pseudonym_key).rows  # rejected rows: ingest records them
     studies = {s.study_id: s for s in STUDIES.records(STUDIES.read(settings.table_path("studies")))}
     lesions_by_study: dict[str, list[Lesion]] = {}
     for lesion in LESIONS.records(LESIONS.read(settings.table_path("lesions"))):
@@ -258,11 +293,12 @@ def link_dataset(settings: Settings, backend: str | None = None) -> LinkSummary:
 
     rows = [(r, study_pseudonym(r.study_key, settings.pseudonym_key)) for r in manifest if r.report_path]
     rows = [(r, sid) for r, sid in rows if sid in studies]  # quarantined at ingestion: nothing to link
-    texts = [(raw.root / r.report_path).read_text(encoding="utf-8") for r, _ in rows]
+    rows, texts, quarantine = read_reports(rows, raw.root)  # missing / undecodable: quarantined, the rest go on
     results = structure_texts(texts, settings, backend, tracers=[studies[sid].tracer for _, sid in rows],
-                              items=[sid for _, sid in rows], sources=[r.report_path for r, _ in rows])
+                              items=[sid for _, sid in rows], sources=[report_source(sid, r.report_path)
+                                                                       for r, sid in rows])
 
-    finding_rows, samples, unmatched, quarantine = [], [], [], []
+    finding_rows, samples, unmatched = [], [], []
     groups = 0
     for (row, sid), result in zip(rows, results):
         if result.report is None:
@@ -272,10 +308,10 @@ def link_dataset(settings: Settings, backend: str | None = None) -> LinkSummary:
         finding_rows += [FindingRow(study_id=sid, finding_index=i, finding=f, backend=result.report.backend,
                                     model=result.report.model, prompt_version=result.report.prompt_version)
                          for i, f in enumerate(findings)]
-        linked = link_study(sid, lesions_by_study.get(sid, []), findings, settings.link,
-                            sites=study_sites(settings, sid))
+        sites = study_sites(settings, sid)
+        linked = link_study(sid, lesions_by_study.get(sid, []), findings, settings.link, sites=sites)
         groups += sum(p.kind == "group" for p in linked.pairs)
-        samples += caption_samples(studies[sid], findings, linked)
+        samples += caption_samples(studies[sid], findings, linked, lesions_by_study.get(sid, []), sites)
         unmatched += linked.unmatched
 
     FINDINGS.write(FINDINGS.frame(finding_rows), settings.table_path("findings"))
