@@ -1,0 +1,60 @@
+"""Where voxels and the patient are: a voxel grid in LPS and the patient's pose on the table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+@dataclass(frozen=True)
+class Grid:
+    """A voxel grid in LPS: array order (z, y, x); spacing/origin in (x, y, z) mm; identity direction."""
+
+    shape: tuple[int, int, int]  # (z, y, x)
+    spacing: tuple[float, float, float]  # (x, y, z)
+    origin: tuple[float, float, float]  # (x, y, z), centre of voxel (0, 0, 0)
+
+    def axis(self, i: int) -> np.ndarray:
+        """Coordinates (mm) of voxel centres along x (0), y (1) or z (2)."""
+        n = self.shape[2 - i]
+        return (self.origin[i] + self.spacing[i] * np.arange(n)).astype(np.float64)
+
+    @property
+    def n_voxels(self) -> int:
+        return int(np.prod(self.shape))
+
+    def index_of(self, xyz: Sequence[float]) -> np.ndarray:
+        """Continuous (z, y, x) index of an LPS point."""
+        return np.array([(xyz[2 - a] - self.origin[2 - a]) / self.spacing[2 - a] for a in range(3)])
+
+    def point_of(self, zyx: Sequence[float]) -> np.ndarray:
+        """LPS (x, y, z) of a (z, y, x) index."""
+        return np.array([self.origin[a] + self.spacing[a] * zyx[2 - a] for a in range(3)])
+
+
+@dataclass(frozen=True)
+class Pose:
+    """Where the patient lies: body frame (u, v, w) -> LPS (x, y, z) by a roll about z and a shift."""
+
+    roll_deg: float = 0.0
+    shift: tuple[float, float, float] = (0.0, 0.0, 0.0)  # LPS position of the body-frame origin
+
+    @property
+    def cs(self) -> tuple[float, float]:
+        t = np.deg2rad(self.roll_deg)
+        return float(np.cos(t)), float(np.sin(t))
+
+    def to_lps(self, uvw: np.ndarray) -> np.ndarray:
+        """(..., 3) body points -> (..., 3) LPS points."""
+        c, s = self.cs
+        u, v, w = uvw[..., 0], uvw[..., 1], uvw[..., 2]
+        tx, ty, tz = self.shift
+        return np.stack([c * u - s * v + tx, s * u + c * v + ty, w + tz], axis=-1)
+
+    def to_body(self, xyz: np.ndarray) -> np.ndarray:
+        c, s = self.cs
+        tx, ty, tz = self.shift
+        x, y, z = xyz[..., 0] - tx, xyz[..., 1] - ty, xyz[..., 2] - tz
+        return np.stack([c * x + s * y, -s * x + c * y, z], axis=-1)
+
