@@ -20,7 +20,7 @@ the demo, the benchmark and tests do).
 
 from tasks.synth.phantom.builder import Builder, body_extent, build_phantom, structure_bounds
 from tasks.synth.phantom.geometry import Grid, Pose
-from tasks.synth.phantom.painter import SPINE_LEVELS, Level
+from tasks.synth.phantom.painter import ARMS_UP, SPINE_LEVELS, Level, proportions_warp
 from tasks.synth.phantom.patients import REF_HEIGHT, Patient, reference_patient, sample_patient
 from tasks.synth.phantom.rasterizer import SLAB_VOXELS, index_box, min_radius, rasterize
 from tasks.synth.phantom.shapes import Capsule, Cylinder, Ellipsoid, Implicit, Paint, Profile, Shape, Slab
@@ -28,7 +28,7 @@ from tasks.synth.phantom.tissues import (EXTRA_BASE, LOBES, TISSUES, Tissue, ana
                                          n_labels, tissue_lut, tissue_of_label)
 
 __all__ = [
-    "Builder", "body_extent", "build_phantom", "structure_bounds", "Grid", "Pose", "SPINE_LEVELS", "Level",
+    "Builder", "body_extent", "build_phantom", "structure_bounds", "Grid", "Pose", "ARMS_UP", "SPINE_LEVELS", "Level", "proportions_warp",
     "REF_HEIGHT", "Patient", "reference_patient", "sample_patient", "SLAB_VOXELS", "index_box", "min_radius",
     "rasterize", "Capsule", "Cylinder", "Ellipsoid", "Implicit", "Paint", "Profile", "Shape", "Slab",
     "EXTRA_BASE", "LOBES", "TISSUES", "Tissue", "anatomy_lut", "internal_labels", "n_labels", "tissue_lut",

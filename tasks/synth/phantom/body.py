@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tasks.synth.phantom.painter import Painter
+from tasks.synth.phantom.painter import ARMS_UP, Painter
 from tasks.synth.phantom.shapes import Ellipsoid, Implicit, Profile, Slab
 
 
@@ -62,10 +62,17 @@ class BodyPainter(Painter):
         for side in ("left", "right"):
             s = 1 if side == "left" else -1
             # arm: shoulder -> elbow -> wrist, then the hand
-            self.limb(name, [(s * 178, 14, 1412), (s * 196, 20, 1120), (s * 203, 8, 870)],
-                      [44 + f, 36 + f, 26 + f * 0.6])
+            if self.pt.arms_up:  # raised, elbows beside the head, forearms crossed above it
+                (u0, v0, w0), (u1, v1, w1), (u2, v2, w2) = ARMS_UP
+                self.tube(name, [(s * u0, v0, w0), (s * u1, v1, w1), (s * u2, v2, w2)],
+                          [44 + f, 36 + f, 26 + f * 0.6])
+                self.ellipsoid(name, (s * (u2 - 45), v2, w2 + 12), (48, 22 + f * 0.3, 22))
+            else:
+                self.limb(name, [(s * 178, 14, 1412), (s * 196, 20, 1120), (s * 203, 8, 870)],
+                          [44 + f, 36 + f, 26 + f * 0.6])
             self.ellipsoid(name, (s * 178, 14, 1412), (44 + f, 44 + f, 30 + f))
-            self.ellipsoid(name, (s * 204, 0, 795), (20 + f * 0.3, 42, 78))
+            if not self.pt.arms_up:
+                self.ellipsoid(name, (s * 204, 0, 795), (20 + f * 0.3, 42, 78))
             # leg: hip -> knee -> ankle, then the foot (pointing anterior, supine)
             self.limb(name, [(s * 88, 6, 905), (s * 91, 5, 720), (s * 94, 4, 520), (s * 95, 10, 380),
                              (s * 95, 10, 250), (s * 95, 8, 80)],
@@ -106,6 +113,18 @@ class BodyPainter(Painter):
             s = 1 if side == "left" else -1
             self.ellipsoid(f"parotid_{side}", (s * 55, 18, 1562), (12, 16, 22), thin=True)
             self.ellipsoid(f"submandibular_{side}", (s * 33, -28, 1516), (11, 11, 9), thin=True)
+            self.ellipsoid("lacrimal", (s * 44, -58, 1640), (11, 8, 7), thin=True, allowed=["body_fat", "muscle"])
+
+    def brown_fat(self):
+        """Activated brown fat: cervical, supraclavicular, axillary and paravertebral fat (if the patient has it)."""
+        if not self.pt.brown_fat:
+            return
+        fat = ["body_fat", "mediastinal_fat"]
+        for s in (1, -1):
+            self.ellipsoid("brown_fat", (s * 45, 10, 1500), (22, 26, 32), allowed=fat)
+            self.ellipsoid("brown_fat", (s * 68, 0, 1450), (38, 32, 26), allowed=fat)
+            self.ellipsoid("brown_fat", (s * 125, 10, 1390), (26, 26, 26), allowed=fat)
+            self.ellipsoid("brown_fat", (s * 34, 62, 1320), (16, 16, 90), allowed=fat)
 
     # -- neck --------------------------------------------------------------------------------------
     def neck(self):

@@ -28,6 +28,7 @@ class Builder(BodyPainter, OrganPainter, SkeletonPainter, NodePainter):
         self.ribs_and_shoulder()
         self.pelvis_and_legs()
         self.node_stations()
+        self.brown_fat()
         self.lung_vessels()
         return self.ops
 

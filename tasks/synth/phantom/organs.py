@@ -10,12 +10,19 @@ from tasks.synth.phantom.shapes import Capsule, Ellipsoid, Implicit, Paint, Prof
 from tasks.synth.phantom.tissues import LOBES, n_labels
 
 
+# Diaphragm domes (reference mm above the soles): right higher than left; a breathing patient's lungs hold
+# 4-6 L.
+DOME_RIGHT, DOME_LEFT = 1222.0, 1206.0
+CAGE_WIDTH = 1.06  # below the upper aperture, the rib cage is this much wider and deeper than the keyframes
+
+
 class OrganPainter(Painter):
     # -- thorax ------------------------------------------------------------------------------------
     # Rib-cage (rib centre line) keyframes: w, half-width A, half-depth B, centre depth.
     CAGE = np.array([[1478, 28, 28, 32], [1455, 62, 52, 22], [1420, 95, 70, 12], [1370, 118, 82, 6],
                      [1300, 128, 88, 2], [1250, 131, 89, 0], [1200, 129, 88, 0], [1150, 124, 85, 0],
                      [1100, 115, 80, 0]], float)
+    CAGE[CAGE[:, 0] < 1440, 1:3] *= CAGE_WIDTH
 
     def cage(self) -> Profile:
         c = self.CAGE
@@ -24,8 +31,8 @@ class OrganPainter(Painter):
     def diaphragm(self, U, V):
         """w of the diaphragm surface under (u, v): two domes, right higher, recesses low at the back."""
         sl, sv = self.sl, self.sv
-        right = 1255 * sv - 95 * sv * (((U + 60 * sl) / (115 * sl)) ** 2 + ((V - 0 * sl) / (105 * sl)) ** 2)
-        left = 1238 * sv - 95 * sv * (((U - 62 * sl) / (115 * sl)) ** 2 + ((V - 5 * sl) / (105 * sl)) ** 2)
+        right = DOME_RIGHT * sv - 95 * sv * (((U + 60 * sl) / (115 * sl)) ** 2 + ((V - 0 * sl) / (105 * sl)) ** 2)
+        left = DOME_LEFT * sv - 95 * sv * (((U - 62 * sl) / (115 * sl)) ** 2 + ((V - 5 * sl) / (105 * sl)) ** 2)
         return np.maximum(right, left)
 
     def heart_frame(self):
@@ -43,7 +50,7 @@ class OrganPainter(Painter):
         apex = 1480 * self.sv
         hs = self.pt.organ_scale.get("heart", 1.0)
         rot = self.heart_frame()
-        heart_c = self.point(24, -22, 1284)
+        heart_c = self.point(24, -22, 1284 + self.organ_dw("heart"))
         heart_ax = self.axes(66, 52, 46) * hs
         heart = Ellipsoid(heart_c, heart_ax, rot)
         heart_pad = Ellipsoid(heart_c, heart_ax + 7 * self.sl, rot)
@@ -165,11 +172,12 @@ class OrganPainter(Painter):
 
         # Liver under the right dome, with Couinaud-like segments cut by planes.
         ls = self.pt.organ_scale.get("liver", 1.0)
-        e1 = Ellipsoid(self.point(-48, 4, 1172), self.axes(98, 88, 82, ls), _rotation("w", -10))
-        e2 = Ellipsoid(self.point(18, -38, 1192), self.axes(68, 40, 36, ls), _rotation("w", -15))
-        caudate = Ellipsoid(self.point(-8, 30, 1168), self.axes(16, 14, 26))
+        dl = self.organ_dw("liver")
+        e1 = Ellipsoid(self.point(-48, 4, 1154 + dl), self.axes(98, 88, 82, ls), _rotation("w", -10))
+        e2 = Ellipsoid(self.point(18, -38, 1174 + dl), self.axes(68, 40, 36, ls), _rotation("w", -15))
+        caudate = Ellipsoid(self.point(-8, 30, 1154 + dl), self.axes(16, 14, 26))
         lab = self.lab
-        w_p = 1172 * sv
+        w_p = (1172 + dl) * sv
 
         def liver(U, V, W, rmin):
             """Couinaud-like segments inside the liver envelope (labels; 0 outside)."""
@@ -189,25 +197,27 @@ class OrganPainter(Painter):
         lo = np.minimum(e1.bounds()[0], e2.bounds()[0])
         hi = np.maximum(e1.bounds()[1], e2.bounds()[1])
         self.add(Implicit(lo, hi, liver), "liver_segment_5", labels=[f"liver_segment_{i}" for i in range(1, 9)])
-        self.ellipsoid("gallbladder", (-42, -50, 1118), (14, 14, 32), _rotation("u", 25))
+        self.ellipsoid("gallbladder", (-42, -50, 1118 + dl), (14, 14, 32), _rotation("u", 25))
         self.tube("vessel", [(-26, 18, 1000), (-26, 20, 1100), (-22, 28, 1180), (-18, 4, 1252)], [11, 12, 12, 13])
 
         # Spleen, kidneys, adrenals.
         ss = self.pt.organ_scale.get("spleen", 1.0)
-        sp = Ellipsoid(self.point(92, 48, 1196), self.axes(26, 45, 52, ss), _rotation("w", 35))
+        sp = Ellipsoid(self.point(92, 48, 1160 + self.organ_dw("spleen")), self.axes(30, 50, 56, ss), _rotation("w", 35))
         self.add(Implicit(*sp.bounds(), lambda U, V, W, r: sp.inside(U, V, W, r) & (W < below(U, V))), "spleen")
         ks = self.pt.organ_scale.get("kidney", 1.0)
-        for side, w_c in (("left", 1136), ("right", 1120)):
+        dk = self.organ_dw("kidney")
+        for side, w_c in (("left", 1136 + dk), ("right", 1120 + dk)):
             s = 1 if side == "left" else -1
             rot = _rotation("w", s * 30) @ _rotation("v", s * -12)
             self.ellipsoid(f"kidney_{side}", (s * 70, 52, w_c), (27, 22, 52), rot, k=ks)
             self.ellipsoid(f"kidney_pelvis_{side}", (s * 56, 45, w_c - 4), (10, 8, 18), rot)
         near = ["body_fat", "muscle"] + [f"liver_segment_{i}" for i in range(1, 9)] + ["spleen"]
-        self.ellipsoid("adrenal_left", (40, 36, 1186), (5, 13, 19), _rotation("w", 30), thin=True, allowed=near)
-        self.ellipsoid("adrenal_right", (-36, 40, 1192), (5, 13, 19), _rotation("w", -30), thin=True, allowed=near)
+        self.ellipsoid("adrenal_left", (40, 36, 1186 + dk), (5, 13, 19), _rotation("w", 30), thin=True, allowed=near)
+        self.ellipsoid("adrenal_right", (-36, 40, 1192 + dk), (5, 13, 19), _rotation("w", -30), thin=True, allowed=near)
 
         # Stomach: wall, content, a gas cap anteriorly (supine).
-        st_pts = [(62, 12, 1215), (58, -22, 1168), (22, -52, 1130), (-14, -36, 1124)]
+        ds = self.organ_dw("stomach")
+        st_pts = [(62, 12, 1192 + ds), (58, -22, 1158 + ds), (22, -52, 1130 + ds * 0.5), (-14, -36, 1124)]
         st_r = [36, 32, 22, 13]
         self.tube("stomach", st_pts, st_r)
         self.tube("stomach_content", st_pts, [r - 5 for r in st_r])
@@ -218,8 +228,8 @@ class OrganPainter(Painter):
             self.add(Implicit(*c.bounds(), lambda U, V, W, r, c=c: c.inside(U, V, W, r) & (V < gas_v)),
                      "stomach_gas")
         # Duodenum (small bowel) and pancreas.
-        self.tube("small_bowel", [(-14, -36, 1124), (-38, -14, 1118), (-42, 8, 1092), (-20, 10, 1072),
-                                  (20, 2, 1082)], 12)
+        self.tube("duodenum", [(-14, -36, 1124), (-38, -14, 1118), (-42, 8, 1092), (-20, 10, 1072),
+                               (20, 2, 1082)], 12)
         self.tube("pancreas", [(-26, -8, 1116), (-2, -22, 1130), (36, -10, 1142), (78, 32, 1160)],
                   [15, 11, 11, 9], thin=True)
 
@@ -262,7 +272,7 @@ class OrganPainter(Painter):
 
     def pelvis_organs(self):
         bs = self.pt.organ_scale.get("bladder", 1.0) ** (1 / 3)
-        self.ellipsoid("bladder", (0, -46, 902 + 8 * bs), (44 * bs, 34 * bs, 36 * bs))
+        self.ellipsoid("bladder", (0, -46, 902 + 8 * bs + self.organ_dw("bladder")), (44 * bs, 34 * bs, 36 * bs))
         if self.female:
             self.ellipsoid("uterus", (0, 2, 935), (30, 22, 40), _rotation("u", -35))
         else:

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from tasks.synth.phantom.patients import Patient
+from tasks.synth.phantom.patients import REF_HEIGHT, Patient
 from tasks.synth.phantom.shapes import Capsule, Ellipsoid, Paint, Shape
 from tasks.synth.phantom.tissues import internal_labels
 
@@ -20,6 +20,8 @@ _SPINE_TOP = 1575.0
 # Vertebral-body centre depth (v) along the spine: cervical and lumbar lordosis, thoracic kyphosis.
 _SPINE_V = ([1590, 1500, 1460, 1420, 1380, 1280, 1180, 1110, 1050, 985, 960],
             [14, 6, 12, 30, 45, 57, 52, 40, 24, 30, 36])
+
+_SPINE_V_MEAN = 36.0  # curvature scales the depth's deviations from this
 
 
 @dataclass
@@ -38,6 +40,34 @@ class Level:
     def mid(self) -> float:
         return (self.top + self.bottom) / 2
 
+
+# Arms raised (left side; u mirrored for the right): shoulder, elbow beside the head, wrist above it.
+ARMS_UP = ((172.0, 16.0, 1420.0), (150.0, 30.0, 1700.0), (-40.0, 36.0, 1810.0))
+
+
+# Keyframes of the long axis in the reference man (mm): soles, knee, hip, the vertebral endplates from the bottom
+# of L5 (985) to the top of C1 (1575), vertex; ``Patient.segment_stretch`` holds one factor per segment.
+def _reference_keyframes() -> np.ndarray:
+    spine = _SPINE_TOP - np.concatenate([[0.0], np.cumsum(_SEG_LEN)])  # C1 top .. L5 bottom
+    return np.concatenate([[0.0, 500.0, 905.0], spine[::-1], [REF_HEIGHT]])
+
+
+def proportions_warp(patient: Patient) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The patient's proportions as a ``Pose.warp``: body-frame keyframes -> stretched keyframes.
+
+    Segment lengths are multiplied by ``segment_stretch`` and then rescaled so that the patient keeps the
+    drawn height; limb/torso ratio and each vertebra's height vary, the landmarks stay in order. Beyond
+    the soles and the vertex (arms raised above the head) the map continues with slope 1.
+    """
+    body = _reference_keyframes() * patient.vscale
+    if not patient.segment_stretch:
+        return (), ()
+    seg = np.diff(body) * np.asarray(patient.segment_stretch, float)
+    seg *= (body[-1] - body[0]) / seg.sum()
+    table = np.concatenate([[body[0]], body[0] + np.cumsum(seg)])
+    body = np.concatenate([[body[0] - 2000.0], body, [body[-1] + 2000.0]])
+    table = np.concatenate([[table[0] - 2000.0], table, [table[-1] + 2000.0]])
+    return tuple(float(x) for x in body), tuple(float(x) for x in table)
 
 
 class Painter:
@@ -80,6 +110,10 @@ class Painter:
         for i in range(len(pts) - 1):
             self.add(Capsule(pts[i], pts[i + 1], float(radii[i]), float(radii[i + 1]), thin), name, allowed)
 
+    def organ_dw(self, organ: str) -> float:
+        """The patient's head-foot offset of an organ relative to the spine (reference mm)."""
+        return self.pt.organ_shift.get(organ, 0.0)
+
     def sided(self, u: float, side: str) -> float:
         return u if side == "left" else -u
 
@@ -93,6 +127,7 @@ class Painter:
             bottom = top - 0.78 * ln
             mid = (top + bottom) / 2
             v = float(np.interp(mid, _SPINE_V[0][::-1], _SPINE_V[1][::-1]))
+            v = _SPINE_V_MEAN + (v - _SPINE_V_MEAN) * self.pt.spine_curvature
             au, av = 12.0 + 14.0 * f**1.1, 8.5 + 8.5 * f
             canal_r = 9.5 - 2.0 * np.sin(np.pi * min(f * 1.25, 1.0))  # narrower in the thoracic spine
             canal_v = v + av + canal_r + 1.5

@@ -1,4 +1,6 @@
-"""Patient sampling: sex, height, girth, build, roll on the table, organ sizes."""
+"""Patient sampling: sex, height, girth, build, roll on the table, organ sizes, and the proportions that make
+one patient's anatomy more than a rescaled reference man: leg and trunk lengths and every vertebra's height
+(``segment_stretch``), spine curvature, organ positions relative to the spine, brown fat."""
 
 from __future__ import annotations
 
@@ -17,6 +19,13 @@ class Patient:
     roll_deg: float  # rotation about the long axis on the table
     organ_scale: dict[str, float] = field(default_factory=dict)  # liver, spleen, kidney, heart, bladder
     bowel_seed: int = 0  # layout of small-bowel loops and gas
+    # Non-rigid proportions: a length factor per segment of the long axis (lower leg, thigh, pelvis, each
+    # vertebra C1..L5 from the top, head; see ``painter.proportions_warp``); empty = the reference's.
+    segment_stretch: tuple[float, ...] = ()
+    spine_curvature: float = 1.0  # x the reference's cervical/lumbar lordosis and thoracic kyphosis
+    organ_shift: dict[str, float] = field(default_factory=dict)  # organ -> head-foot offset (mm, + = up)
+    arms_up: bool = False  # arms raised above the head (most oncological PET/CT) or down by the sides
+    brown_fat: bool = False  # activated brown fat (FDG-avid supraclavicular and paravertebral fat)
 
     @property
     def weight_kg(self) -> float:
@@ -43,7 +52,22 @@ def sample_patient(rng: np.random.Generator, sex: str | None = None) -> Patient:
     organs = {k: float(np.clip(rng.normal(1.0, sd), 0.75, 1.35)) for k, sd in
               (("liver", 0.08), ("spleen", 0.12), ("kidney", 0.06), ("heart", 0.06))}
     organs["bladder"] = float(rng.uniform(0.5, 1.4))
-    return Patient(sex, height, girth, build, roll, organs, int(rng.integers(0, 2**31)))
+    bowel_seed = int(rng.integers(0, 2**31))
+    # Proportions: a leg factor (both leg segments), per-region spine factors times per-level factors.
+    legs = float(rng.lognormal(0.0, 0.045))
+    region = {r: float(rng.lognormal(0.0, 0.05)) for r in "CTL"}
+    stretch = [legs * float(rng.lognormal(0.0, 0.02)) for _ in range(2)]
+    stretch.append(float(rng.lognormal(0.0, 0.06)))  # pelvis
+    levels = [region["C" if i < 7 else "T" if i < 19 else "L"] * float(rng.lognormal(0.0, 0.07))
+              for i in range(24)]  # C1..C7, T1..T12, L1..L5
+    stretch += levels[::-1]  # keyframes run up the body: L5 first
+    stretch.append(float(rng.lognormal(0.0, 0.03)))  # head
+    curvature = float(np.clip(rng.normal(1.0, 0.2), 0.6, 1.4))
+    shift = {k: float(rng.normal(0.0, sd)) for k, sd in (("liver", 12.0), ("spleen", 15.0), ("kidney", 15.0),
+                                                            ("heart", 10.0), ("bladder", 8.0), ("stomach", 15.0))}
+    brown = bool(rng.random() < 0.12 * float(np.clip(1.6 - girth, 0.3, 1.0)) / 0.6)
+    return Patient(sex, height, girth, build, roll, organs, bowel_seed, tuple(stretch), curvature, shift, False,
+                   brown)
 
 
 def reference_patient(sex: str = "M") -> Patient:

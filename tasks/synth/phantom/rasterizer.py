@@ -34,7 +34,7 @@ def index_box(lo: np.ndarray, hi: np.ndarray, grid: Grid, pose: Pose) -> tuple[s
     y0 = ty + min(s * u0, s * u1) + min(c * v0, c * v1)
     y1 = ty + max(s * u0, s * u1) + max(c * v0, c * v1)
     out = []
-    for ax, (a, b) in ((2, (w0 + tz, w1 + tz)), (1, (y0, y1)), (0, (x0, x1))):
+    for ax, (a, b) in ((2, (float(pose.table_w(w0)) + tz, float(pose.table_w(w1)) + tz)), (1, (y0, y1)), (0, (x0, x1))):
         n = grid.shape[2 - ax]
         i0 = max(int(np.floor((a - grid.origin[ax]) / grid.spacing[ax])), 0)
         i1 = min(int(np.ceil((b - grid.origin[ax]) / grid.spacing[ax])) + 1, n)
@@ -81,6 +81,7 @@ def rasterize(paints: Sequence[Paint], grid: Grid, pose: Pose, table_y: float | 
             allowed[list(p.allowed)] = True
         prepared.append((p, box, X, Y, U, V, allowed))
 
+    body_w = np.asarray(pose.body_w(zs - tz), np.float32)  # body-frame height of every slice
     slab = max(4, SLAB_VOXELS // (grid.shape[1] * grid.shape[2]))
     for k0 in range(0, grid.shape[0], slab):
         k1 = min(k0 + slab, grid.shape[0])
@@ -88,7 +89,7 @@ def rasterize(paints: Sequence[Paint], grid: Grid, pose: Pose, table_y: float | 
             a, b = max(sz.start, k0), min(sz.stop, k1)
             if a >= b:
                 continue
-            W = (zs[a:b] - tz).astype(np.float32)
+            W = body_w[a:b]
             target = out[a:b, sy, sx]
             if U is None:
                 lo, hi = p.shape.rows(X, Y[None, :], W[:, None], c, s, rmin)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tasks.synth.phantom.painter import SPINE_LEVELS, Painter
+from tasks.synth.phantom.painter import ARMS_UP, SPINE_LEVELS, Painter
 from tasks.synth.phantom.shapes import Cylinder, Implicit, _rotation
 
 
@@ -100,12 +100,21 @@ class SkeletonPainter(Painter):
             self.tube(f"scapula_{side}", [(s * 66, 90, 1418), (s * 140, 62, 1436), (s * 160, 24, 1436)], 6,
                       thin=True)  # spine of scapula and acromion
             self.ellipsoid(f"humerus_{side}", (s * 172, 14, 1408), (23, 23, 24))
-            self.tube(f"humerus_cortex_{side}", [(s * 176, 16, 1392), (s * 196, 21, 1140)], 11, thin=True)
-            self.tube(f"humerus_marrow_{side}", [(s * 177, 16, 1370), (s * 195, 21, 1165)], 6)
-            self.ellipsoid(f"humerus_{side}", (s * 198, 20, 1128), (28, 14, 14))
-            # forearm bones (not segmented)
-            for du in (-10, 10):
-                self.tube("limb_bone", [(s * (198 + du), 16, 1110), (s * (204 + du), 6, 880)], 6)
+            if self.pt.arms_up:
+                (u0, v0, w0), (u1, v1, w1), (u2, v2, w2) = ARMS_UP
+                self.tube(f"humerus_cortex_{side}", [(s * 171, 16, 1432), (s * (u1 + 2), v1 - 1, w1 - 22)], 11,
+                          thin=True)
+                self.tube(f"humerus_marrow_{side}", [(s * 170, 17, 1455), (s * (u1 + 3), v1 - 1, w1 - 45)], 6)
+                self.ellipsoid(f"humerus_{side}", (s * u1, v1, w1 - 8), (28, 14, 14))
+                for dv in (-10, 10):  # forearm bones (not segmented)
+                    self.tube("limb_bone", [(s * (u1 - 8), v1 + dv, w1 + 6), (s * u2, v2 + dv, w2)], 6)
+            else:
+                self.tube(f"humerus_cortex_{side}", [(s * 176, 16, 1392), (s * 196, 21, 1140)], 11, thin=True)
+                self.tube(f"humerus_marrow_{side}", [(s * 177, 16, 1370), (s * 195, 21, 1165)], 6)
+                self.ellipsoid(f"humerus_{side}", (s * 198, 20, 1128), (28, 14, 14))
+                # forearm bones (not segmented)
+                for du in (-10, 10):
+                    self.tube("limb_bone", [(s * (198 + du), 16, 1110), (s * (204 + du), 6, 880)], 6)
         # sternum: manubrium, body, xiphoid
         self.ellipsoid("sternum", (0, -80, 1405), (26, 8, 22), thin=True)
         self.tube("sternum", [(0, -86, 1382), (0, -94, 1280)], 9, thin=True)

@@ -37,11 +37,11 @@ TISSUES: dict[str, Tissue] = {
     "brain": Tissue(33, 5, 7.5, 0.15, suv_sd=0.2),
     "cord": Tissue(35, 5, 1.2, 0.3),
     "csf": Tissue(8, 4, 0.2, 0.1),
-    "blood": Tissue(42, 5, 1.6, 1.2),
+    "blood": Tissue(42, 5, 1.8, 1.2),
     "myocardium": Tissue(45, 5, 4.0, 1.6, suv_sd=0.6),
-    "liver": Tissue(60, 6, 2.2, 6.0),
+    "liver": Tissue(55, 6, 2.0, 6.0),
     "spleen": Tissue(48, 5, 1.9, 7.0),
-    "kidney": Tissue(33, 6, 2.8, 30.0, suv_sd=0.25),
+    "kidney": Tissue(33, 6, 2.8, 38.0, suv_sd=0.2),
     "urine": Tissue(8, 4, 20.0, 30.0, suv_sd=0.6),
     "adrenal": Tissue(30, 6, 1.6, 2.0),
     "pancreas": Tissue(40, 6, 1.6, 1.8),
@@ -62,13 +62,16 @@ TISSUES: dict[str, Tissue] = {
     "eye": Tissue(12, 4, 0.4, 0.3),
     "bile": Tissue(10, 4, 0.4, 0.5),
     "marrow_fat": Tissue(-40, 25, 0.8, 0.5),
-    "bone_spine": Tissue(330, 45, 1.6, 0.9, bone=True),
-    "bone_pelvis": Tissue(300, 45, 1.4, 0.8, bone=True),
+    "bone_spine": Tissue(200, 35, 1.6, 0.9, bone=True),  # cancellous, age 60
+    "bone_pelvis": Tissue(190, 35, 1.4, 0.8, bone=True),
     "bone_flat": Tissue(420, 50, 1.1, 0.7, bone=True),
     "bone_long": Tissue(380, 50, 0.9, 0.6, bone=True),
     "bone_dense": Tissue(1250, 80, 0.8, 0.5, bone=True),
     "skull": Tissue(950, 120, 0.9, 0.6, bone=True),
     "table": Tissue(-250, 40, 0.0, 0.0, suv_sd=0),
+    "lacrimal": Tissue(30, 6, 1.3, 12.0, suv_sd=0.3),
+    "duodenum": Tissue(35, 8, 2.4, 14.0, suv_sd=0.35),
+    "brown_fat": Tissue(-75, 15, 0.35, 0.2),  # FDG uptake drawn per patient when activated
 }
 
 # Public structures -> tissue. Node stations are fat with normal nodes painted inside them.
@@ -126,6 +129,8 @@ def _extras() -> list[tuple[str, str | None, str]]:
             ex.append((f"{bone}_marrow_{side}", f"{bone}_{side}", "marrow_fat"))
     for st in _node_station_names():
         ex.append((f"node_{st}", st, "node"))
+    ex += [("lacrimal", None, "lacrimal"), ("duodenum", "small_bowel", "duodenum"),
+           ("brown_fat", "body_fat", "brown_fat")]
     return ex
 
 
