@@ -66,8 +66,8 @@ def _digest(root: Path) -> dict[str, str]:
 def cohort(tmp_path_factory):
     settings = Settings(synth=SynthSettings(workers=2, dicom_vendors=("Siemens", "GE")))
     root = tmp_path_factory.mktemp("raw")
-    # seed 4: two United Imaging patients (NIfTI; FDG and PSMA) and a Siemens one (DICOM) with a follow-up
-    summary = co.synthesize_cohort(root, patients=3, seed=4, scale="tiny", settings=settings, progress=False)
+    # seed 17: two United Imaging patients (NIfTI; FDG and PSMA) and a GE one (DICOM) with a follow-up
+    summary = co.synthesize_cohort(root, patients=3, seed=17, scale="tiny", settings=settings, progress=False)
     return root, summary, settings
 
 
@@ -97,11 +97,11 @@ def test_files_tables_and_summary(cohort):
 def test_rerun_and_other_folder_give_identical_bytes(cohort, tmp_path):
     root, _, settings = cohort
     before = _digest(root)
-    co.synthesize_cohort(root, patients=3, seed=4, scale="tiny", settings=settings, progress=False)
+    co.synthesize_cohort(root, patients=3, seed=17, scale="tiny", settings=settings, progress=False)
     assert _digest(root) == before
     other = tmp_path / "again"
     one_worker = Settings(synth=SynthSettings(workers=1, dicom_vendors=("Siemens", "GE")))
-    co.synthesize_cohort(other, patients=3, seed=4, scale="tiny", settings=one_worker, progress=False)
+    co.synthesize_cohort(other, patients=3, seed=17, scale="tiny", settings=one_worker, progress=False)
     assert _digest(other) == before
 
 
@@ -125,5 +125,5 @@ def test_full_scale_study_generation_time(tmp_path):
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     print(f"\nfull scale {plan.vendor.value}: CT {result.shape_ct}, PET {result.shape_pet}; generation "
           f"{result.generate_s:.1f} s, writing {result.write_s:.1f} s, total {total:.1f} s; peak RSS {rss:.2f} GB")
-    assert result.shape_ct[1:] == (512, 512) and result.shape_ct[0] >= 500
+    assert result.shape_ct[1:] == (512, 512) and result.shape_ct[0] >= 250  # skull base to mid-thigh at least
     assert result.generate_s < 30.0

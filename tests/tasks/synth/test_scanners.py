@@ -37,8 +37,10 @@ def test_full_scale_is_clinical_size():
         assert pet.shape[0] * pet.spacing[2] >= 1800.0
     demo = [sc.profile(v, "demo") for v in VENDORS]
     assert all(p.ct_matrix <= 160 and p.ct_slice_mm >= 4.0 for p in demo)
-    # bigger voxels, less noise per voxel
-    assert all(sc.profile(v, "demo").ct_noise_hu < sc.profile(v, "full").ct_noise_hu for v in VENDORS)
+    # bigger voxels, the same noise: a model trained at demo scale sees clinical noise
+    for v in VENDORS:
+        assert sc.profile(v, "demo").ct_noise_hu == sc.profile(v, "full").ct_noise_hu
+        assert sc.profile(v, "demo").pet_noise_cv == sc.profile(v, "full").pet_noise_cv
 
 
 def test_unknown_scale_is_refused():
@@ -73,20 +75,23 @@ def test_hu_per_tissue(studies):
     hu, labels = g.study.ct.array, g.labels_ct
     assert hu.dtype == np.int16
     assert -1010 <= hu[labels == 0].mean() <= -990
-    lung = _mean(hu, labels, ["lung_lower_lobe_right", "lung_upper_lobe_left"])[0]
-    fat = _mean(hu, labels, ["body_fat"])[0]
-    muscle = _mean(hu, labels, ["muscle"])[0]
-    liver = _mean(hu, labels, [f"liver_segment_{i}" for i in range(1, 9)])[0]
+    # inside each region (edges are partial-volumed with their neighbours)
+    lung = _mean(hu, labels, ["lung_lower_lobe_right", "lung_upper_lobe_left"], inner=True)[0]
+    fat = _mean(hu, labels, ["body_fat"], inner=True)[0]
+    muscle = _mean(hu, labels, ["muscle"], inner=True)[0]
+    liver = _mean(hu, labels, [f"liver_segment_{i}" for i in range(1, 9)], inner=True)[0]
     spine = _mean(hu, labels, ["vertebra_L2", "vertebra_L3", "vertebra_L4"], inner=False)[0]
     assert -900 <= lung <= -800
     assert -120 <= fat <= -80
     assert 30 <= muscle <= 60
-    assert 45 <= liver <= 75 and liver > muscle
-    assert 300 <= spine <= 800  # cancellous bone with its cortex, partial-volumed at demo scale
-    # inside the vertebral body: cancellous bone
-    bone = hu >= sc.BONE_HU
-    rim = bone & ~ndimage.binary_erosion(bone)
-    assert 250 <= np.median(hu[bone & ~rim & np.isin(labels, [ph.internal_labels()["vertebra_L3"]])]) <= 700
+    assert 47 <= liver <= 63 and liver > muscle
+    assert 200 <= spine <= 700  # cancellous bone with its cortex, partial-volumed at demo scale
+    # inside the vertebral bodies: cancellous bone (180 +/- 60 HU in adults)
+    st = np.zeros((3, 3, 3), bool)
+    st[1] = ndimage.generate_binary_structure(2, 1)
+    core = ndimage.binary_erosion(np.isin(labels, [ph.internal_labels()[f"vertebra_L{i}"] for i in range(1, 6)]),
+                                  st, iterations=2)
+    assert 120 <= np.median(hu[ndimage.binary_erosion(core)]) <= 260
 
 
 def test_cortical_rim_at_clinical_pixel_size():
@@ -97,7 +102,7 @@ def test_cortical_rim_at_clinical_pixel_size():
     tables = sc.ct_tables(sc.profile(Vendor.siemens, "full"), np.random.default_rng(0))
     hu = sc.ct_base(labels, tables, pixel_mm=0.98)
     assert hu[2, 10, 15] > 1000 and hu[2, 29, 20] > 1000 and hu[1, 20, 20] > 1000  # sides and endplate
-    assert 250 <= hu[2, 20, 20] <= 450  # cancellous inside
+    assert 120 <= hu[2, 20, 20] <= 280  # cancellous inside (the table's adult at 60)
     assert hu[2, 5, 5] < 100
     coarse = sc.ct_base(labels, tables, pixel_mm=4.0)
     assert hu[2, 20, 20] < coarse[2, 10, 15] < hu[2, 10, 15]  # partial volume at demo pixel size
