@@ -242,6 +242,15 @@ def plan_disease(plan: StudyPlan) -> tuple[str, list[les.LesionSpec], str]:
     return scenario, out, name
 
 
+def scan_setup(plan: StudyPlan) -> tuple[ph.Patient, ph.Pose, float, tuple[float, float], str]:
+    """(patient with this study's arm position, pose, table height, z range, scan range name) of a study,
+    from its own random stream."""
+    rng = np.random.default_rng(np.random.SeedSequence(plan.seed[0], spawn_key=(*plan.seed[1:], 2)))
+    pose, table_y, z_range, scan_range = _pose(plan.patient, rng, ph.Builder(plan.patient), plan.tracer)
+    patient = replace(plan.patient, arms_up=bool(rng.random() < ARMS_UP[scan_range]))
+    return patient, pose, table_y, z_range, scan_range
+
+
 def generate_study(plan: StudyPlan, specs: list[les.LesionSpec] | None = None) -> Generated:
     """Phantom, lesions, CT and PET of one study (no files). Deterministic per ``plan.seed``.
 
@@ -251,12 +260,8 @@ def generate_study(plan: StudyPlan, specs: list[les.LesionSpec] | None = None) -
     rng = np.random.default_rng(ss)
     prof = sc.profile(plan.vendor, plan.scale)
     scenario, planned, response = plan_disease(plan)
-    pose_rng = np.random.default_rng(np.random.SeedSequence(plan.seed[0], spawn_key=(*plan.seed[1:], 2)))
-    builder = ph.Builder(plan.patient)
-    pose, table_y, z_range, scan_range = _pose(plan.patient, pose_rng, builder, plan.tracer)
-    patient = replace(plan.patient, arms_up=bool(pose_rng.random() < ARMS_UP[scan_range]))
-    builder = ph.Builder(patient)
-    ops = builder.build()
+    patient, pose, table_y, z_range, scan_range = scan_setup(plan)
+    ops = ph.Builder(patient).build()
     ct_grid, pet_grid = sc.grids(prof, z_range)
     labels_ct = ph.rasterize(ops, ct_grid, pose, table_y)
     labels_pet = ph.rasterize(ops, pet_grid, pose, table_y)
