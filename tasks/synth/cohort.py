@@ -219,7 +219,8 @@ RESPONSES = (("complete", 0.2, (0.0, 0.0), (0.0, 0.0), 1.0, (0, 0)),
 def plan_disease(plan: StudyPlan) -> tuple[str, list[les.LesionSpec], str]:
     """(scenario, lesion specs, response) of a study, drawn at patient level so that a follow-up carries the
     baseline's disease over: the same lesions, grown, shrunk or resolved by a response, plus new ones on
-    progression. Some patients have no disease (``lesion_free_fraction``)."""
+    progression. Some patients have no disease (``lesion_free_fraction``; at 0 no study is lesion-free, no
+    follow-up a complete response)."""
     rng = np.random.default_rng(np.random.SeedSequence(plan.seed[0], spawn_key=(plan.seed[1], 99)))
     lo, hi = plan.lesion_range
     free = rng.random() < plan.lesion_free_fraction
@@ -227,7 +228,10 @@ def plan_disease(plan: StudyPlan) -> tuple[str, list[les.LesionSpec], str]:
     scenario, specs = les.plan_lesions(plan.tracer, plan.patient.sex, n, rng)
     if plan.visit == 0:
         return scenario, specs, ""
-    name, _, size_f, suv_f, p_gone, new = RESPONSES[int(rng.choice(len(RESPONSES), p=[r[1] for r in RESPONSES]))]
+    # lesion_free_fraction 0: every study has disease, so no complete response either
+    responses = [r for r in RESPONSES if plan.lesion_free_fraction > 0 or r[0] != "complete"]
+    w = np.array([r[1] for r in responses])
+    name, _, size_f, suv_f, p_gone, new = responses[int(rng.choice(len(responses), p=w / w.sum()))]
     out = []
     for s in specs:
         if rng.random() < p_gone:

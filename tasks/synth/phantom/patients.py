@@ -53,7 +53,10 @@ def sample_patient(rng: np.random.Generator, sex: str | None = None) -> Patient:
               (("liver", 0.08), ("spleen", 0.12), ("kidney", 0.06), ("heart", 0.06))}
     organs["bladder"] = float(rng.uniform(0.5, 1.4))
     bowel_seed = int(rng.integers(0, 2**31))
-    # Proportions: a leg factor (both leg segments), per-region spine factors times per-level factors.
+    # Proportions from a stream of their own (``rng`` is left where it was: the draws after a patient's, its
+    # vendor, tracer and visits, stay what they were before proportions existed).
+    rng = np.random.default_rng([bowel_seed, 5])
+    # A leg factor (both leg segments), per-region spine factors times per-level factors.
     legs = float(rng.lognormal(0.0, 0.045))
     region = {r: float(rng.lognormal(0.0, 0.05)) for r in "CTL"}
     stretch = [legs * float(rng.lognormal(0.0, 0.02)) for _ in range(2)]

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from data_contracts import taxonomy
-from data_contracts.settings import PatchSettings, Settings, TrainSettings
+from data_contracts.settings import PatchSettings, Settings, SynthSettings, TrainSettings
 from models.captioner import load_checkpoint
 from models.cglp import cglp_prompt
 from models.localizer import load_localizer
@@ -58,7 +58,8 @@ def one_thread():
 def cohort(tmp_path_factory) -> Settings:
     """Six tiny patients through the whole upstream chain, once per session."""
     home = tmp_path_factory.mktemp("train-cohort")
-    settings = Settings(home=home, patches=PATCHES, train=TrainSettings(threads=1))
+    settings = Settings(home=home, patches=PATCHES, train=TrainSettings(threads=1),
+                        synth=SynthSettings(lesion_free_fraction=0.0))
     synthesize_cohort(settings.raw_dir, patients=6, seed=5, scale="tiny", settings=settings, progress=False)
     ingest_all(settings, progress=False)
     link_dataset(settings, "rules")
