@@ -250,7 +250,8 @@ def summarise(rows: list[dict]) -> list[tuple[str, str, str, bool]]:
         if ratios:
             m = float(np.median(ratios))
             add("median FDG lesion SUVmax / liver SUVmean", f"{m:.2f} (n={len(ratios)})", "<= 5", m <= 5)
-        nodes = [le["size"] for le, r in les if r["tracer"] == Tracer.psma.value and le["system"] == System.lymph_node.value]
+        nodes = [le["size"] for le, r in les
+                 if r["tracer"] == Tracer.psma.value and le["system"] == System.lymph_node.value]
         if nodes:
             f = float(np.mean(np.array(nodes) < 10))
             add("PSMA nodal lesions < 10 mm", f"{f:.2f} (n={len(nodes)})", ">= 0.5", f >= 0.5)

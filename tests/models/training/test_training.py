@@ -59,8 +59,8 @@ def cohort(tmp_path_factory) -> Settings:
     """Six tiny patients through the whole upstream chain, once per session."""
     home = tmp_path_factory.mktemp("train-cohort")
     settings = Settings(home=home, patches=PATCHES, train=TrainSettings(threads=1),
-                        synth=SynthSettings(lesion_free_fraction=0.0))
-    synthesize_cohort(settings.raw_dir, patients=6, seed=5, scale="tiny", settings=settings, progress=False)
+                        synth=SynthSettings(lesion_free_fraction=0.0, lesions_per_patient=(3, 8)))
+    synthesize_cohort(settings.raw_dir, patients=6, seed=7, scale="tiny", settings=settings, progress=False)
     ingest_all(settings, progress=False)
     link_dataset(settings, "rules")
     extract_patches(settings, progress=False)
