@@ -216,6 +216,17 @@ RESPONSES = (("complete", 0.2, (0.0, 0.0), (0.0, 0.0), 1.0, (0, 0)),
              ("progression", 0.3, (1.1, 1.5), (1.1, 1.6), 0.0, (1, 3)))
 
 
+GOLDEN = 0.6180339887498949
+
+
+def _lesion_free(plan: StudyPlan) -> bool:
+    """Whether a patient has no disease: a golden-ratio sequence over patient indices from a seeded start, so
+    that any run of consecutive patients holds the intended share (a small cohort is not left without
+    lesion-free studies by chance) and patient i stays the same whatever the cohort size."""
+    start = np.random.SeedSequence(plan.seed[0]).generate_state(1)[0] / 2.0**32
+    return bool((start + plan.index * GOLDEN) % 1.0 < plan.lesion_free_fraction)
+
+
 def plan_disease(plan: StudyPlan) -> tuple[str, list[les.LesionSpec], str]:
     """(scenario, lesion specs, response) of a study, drawn at patient level so that a follow-up carries the
     baseline's disease over: the same lesions, grown, shrunk or resolved by a response, plus new ones on
@@ -223,7 +234,7 @@ def plan_disease(plan: StudyPlan) -> tuple[str, list[les.LesionSpec], str]:
     follow-up a complete response)."""
     rng = np.random.default_rng(np.random.SeedSequence(plan.seed[0], spawn_key=(plan.seed[1], 99)))
     lo, hi = plan.lesion_range
-    free = rng.random() < plan.lesion_free_fraction
+    free = _lesion_free(plan)
     n = 0 if free else int(np.clip(lo + rng.geometric(0.22) - 1, lo, hi))
     scenario, specs = les.plan_lesions(plan.tracer, plan.patient.sex, n, rng)
     if plan.visit == 0:

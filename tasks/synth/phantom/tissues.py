@@ -41,7 +41,7 @@ TISSUES: dict[str, Tissue] = {
     "myocardium": Tissue(45, 5, 4.0, 1.6, suv_sd=0.6),
     "liver": Tissue(55, 6, 2.0, 6.0),
     "spleen": Tissue(48, 5, 1.9, 7.0),
-    "kidney": Tissue(33, 6, 2.8, 38.0, suv_sd=0.2),
+    "kidney": Tissue(33, 6, 2.8, 42.0, suv_sd=0.2),
     "urine": Tissue(8, 4, 20.0, 30.0, suv_sd=0.6),
     "adrenal": Tissue(30, 6, 1.6, 2.0),
     "pancreas": Tissue(40, 6, 1.6, 1.8),
