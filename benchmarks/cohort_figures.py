@@ -82,20 +82,38 @@ def _in_between(hu: np.ndarray, inside: np.ndarray, outside: np.ndarray) -> floa
     return float(np.mean(shares))
 
 
+def _box(mask: np.ndarray, pad: int = 3) -> tuple[slice, ...]:
+    """The bounding box of a mask, padded (the whole array if the mask is empty)."""
+    if not mask.any():
+        return tuple(slice(0, n) for n in mask.shape)
+    out = []
+    for ax in range(mask.ndim):
+        idx = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != ax)))
+        out.append(slice(max(int(idx[0]) - pad, 0), min(int(idx[-1]) + pad + 1, mask.shape[ax])))
+    return tuple(out)
+
+
 def measure_study(g: co.Generated, plan: co.StudyPlan) -> dict:
     s = g.study
-    hu = s.ct.array.astype(np.float32)
     lab, labp = g.labels_ct, g.labels_pet
+    ct = s.ct.array
     vox_ml = float(np.prod(g.ct_grid.spacing)) / 1000.0
-    liver = np.isin(lab, LIVER)
+    liver_all = np.isin(lab, LIVER)
+    b = _box(liver_all)
+    hu, liver = ct[b].astype(np.float32), liver_all[b]
     liver_core = _eroded(liver, 2)
     sd, corr, ratio = _noise_figures(hu, liver_core)
-    body = (lab > 0) & (lab != ph.internal_labels()["table"])
-    air = lab == 0
-    skin = _in_between(hu, body, air)
-    organ = _in_between(hu, np.isin(lab, ORGANS), np.isin(lab, FAT))
-    core = ndimage.binary_erosion(_eroded(np.isin(lab, list(VERTEBRAE.values())), 2))  # 2 in-plane, 1 in z
-    cancellous = float(np.median(hu[core])) if core.any() else float("nan")
+    liver_hu = float(hu[liver_core].mean())
+    organ = _in_between(hu, np.isin(lab[b], ORGANS), np.isin(lab[b], FAT))
+    # skin: in-plane edges, on at most 24 slices spread over the scan
+    ks = np.unique(np.linspace(0, lab.shape[0] - 1, min(24, lab.shape[0])).astype(int))
+    sl = lab[ks]
+    body = (sl > 0) & (sl != ph.internal_labels()["table"])
+    skin = _in_between(ct[ks].astype(np.float32), body, sl == 0)
+    vert_all = np.isin(lab, list(VERTEBRAE.values()))
+    b = _box(vert_all)
+    core = ndimage.binary_erosion(_eroded(vert_all[b], 2))  # 2 in-plane, 1 in z
+    cancellous = float(np.median(ct[b][core])) if core.any() else float("nan")
     # PET
     pet = s.pet.array
     liver_p = _eroded(np.isin(labp, LIVER), 2)
@@ -122,7 +140,7 @@ def measure_study(g: co.Generated, plan: co.StudyPlan) -> dict:
     return dict(
         key=s.study_key, tracer=s.tracer.value, age=plan.age, girth=plan.patient.girth, scan_range=s.scan_range,
         arms_up=s.arms_up, n_lesions=len(s.truth), mimics=list(s.mimics),
-        liver_hu=float(hu[liver_core].mean()), liver_sd=sd, noise_corr=corr, noise_ratio=ratio, pv_skin=skin,
+        liver_hu=liver_hu, liver_sd=sd, noise_corr=corr, noise_ratio=ratio, pv_skin=skin,
         pv_organ=organ, cancellous_hu=cancellous, lung_l=float(np.isin(lab, LUNG).sum() * vox_ml / 1000.0),
         liver_suv=float(pet[liver_p].mean()), liver_cv=float(pet[liver_p].std() / pet[liver_p].mean()),
         blood_suv=float(pet[aorta_p].mean()) if aorta_p.any() else float("nan"),
