@@ -138,7 +138,7 @@ def measure_study(g: co.Generated, plan: co.StudyPlan) -> dict:
     step = [max(1, int(round(8.0 / sp))) for sp in g.ct_grid.spacing[::-1]]
     coarse = s.anatomy.array[::step[0], ::step[1], ::step[2]]
     return dict(
-        key=s.study_key, tracer=s.tracer.value, age=plan.age, girth=plan.patient.girth, scan_range=s.scan_range,
+        key=s.study_key, patient=plan.index, tracer=s.tracer.value, age=plan.age, girth=plan.patient.girth, scan_range=s.scan_range,
         arms_up=s.arms_up, n_lesions=len(s.truth), mimics=list(s.mimics),
         liver_hu=liver_hu, liver_sd=sd, noise_corr=corr, noise_ratio=ratio, pv_skin=skin,
         pv_organ=organ, cancellous_hu=cancellous, lung_l=float(np.isin(lab, LUNG).sum() * vox_ml / 1000.0),
@@ -156,12 +156,13 @@ def _vertebral_rule(rows: list[dict]) -> tuple[float, float]:
     """(median between-patient SD of a level's scan fraction, leave-one-patient-out accuracy of the rule
     'the level whose mean fraction is nearest')."""
     by_level = defaultdict(list)
-    for i, r in enumerate(rows):
+    for r in rows:
         for lv, f in r["vertebra_frac"].items():
-            by_level[lv].append((i, f))
+            by_level[lv].append((r["patient"], f))
     sds = [np.std([f for _, f in v]) for v in by_level.values() if len(v) >= 3]
     hits = total = 0
-    for i, r in enumerate(rows):
+    for r in rows:
+        i = r["patient"]  # leave the patient out (a follow-up shares the baseline's anatomy)
         means = {lv: np.mean([f for j, f in v if j != i]) for lv, v in by_level.items() if any(j != i for j, _ in v)}
         names, m = list(means), np.array(list(means.values()))
         for lv, f in r["vertebra_frac"].items():
@@ -182,14 +183,15 @@ def _label_at(r: dict, x: float, y: float, f: float) -> int | None:
 
 def _atlas(rows: list[dict]) -> tuple[float, float, int]:
     """Position-only look-ups over all lesions, leave one patient out: (nearest training lesion's location,
-    the label map's location at the same relative position in 10 other studies (vote), n lesions)."""
+    the label map's location at the same relative position in 10 other patients' studies (vote), n lesions)."""
     loc_of = anatomy.label_location()
-    pts, locs, owner = [], [], []
+    pts, locs, owner, row = [], [], [], []
     for i, r in enumerate(rows):
         for les_ in r["lesions"]:
             pts.append(les_["rel"])
             locs.append(les_["loc"])
-            owner.append(i)
+            owner.append(r["patient"])
+            row.append(i)
     if not pts:
         return float("nan"), float("nan"), 0
     P = np.array(pts, float)
@@ -202,13 +204,13 @@ def _atlas(rows: list[dict]) -> tuple[float, float, int]:
             d = np.linalg.norm((P[other] - P[k]) * scale, axis=1)
             nn_hits += np.array(locs, object)[other][int(np.argmin(d))] == locs[k]
         votes = Counter()
-        for j in [j for j in range(len(rows)) if j != owner[k]][:ATLAS_NEIGHBOURS]:
+        for j in [j for j in range(len(rows)) if rows[j]["patient"] != owner[k]][:ATLAS_NEIGHBOURS]:
             lab = _label_at(rows[j], *P[k])
             if lab is not None:
                 votes[loc_of.get(lab, "none")] += 1
         if votes:
             atlas_hits += votes.most_common(1)[0][0] == locs[k]
-    own = np.mean([loc_of.get(_label_at(rows[owner[k]], *P[k]), "none") == locs[k] for k in range(len(P))])
+    own = np.mean([loc_of.get(_label_at(rows[row[k]], *P[k]), "none") == locs[k] for k in range(len(P))])
     print(f"  (check: the study's own label map at the lesion's position names its location for {own:.0%})")
     return nn_hits / len(P), atlas_hits / len(P), len(P)
 
@@ -301,15 +303,19 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     plans = co.plan_cohort(args.patients, args.seed, args.scale, Settings(synth=SynthSettings()))
     rows, times = [], []
-    for plan in plans:
-        t0 = time.perf_counter()
-        g = co.generate_study(plan)
-        times.append(time.perf_counter() - t0)
-        rows.append(measure_study(g, plan))
-        del g
-        print(f"  {len(rows)}/{len(plans)} {plan.scale} {times[-1]:.1f} s", flush=True)
+    try:
+        for plan in plans:
+            t0 = time.perf_counter()
+            g = co.generate_study(plan)
+            times.append(time.perf_counter() - t0)
+            rows.append(measure_study(g, plan))
+            del g
+            print(f"  {len(rows)}/{len(plans)} {plan.scale} {times[-1]:.1f} s", flush=True)
+    except KeyboardInterrupt:  # Ctrl-C: the table of the studies measured so far
+        print(f"  interrupted: {len(rows)} of {len(plans)} studies measured")
     table = summarise(rows)
-    print(f"\n{args.patients} patients, {len(rows)} studies, scale {args.scale}, seed {args.seed}; "
+    patients = len({r["patient"] for r in rows})
+    print(f"\n{patients} patients, {len(rows)} studies, scale {args.scale}, seed {args.seed}; "
           f"generation {np.mean(times):.2f} s/study (mean)")
     w = max(len(r[0]) for r in table)
     for name, value, target, ok in table:
