@@ -77,7 +77,8 @@ def test_ground_glass_is_visible_in_the_lung_window_only(gen):
                                                                     "lung_middle_lobe_right",
                                                                     "lung_upper_lobe_right")])
     background = hu[lung].astype(float)
-    assert -580 <= hu[ndimage.binary_erosion(p.mask)].mean() <= -420  # inside; the edge blends with the lung
+    lesion = hu[ndimage.binary_erosion(p.mask)].astype(float)  # inside; the edge blends with the lung
+    assert -580 <= lesion.mean() <= -420
     assert -900 <= background.mean() <= -800
     soft = _clip(lesion, WindowGroup.soft_tissue).mean() - _clip(background, WindowGroup.soft_tissue).mean()
     lung_w = _clip(lesion, WindowGroup.lung).mean() - _clip(background, WindowGroup.lung).mean()
