@@ -1,4 +1,4 @@
-"""Where voxels and the patient are: a voxel grid in LPS and the patient's pose on the table."""
+"""Where voxels and the patient are: the project's voxel grid (axial, LPS) and the patient's pose on the table."""
 
 from __future__ import annotations
 
@@ -7,13 +7,18 @@ from typing import Sequence
 
 import numpy as np
 
-@dataclass(frozen=True)
-class Grid:
-    """A voxel grid in LPS: array order (z, y, x); spacing/origin in (x, y, z) mm; identity direction."""
+from data_contracts.geometry import Geometry
 
-    shape: tuple[int, int, int]  # (z, y, x)
-    spacing: tuple[float, float, float]  # (x, y, z)
-    origin: tuple[float, float, float]  # (x, y, z), centre of voxel (0, 0, 0)
+IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Grid(Geometry):
+    """The project's voxel grid (``data_contracts.geometry.Geometry``: array order (z, y, x); spacing/origin
+    in (x, y, z) mm, LPS) with the identity direction a scanner's axial series has, and the axis helpers the
+    rasterizer needs."""
+
+    direction: tuple[float, ...] = IDENTITY
 
     def axis(self, i: int) -> np.ndarray:
         """Coordinates (mm) of voxel centres along x (0), y (1) or z (2)."""
