@@ -210,11 +210,12 @@ def _size(finding: CTFinding, loc: Location, rng: np.random.Generator, tracer: T
 
 
 def _target_suv(tracer: Tracer, loc: Location, finding: CTFinding, rng: np.random.Generator) -> float:
-    """True uptake (SUV): FDG lesions mostly 2-4x the liver, PSMA lesions higher; the PSF lowers what a
-    small lesion reads, so measured SUVmax depends on size as on a real scanner."""
-    lo, hi = (4.0, 28.0) if tracer is Tracer.fdg else (5.0, 60.0)
+    """True uptake (SUV): FDG lesions 3-19x the liver's, PSMA lesions higher; the PSF lowers what a small
+    lesion reads (measured SUVmax / liver SUVmean: median about 3), so SUVmax depends on size as on a real
+    scanner."""
+    lo, hi = (5.5, 38.0) if tracer is Tracer.fdg else (5.0, 60.0)
     if finding is F.non_enlarged_lymph_node:
-        hi = 16.0 if tracer is Tracer.fdg else 40.0
+        hi = 22.0 if tracer is Tracer.fdg else 40.0
     if finding is F.no_ct_correlate:
         lo = max(lo, 3.0)
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
