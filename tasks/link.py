@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from data_contracts import anatomy, taxonomy
+from data_contracts import anatomy, hierarchy, taxonomy
 from data_contracts.caption import caption_for
 from data_contracts.records import (
     CaptionSample,
@@ -38,7 +38,6 @@ from data_contracts.tables import (
     CAPTION_SAMPLES,
     FINDINGS,
     LESIONS,
-    MANIFEST,
     QUARANTINE,
     STUDIES,
     TRUTH,
@@ -46,7 +45,9 @@ from data_contracts.tables import (
     FindingRow,
     UnmatchedRow,
 )
+from tasks.ingest.manifest import read_manifest
 from tasks.ingest.pseudonym import study_pseudonym
+from tasks.ingest.report_text import read_reports, report_source
 from tasks.structure.backend import structure_texts
 
 
@@ -76,9 +77,14 @@ def equivalent_diameter_mm(lesion: Lesion) -> float:
 
 
 def _anatomy_cost(lesion: Lesion, finding: StructuredFinding, cfg: LinkSettings, midline_x: float | None) -> float:
+    """Same location: the finding's hierarchy node contains the mask's class ("mediastinal lymph node" and a
+    mask at station 7; "left rib" and a mask on the left 7th rib), or the node is a further leaf inside the
+    class (fossa of Rosenmüller on a nasopharynx mask). A coarse finding costs a little more than an exact
+    one, so a finding that names the mask's class exactly wins a tie."""
     floc = taxonomy.get(finding.location_id)
+    sided = floc.laterality in (taxonomy.Laterality.left, taxonomy.Laterality.right)
     if lesion.anatomy_label is None:
-        if midline_x is None or floc.laterality is taxonomy.Laterality.midline:
+        if midline_x is None or not sided:
             return cfg.cost_unknown_location
         # LPS: +x is the patient's left
         side = taxonomy.Laterality.left if lesion.centroid_mm[0] > midline_x else taxonomy.Laterality.right
@@ -88,9 +94,23 @@ def _anatomy_cost(lesion: Lesion, finding: StructuredFinding, cfg: LinkSettings,
         return cfg.cost_unknown_location
     if lid == finding.location_id:
         return cfg.cost_same_location
+    if hierarchy.can_link(finding.location_id, lid):
+        return cfg.cost_same_location + _COARSE_COST
     lloc = taxonomy.get(lid)
     near = (lloc.system, lloc.region, lloc.laterality) == (floc.system, floc.region, floc.laterality)
     return cfg.cost_near_location if near else cfg.cost_other_location
+
+
+_COARSE_COST = 0.05  # a coarse finding on a mask inside its node: just above an exact match
+
+
+def linked_location(finding: StructuredFinding, lesion: Lesion | None) -> str:
+    """The finest location known for a linked pair: the mask's class when the finding's node contains it
+    (linking decided the leaf the report left open), else the finding's own node."""
+    lid = lesion_location(lesion) if lesion is not None else None
+    if lid is not None and lid != finding.location_id and hierarchy.contains(finding.location_id, lid):
+        return lid
+    return finding.location_id
 
 
 def pair_cost(lesion: Lesion, finding: StructuredFinding, cfg: LinkSettings, midline_x: float | None = None) -> float:
@@ -135,7 +155,9 @@ def link_study(
     for r, lesion in enumerate(lesions):
         if r in linked_lesions:
             continue
-        candidates = [c for c in linked_findings if lesion_location(lesion) == findings[c].location_id]
+        lid = lesion_location(lesion)
+        candidates = [c for c in linked_findings
+                      if lid is not None and hierarchy.can_link(findings[c].location_id, lid)]
         if candidates:
             best = min(candidates, key=lambda c: cost[r, c])
             result.pairs.append(Pair(lesion.instance, best, float(cost[r, best]), "group"))
@@ -159,11 +181,22 @@ def link_study(
     return result
 
 
-def caption_samples(study: Study, findings: list[StructuredFinding], result: LinkResult) -> list[CaptionSample]:
-    """One sample per linked mask, keeping the chain report span -> structured record -> lesion instance."""
+def caption_samples(study: Study, findings: list[StructuredFinding], result: LinkResult,
+                    lesions: list[Lesion] | None = None) -> list[CaptionSample]:
+    """One sample per linked mask, keeping the chain report span -> structured record -> lesion instance.
+
+    The sample's location is the finest known (``linked_location``: a coarse finding takes the class of its
+    linked mask when ``lesions`` are given); its caption names that location, with the study's tracer when
+    the report named none. The localizer trains on the samples whose location is one of its classes."""
+    by_instance = {l.instance: l for l in lesions or []}
     out = []
     for p in sorted(result.pairs, key=lambda p: p.instance):
         f = findings[p.finding_index]
+        location = linked_location(f, by_instance.get(p.instance))
+        pet = f.pet_finding if f.pet_finding.tracer is not None else f.pet_finding.model_copy(
+            update={"tracer": study.tracer})
+        decided = f.model_copy(update={"location_id": location, "pet_finding": pet,
+                                       "laterality": taxonomy.get(location).laterality})
         out.append(CaptionSample(
             sample_id=f"{study.study_id}-{p.instance:03d}",
             patient_id=study.patient_id,
@@ -171,9 +204,9 @@ def caption_samples(study: Study, findings: list[StructuredFinding], result: Lin
             instance=p.instance,
             vendor=study.vendor,
             tracer=study.tracer,
-            location_id=f.location_id,
+            location_id=location,
             ct_finding=f.ct_finding,
-            caption=caption_for(f),
+            caption=caption_for(decided),
             finding_index=p.finding_index,
             span=f.span,
         ))
@@ -202,7 +235,7 @@ def link_dataset(settings: Settings, backend: str | None = None) -> LinkSummary:
     not be structured to ``quarantine``.
     """
     raw = settings.raw
-    manifest = MANIFEST.records(MANIFEST.read(raw.manifest), source=str(raw.manifest))
+    manifest = read_manifest(raw.manifest, settings.pseudonym_key).rows  # rejected rows: ingest records them
     studies = {s.study_id: s for s in STUDIES.records(STUDIES.read(settings.table_path("studies")))}
     lesions_by_study: dict[str, list[Lesion]] = {}
     for lesion in LESIONS.records(LESIONS.read(settings.table_path("lesions"))):
@@ -210,11 +243,12 @@ def link_dataset(settings: Settings, backend: str | None = None) -> LinkSummary:
 
     rows = [(r, study_pseudonym(r.study_key, settings.pseudonym_key)) for r in manifest if r.report_path]
     rows = [(r, sid) for r, sid in rows if sid in studies]  # quarantined at ingestion: nothing to link
-    texts = [(raw.root / r.report_path).read_text(encoding="utf-8") for r, _ in rows]
+    rows, texts, quarantine = read_reports(rows, raw.root)  # missing / undecodable: quarantined, the rest go on
     results = structure_texts(texts, settings, backend, tracers=[studies[sid].tracer for _, sid in rows],
-                              items=[sid for _, sid in rows], sources=[r.report_path for r, _ in rows])
+                              items=[sid for _, sid in rows], sources=[report_source(sid, r.report_path)
+                                                                       for r, sid in rows])
 
-    finding_rows, samples, unmatched, quarantine = [], [], [], []
+    finding_rows, samples, unmatched = [], [], []
     groups = 0
     for (row, sid), result in zip(rows, results):
         if result.report is None:
@@ -226,7 +260,7 @@ def link_dataset(settings: Settings, backend: str | None = None) -> LinkSummary:
                          for i, f in enumerate(findings)]
         linked = link_study(sid, lesions_by_study.get(sid, []), findings, settings.link)
         groups += sum(p.kind == "group" for p in linked.pairs)
-        samples += caption_samples(studies[sid], findings, linked)
+        samples += caption_samples(studies[sid], findings, linked, lesions_by_study.get(sid, []))
         unmatched += linked.unmatched
 
     FINDINGS.write(FINDINGS.frame(finding_rows), settings.table_path("findings"))

@@ -200,7 +200,7 @@ def test_linear_field_is_reproduced_on_flipped_and_permuted_grids(tmp_path, dire
     for fov in fovs:
         patch = out[0][fov.name]
         points = fov.points(requests[0].centre_mm)  # (z, y, x, 3) LPS
-        q = resample.Grid(shape, spacing, geometry.origin, direction).continuous_index(points)
+        q = Geometry(shape, spacing, geometry.origin, direction).continuous_index(points)
         between = np.all((q >= 0) & (q <= np.asarray(shape) - 1), axis=-1)
         outside = np.any((q < -0.5) | (q > np.asarray(shape) - 0.5), axis=-1)
         assert between.sum() > 100 and (fov.name == "captioner" or outside.sum() > 100)
@@ -231,7 +231,7 @@ def test_edge_lesions_are_padded_and_masks_hold_one_instance(tmp_path):
     one_by_one = compute_study(dataclasses.replace(job, max_open=1))  # a lesion per sweep: same patches
     assert all(np.array_equal(out[r][f], one_by_one[r][f]) for r in out for f in out[r])
     ct_img, pet_img = sitk_image(ct, geometry), sitk_image(pet, geometry)
-    grid = resample.Grid(shape, spacing, geometry.origin, IDENTITY)
+    grid = Geometry(shape, spacing, geometry.origin, IDENTITY)
     for req in requests:
         for fov in fovs:
             patch = out[req.row][fov.name]
@@ -262,7 +262,7 @@ def test_oblique_volume_takes_the_general_path(tmp_path):
     labels = np.zeros(shape, np.uint16)
     labels[6:10, 8:13, 9:15] = 1
     write_group(str(tmp_path / "v.zarr"), "S000000000003", ct, pet, labels, geometry)
-    assert not resample.Grid(shape, spacing, geometry.origin, direction).separable()
+    assert not Geometry(shape, spacing, geometry.origin, direction).separable()
     fovs = (FieldOfView("localizer", (10, 12, 12), (5.0, 5.0, 5.0)),
             FieldOfView("captioner", (8, 8, 8), (1.5, 1.5, 1.5)))
     requests = lesion_requests(labels, geometry)
