@@ -52,3 +52,7 @@ class RawStudy:
     source_format: str = "nifti"  # "dicom" | "nifti"
     pet_calibration: float = 1.0  # vendor's SUV calibration factor already applied to ``pet``
     report: str = ""  # free-text report, filled by tasks.synth.reports
+    scan_range: str = "vertex to toes"  # what the images cover: "skull base to mid-thigh", "vertex to mid-thigh", ...
+    arms_up: bool = False
+    mimics: list[str] = field(default_factory=list)  # benign look-alikes imaged (brown fat, reactive node, ...)
+    response: str = ""  # follow-up only: "complete", "partial", "stable", "progression" relative to the baseline

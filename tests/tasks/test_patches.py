@@ -19,7 +19,7 @@ import SimpleITK as sitk
 import zarr
 from distributed import Client, LocalCluster
 
-from data_contracts.settings import IngestSettings, PatchSettings, Settings
+from data_contracts.settings import IngestSettings, PatchSettings, Settings, SynthSettings
 from data_contracts.tables import CAPTION_SAMPLES
 from tasks.ingest import ingest_all, open_study
 from data_contracts.geometry import Geometry
@@ -49,7 +49,7 @@ IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 def cohort(tmp_path_factory) -> Path:
     """A tiny cohort synthesized, ingested and linked once: its home holds the store and the tables."""
     home = tmp_path_factory.mktemp("cohort")
-    settings = Settings(home=home)
+    settings = Settings(home=home, synth=SynthSettings(lesion_free_fraction=0.0))
     synthesize_cohort(settings.raw_dir, patients=5, seed=11, scale="tiny", settings=settings, progress=False)
     ingest_all(settings, progress=False)
     link_dataset(settings, "rules")
