@@ -112,7 +112,10 @@ class PlausibilitySettings(BaseModel):
     liver_suv: dict[str, tuple[float, float]] = {"FDG": (0.8, 5.0), "PSMA": (1.5, 25.0)}
     blood_pool_suv: dict[str, tuple[float, float]] = {"FDG": (0.6, 4.0), "PSMA": (0.3, 6.0)}
     min_reference_ml: float = Field(20.0, gt=0)  # a reference region smaller than this is not used
-    min_body_dice: float = Field(0.8, ge=0, le=1)  # PET vs CT body outline; below: pet_ct_mismatch
+    min_body_dice: float = Field(0.82, ge=0, le=1)  # PET vs CT body outline; below: pet_ct_mismatch
+    # PET vs CT axial field of view: one acquisition's PET and CT are planned over the same range; a PET ending
+    # further than this from the CT's ends is another patient's or scan's (pet_ct_mismatch)
+    max_axial_offset_mm: float = Field(40.0, gt=0)
 
 
 class IngestSettings(BaseModel):
