@@ -29,6 +29,7 @@ SUVBW = CodedConcept("126401", "DCM", "SUVbw")
 SUVBW_UNIT = CodedConcept("g/ml{SUVbw}", "UCUM", "Standardized Uptake Value body weight")
 MILLILITER = CodedConcept("ml", "UCUM", "milliliter")
 UNITY = CodedConcept("1", "UCUM", "no units")
+NO_LESIONS = CodedConcept("281900007", "SCT", "No abnormality detected")
 CAPTION = CodedConcept("caption", SCHEME, "Lesion caption", scheme_version=SCHEME_VERSION)
 
 
@@ -76,11 +77,15 @@ def measurement_report(ct: list[pydicom.Dataset], seg: hd.seg.Segmentation | Non
                        algorithm: Algorithm, previous: pydicom.Dataset | None = None,
                        series_number: int = SR_SERIES_NUMBER) -> hd.sr.Comprehensive3DSR:
     """The TID 1500 SR of a study's captions. ``seg``: the lesions' SEG (None only for a lesion-free study,
-    whose report has no measurement group); ``previous``: the SR this one corrects."""
+    whose report has one group saying "no abnormality detected"); ``previous``: the SR this one corrects."""
     if lesions and seg is None:
         raise ValueError("lesions need their SEG")
     numbers = segment_numbers([les.instance for les in lesions])
     groups = [_group(les, numbers[les.instance], seg, ct[0].SeriesInstanceUID, algorithm) for les in lesions]
+    if not groups:  # a lesion-free study: one TID 1501 group whose finding is "no abnormality detected"
+        groups = [hd.sr.MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier="no lesions"),
+            qualitative_evaluations=[hd.sr.QualitativeEvaluation(name=codes.DCM.Finding, value=NO_LESIONS)])]
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
@@ -88,7 +93,7 @@ def measurement_report(ct: list[pydicom.Dataset], seg: hd.seg.Segmentation | Non
             manufacturer_name=algorithm.manufacturer))
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=observer),
-        procedure_reported=codes.LN.PETWholeBody, imaging_measurements=groups or None,
+        procedure_reported=codes.LN.PETWholeBody, imaging_measurements=groups,
         title=codes.DCM.ImagingMeasurementReport)
     evidence = [*ct, *([seg] if seg is not None else [])]
     return hd.sr.Comprehensive3DSR(
