@@ -166,6 +166,24 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pull(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from tasks.pacs.pull import pull_studies
+
+    settings = _settings(args)
+    if args.raw:
+        settings = settings.model_copy(update={"raw_dir": Path(args.raw)})
+    since = date.fromisoformat(args.since) if args.since else None
+    until = date.fromisoformat(args.until) if args.until else None
+    summary = pull_studies(settings, since, until, args.study or None)
+    print(summary.line())
+    for key, reason in sorted(summary.quarantined.items()):
+        print(f"  quarantined {key}: {reason}")
+    print(f"drop folder: {settings.raw_dir}")
+    return 1 if summary.quarantined and not summary.pulled and not summary.skipped else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="petcap", description=__doc__.splitlines()[0])
     p.add_argument("--home", help="working folder (default: $PETCAP_HOME or ./var)")
@@ -177,6 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="raw drop folder to write (default: settings.raw_dir)")
     s.add_argument("--scale", choices=["tiny", "demo", "full"], default=get_settings().synth.scale)
     s.set_defaults(func=cmd_synth)
+
+    s = sub.add_parser("pull", help="new PET/CT studies from the PACS (DICOMweb) into the raw drop folder")
+    s.add_argument("--since", help="first study date, YYYY-MM-DD")
+    s.add_argument("--until", help="last study date, YYYY-MM-DD (default: today)")
+    s.add_argument("--study", action="append", metavar="STUDY_UID", help="pull this Study Instance UID (repeatable)")
+    s.add_argument("--raw", help="raw drop folder to pull into (default: settings.raw_dir)")
+    s.set_defaults(func=cmd_pull)
 
     s = sub.add_parser("ingest", help="DICOM/NIfTI raw drop -> Zarr volume store + studies/lesions tables")
     s.add_argument("--raw", help="raw drop folder (default: settings.raw_dir)")
