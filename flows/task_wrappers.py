@@ -23,13 +23,13 @@ registry's champion instead of paths); they only look things up and call.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NONE
 
 from data_contracts.settings import Settings
-from tasks.caption_study import CaptionModels, caption_study, caption_study_files
+from serving.models_cache import resolve_models
+from serving.study import caption_study_files
 from tasks.ingest import ingest_all
 from tasks.link import link_dataset
 from tasks.patches.extract import extract_patches
@@ -59,31 +59,69 @@ LLM_DELAY_S = [10, 60, 120]
 
 
 # ------------------------------------------------------------------------------------- adapters
-def train_localizer(settings: Settings, config: str = "demo", overrides: dict | None = None, progress: bool = True):
+def _on_epoch(settings: Settings, kind: str, run_id: str | None):
+    """Each epoch: a line in the flow run's log (loss, validation metric) and MLflow step metrics on the open
+    run, so the Prefect UI and the MLflow curves move while training is on."""
+    from models.training.loop import epoch_line
+    from tasks.tracking import epoch_metrics
+
+    to_mlflow = epoch_metrics(settings, run_id) if run_id else None
+    try:
+        from prefect import get_run_logger
+
+        logger = get_run_logger()
+    except Exception:  # noqa: BLE001 - called outside a flow run: the loop's own log line is enough
+        logger = None
+
+    def on_epoch(row: dict) -> None:
+        if logger is not None:
+            logger.info("%s epoch %d: %s", kind, int(row["epoch"]), epoch_line(row))
+        if to_mlflow is not None:
+            to_mlflow(row)
+    return on_epoch
+
+
+def train_localizer(settings: Settings, config: str = "demo", overrides: dict | None = None, progress: bool = True,
+                    mlflow_run_id: str | None = None):
     from models.training import train_localizer as train
 
-    return train(settings, config=config, overrides=overrides, progress=progress)
+    return train(settings, config=config, overrides=overrides, progress=progress,
+                 on_epoch=_on_epoch(settings, "localizer", mlflow_run_id))
 
 
-def train_captioner(settings: Settings, config: str = "demo", overrides: dict | None = None, progress: bool = True):
+def train_captioner(settings: Settings, config: str = "demo", overrides: dict | None = None, progress: bool = True,
+                    mlflow_run_id: str | None = None):
     from models.training import train_captioner as train
+    from tasks.evaluate.metrics import validation_scores
 
-    return train(settings, config=config, overrides=overrides, progress=progress)
+    return train(settings, config=config, overrides=overrides, progress=progress,
+                 on_epoch=_on_epoch(settings, "captioner", mlflow_run_id), score_captions=validation_scores)
 
 
-def log_training_run(settings: Settings, flow: str, kind: str, config: str, overrides: dict | None, result) -> str:
-    """MLflow run of one training: the named config (with overrides) as params, the result as metrics."""
+def start_training_run(settings: Settings, flow: str, kind: str, config: str, overrides: dict | None) -> str:
+    """The MLflow run of a training, opened before it starts (config as params)."""
+    from models.training.configs import load_config
+    from tasks.tracking import start_training_run as start
+
+    return start(settings, flow, load_config(kind, config, overrides), run_name=f"{kind}-{config}")
+
+
+def log_training_run(settings: Settings, flow: str, kind: str, config: str, overrides: dict | None, result,
+                     run_id: str | None = None, tags: dict[str, str] | None = None) -> str:
+    """MLflow run of one training: the named config (with overrides) as params, the result as metrics
+    (``run_id``: the run opened before training, completed here)."""
     from models.training.configs import load_config
     from tasks.tracking import log_training_run as log_run
 
-    return log_run(settings, flow, load_config(kind, config, overrides), result, run_name=f"{kind}-{config}")
+    return log_run(settings, flow, load_config(kind, config, overrides), result, run_name=f"{kind}-{config}",
+                   run_id=run_id, tags=tags)
 
 
 def register_candidate(settings: Settings, captioner_checkpoint: str, run_id: str | None) -> str:
     """Register the captioner with the localizer it was trained on (recorded in its checkpoint)."""
     from models.captioner import load_checkpoint
     from models.training.localizer import checkpoint_path
-    from tasks.tracking import register_candidate as register
+    from serving.pyfunc import register_candidate as register
 
     _, _, _, extra = load_checkpoint(captioner_checkpoint)
     localizer = extra.get("localizer_checkpoint") or checkpoint_path(settings)
@@ -101,20 +139,10 @@ def latest_version(settings: Settings) -> str:
     return str(max(int(v.version) for v in versions))
 
 
-def champion_checkpoints(settings: Settings, version: str | None, dst: Path) -> dict:
-    """{"version", "localizer", "captioner"}: a registered version's (default: the champion's) checkpoint files."""
-    from tasks.tracking import configure, version_checkpoints
-
-    if version is None:
-        client = configure(settings)
-        try:
-            version = str(client.get_model_version_by_alias(settings.tracking.registered_model,
-                                                            settings.tracking.champion_alias).version)
-        except Exception as e:
-            raise LookupError(f"no version of {settings.tracking.registered_model} holds the "
-                              f"'{settings.tracking.champion_alias}' alias: run promote-captioner") from e
-    paths = version_checkpoints(settings, version, dst)
-    return {"version": version, "localizer": str(paths["localizer"]), "captioner": str(paths["captioner"])}
+def champion_checkpoints(settings: Settings, version: str | None) -> dict:
+    """{"version", "localizer", "captioner"}: a registered version's (default: the champion's) checkpoint files,
+    from the shared models folder (downloaded once per version, never per study)."""
+    return resolve_models(settings, version)
 
 
 def predict(settings: Settings, checkpoint: str, split: str = "test"):
@@ -136,14 +164,34 @@ def evaluate(settings: Settings, predictions, split: str = "test") -> dict:
             "overall": scores[OURS], "baseline": scores.get(PRIOR)}
 
 
+def validation_predictions(settings: Settings, checkpoints: dict):
+    """A registered version's captions of the validation split (what promotion compares)."""
+    from models.training.captioner import predict as run_predict
+
+    return run_predict(settings, checkpoints["captioner"], split="val", localizer_checkpoint=checkpoints.get("localizer"))
+
+
+def evaluate_configs(settings: Settings, predictions: dict, out_dir: str | None = None, track: bool = True,
+                     run_name: str = "benchmark", config: dict | None = None, tags: dict[str, str] | None = None):
+    """Several configurations' predictions (row name -> ``predict`` table) next to the trivial baseline on the
+    same lesions: the report (Tables 1-2, per vendor / tracer), logged to MLflow when ``track``.
+    -> (EvaluationResult, MLflow run id or None)."""
+    from pathlib import Path
+
+    from tasks.evaluate.run import evaluate_run, with_location_prior
+    from tasks.tracking import log_evaluation
+
+    result = evaluate_run(settings, with_location_prior(settings, predictions),
+                          out_dir=Path(out_dir) if out_dir else None)
+    run_id = log_evaluation(settings, result, split="test", run_name=run_name, config=config,
+                            tags=tags) if track else None
+    return result, run_id
+
+
 def promote(settings: Settings, candidate_version: str):
     from tasks.promote import promote as run_promote
 
-    return run_promote(settings, candidate_version)
-
-
-def load_models(settings: Settings, localizer: str, captioner: str) -> CaptionModels:
-    return CaptionModels(localizer, captioner, settings)
+    return run_promote(settings, candidate_version, validation_predictions)
 
 
 # ------------------------------------------------------------------------------------- tasks
@@ -159,21 +207,24 @@ train_localizer_task = task(train_localizer, name="train-localizer", retries=1, 
                             cache_policy=NONE)
 train_captioner_task = task(train_captioner, name="train-captioner", retries=1, retry_delay_seconds=30,
                             cache_policy=NONE)
+start_training_run_task = task(start_training_run, name="start-training-run", retries=IO_RETRIES,
+                               retry_delay_seconds=IO_DELAY_S, cache_policy=NONE)
 log_training_run_task = task(log_training_run, name="log-training-run", retries=IO_RETRIES,
                              retry_delay_seconds=IO_DELAY_S, cache_policy=NONE)
 register_candidate_task = task(register_candidate, name="register-candidate", retries=IO_RETRIES,
                                retry_delay_seconds=IO_DELAY_S, cache_policy=NONE)
 latest_version_task = task(latest_version, name="latest-version", retries=IO_RETRIES,
                            retry_delay_seconds=IO_DELAY_S, retry_condition_fn=retry_transient, cache_policy=NONE)
+resolve_models_task = task(resolve_models, name="resolve-models", retries=IO_RETRIES, retry_delay_seconds=IO_DELAY_S,
+                           retry_condition_fn=retry_transient, cache_policy=NONE)
 champion_checkpoints_task = task(champion_checkpoints, name="champion-checkpoints", retries=IO_RETRIES,
                                  retry_delay_seconds=IO_DELAY_S, retry_condition_fn=retry_transient, cache_policy=NONE)
 predict_task = task(predict, name="predict", cache_policy=NONE)
 evaluate_task = task(evaluate, name="evaluate", retries=IO_RETRIES, retry_delay_seconds=IO_DELAY_S,
                      cache_policy=NONE)
+evaluate_configs_task = task(evaluate_configs, name="evaluate-configs", retries=IO_RETRIES,
+                             retry_delay_seconds=IO_DELAY_S, cache_policy=NONE)
 promote_task = task(promote, name="promote", retries=IO_RETRIES, retry_delay_seconds=IO_DELAY_S, cache_policy=NONE)
-load_models_task = task(load_models, name="load-models", cache_policy=NONE)
-caption_study_task = task(caption_study, name="caption-study", retries=IO_RETRIES, retry_delay_seconds=IO_DELAY_S,
-                          retry_condition_fn=retry_transient, cache_policy=NONE)
 caption_study_files_task = task(caption_study_files, name="caption-study-files", retries=IO_RETRIES,
                                 retry_delay_seconds=IO_DELAY_S, retry_condition_fn=retry_transient,
                                 cache_policy=NONE)

@@ -17,6 +17,7 @@ from flows.common import flow_settings
 from flows.task_wrappers import (
     log_training_run_task,
     register_candidate_task,
+    start_training_run_task,
     train_captioner_task,
     train_localizer_task,
 )
@@ -32,8 +33,10 @@ def _summary(result, run_id: str) -> dict:
 def train_localizer_flow(home: str | None = None, config: str = "demo", overrides: dict | None = None) -> dict:
     """Train the CLIP localizer on the current dataset and log the run to MLflow."""
     settings = flow_settings(home)
-    result = train_localizer_task(settings, config=config, overrides=overrides or None, progress=False)
-    run_id = log_training_run_task(settings, "train-localizer", "localizer", config, overrides or None, result)
+    run_id = start_training_run_task(settings, "train-localizer", "localizer", config, overrides or None)
+    result = train_localizer_task(settings, config=config, overrides=overrides or None, progress=False,
+                                  mlflow_run_id=run_id)
+    log_training_run_task(settings, "train-localizer", "localizer", config, overrides or None, result, run_id)
     get_run_logger().info("localizer (%s): %d epochs, metrics %s, checkpoint %s, MLflow run %s", config,
                           result.epochs, result.metrics, result.checkpoint, run_id)
     return _summary(result, run_id)
@@ -43,8 +46,10 @@ def train_localizer_flow(home: str | None = None, config: str = "demo", override
 def train_captioner_flow(home: str | None = None, config: str = "demo", overrides: dict | None = None) -> dict:
     """Train the captioner on the current dataset, log the run to MLflow, register a candidate version."""
     settings = flow_settings(home)
-    result = train_captioner_task(settings, config=config, overrides=overrides or None, progress=False)
-    run_id = log_training_run_task(settings, "train-captioner", "captioner", config, overrides or None, result)
+    run_id = start_training_run_task(settings, "train-captioner", "captioner", config, overrides or None)
+    result = train_captioner_task(settings, config=config, overrides=overrides or None, progress=False,
+                                  mlflow_run_id=run_id)
+    log_training_run_task(settings, "train-captioner", "captioner", config, overrides or None, result, run_id)
     version = register_candidate_task(settings, result.checkpoint, run_id)
     get_run_logger().info("captioner (%s): %d epochs, metrics %s; MLflow run %s; registered as candidate "
                           "version %s", config, result.epochs, result.metrics, run_id, version)
