@@ -108,6 +108,10 @@ def cmd_caption(args: argparse.Namespace) -> int:
 
     # a started ephemeral server gets time on a loaded machine (Prefect's default gave up while 2 cores were busy)
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    if (args.lesion is None) != (args.location is None):
+        from data_contracts.errors import UsageError
+
+        raise UsageError("--lesion and --location go together", hint="e.g. --lesion 2 --location vertebra_t8")
     settings = _settings(args)
     kwargs = {"model_version": args.model_version, "localizer_checkpoint": args.localizer,
               "captioner_checkpoint": args.captioner}
@@ -115,15 +119,33 @@ def cmd_caption(args: argparse.Namespace) -> int:
         from flows.caption import caption_study_flow
 
         out = caption_study_flow(study_dir=args.study_dir, out_dir=args.out, home=str(settings.home),
-                                 vendor=args.vendor, tracer=args.tracer, **kwargs)
+                                 vendor=args.vendor, tracer=args.tracer, push=args.push,
+                                 correct_lesion=args.lesion, correct_location=args.location,
+                                 corrected_by=args.by, **kwargs)
     else:
         from flows.caption import caption_summary
+        from serving.hospital_loop import correct_lesion_files, export_and_push, wants_dicom
         from serving.models_cache import resolve_models
-        from serving.study import caption_study_files
+        from serving.study import caption_study_files, default_out_dir
 
+        dicom = wants_dicom(args.study_dir, args.push)
         found = resolve_models(settings, kwargs["model_version"], args.localizer, args.captioner)
-        out = caption_summary(caption_study_files(args.study_dir, args.out, settings, found["localizer"],
-                                                  found["captioner"], args.vendor, args.tracer, found["version"]))
+        if args.lesion is not None:
+            fix = correct_lesion_files(args.study_dir, args.out or default_out_dir(settings, args.study_dir), settings,
+                                       found["localizer"], found["captioner"], args.lesion, args.location,
+                                       args.by or "unknown", found["version"], args.push)
+            out = {"correction": dataclasses.asdict(fix)}
+        else:
+            out = caption_summary(caption_study_files(args.study_dir, args.out, settings, found["localizer"],
+                                                      found["captioner"], args.vendor, args.tracer, found["version"]))
+            if dicom:
+                out["dicom"] = export_and_push(args.study_dir, Path(out["json"]).parent, settings, found["version"],
+                                               args.push)
+    if "correction" in out:
+        fix = out["correction"]
+        print(f"lesion {fix['instance']}: {fix['previous_location_id']} -> {fix['location_id']}: {fix['caption']}")
+        print(f"corrected SR: {fix['sr']}" + (" (stored on the PACS)" if fix["pushed"] else ""))
+        return 0
     answer = json.loads(Path(out["json"]).read_text())
     for lesion in answer["lesions"]:
         top = lesion["top5"][0]
@@ -131,6 +153,10 @@ def cmd_caption(args: argparse.Namespace) -> int:
     if answer["status"] != "captioned":
         print(f"{answer['status']} in this study")
     print(f"{out['lesions']} lesions in {out['seconds']:.1f} s\ncaptions: {out['json']}\nreport:   {out['report']}")
+    if out.get("dicom"):
+        d = out["dicom"]
+        print(f"DICOM SR: {d['sr']}" + (f"\nDICOM SEG: {d['seg']}" if d["seg"] else "")
+              + (f"\nstored on the PACS: {len(d['pushed'])} instances" if d["pushed"] else ""))
     return 0
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pydicom
 
 from data_contracts.errors import PetcapError
-from tasks.ingest.geometry import Geometry
+from data_contracts.geometry import Geometry
 
 
 class SeriesMismatch(PetcapError):

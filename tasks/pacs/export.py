@@ -16,7 +16,7 @@ from pydicom.uid import generate_uid
 
 from data_contracts.atomic import atomic_open
 from data_contracts.errors import PetcapError
-from tasks.ingest import store as volumes
+from data_contracts import volume_store as volumes
 from tasks.pacs.dicom_series import read_series
 from tasks.pacs.seg_export import Algorithm, lesion_seg
 from tasks.pacs.sr_export import LesionReport, measurement_report
@@ -80,6 +80,6 @@ def export_study(study_dir: Path | str, out_dir: Path | str, algorithm: Algorith
         tracking = {int(les["instance"]): generate_uid() for les in captions["lesions"]}
         seg = lesion_seg(ct, stored.lesions[:], stored.geometry, tracking, algorithm)
         _save(seg, seg_path)
-    corrections = {int(k): v for k, v in captions.get("corrections", {}).items()}
+    corrections = {int(k): v["location_id"] for k, v in captions.get("corrections", {}).items()}
     sr = measurement_report(ct, seg, lesion_reports(captions, tracking, corrections), algorithm, previous=previous)
     return DicomExport(seg_path, _save(sr, out_dir / SR_NAME))

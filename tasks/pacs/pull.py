@@ -32,7 +32,8 @@ import SimpleITK as sitk
 from data_contracts.errors import PetcapError
 from data_contracts.settings import Settings
 from data_contracts.tables import MANIFEST, QUARANTINE, ManifestRow, QuarantineRow
-from tasks.ingest.geometry import Geometry
+from data_contracts.geometry import Geometry
+from tasks.new_study.header import tracer_from_text, vendor_from_text
 from tasks.pacs import dicomweb
 from tasks.pacs.dicom_series import SeriesMismatch, read_series, slice_indices
 
@@ -189,11 +190,9 @@ def _report_text(settings: Settings, accession: str) -> str | None:
 
 def _vendor_and_tracer(pet: pydicom.Dataset, key: str) -> tuple[str, str]:
     """Vendor and tracer from the PET header, by caption-study's rules (one place reads them)."""
-    from tasks.caption_study import _tracer, _vendor
-
     info = pet.get("RadiopharmaceuticalInformationSequence")
-    vendor = _vendor(str(pet.get("Manufacturer", "")))
-    tracer = _tracer(str(info[0].get("Radiopharmaceutical", "")) if info else None)
+    vendor = vendor_from_text(str(pet.get("Manufacturer", "")))
+    tracer = tracer_from_text(str(info[0].get("Radiopharmaceutical", "")) if info else None)
     if vendor is None or tracer is None:
         raise PetcapError(f"PET header names vendor {pet.get('Manufacturer')!r}, tracer "
                           f"{info[0].get('Radiopharmaceutical') if info else None!r}", path=key,

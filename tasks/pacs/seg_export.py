@@ -14,7 +14,7 @@ import pydicom
 from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
-from tasks.ingest.geometry import Geometry
+from data_contracts.geometry import Geometry
 from tasks.pacs.dicom_series import slice_indices
 
 SEG_SERIES_NUMBER = 901

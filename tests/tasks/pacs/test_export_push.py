@@ -15,7 +15,7 @@ import pytest
 
 from data_contracts.errors import PetcapError
 from data_contracts.settings import PacsSettings, Settings
-from tasks.caption_study import ingest_new_study
+from tasks.new_study.intake import ingest_new_study
 from tasks.pacs.export import SEG_NAME, SR_NAME, export_study
 from tasks.pacs.push import push_files
 from tasks.pacs.seg_export import Algorithm
@@ -85,7 +85,7 @@ def test_a_correction_writes_an_sr_that_names_its_predecessor(captioned, tmp_pat
     shutil.copytree(out, tmp_path / "out")
     first = export_study(study, tmp_path / "out", Algorithm(version="7"))
     before = pydicom.dcmread(first.sr)
-    corrected = {**captions, "corrections": {str(captions["lesions"][0]["instance"]): "vertebra_t8"}}
+    corrected = {**captions, "corrections": {str(captions["lesions"][0]["instance"]): {"location_id": "vertebra_t8"}}}
     (tmp_path / "out" / "captions.json").write_text(json.dumps(corrected))
     second = export_study(study, tmp_path / "out", Algorithm(version="7"), previous_sr=first.sr)
     after = hd.sr.srread(second.sr)
@@ -96,7 +96,7 @@ def test_a_correction_writes_an_sr_that_names_its_predecessor(captioned, tmp_pat
 
 
 def test_push_stores_seg_and_sr_next_to_the_source_series(pacs, captioned, tmp_path):
-    from tests.tasks.pacs.conftest import upload_study
+    from tests.pacs_support import upload_study
 
     study, out, _ = captioned
     study_uid = upload_study(pacs, study, "ACC9", with_seg=False)

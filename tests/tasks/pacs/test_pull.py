@@ -18,7 +18,7 @@ import SimpleITK as sitk
 from data_contracts.settings import PacsSettings, Settings
 from data_contracts.tables import MANIFEST, QUARANTINE
 from tasks.pacs.pull import StudyRef, find_studies, pull_studies
-from tests.tasks.pacs.conftest import upload_study
+from tests.pacs_support import upload_study
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -1,5 +1,6 @@
-"""A real PACS for the hospital-loop tests: Orthanc with its DICOMweb plugin on a free loopback port, its own
-storage folder, and a synthetic DICOM PET/CT study uploaded with the lesion SEG a segmenter would have stored.
+"""A real PACS for the hospital-loop tests (fixtures shared through tests/conftest.py): Orthanc with its DICOMweb
+plugin on a free loopback port, its own storage folder, and a synthetic DICOM PET/CT study uploaded with the lesion
+SEG a segmenter would have stored.
 
 CI installs Orthanc (``.ci/run``); elsewhere the tests skip when it is missing."""
 
@@ -96,7 +97,7 @@ def upload_study(pacs: Pacs, study_dir: Path, accession: str, with_pet: bool = T
     Returns the Study Instance UID."""
     import numpy as np
 
-    from tasks.ingest.geometry import Geometry
+    from data_contracts.geometry import Geometry
     from tasks.pacs.dicom_series import read_series
     from tasks.pacs.seg_export import Algorithm, lesion_seg
 
