@@ -257,6 +257,26 @@ class TrainSettings(BaseModel):
     seed: int = 0
 
 
+class PacsSettings(BaseModel):
+    """The department's PACS over DICOMweb (QIDO-RS / WADO-RS / STOW-RS) and its RIS report export.
+
+    Credentials come from the environment (``PETCAP_PACS__TOKEN`` or ``PETCAP_PACS__USERNAME`` /
+    ``PETCAP_PACS__PASSWORD``) and are never logged or written anywhere.
+    """
+
+    url: str | None = None  # DICOMweb root, e.g. http://pacs:8042/dicom-web
+    token: SecretStr | None = None  # bearer token (Authorization: Bearer ...)
+    username: str | None = None  # HTTP basic, with password
+    password: SecretStr | None = None
+    timeout_s: float = Field(60.0, gt=0)
+    batch_size: int = Field(50, ge=1)  # studies per QIDO page
+    modality: str = "PT"  # a study qualifies when it holds a series of this modality (and a CT)
+    reports_dir: Path | None = None  # RIS export: <AccessionNumber>.txt, or reports.csv (accession_number, text)
+    mask_source: str = Field("seg", pattern=r"^(seg|folder)$")  # lesion masks: a SEG in the study, or a folder
+    mask_dir: Path | None = None  # mask_source "folder": <StudyInstanceUID or AccessionNumber>.nii.gz (nnU-Net)
+    push_series_number: int = Field(900, ge=1)  # SEG gets this + 1, SR + 2
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PETCAP_", env_nested_delimiter="__", env_file=".env", extra="ignore", frozen=True
@@ -289,6 +309,7 @@ class Settings(BaseSettings):
     train: TrainSettings = TrainSettings()
     tracking: TrackingSettings = TrackingSettings()
     evaluation: EvalSettings = EvalSettings()
+    pacs: PacsSettings = PacsSettings()
 
     @model_validator(mode="after")
     def _derive_paths(self):
@@ -319,6 +340,11 @@ class Settings(BaseSettings):
         if not self.llm.use_cache:
             return None
         return self.llm.cache_dir if self.llm.cache_dir is not None else self.home / "cache" / "llm"
+
+    @property
+    def corrections_path(self) -> Path:
+        """Clinicians' location corrections (``petcap caption --lesion N --location ID``), a training label source."""
+        return self.table_path("corrections")
 
     def table_path(self, name: str) -> Path:
         return self.tables_dir / f"{name}.parquet"

@@ -29,6 +29,7 @@ from prefect.cache_policies import NONE
 
 from data_contracts.settings import Settings
 from serving.models_cache import resolve_models
+from serving.hospital_loop import correct_lesion_files, export_and_push
 from serving.study import caption_study_files
 from tasks.ingest import ingest_all
 from tasks.link import link_dataset
@@ -214,3 +215,7 @@ promote_task = task(promote, name="promote", retries=IO_RETRIES, retry_delay_sec
 caption_study_files_task = task(caption_study_files, name="caption-study-files", retries=IO_RETRIES,
                                 retry_delay_seconds=IO_DELAY_S, retry_condition_fn=retry_transient,
                                 cache_policy=NONE)
+export_and_push_task = task(export_and_push, name="dicom-sr-seg", retries=IO_RETRIES, retry_delay_seconds=IO_DELAY_S,
+                            retry_condition_fn=retry_transient, cache_policy=NONE)
+correct_lesion_task = task(correct_lesion_files, name="correct-lesion", retries=IO_RETRIES,
+                           retry_delay_seconds=IO_DELAY_S, retry_condition_fn=retry_transient, cache_policy=NONE)
