@@ -85,7 +85,7 @@ def dicom_drop(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("dicom_drop")
     settings = Settings(home=root.parent / "h", synth=SynthSettings(
-        dicom_vendors=("Siemens", "GE", "United Imaging"), workers=1, followup_fraction=0.0))
+        dicom_vendors=("Siemens", "GE", "United Imaging"), workers=1, followup_fraction=0.0, lesion_free_fraction=0.0))
     synthesize_cohort(root, patients=2, seed=21, scale="tiny", settings=settings, progress=False)
     return root
 
