@@ -8,11 +8,28 @@ so pointing ``PETCAP_HOME`` at a folder moves the whole working set; ``store_url
 
 from __future__ import annotations
 
+import json
+import os
 from functools import cache
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _comma_list(value: Any) -> Any:
+    """A list setting as people type it: ``vllm,localhost`` (commas), ``vllm`` (one) or JSON ``["vllm"]``."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+    return value
+
+
+# A tuple of strings that an environment variable may give as a comma list (JSON still accepted).
+CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_list)]
 
 
 class RawLayout:
@@ -84,7 +101,7 @@ class SynthSettings(BaseModel):
     # Scanner mix like the paper's cohort (Siemens 301, GE 290, United Imaging 1,276 of 1,867).
     vendor_mix: tuple[float, float, float] = (0.16, 0.16, 0.68)
     fdg_fraction: float = Field(0.69, ge=0, le=1)  # FDG 1,292 of 1,867; the rest PSMA
-    dicom_vendors: tuple[str, ...] = ("Siemens",)  # delivered as DICOM series; the others as NIfTI
+    dicom_vendors: CommaList = ("Siemens",)  # delivered as DICOM series; the others as NIfTI
     lesions_per_patient: tuple[int, int] = (3, 8)
     followup_fraction: float = Field(0.25, ge=0, le=1)  # patients with a second study (same patient ID)
     workers: int = Field(2, ge=1)  # processes generating studies in parallel
@@ -109,7 +126,7 @@ class LLMSettings(BaseModel):
     model: str = "Qwen/Qwen2.5-7B-Instruct"
     api_key: SecretStr = SecretStr("EMPTY")
     allow_remote_llm: bool = False
-    allowed_hosts: tuple[str, ...] = ()
+    allowed_hosts: CommaList = ()  # PETCAP_LLM__ALLOWED_HOSTS=vllm,10.20.0.0/16
     concurrency: int = Field(4, ge=1)  # requests in flight at once
     timeout_s: float = Field(60.0, gt=0)  # per request
     max_retries: int = Field(4, ge=0)  # on 429 / 5xx / timeout / connection error, per request
@@ -179,6 +196,19 @@ class SplitSettings(BaseModel):
         if min(self.ratios) < 0 or abs(sum(self.ratios) - 1.0) > 1e-6:
             raise ValueError(f"split ratios must be >= 0 and sum to 1, got {self.ratios}")
         return self
+
+
+class RefreshSettings(BaseModel):
+    """What a dataset refresh may do before it stops (``flows.refresh``; docs in infra/README.md).
+
+    A refresh in which more than ``max_failed_share`` of the studies (ingestion), the reports (structuring) or
+    the LLM calls fail ends FAILED with the counts and changes no derived table. Samples leave the tables only
+    for studies withdrawn from the delivery log (``petcap withdraw``), unless ``allow_removals``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+    max_failed_share: float = Field(0.2, ge=0, le=1)
+    allow_removals: bool = False
 
 
 class TrackingSettings(BaseModel):
@@ -255,12 +285,16 @@ class Settings(BaseSettings):
     link: LinkSettings = LinkSettings()
     patches: PatchSettings = PatchSettings()
     splits: SplitSettings = SplitSettings()
+    refresh: RefreshSettings = RefreshSettings()
     train: TrainSettings = TrainSettings()
     tracking: TrackingSettings = TrackingSettings()
     evaluation: EvalSettings = EvalSettings()
 
     @model_validator(mode="after")
     def _derive_paths(self):
+        # Absolute from start-up on: a flow run on another machine, or a Dask worker started elsewhere, must
+        # not resolve a relative home (the default ``var``) against its own working directory.
+        object.__setattr__(self, "home", Path(os.path.abspath(self.home.expanduser())))
         derived = {
             "raw_dir": self.home / "raw",
             "store_url": str(self.home / "volumes.zarr"),
@@ -290,6 +324,11 @@ class Settings(BaseSettings):
     def checkpoints_dir(self) -> Path:
         """Model checkpoints and the localizer's top-5 cache: ``train.checkpoints_dir``, else ``<home>/checkpoints``."""
         return self.train.checkpoints_dir if self.train.checkpoints_dir is not None else self.home / "checkpoints"
+
+    @property
+    def localizer_checkpoint(self) -> Path:
+        """The trained localizer the captioner is trained on and registered with."""
+        return self.checkpoints_dir / "localizer.pt"
 
     @property
     def patch_store_url(self) -> str:
@@ -337,3 +376,25 @@ class Settings(BaseSettings):
 @cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def setting_env_names(model: type[BaseModel] = Settings, prefix: str = "PETCAP_") -> set[str]:
+    """Every environment variable name that sets a field (``PETCAP_HOME``, ``PETCAP_LLM``, ``PETCAP_LLM__MODEL``)."""
+    names = set()
+    for name, field in model.model_fields.items():
+        env = f"{prefix}{name.upper()}"
+        names.add(env)
+        sub = field.annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            names |= setting_env_names(sub, env + "__")
+    return names
+
+
+def unknown_settings(environ: dict[str, str] | None = None) -> list[str]:
+    """``PETCAP_`` variables in ``environ`` (default: this process's environment) that are no setting, sorted.
+
+    Settings ignore them (``extra="ignore"``), so a misspelt name would otherwise change nothing, silently.
+    """
+    environ = os.environ if environ is None else environ
+    known = setting_env_names()
+    return sorted(k for k in environ if k.upper().startswith("PETCAP_") and k.upper() not in known)

@@ -43,7 +43,7 @@ TOP_K = 5
 
 
 def checkpoint_path(settings: Settings) -> Path:
-    return settings.checkpoints_dir / CHECKPOINT
+    return settings.localizer_checkpoint  # <checkpoints_dir>/localizer.pt (CHECKPOINT)
 
 
 def cache_path(settings: Settings) -> Path:

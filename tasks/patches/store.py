@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import zarr
 
+from data_contracts.errors import PrerequisiteError
 from data_contracts.settings import PatchSettings, Settings
 from data_contracts.tables import PATCH_SAMPLES, TableError
 from tasks.ingest.store import compressors
@@ -44,7 +45,7 @@ KERNEL_VERSION = "1"  # bump when the same settings would cut different patches
 PART = "part-{:06d}.parquet"
 
 
-class PatchStoreError(RuntimeError):
+class PatchStoreError(PrerequisiteError):
     """The patch store and its settings or sample table disagree; the message says which and what to do."""
 
 
