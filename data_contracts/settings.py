@@ -221,7 +221,7 @@ class TrackingSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
     uri: str | None = None  # None: sqlite:///<home>/mlflow.db
     registry_uri: str | None = None  # None: same as the tracking URI
-    artifact_location: str | None = None  # new experiments' artifact root; None: <home>/mlruns
+    artifact_location: str | None = None  # new experiments' artifact root; None: the server's, else <home>/mlruns
     experiment_prefix: str = "petcap"  # experiment per flow: "<prefix>/<flow>" (train-localizer, evaluate, ...)
     registered_model: str = "petcap-lesion-captioner"  # localizer + captioner, registered together
     champion_alias: str = "champion"
@@ -347,10 +347,14 @@ class Settings(BaseSettings):
         return self.tracking.registry_uri if self.tracking.registry_uri is not None else self.tracking_uri
 
     @property
-    def artifact_location(self) -> str:
-        """Artifact root of experiments created here: ``tracking.artifact_location``, else ``<home>/mlruns``."""
+    def artifact_location(self) -> str | None:
+        """Artifact root of experiments created here: ``tracking.artifact_location``; else, with a tracking server
+        (``http(s)://``), None: the server's own root, so artifacts go through it (``mlflow server
+        --serve-artifacts``) and no client writes the server's storage directly; else ``<home>/mlruns``."""
         if self.tracking.artifact_location is not None:
             return self.tracking.artifact_location
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return None
         return (self.home / "mlruns").resolve().as_uri()
 
     @property
@@ -390,11 +394,15 @@ def setting_env_names(model: type[BaseModel] = Settings, prefix: str = "PETCAP_"
     return names
 
 
+# PETCAP_ variables that are read by deployment files, not by the settings (name -> where).
+OTHER_VARIABLES = {"PETCAP_REPO": "infra/prefect.yaml: the checkout a Prefect worker runs flows from"}
+
+
 def unknown_settings(environ: dict[str, str] | None = None) -> list[str]:
     """``PETCAP_`` variables in ``environ`` (default: this process's environment) that are no setting, sorted.
 
     Settings ignore them (``extra="ignore"``), so a misspelt name would otherwise change nothing, silently.
     """
     environ = os.environ if environ is None else environ
-    known = setting_env_names()
+    known = setting_env_names() | set(OTHER_VARIABLES)
     return sorted(k for k in environ if k.upper().startswith("PETCAP_") and k.upper() not in known)

@@ -103,8 +103,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_refresh(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    preflight.require_manifest(settings.raw_dir)
     preflight.require_writable(settings.home, "home (--home, PETCAP_HOME)")
+    from tasks.deliveries import find_drops
+
+    find_drops(settings.raw_dir)  # a delivery folder, or a folder of them
     from flows.refresh import dataset_refresh
 
     out = dataset_refresh(home=str(settings.home), raw_dir=str(settings.raw_dir), backend=args.backend,

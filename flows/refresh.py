@@ -1,6 +1,6 @@
 """``dataset-refresh``: take in what is new in a delivery and bring every derived table up to date.
 
-register the drop folder in the delivery log -> ingest (new or changed studies; bad ones quarantined, the
+register the drop folder (or each delivery folder under ``raw_dir``) in the delivery log -> ingest (new or changed studies; bad ones quarantined, the
 others go on) -> structure reports and link findings to lesion masks, over every registered delivery ->
 extract patches (only new or re-ingested samples; Dask) -> assign splits to new patients.
 
@@ -33,6 +33,7 @@ from prefect import flow, get_run_logger
 from flows.common import flow_settings
 from flows.task_wrappers import (
     extract_patches_task,
+    find_drops_task,
     ingest_task,
     link_task,
     register_delivery_task,
@@ -74,14 +75,15 @@ class RefreshSummary:
         return self.samples_removed + self.patches_removed
 
 
-def _check_ingest(settings, ingested) -> None:
-    studies = ingested.ingested + ingested.skipped + ingested.quarantined
+def _check_ingest(settings, ingested: list) -> None:
+    studies = sum(i.ingested + i.skipped + i.quarantined for i in ingested)
+    failed = sum(i.quarantined for i in ingested)
     share = settings.refresh.max_failed_share
-    if studies and ingested.quarantined > share * studies:
-        reasons = sorted({q.reason for q in ingested.quarantine})
+    if studies and failed > share * studies:
+        reasons = sorted({q.reason for i in ingested for q in i.quarantine})
         raise RefreshFailed(
-            f"{ingested.quarantined} of {studies} studies could not be ingested ({', '.join(reasons)}), more than "
-            f"the allowed share {share:g}; linking, patches and splits were not changed", reason="too_many_failures",
+            f"{failed} of {studies} studies could not be ingested ({', '.join(reasons)}), more than the allowed "
+            f"share {share:g}; linking, patches and splits were not changed", reason="too_many_failures",
             hint="see the quarantine table for each study's file and reason, fix the delivery and rerun; the "
                  "share is PETCAP_REFRESH__MAX_FAILED_SHARE")
 
@@ -93,11 +95,14 @@ def dataset_refresh(home: str | None = None, raw_dir: str | None = None, backend
     per-stage counts under ``stages``."""
     settings = flow_settings(home, raw_dir)
     log = get_run_logger()
-    delivery = register_delivery_task(settings, settings.raw_dir, allow_removals=allow_removals)
-    log.info("%s", delivery)
-    ingested = ingest_task(settings, progress=progress)
-    log.info("%s", ingested)
-    _check_ingest(settings, ingested)
+    registered, ingests = [], []
+    for drop in find_drops_task(settings.raw_dir):  # the drop folder, or each delivery folder under it
+        registered.append(register_delivery_task(settings, drop, allow_removals=allow_removals))
+        log.info("%s", registered[-1])
+    for delivery in registered:
+        ingests.append(ingest_task(settings, raw_dir=delivery.drop, progress=progress))
+        log.info("%s", ingests[-1])
+    _check_ingest(settings, ingests)
     linked = link_task(settings, backend, allow_removals=allow_removals)
     log.info("link: %d reports -> %d findings -> %d caption samples (%d added, %d changed, %d unchanged, %d "
              "removed, %d kept from earlier runs); %d reports quarantined", linked.studies, linked.findings,
@@ -108,8 +113,10 @@ def dataset_refresh(home: str | None = None, raw_dir: str | None = None, backend
     splits = update_splits_task(settings)
     log.info("split: %d patients, %d newly assigned", splits.patients, splits.new_patients)
     stages = {
-        "deliveries": StageCounts(delivery.added + delivery.redelivered, delivery.unchanged, len(delivery.withdrawn), 0),
-        "ingest": StageCounts(ingested.ingested, ingested.skipped, 0, ingested.quarantined),
+        "deliveries": StageCounts(sum(d.added + d.redelivered for d in registered),
+                                  sum(d.unchanged for d in registered), sum(len(d.withdrawn) for d in registered), 0),
+        "ingest": StageCounts(sum(i.ingested for i in ingests), sum(i.skipped for i in ingests), 0,
+                              sum(i.quarantined for i in ingests)),
         "link": StageCounts(linked.added + linked.changed, linked.unchanged + linked.kept, linked.removed,
                             linked.quarantined_reports),
         "patches": StageCounts(patches.extracted + patches.relabelled, patches.unchanged, patches.removed,
@@ -117,7 +124,7 @@ def dataset_refresh(home: str | None = None, raw_dir: str | None = None, backend
         "splits": StageCounts(splits.new_patients, splits.patients - splits.new_patients, 0, 0),
     }
     summary = RefreshSummary(
-        ingested=ingested.ingested, skipped=ingested.skipped, quarantined=ingested.quarantined,
+        ingested=stages["ingest"].added, skipped=stages["ingest"].unchanged, quarantined=stages["ingest"].quarantined,
         caption_samples=linked.samples, patches_extracted=patches.extracted, patches_relabelled=patches.relabelled,
         patches_removed=patches.removed, new_patients=splits.new_patients, patients=splits.patients,
         samples_added=linked.added, samples_removed=linked.removed, reports_quarantined=linked.quarantined_reports)

@@ -34,7 +34,7 @@ from prefect.cache_policies import NONE
 from data_contracts.errors import is_retryable
 from data_contracts.settings import Settings
 from tasks.caption_study import CaptionModels, caption_study, caption_study_files
-from tasks.deliveries import register_delivery
+from tasks.deliveries import find_drops, register_delivery
 from tasks.ingest import ingest_all
 from tasks.link import link_dataset
 from tasks.patches.extract import extract_patches
@@ -180,6 +180,7 @@ def _once(fn, name: str):
 
 synthesize_cohort_task = _once(synthesize_cohort, "synthesize-cohort")
 preview_task = _once(render_preview, "render-preview")
+find_drops_task = _once(find_drops, "find-drops")
 register_delivery_task = _once(register_delivery, "register-delivery")
 ingest_task = _io(ingest_all, "ingest")
 link_task = _io(link_dataset, "structure-and-link", LLM_RETRIES, LLM_DELAY_S)

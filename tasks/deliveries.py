@@ -1,7 +1,8 @@
 """The cumulative delivery log: every study any drop folder delivered, and the only way a study leaves.
 
 A hospital delivers studies in drop folders (``raw/2026-11``, ``raw/2026-12``, or ``petcap synth --out``),
-each with its own ``manifest.csv``. ``register_delivery`` adds a drop's studies to ``tables/deliveries``;
+each with its own ``manifest.csv``; a refresh pointed at a folder of such folders takes in each of them
+(``find_drops``). Deliveries are kept as delivered: a new delivery is a new folder. ``register_delivery`` adds a drop's studies to ``tables/deliveries``;
 studies of earlier drops stay, so a refresh pointed at a new folder adds to the dataset instead of replacing
 it. Linking reads every registered drop's manifest and reports, not only the current one.
 
@@ -58,6 +59,22 @@ class DeliverySummary:
 def drop_path(raw_dir: Path | str) -> str:
     """How the log names a drop folder: its absolute path."""
     return str(Path(raw_dir).expanduser().absolute())
+
+
+def find_drops(raw_dir: Path | str) -> list[Path]:
+    """The drop folders under ``raw_dir``: ``raw_dir`` itself when it holds a manifest, else its subfolders that
+    do (one per delivery: ``deliveries/2026-11``, ``deliveries/2026-12``), in name order. ``PrerequisiteError``
+    when there is none."""
+    root = Path(raw_dir).expanduser().absolute()
+    if RawLayout(root).manifest.is_file():
+        return [root]
+    drops = sorted(p for p in root.iterdir() if RawLayout(p).manifest.is_file()) if root.is_dir() else []
+    if not drops:
+        raise PrerequisiteError("no manifest.csv in this folder or its subfolders", path=str(root),
+                                reason="missing_manifest",
+                                hint="point --raw (PETCAP_RAW_DIR) at a delivery folder, or at a folder holding one "
+                                     "subfolder per delivery")
+    return drops
 
 
 def manifest_rows(drop: Path | str) -> list[ManifestRow]:

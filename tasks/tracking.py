@@ -61,13 +61,14 @@ def experiment_name(settings: Settings, flow: str) -> str:
 
 def experiment_id(settings: Settings, flow: str) -> str:
     """The experiment of a flow (``train-localizer``, ``train-captioner``, ``evaluate``, ``promote``), created
-    with its artifacts under ``Settings.artifact_location`` when new."""
+    with its artifacts under ``Settings.artifact_location`` when new (a tracking server's own root when None)."""
     client = configure(settings)
     name = experiment_name(settings, flow)
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    return client.create_experiment(name, artifact_location=f"{settings.artifact_location.rstrip('/')}/{flow}")
+    root = settings.artifact_location  # None with a tracking server: its --serve-artifacts root
+    return client.create_experiment(name, artifact_location=None if root is None else f"{root.rstrip('/')}/{flow}")
 
 
 # ----------------------------------------------------------------------------------------------- params

@@ -82,8 +82,9 @@ def test_a_new_delivery_folder_adds_to_the_earlier_ones(refreshed, tiny_raw, tmp
     """Two drops, refreshed one after the other, give the samples one refresh of both gives."""
     rows = MANIFEST.read(tiny_raw / "manifest.csv")
     drops = []
+    deliveries = tmp_path / "deliveries"
     for name, part in (("drop-1", rows.iloc[:5]), ("drop-2", rows.iloc[5:])):
-        drop = tmp_path / name
+        drop = deliveries / name
         shutil.copytree(tiny_raw, drop, ignore=shutil.ignore_patterns("truth"))
         MANIFEST.write(part.reset_index(drop=True), drop / "manifest.csv")
         drops.append(drop)
@@ -98,6 +99,11 @@ def test_a_new_delivery_folder_adds_to_the_earlier_ones(refreshed, tiny_raw, tmp
     assert second["caption_samples"] == len(whole) > first["caption_samples"]
     patches = pd.read_parquet(settings.table_path("patch_samples"))
     assert set(patches["sample_id"]) == set(whole["sample_id"]) and not patches["removed"].any()
+
+    # a folder holding one subfolder per delivery: one refresh takes in each of them
+    out = dataset_refresh(home=str(tmp_path / "home-2"), raw_dir=str(deliveries))
+    assert out["stages"]["deliveries"]["added"] == STUDIES and out["ingested"] == STUDIES
+    pd.testing.assert_frame_equal(samples(Settings(home=tmp_path / "home-2")), whole)
 
 
 def test_link_on_an_empty_home_is_refused(tmp_path):
