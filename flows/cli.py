@@ -57,7 +57,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from tasks.deliveries import register_delivery
     from tasks.ingest import ingest_all
 
-    print(register_delivery(settings, settings.raw_dir, allow_removals=args.allow_removals))
+    print(register_delivery(settings, settings.raw_dir, allow_removals=args.allow_removals or None))
     summary = ingest_all(settings, raw_dir=settings.raw_dir, store_url=settings.store_url)
     print(summary)
     return 0 if summary.ingested + summary.skipped > 0 or summary.quarantined == 0 else 1
@@ -89,7 +89,7 @@ def cmd_link(args: argparse.Namespace) -> int:
     preflight.require_table(settings, "studies", "run `petcap ingest` or `petcap refresh` first")
     from tasks.link import link_dataset
 
-    summary = link_dataset(settings, backend=args.backend, allow_removals=args.allow_removals)
+    summary = link_dataset(settings, backend=args.backend, allow_removals=args.allow_removals or None)
     print(json.dumps(dataclasses.asdict(summary), indent=2, default=str))
     return 0
 
@@ -110,7 +110,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     from flows.refresh import dataset_refresh
 
     out = dataset_refresh(home=str(settings.home), raw_dir=str(settings.raw_dir), backend=args.backend,
-                          progress=True, allow_removals=args.allow_removals)
+                          progress=True, allow_removals=args.allow_removals or None)
     print(json.dumps(out, indent=2))
     return 0
 
@@ -138,7 +138,7 @@ def cmd_extract_patches(args: argparse.Namespace) -> int:
     preflight.require_table(settings, "caption_samples", "run `petcap link` or `petcap refresh` first")
     from tasks.patches.extract import extract_patches
 
-    print(extract_patches(settings, allow_removals=args.allow_removals))
+    print(extract_patches(settings, allow_removals=args.allow_removals or None))
     return 0
 
 
@@ -279,7 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("withdraw", help="withdraw delivered studies: the next refresh removes their samples "
                                         "(tombstones with the reason)")
-    s.add_argument("study_keys", nargs="+", metavar="STUDY_KEY", help="study keys as the drop's manifest.csv names them")
+    s.add_argument("study_keys", nargs="+", metavar="STUDY_KEY",
+                   help="study keys as the drop's manifest.csv names them")
     s.add_argument("--reason", required=True, help="why, e.g. 'consent withdrawn' (kept in the tombstones)")
     s.set_defaults(func=cmd_withdraw)
 

@@ -1,8 +1,9 @@
 """``dataset-refresh``: take in what is new in a delivery and bring every derived table up to date.
 
-register the drop folder (or each delivery folder under ``raw_dir``) in the delivery log -> ingest (new or changed studies; bad ones quarantined, the
-others go on) -> structure reports and link findings to lesion masks, over every registered delivery ->
-extract patches (only new or re-ingested samples; Dask) -> assign splits to new patients.
+register the drop folder (or each delivery folder under ``raw_dir``) in the delivery log -> ingest (new or
+changed studies; bad ones quarantined, the others go on) -> structure reports and link findings to lesion
+masks, over every registered delivery -> extract patches (only new or re-ingested samples; Dask) -> assign
+splits to new patients.
 
 Tables never shrink silently. Deliveries accumulate (a new drop folder adds to the dataset, earlier ones stay);
 samples leave only for studies withdrawn from the delivery log, with tombstones giving the reason; any other
@@ -90,9 +91,9 @@ def _check_ingest(settings, ingested: list) -> None:
 
 @flow(name="dataset-refresh", log_prints=True)
 def dataset_refresh(home: str | None = None, raw_dir: str | None = None, backend: str | None = None,
-                    progress: bool = False, allow_removals: bool = False) -> dict:
+                    progress: bool = False, allow_removals: bool | None = None) -> dict:
     """One refresh of the dataset from the drop folder ``raw_dir``; returns ``RefreshSummary`` as a dict with
-    per-stage counts under ``stages``."""
+    per-stage counts under ``stages``. ``allow_removals``: None takes ``settings.refresh.allow_removals``."""
     settings = flow_settings(home, raw_dir)
     log = get_run_logger()
     registered, ingests = [], []

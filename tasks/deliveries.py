@@ -2,9 +2,10 @@
 
 A hospital delivers studies in drop folders (``raw/2026-11``, ``raw/2026-12``, or ``petcap synth --out``),
 each with its own ``manifest.csv``; a refresh pointed at a folder of such folders takes in each of them
-(``find_drops``). Deliveries are kept as delivered: a new delivery is a new folder. ``register_delivery`` adds a drop's studies to ``tables/deliveries``;
-studies of earlier drops stay, so a refresh pointed at a new folder adds to the dataset instead of replacing
-it. Linking reads every registered drop's manifest and reports, not only the current one.
+(``find_drops``). Deliveries are kept as delivered: a new delivery is a new folder. ``register_delivery``
+adds a drop's studies to ``tables/deliveries``; studies of earlier drops stay, so a refresh pointed at a new
+folder adds to the dataset instead of replacing it. Linking reads every registered drop's manifest and
+reports, not only the current one.
 
 A study leaves the dataset only when it is withdrawn here — ``petcap withdraw STUDY_KEY --reason TEXT``, or
 ``--allow-removals`` when a drop's manifest no longer lists a study it delivered — and its samples then get

@@ -215,8 +215,11 @@ def _read(schema, settings: Settings, name: str) -> list:
     return schema.records(schema.read(path), source=str(path))
 
 
-def _drop_reports(drops: set[str], settings: Settings) -> tuple[dict[str, tuple[RawLayout, str]], set[str]]:
-    """study id -> (its drop folder, report path in it) over every registered drop; drops that cannot be read."""
+def _drop_reports(delivered: dict[str, str],
+                  settings: Settings) -> tuple[dict[str, tuple[RawLayout, str]], set[str]]:
+    """study id -> (its drop folder, report path in it), reading each study from the drop the delivery log
+    names for it (``delivered``: study id -> drop); the drops that cannot be read."""
+    drops = set(delivered.values())
     where: dict[str, tuple[RawLayout, str]] = {}
     unavailable = set()
     for drop in sorted(drops):
@@ -227,8 +230,9 @@ def _drop_reports(drops: set[str], settings: Settings) -> tuple[dict[str, tuple[
             unavailable.add(drop)
             continue
         for r in rows:
-            if r.report_path:
-                where[study_pseudonym(r.study_key, settings.pseudonym_key)] = (RawLayout(drop), r.report_path)
+            sid = study_pseudonym(r.study_key, settings.pseudonym_key)
+            if r.report_path and delivered.get(sid) == drop:  # a redelivered study: its latest drop only
+                where[sid] = (RawLayout(drop), r.report_path)
     return where, unavailable
 
 
@@ -259,7 +263,7 @@ def link_dataset(settings: Settings, backend: str | None = None, allow_removals:
         deliveries.register_delivery(settings, settings.raw_dir, allow_removals=False)
     logged = deliveries.read_log(settings)
     withdrawn = {r.study_id: r.withdrawn_reason or "withdrawn" for r in logged if r.withdrawn_at is not None}
-    where, unavailable = _drop_reports({r.drop for r in logged if r.withdrawn_at is None}, settings)
+    where, unavailable = _drop_reports({r.study_id: r.drop for r in logged if r.withdrawn_at is None}, settings)
     lesions_by_study: dict[str, list[Lesion]] = {}
     for lesion in _read(LESIONS, settings, "lesions"):
         lesions_by_study.setdefault(lesion.study_id, []).append(lesion)
