@@ -349,7 +349,10 @@ def _one_line_logs() -> None:
     def one_line(*args, **kwargs) -> logging.LogRecord:
         record = make(*args, **kwargs)
         record.exc_info, record.exc_text = None, None
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed log call stays logging's to report, at emit time
+            return record
         if "\n" in message:
             record.msg, record.args = message.split("\nTraceback")[0].splitlines()[0], ()
         return record
