@@ -340,8 +340,8 @@ ALLOW_REMOVALS = ("let samples leave for other reasons than a withdrawal (each g
                   "a run is refused and changes nothing")
 
 
-def _one_line_logs() -> None:
-    """Every log record as one line: no traceback, the first line of a multi-line message. Prefect logs a
+def _no_tracebacks_in_logs() -> None:
+    """Log records without tracebacks (exception info, and a traceback quoted in the message). Prefect logs a
     failed task's traceback (more than once); without --debug the CLI's one-line error says what to do instead.
     A record factory, so it holds for the handlers Prefect sets up later, when a command imports it."""
     make = logging.getLogRecordFactory()
@@ -353,8 +353,8 @@ def _one_line_logs() -> None:
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a malformed log call stays logging's to report, at emit time
             return record
-        if "\n" in message:
-            record.msg, record.args = message.split("\nTraceback")[0].splitlines()[0], ()
+        if "Traceback (most recent call last)" in message:
+            record.msg, record.args = message.split("Traceback (most recent call last)")[0].rstrip(), ()
         return record
 
     logging.setLogRecordFactory(one_line)
@@ -393,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         command = args.command
         preflight.check_environment()
         if not debug:
-            _one_line_logs()
+            _no_tracebacks_in_logs()
         return args.func(args)
     except SystemExit:
         raise

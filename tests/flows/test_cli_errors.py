@@ -135,3 +135,25 @@ def test_comma_list_settings_are_accepted(homes, tmp_path):
 def test_evaluate_help_says_what_it_uses(homes):
     proc, _, _ = petcap(["evaluate", "--help"])
     assert proc.returncode == 0 and "default: the champion" in proc.stdout and "newest" not in proc.stdout
+
+
+def test_a_failure_inside_a_flow_is_one_line_too(homes, refreshed, tmp_path):
+    """The refresh flow fails (LLM server down: every report fails) -> exit 1, one error line, no traceback from
+    Prefect's logs, and the tables untouched."""
+    import shutil
+    import socket
+
+    home = tmp_path / "home"
+    shutil.copytree(refreshed[0], home)
+    before = (home / "tables" / "caption_samples.parquet").read_bytes()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {"PETCAP_LLM__BACKEND": "openai", "PETCAP_LLM__BASE_URL": f"http://127.0.0.1:{port}/v1",
+           "PETCAP_LLM__MAX_RETRIES": "0", "PETCAP_PATCHES__PROCESSES": "false", "PETCAP_PATCHES__WORKERS": "1"}
+    proc, wall, _ = petcap(["--home", str(home), "refresh", "--raw", str(homes["raw"])], env)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr + proc.stdout
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("petcap refresh: error:")]
+    assert "reports could not be structured" in line and "is the LLM server up?" in line
+    assert (home / "tables" / "caption_samples.parquet").read_bytes() == before
