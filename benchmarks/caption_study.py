@@ -7,7 +7,7 @@ Models: the registry's ``champion`` under ``--home`` (what ``petcap demo`` train
 checkpoint files given. Studies: ``--studies`` new synthetic patients (another seed than any training cohort),
 written by ``petcap synth``'s generator at ``--scale`` (DICOM and NIfTI as the vendor mix draws them).
 
-Each study is captioned by ``tasks.caption_study.caption_study`` with the models loaded once (a service keeps
+Each study is captioned by ``serving.study.caption_study`` with the models loaded once (a service keeps
 them): describe -> ingest into a private store -> both patches per lesion -> localizer -> DWS -> CGLP ->
 captions (beam search as trained) -> captions.json + report.png. Printed per study: lesions, total seconds
 and the stage split (ingest, patches, models, outputs); then the median seconds per study and per lesion.
@@ -44,7 +44,8 @@ def main() -> int:
     import torch
 
     from data_contracts.settings import Settings
-    from tasks.caption_study import CaptionModels, caption_study
+    from serving.models_cache import load_pipeline, resolve_models
+    from serving.study import caption_study
     from tasks.synth.cohort import synthesize_cohort
 
     torch.set_num_threads(args.threads)
@@ -55,13 +56,11 @@ def main() -> int:
         if args.localizer and args.captioner:
             localizer, captioner = args.localizer, args.captioner
         else:
-            from flows.task_wrappers import champion_checkpoints
-
-            found = champion_checkpoints(settings, None, work / "model")
+            found = resolve_models(settings)
             localizer, captioner = found["localizer"], found["captioner"]
             print(f"models: registered version {found['version']} (champion) of {settings.tracking_uri}")
-        models = CaptionModels(localizer, captioner, settings)
-        print(f"models loaded in {time.perf_counter() - t0:.2f} s ({models.method})")
+        models = load_pipeline(localizer, captioner)
+        print(f"models loaded in {time.perf_counter() - t0:.2f} s ({models.method}, {models.params})")
 
         drop = work / "incoming"
         synthesize_cohort(drop, patients=args.studies + 1, seed=args.seed, scale=args.scale, settings=settings,

@@ -211,7 +211,7 @@ def stacked_copy(settings, study_id: str, dst_store: str) -> None:
     import numpy as np
 
     from data_contracts.settings import IngestSettings
-    from tasks.ingest.geometry import Geometry
+    from data_contracts.geometry import Geometry
     from tasks.ingest.store import StudyWriter, open_study
 
     st = open_study(settings.store_url, study_id)

@@ -14,6 +14,7 @@ Each figure is the median of ``--repeats`` timings after one warm-up. ``--bf16``
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -28,7 +29,7 @@ import torch
 from data_contracts.settings import Settings
 from models.captioner import build_captioner, caption_loss, shift_captions
 from models.cglp import cglp_prompt_ids, prompt_texts
-from models.dws import NormalizePET, dynamic_window_batch
+from models.inference import CaptionPipeline, InferenceParams, LesionAnswer
 from models.localizer import build_localizer
 from models.training.configs import load_config
 from models.training.loop import make_optimizer
@@ -58,6 +59,23 @@ def timed(fn, device: torch.device, repeats: int) -> float:
         _sync(device)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def raw_patches(n: int, size: tuple[int, int, int], device: torch.device) -> torch.Tensor:
+    """(n, 3, *size) patches in physical units: CT HU in [-1000, 1500], PET SUV in [0, 15], a central mask."""
+    x = torch.rand(n, 3, *size, device=device)
+    x[:, 0] = x[:, 0] * 2500 - 1000
+    x[:, 1] = x[:, 1] * 15
+    x[:, 2] = 0
+    c = [s // 2 for s in size]
+    x[:, 2, c[0] - 2:c[0] + 2, c[1] - 2:c[1] + 2, c[2] - 2:c[2] + 2] = 1
+    return x
+
+
+def infer_captions(pipeline: CaptionPipeline, large: torch.Tensor, small: torch.Tensor, positions: torch.Tensor,
+                   tracers: list[str], beam: int | None = None) -> list[LesionAnswer]:
+    """What the inference figures time: the one inference path on raw patches (``CaptionPipeline.caption``)."""
+    return pipeline.caption(large, small, positions, tracers, beam_size=beam)
 
 
 def build(config: str, device: torch.device):
@@ -128,29 +146,22 @@ def measure(config: str = "demo", threads: int = 1, steps: int = 5, repeats: int
             opt_c.step()
     out["captioner_train_samples_per_s"] = Bc * steps / timed(cap_step, dev, repeats)
 
-    # ---- inference: localizer -> DWS -> CGLP -> captioner, per lesion
+    # ---- inference: localizer -> DWS -> CGLP -> captioner, per lesion, through the one inference path
     localizer.eval()
     captioner.eval()
     if localizer.position_prior is not None:  # time the fused path a trained localizer runs
         localizer.position_prior.fit(torch.rand(512, 3), torch.randint(0, localizer.num_categories, (512,)))
+    extra = {"train_config": {"method": dataclasses.asdict(cap_cfg.method)},
+             "inference": InferenceParams.from_settings(settings).to_dict()}
+    pipeline = CaptionPipeline(localizer, captioner, cap_cfg.model, vocab, extra, dev)
     for batch in batches:
-        big = torch.rand(batch, 3, *loc_cfg.model.patch_size, device=dev)
-        small = torch.rand(batch, 2, *cap_cfg.model.patch_size, device=dev) * 1000 - 500  # CT HU, PET SUV
-        g = guidance(batch)
+        big, small = raw_patches(batch, loc_cfg.model.patch_size, dev), raw_patches(batch, cap_cfg.model.patch_size, dev)
+        positions = torch.rand(batch, 3, device=dev)
 
-        def infer(beam: int, big=big, small=small, g=g):
-            with torch.no_grad(), amp:
-                top, conf = localizer.localize(big, k=5, **g)
-                ct = dynamic_window_batch(small[:, 0], top[:, 0], conf[:, 0].float(), settings.dws_threshold)
-                pet = NormalizePET(settings.pet_suv_max)(small[:, 1])
-                image = torch.stack([ct, torch.as_tensor(pet)], 1)
-                if cap_cfg.model.in_channels == 3:
-                    image = torch.cat([image, torch.zeros_like(image[:, :1])], 1)
-                p = cglp_prompt_ids(top.cpu(), conf.float().cpu(), vocab, settings.cglp_threshold,
-                                    cap_cfg.model.prompt_len, tracers=tracers(batch)).to(dev) \
-                    if cap_cfg.model.use_prompt else None
-                # decode a full-length caption: a random model may stop early, a trained one writes ~15 words
-                captioner.generate(image, p, beam_size=beam)
+        def infer(beam: int, big=big, small=small, positions=positions, batch=batch):
+            with amp:
+                # a random model may stop early; a trained one writes ~15 words
+                infer_captions(pipeline, big, small, positions, ["FDG"] * batch, beam)
         out[f"infer_ms_per_lesion_b{batch}_greedy"] = 1000 * timed(lambda: infer(1), dev, repeats) / batch
         beam = cap_cfg.method.beam_size
         if beam > 1:

@@ -395,7 +395,8 @@ def setting_env_names(model: type[BaseModel] = Settings, prefix: str = "PETCAP_"
 
 
 # PETCAP_ variables that are read by deployment files, not by the settings (name -> where).
-OTHER_VARIABLES = {"PETCAP_REPO": "infra/prefect.yaml: the checkout a Prefect worker runs flows from"}
+OTHER_VARIABLES = {"PETCAP_REPO": "infra/prefect.yaml: the checkout a Prefect worker runs flows from",
+                   "PETCAP_LOG_LEVEL": "flows/logs.py: the level of the pipeline's loggers (read before settings)"}
 
 
 def unknown_settings(environ: dict[str, str] | None = None) -> list[str]:

@@ -18,12 +18,7 @@ from prefect_dask import DaskTaskRunner
 
 from data_contracts.settings import get_settings
 from flows.common import flow_settings
-from flows.task_wrappers import (
-    caption_study_files_task,
-    caption_study_task,
-    champion_checkpoints_task,
-    load_models_task,
-)
+from flows.task_wrappers import caption_study_files_task, resolve_models_task
 
 
 @flow(name="caption-study", log_prints=True)
@@ -31,18 +26,21 @@ def caption_study_flow(study_dir: str, out_dir: str | None = None, home: str | N
                        model_version: str | None = None, localizer_checkpoint: str | None = None,
                        captioner_checkpoint: str | None = None, vendor: str | None = None,
                        tracer: str | None = None) -> dict:
-    """Caption one study folder; returns where the JSON and the visual report are, the lesion count and time."""
+    """Caption one study folder; returns where the JSON and the visual report are, the status, lesion count and
+    time. The same two steps ``petcap caption`` calls directly when no Prefect server is configured."""
     settings = flow_settings(home)
-    out = Path(out_dir) if out_dir else settings.captions_dir / Path(study_dir).name
-    if localizer_checkpoint is None or captioner_checkpoint is None:
-        found = champion_checkpoints_task(settings, model_version, out / "model")
-        localizer_checkpoint, captioner_checkpoint = found["localizer"], found["captioner"]
-    models = load_models_task(settings, localizer_checkpoint, captioner_checkpoint)
-    result = caption_study_task(study_dir, out, settings, models, vendor=vendor, tracer=tracer)
-    get_run_logger().info("captioned %d lesions in %.1f s: %s, %s", result.lesions, result.seconds,
-                          result.json_path, result.report_path)
+    found = resolve_models_task(settings, model_version, localizer_checkpoint, captioner_checkpoint)
+    result = caption_study_files_task(study_dir, out_dir, settings, found["localizer"], found["captioner"],
+                                      vendor=vendor, tracer=tracer, model_version=found["version"])
+    get_run_logger().info("%s: %d lesions in %.1f s: %s, %s", result.captions.status, result.lesions,
+                          result.seconds, result.json_path, result.report_path)
+    return caption_summary(result)
+
+
+def caption_summary(result) -> dict:
+    """What ``petcap caption`` prints and a flow run returns."""
     return {"json": str(result.json_path), "report": str(result.report_path), "lesions": result.lesions,
-            "seconds": result.seconds}
+            "status": result.captions.status, "seconds": result.seconds}
 
 
 def _dask_runner() -> DaskTaskRunner:
@@ -59,15 +57,16 @@ def _dask_runner() -> DaskTaskRunner:
 def caption_studies_flow(drop_dir: str, out_dir: str | None = None, home: str | None = None,
                          model_version: str | None = None) -> dict:
     """Caption every study folder under ``drop_dir/studies`` (or ``drop_dir`` itself) — a day's new studies —
-    mapped over the Dask cluster; each worker loads the models once. A study that fails is reported, the
+    mapped over the Dask cluster; each worker loads the models once (the files are shared, downloaded once). A study that fails is reported, the
     others are captioned. Returns per study where its JSON is (or its error), and the lesion count."""
     settings = flow_settings(home)
     root = Path(drop_dir) / "studies" if (Path(drop_dir) / "studies").is_dir() else Path(drop_dir)
     studies = sorted(p for p in root.iterdir() if p.is_dir())
     out = Path(out_dir) if out_dir else settings.captions_dir
-    found = champion_checkpoints_task(settings, model_version, out / "model")
+    found = resolve_models_task(settings, model_version)
     futures = caption_study_files_task.map([str(s) for s in studies], [out / s.name for s in studies],
-                                           unmapped(settings), found["localizer"], found["captioner"])
+                                           unmapped(settings), found["localizer"], found["captioner"],
+                                           model_version=found["version"])
     results: dict[str, dict] = {}
     for study, future in zip(studies, futures):
         future.wait()

@@ -2,15 +2,16 @@
 
 Stages: synth, ingest, structure, structure-eval, link, extract-patches, split, refresh (ingest → link →
 patches → splits as the dataset-refresh flow), train localizer|captioner, evaluate, promote, benchmark,
-caption, demo. Training, evaluation, promotion and captioning run as the same Prefect flows a deployment
-runs (ephemeral API unless PREFECT_API_URL points at a server).
+caption, demo. Training, evaluation and promotion run as the same Prefect flows a deployment runs (ephemeral
+API unless PREFECT_API_URL points at a server); ``caption`` runs the caption-study flow when a server is
+configured and its two steps as plain calls otherwise.
 Imports are local to each command so `petcap --help` stays fast, and each command runs its up-front checks
 (``flows.preflight``) before the heavy imports, so a mistake no retry can fix is answered in seconds.
 
 Errors: every error is one line on stderr — what is wrong, the file at fault, what to do — and the exit code
 says whose move it is: 2 for a usage or prerequisite mistake (``UsageError``, ``PrerequisiteError``, an
 argument argparse refuses, a setting that does not parse), 1 for a failure. ``--debug`` (anywhere on the line)
-shows the traceback instead, and Prefect's own log lines keep their one-line form without it.
+shows the traceback instead; without it, log lines carry no tracebacks.
 """
 
 from __future__ import annotations
@@ -115,20 +116,46 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     return 0
 
 
+def prefect_server_configured() -> bool:
+    """Whether a Prefect API is configured (``PREFECT_API_URL`` in the environment or the active profile)."""
+    from prefect.settings import PREFECT_API_URL
+
+    return bool(PREFECT_API_URL.value())
+
+
 def cmd_caption(args: argparse.Namespace) -> int:
+    """One study. With a Prefect server configured, as the ``caption-study`` flow (a run in the UI); without
+    one, the flow's two steps as plain calls (no ephemeral server: start-up cost ~15 s per call)."""
+    import os
+
+    # a started ephemeral server gets time on a loaded machine (Prefect's default gave up while 2 cores were busy)
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     settings = _settings(args)
     preflight.require_dir(args.study_dir, "study folder", "give a folder with ct/ or ct.nii.gz, pet/ or pet.nii.gz "
                                                           "and lesions.nii.gz")
     if not (args.localizer and args.captioner):
         preflight.require_registry(settings)
-    from flows.caption import caption_study_flow
+    kwargs = {"model_version": args.model_version, "localizer_checkpoint": args.localizer,
+              "captioner_checkpoint": args.captioner}
+    if args.flow_server or (not args.no_flow_server and prefect_server_configured()):
+        from flows.caption import caption_study_flow
 
-    out = caption_study_flow(study_dir=args.study_dir, out_dir=args.out, home=str(settings.home),
-                             model_version=args.model_version, localizer_checkpoint=args.localizer,
-                             captioner_checkpoint=args.captioner, vendor=args.vendor, tracer=args.tracer)
-    for lesion in json.loads(Path(out["json"]).read_text())["lesions"]:
+        out = caption_study_flow(study_dir=args.study_dir, out_dir=args.out, home=str(settings.home),
+                                 vendor=args.vendor, tracer=args.tracer, **kwargs)
+    else:
+        from flows.caption import caption_summary
+        from serving.models_cache import resolve_models
+        from serving.study import caption_study_files
+
+        found = resolve_models(settings, kwargs["model_version"], args.localizer, args.captioner)
+        out = caption_summary(caption_study_files(args.study_dir, args.out, settings, found["localizer"],
+                                                  found["captioner"], args.vendor, args.tracer, found["version"]))
+    answer = json.loads(Path(out["json"]).read_text())
+    for lesion in answer["lesions"]:
         top = lesion["top5"][0]
         print(f"lesion {lesion['instance']}: {lesion['caption']}  [top-1 {top['location']} {top['confidence']:.2f}]")
+    if answer["status"] != "captioned":
+        print(f"{answer['status']} in this study")
     print(f"{out['lesions']} lesions in {out['seconds']:.1f} s\ncaptions: {out['json']}\nreport:   {out['report']}")
     return 0
 
@@ -225,12 +252,14 @@ def cmd_link_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from tasks.evaluate.benchmark import BENCHMARK_PATIENTS, run_benchmark
+    from flows.benchmark import benchmark_flow
+    from tasks.evaluate.benchmark import BENCHMARK_PATIENTS
 
     settings = _settings(args)
     if not args.home:  # the benchmark's cohort, models and report never mix with the working set's
         settings = Settings(home=settings.home / "benchmark")
-    result = run_benchmark(settings, patients=args.patients or BENCHMARK_PATIENTS, preset=args.preset, progress=True)
+    result = benchmark_flow(home=str(settings.home), patients=args.patients or BENCHMARK_PATIENTS,
+                            preset=args.preset, progress=True)
     ev = result.evaluation
     print(f"benchmark: {result.test_samples} test lesions; seconds per stage {result.seconds}")
     for title, table in (("Table 1", ev.table1), ("Table 2", ev.table2)):
@@ -332,6 +361,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--captioner", help="captioner checkpoint file")
     s.add_argument("--vendor", help="scanner vendor when the PET header does not say")
     s.add_argument("--tracer", help="tracer (FDG | PSMA) when the PET header does not say")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--flow-server", action="store_true",
+                   help="run as the caption-study flow even without a configured Prefect server (ephemeral)")
+    g.add_argument("--no-flow-server", action="store_true",
+                   help="plain function calls even when a Prefect server is configured")
     s.set_defaults(func=cmd_caption)
     return p
 
@@ -384,6 +418,9 @@ def error_exit(command: str, error: BaseException) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from flows.logs import configure_logging
+
+    configure_logging()
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]

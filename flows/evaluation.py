@@ -9,9 +9,6 @@ the newest registered version) against the ``champion`` alias on val with the pe
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 from prefect import flow, get_run_logger
 
 from flows.common import flow_settings
@@ -33,11 +30,10 @@ def evaluate_captioner_flow(home: str | None = None, model_version: str | None =
     settings = flow_settings(home)
     log = get_run_logger()
     require_splits_task(settings, (split,))
-    with tempfile.TemporaryDirectory(prefix="petcap-evaluate-") as tmp:
-        if checkpoint is None:
-            found = champion_checkpoints_task(settings, model_version, Path(tmp))
-            checkpoint, model_version = found["captioner"], found["version"]
-        predictions = predict_task(settings, checkpoint, split=split)
+    if checkpoint is None:  # the registered files, from the shared models folder
+        found = champion_checkpoints_task(settings, model_version)
+        checkpoint, model_version = found["captioner"], found["version"]
+    predictions = predict_task(settings, checkpoint, split=split)
     log.info("predicted %d captions on %s", len(predictions), split)
     out = evaluate_task(settings, predictions, split=split)
     log.info("per-scanner evaluation report: %s", out["report"])

@@ -26,14 +26,14 @@ registry's champion instead of paths); they only look things up and call.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NONE
 
 from data_contracts.errors import is_retryable
 from data_contracts.settings import Settings
-from tasks.caption_study import CaptionModels, caption_study, caption_study_files
+from serving.models_cache import resolve_models
+from serving.study import caption_study_files
 from tasks.deliveries import find_drops, register_delivery
 from tasks.ingest import ingest_all
 from tasks.link import link_dataset
@@ -61,27 +61,64 @@ LLM_DELAY_S = [10, 60, 120]
 
 
 # ------------------------------------------------------------------------------------- adapters
-def train_localizer(settings: Settings, config: str = "demo", overrides: dict | None = None, progress: bool = True):
+def _on_epoch(settings: Settings, kind: str, run_id: str | None):
+    """Each epoch: a line in the flow run's log (loss, validation metric) and MLflow step metrics on the open
+    run, so the Prefect UI and the MLflow curves move while training is on."""
+    from models.training.loop import epoch_line
+    from tasks.tracking import epoch_metrics
+
+    to_mlflow = epoch_metrics(settings, run_id) if run_id else None
+    try:
+        from prefect import get_run_logger
+
+        logger = get_run_logger()
+    except Exception:  # noqa: BLE001 - called outside a flow run: the loop's own log line is enough
+        logger = None
+
+    def on_epoch(row: dict) -> None:
+        if logger is not None:
+            logger.info("%s epoch %d: %s", kind, int(row["epoch"]), epoch_line(row))
+        if to_mlflow is not None:
+            to_mlflow(row)
+    return on_epoch
+
+
+def train_localizer(settings: Settings, config: str = "demo", overrides: dict | None = None, progress: bool = True,
+                    mlflow_run_id: str | None = None):
     from models.training import train_localizer as train
 
-    return train(settings, config=config, overrides=overrides, progress=progress)
+    return train(settings, config=config, overrides=overrides, progress=progress,
+                 on_epoch=_on_epoch(settings, "localizer", mlflow_run_id))
 
 
-def train_captioner(settings: Settings, config: str = "demo", overrides: dict | None = None, progress: bool = True):
+def train_captioner(settings: Settings, config: str = "demo", overrides: dict | None = None, progress: bool = True,
+                    mlflow_run_id: str | None = None):
     from models.training import train_captioner as train
+    from tasks.evaluate.metrics import validation_scores
 
-    return train(settings, config=config, overrides=overrides, progress=progress)
+    return train(settings, config=config, overrides=overrides, progress=progress,
+                 on_epoch=_on_epoch(settings, "captioner", mlflow_run_id), score_captions=validation_scores)
+
+
+def start_training_run(settings: Settings, flow: str, kind: str, config: str, overrides: dict | None,
+                       tags: dict[str, str] | None = None) -> str:
+    """The MLflow run of a training, opened before it starts (config as params; ``tags``: the dataset version
+    the training reads, over the current one)."""
+    from models.training.configs import load_config
+    from tasks.tracking import start_training_run as start
+
+    return start(settings, flow, load_config(kind, config, overrides), run_name=f"{kind}-{config}", tags=tags)
 
 
 def log_training_run(settings: Settings, flow: str, kind: str, config: str, overrides: dict | None, result,
-                     dataset: str | None = None) -> str:
-    """MLflow run of one training: the named config (with overrides) as params, the result as metrics, the
-    dataset version training read (``dataset``) as a lineage tag."""
+                     run_id: str | None = None, tags: dict[str, str] | None = None) -> str:
+    """MLflow run of one training: the named config (with overrides) as params, the result as metrics
+    (``run_id``: the run opened before training, completed here)."""
     from models.training.configs import load_config
     from tasks.tracking import log_training_run as log_run
 
     return log_run(settings, flow, load_config(kind, config, overrides), result, run_name=f"{kind}-{config}",
-                   dataset=dataset)
+                   run_id=run_id, tags=tags)
 
 
 def check_config(kind: str, config: str, overrides: dict | None) -> str:
@@ -92,15 +129,16 @@ def check_config(kind: str, config: str, overrides: dict | None) -> str:
 
 
 def register_candidate(settings: Settings, captioner_checkpoint: str, run_id: str | None,
-                       dataset: str | None = None) -> str:
-    """Register the captioner with the localizer it was trained on (recorded in its checkpoint)."""
+                       tags: dict[str, str] | None = None) -> str:
+    """Register the captioner with the localizer it was trained on (recorded in its checkpoint); ``tags`` (the
+    dataset version training read) go on the version over the current lineage."""
     from models.captioner import load_checkpoint
     from models.training.localizer import checkpoint_path
-    from tasks.tracking import register_candidate as register
+    from serving.pyfunc import register_candidate as register
 
     _, _, _, extra = load_checkpoint(captioner_checkpoint)
     localizer = extra.get("localizer_checkpoint") or checkpoint_path(settings)
-    return register(settings, localizer, captioner_checkpoint, run_id=run_id, dataset=dataset)
+    return register(settings, localizer, captioner_checkpoint, run_id=run_id, tags=tags)
 
 
 def latest_version(settings: Settings) -> str:
@@ -110,22 +148,18 @@ def latest_version(settings: Settings) -> str:
     return newest(settings)
 
 
-def champion_checkpoints(settings: Settings, version: str | None, dst: Path) -> dict:
-    """{"version", "localizer", "captioner"}: a registered version's (default: the champion's) checkpoint files."""
-    from tasks.tracking import champion_version, version_checkpoints
-
-    version = version or champion_version(settings)
-    paths = version_checkpoints(settings, version, dst)
-    return {"version": version, "localizer": str(paths["localizer"]), "captioner": str(paths["captioner"])}
+def champion_checkpoints(settings: Settings, version: str | None) -> dict:
+    """{"version", "localizer", "captioner"}: a registered version's (default: the champion's) checkpoint files,
+    from the shared models folder (downloaded once per version, never per study)."""
+    return resolve_models(settings, version)
 
 
 def require_localizer(settings: Settings) -> str:
     """The localizer checkpoint the captioner trains on; ``PrerequisiteError`` (train it first) when missing."""
     from data_contracts.errors import PrerequisiteError
-    from models.training.localizer import checkpoint_path
 
-    path = checkpoint_path(settings)
-    if not Path(path).is_file():
+    path = settings.localizer_checkpoint
+    if not path.is_file():
         raise PrerequisiteError("no trained localizer in this home", path=str(path), reason="run_order",
                                 hint="train the localizer first: `petcap train localizer` (run order: localizer, "
                                      "captioner, promote, evaluate)")
@@ -157,14 +191,34 @@ def evaluate(settings: Settings, predictions, split: str = "test") -> dict:
             "overall": scores[OURS], "baseline": scores.get(PRIOR)}
 
 
+def validation_predictions(settings: Settings, checkpoints: dict):
+    """A registered version's captions of the validation split (what promotion compares)."""
+    from models.training.captioner import predict as run_predict
+
+    return run_predict(settings, checkpoints["captioner"], split="val", localizer_checkpoint=checkpoints.get("localizer"))
+
+
+def evaluate_configs(settings: Settings, predictions: dict, out_dir: str | None = None, track: bool = True,
+                     run_name: str = "benchmark", config: dict | None = None, tags: dict[str, str] | None = None):
+    """Several configurations' predictions (row name -> ``predict`` table) next to the trivial baseline on the
+    same lesions: the report (Tables 1-2, per vendor / tracer), logged to MLflow when ``track``.
+    -> (EvaluationResult, MLflow run id or None)."""
+    from pathlib import Path
+
+    from tasks.evaluate.run import evaluate_run, with_location_prior
+    from tasks.tracking import log_evaluation
+
+    result = evaluate_run(settings, with_location_prior(settings, predictions),
+                          out_dir=Path(out_dir) if out_dir else None)
+    run_id = log_evaluation(settings, result, split="test", run_name=run_name, config=config,
+                            tags=tags) if track else None
+    return result, run_id
+
+
 def promote(settings: Settings, candidate_version: str):
     from tasks.promote import promote as run_promote
 
-    return run_promote(settings, candidate_version)
-
-
-def load_models(settings: Settings, localizer: str, captioner: str) -> CaptionModels:
-    return CaptionModels(localizer, captioner, settings)
+    return run_promote(settings, candidate_version, validation_predictions)
 
 
 # ------------------------------------------------------------------------------------- tasks
@@ -192,13 +246,14 @@ require_localizer_task = _once(require_localizer, "require-localizer")
 dataset_version_task = _once(dataset_version, "dataset-version")
 train_localizer_task = _io(train_localizer, "train-localizer", 1, [30])
 train_captioner_task = _io(train_captioner, "train-captioner", 1, [30])
+start_training_run_task = _io(start_training_run, "start-training-run")
 log_training_run_task = _io(log_training_run, "log-training-run")
 register_candidate_task = _io(register_candidate, "register-candidate")
 latest_version_task = _io(latest_version, "latest-version")
+resolve_models_task = _io(resolve_models, "resolve-models")
 champion_checkpoints_task = _io(champion_checkpoints, "champion-checkpoints")
 predict_task = _once(predict, "predict")
 evaluate_task = _io(evaluate, "evaluate")
+evaluate_configs_task = _io(evaluate_configs, "evaluate-configs")
 promote_task = _io(promote, "promote")
-load_models_task = _once(load_models, "load-models")
-caption_study_task = _io(caption_study, "caption-study")
 caption_study_files_task = _io(caption_study_files, "caption-study-files")

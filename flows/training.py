@@ -26,6 +26,7 @@ from flows.task_wrappers import (
     register_candidate_task,
     require_localizer_task,
     require_splits_task,
+    start_training_run_task,
     train_captioner_task,
     train_localizer_task,
 )
@@ -43,10 +44,11 @@ def train_localizer_flow(home: str | None = None, config: str = "demo", override
     settings = flow_settings(home)
     check_config_task("localizer", config, overrides or None)
     require_splits_task(settings, ("train", "val"))
-    dataset = dataset_version_task(settings)
-    result = train_localizer_task(settings, config=config, overrides=overrides or None, progress=False)
-    run_id = log_training_run_task(settings, "train-localizer", "localizer", config, overrides or None, result,
-                                   dataset)
+    tags = {"lineage.dataset_version": dataset_version_task(settings)}  # what this training reads
+    run_id = start_training_run_task(settings, "train-localizer", "localizer", config, overrides or None, tags)
+    result = train_localizer_task(settings, config=config, overrides=overrides or None, progress=False,
+                                  mlflow_run_id=run_id)
+    log_training_run_task(settings, "train-localizer", "localizer", config, overrides or None, result, run_id, tags)
     get_run_logger().info("localizer (%s): %d epochs, metrics %s, checkpoint %s, MLflow run %s", config,
                           result.epochs, result.metrics, result.checkpoint, run_id)
     return _summary(result, run_id)
@@ -59,11 +61,12 @@ def train_captioner_flow(home: str | None = None, config: str = "demo", override
     check_config_task("captioner", config, overrides or None)
     require_splits_task(settings, ("train", "val"))
     require_localizer_task(settings)
-    dataset = dataset_version_task(settings)
-    result = train_captioner_task(settings, config=config, overrides=overrides or None, progress=False)
-    run_id = log_training_run_task(settings, "train-captioner", "captioner", config, overrides or None, result,
-                                   dataset)
-    version = register_candidate_task(settings, result.checkpoint, run_id, dataset)
+    tags = {"lineage.dataset_version": dataset_version_task(settings)}  # what this training reads
+    run_id = start_training_run_task(settings, "train-captioner", "captioner", config, overrides or None, tags)
+    result = train_captioner_task(settings, config=config, overrides=overrides or None, progress=False,
+                                  mlflow_run_id=run_id)
+    log_training_run_task(settings, "train-captioner", "captioner", config, overrides or None, result, run_id, tags)
+    version = register_candidate_task(settings, result.checkpoint, run_id, tags)
     get_run_logger().info("captioner (%s): %d epochs, metrics %s; MLflow run %s; registered as candidate "
                           "version %s", config, result.epochs, result.metrics, run_id, version)
     return {**_summary(result, run_id), "model_version": version}

@@ -156,16 +156,14 @@ class NormalizePETd(ScaleIntensityRanged):
 
 def dynamic_window_batch(ct_hu: torch.Tensor, top1: torch.Tensor, top1_conf: torch.Tensor, threshold: float,
                          enabled: bool = True) -> torch.Tensor:
-    """The same rule on a batch on any device (serving / GPU inference), without a Python loop per sample.
+    """The same rule on a batch on any device (training inputs, serving): ``DynamicWindow.window`` per sample
+    (the one rule, compared in the confidence's own precision), then one vectorised scaling.
 
-    ct_hu (B, ...) HU; top1 (B,) class indices; top1_conf (B,) -> (B, ...) in [0, 1].
+    ct_hu (B, ...) HU; top1 (B,) class indices; top1_conf (B,) -> (B, ...) float32 in [0, 1].
     """
-    lows = torch.tensor([loc.ct_window.low for loc in taxonomy.locations()], device=ct_hu.device)
-    highs = torch.tensor([loc.ct_window.high for loc in taxonomy.locations()], device=ct_hu.device)
-    fixed = WINDOWS[FIXED_WINDOW]
-    use_own = (top1_conf >= threshold) if enabled else torch.zeros_like(top1_conf, dtype=torch.bool)
-    low = torch.where(use_own, lows[top1], torch.full_like(lows[top1], fixed.low))  # (B,)
-    high = torch.where(use_own, highs[top1], torch.full_like(highs[top1], fixed.high))
+    rule = DynamicWindow(threshold, enabled)
+    windows = [rule.window(int(i), c) for i, c in zip(top1.reshape(-1).tolist(), top1_conf.reshape(-1).cpu())]
     shape = (-1,) + (1,) * (ct_hu.dim() - 1)
-    low, high = low.view(shape), high.view(shape)
+    low = torch.tensor([w.low for w in windows], dtype=torch.float32, device=ct_hu.device).view(shape)
+    high = torch.tensor([w.high for w in windows], dtype=torch.float32, device=ct_hu.device).view(shape)
     return ((ct_hu.float() - low) / (high - low)).clamp(0.0, 1.0)

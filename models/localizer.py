@@ -98,6 +98,9 @@ class LocalizerConfig:
     patch_size: tuple[int, int, int] = (64, 64, 64)  # (D, H, W) voxels of the large-FOV patch (4 mm: 256 mm)
     in_channels: int = 3  # CT (wide window), PET (SUV range), lesion mask
     ct_window_hu: tuple[float, float] = (-1000.0, 1500.0)  # wide window of the localizer's CT channel -> [0, 1]
+    # PET SUV range of the PET channel -> [0, 1]; training sets it from ``Settings.pet_suv_max``, so the checkpoint
+    # carries it and serving never reads it from the environment (files from before it: 15, the old default)
+    pet_suv_max: float = 15.0
     # image encoder: MONAI ResNet, basic blocks; stem conv 7^3 stride 2 + max-pool, then 4 stages (strides 1,2,2,2)
     encoder_channels: tuple[int, ...] = (16, 32, 64, 128)
     encoder_layers: tuple[int, ...] = (1, 1, 1, 1)
@@ -443,19 +446,28 @@ def location_ids(class_ids: torch.Tensor) -> list[list[str]]:
 
 
 # --------------------------------------------------------------------------------------------------- input
-def localizer_patch(ct_hu: torch.Tensor, pet_suv: torch.Tensor, lesion_mask: torch.Tensor,
-                    cfg: LocalizerConfig, suv_max: float) -> torch.Tensor:
-    """One large-FOV patch's model input: (D, H, W) CT in HU, PET in SUV, lesion mask -> (3, D, H, W) in [0, 1].
-
-    CT through the wide window ``cfg.ct_window_hu``, PET over [0, suv_max] (``Settings.pet_suv_max``), both
-    clipped (MONAI ``ScaleIntensityRange``); the mask as 0/1.
-    """
+def normalise_patches(raw: torch.Tensor, cfg: LocalizerConfig, size: tuple[int, int, int]) -> torch.Tensor:
+    """THE localizer input normalisation (training, caching, serving): (n, 3, z, y, x) CT HU / PET SUV / mask ->
+    (n, 3, *size) float16 in [0, 1]. CT through the wide window ``cfg.ct_window_hu``, PET over [0,
+    ``cfg.pet_suv_max``] (MONAI ``ScaleIntensityRange``, clipped), the mask as 0/1 at 0.5 (a resampled mask is a
+    fraction), then area-resized to ``size`` and rounded to float16 (how training keeps its inputs)."""
     lo, hi = cfg.ct_window_hu
-    ct = ScaleIntensityRange(a_min=lo, a_max=hi, b_min=0.0, b_max=1.0, clip=True)(ct_hu)
-    pet = NormalizePET(suv_max)(pet_suv)
-    channels = [convert_to_tensor(c, dtype=torch.float32, track_meta=False) for c in (ct, pet, lesion_mask)]
-    channels[2] = (channels[2] > 0).float()
-    return torch.stack(channels)  # (3, D, H, W), a plain tensor
+    raw = convert_to_tensor(raw, dtype=torch.float32, track_meta=False)
+    ct = ScaleIntensityRange(a_min=lo, a_max=hi, b_min=0.0, b_max=1.0, clip=True)(raw[:, 0])
+    pet = NormalizePET(cfg.pet_suv_max)(raw[:, 1])
+    x = torch.stack([convert_to_tensor(ct, dtype=torch.float32, track_meta=False),
+                     convert_to_tensor(pet, dtype=torch.float32, track_meta=False),
+                     (raw[:, 2] > 0.5).float()], dim=1)
+    return resize_patches(x, size).half()
+
+
+def resize_patches(x: torch.Tensor, size: tuple[int, int, int]) -> torch.Tensor:
+    """(N, C, D, H, W) -> (N, C, *size): area average when shrinking (keeps small masks as fractions)."""
+    if tuple(x.shape[2:]) == tuple(size):
+        return x
+    if all(s <= t for s, t in zip(size, x.shape[2:])):
+        return F.interpolate(x, size=size, mode="area")
+    return F.interpolate(x, size=size, mode="trilinear", align_corners=False)
 
 
 # --------------------------------------------------------------------------------------------------- build / io

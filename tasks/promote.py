@@ -47,12 +47,6 @@ class PromotionDecision:
     run_id: str | None = None
 
 
-def _default_predict(settings: Settings, checkpoints: dict[str, Path]) -> pd.DataFrame:
-    from models.training.captioner import predict
-
-    return predict(settings, checkpoints["captioner"], split="val", localizer_checkpoint=checkpoints.get("localizer"))
-
-
 def _bleu4(metrics: dict[str, float]) -> dict[str, float]:
     return {k: v for k, v in metrics.items() if k == "bleu4" or k.startswith("bleu4/")}
 
@@ -87,19 +81,17 @@ def _champion(settings: Settings, client) -> str | None:
         return None
 
 
-def promote(settings: Settings, candidate_version: str | int, predict_fn: PredictFn | None = None
-            ) -> PromotionDecision:
+def promote(settings: Settings, candidate_version: str | int, predict_fn: PredictFn) -> PromotionDecision:
     """Compare candidate and champion on the validation split; move the alias if the gate passes.
 
-    ``predict_fn`` captions the validation split with a version's checkpoints (default:
-    ``models.training.captioner.predict(settings, captioner, split="val")``).
+    ``predict_fn`` captions the validation split with a version's checkpoints (the flow passes
+    ``models.training.captioner.predict(settings, captioner, split="val")``: this stage imports no model code).
     """
     client = configure(settings)
     name, alias = settings.tracking.registered_model, settings.tracking.champion_alias
     candidate_version = str(candidate_version)
     require_version(settings, candidate_version, client)  # PrerequisiteError listing the versions
     champion = _champion(settings, client)
-    predict_fn = predict_fn or _default_predict
     margin = settings.tracking.promotion_vendor_margin
 
     with tempfile.TemporaryDirectory(prefix="petcap-promote-") as tmp:

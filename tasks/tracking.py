@@ -4,9 +4,8 @@ reports / plots / checkpoints as artifacts, dataset lineage, and the one registe
 Store: ``Settings.tracking_uri`` (default ``sqlite:///<home>/mlflow.db``; any MLflow server URI works), with
 the registry at ``Settings.registry_uri`` and new experiments' artifacts under ``Settings.artifact_location``.
 
-Registered model: the localizer and the captioner together, as ONE ``mlflow.pyfunc`` model whose artifacts
-are the two checkpoint files (``PetcapCaptionModel``); loading it rebuilds both networks from the files, so
-no torch serialization of MLflow's is involved (mlflow 3 would otherwise ``torch.export`` the modules).
+Registered model: the localizer and the captioner together, as ONE ``mlflow.pyfunc`` model
+(``serving.pyfunc``); ``version_checkpoints`` downloads a version's two checkpoint files.
 
 Nothing patient-identifying is logged: params come from configs (keys naming patients are refused), metrics
 are numbers named by metric / vendor / tracer, tags are hashes and versions, and artifacts are reports and
@@ -30,8 +29,6 @@ import numpy as np
 import pandas as pd
 import yaml
 from mlflow import MlflowClient
-from mlflow.models.signature import ModelSignature
-from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
 
 from data_contracts.errors import PetcapError, PrerequisiteError
 from data_contracts.settings import Settings
@@ -130,13 +127,13 @@ def dataset_version(settings: Settings) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def lineage_tags(settings: Settings, dataset: str | None = None) -> dict[str, str]:
-    """Dataset lineage of a run: delivery-log hash, dataset version (``dataset``: the one training read; by
-    default the current one), split version, taxonomy version, code commit."""
+def lineage_tags(settings: Settings) -> dict[str, str]:
+    """Dataset lineage of a run: delivery-log hash, current dataset version (a training passes the version it
+    read as the ``lineage.dataset_version`` tag instead), split version, taxonomy version, code commit."""
     from tasks.deliveries import log_sha256
 
     tags = {"lineage.delivery_log_sha256": log_sha256(settings),
-            "lineage.dataset_version": dataset or dataset_version(settings),
+            "lineage.dataset_version": dataset_version(settings),
             "lineage.split_version": split_version(settings), "lineage.taxonomy_version": TAXONOMY_VERSION}
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False,
@@ -212,26 +209,45 @@ def log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float], st
         client.log_batch(run_id, metrics=items[i:i + 500])
 
 
+def start_training_run(settings: Settings, flow: str, config: Any, run_name: str | None = None,
+                       tags: dict[str, str] | None = None) -> str:
+    """A training run opened before training (config as params, lineage tags), so its epochs show while it is
+    on (``epoch_metrics``); ``log_training_run(..., run_id=)`` closes it. -> the run id."""
+    client = configure(settings)
+    run = client.create_run(experiment_id(settings, flow), run_name=run_name,
+                            tags={**lineage_tags(settings), "petcap.flow": flow, **(tags or {})})
+    log_params(client, run.info.run_id, flatten_params(config))
+    return run.info.run_id
+
+
+def epoch_metrics(settings: Settings, run_id: str):
+    """A training loop's ``on_epoch``: each epoch's losses and validation metrics as MLflow step metrics."""
+    client = configure(settings)
+
+    def log_epoch(row: dict) -> None:
+        log_metrics(client, run_id, {f"epoch/{k}": v for k, v in row.items()
+                                     if k != "epoch" and isinstance(v, (int, float))}, step=int(row["epoch"]))
+    return log_epoch
+
+
 def log_training_run(settings: Settings, flow: str, config: Any, result: Any = None,
                      checkpoints: Iterable[Path | str] = (), artifacts: Iterable[Path | str] = (),
                      metrics: dict[str, float] | None = None, run_name: str | None = None,
-                     tags: dict[str, str] | None = None, dataset: str | None = None) -> str:
+                     tags: dict[str, str] | None = None, run_id: str | None = None) -> str:
     """One training run: the full config as params, ``result`` (a ``TrainResult``) as metrics (final
     validation metrics, losses, throughput; the per-epoch history as steps), checkpoints and other files as
-    artifacts, lineage tags. -> the run id."""
+    artifacts, lineage tags. ``run_id``: a run ``start_training_run`` opened (its params and the epochs logged
+    while training are kept) is completed instead of a new one. -> the run id."""
     client = configure(settings)
-    exp = experiment_id(settings, flow)
-    run = client.create_run(exp, run_name=run_name, tags={**lineage_tags(settings, dataset), "petcap.flow": flow,
-                                                          **(tags or {})})
-    rid = run.info.run_id
+    opened = run_id is not None
+    rid = run_id if opened else start_training_run(settings, flow, config, run_name, tags)
     try:
-        log_params(client, rid, flatten_params(config))
         final = dict(metrics or {})
         if result is not None:
             final.update({f"val/{k}": v for k, v in (result.metrics or {}).items()})
             final.update({"train_loss": result.train_loss, "val_loss": result.val_loss, "epochs": result.epochs,
                           "seconds": result.seconds, "samples_per_s": result.samples_per_s})
-            for h in (result.extra or {}).get("history", []):
+            for h in ([] if opened else (result.extra or {}).get("history", [])):
                 log_metrics(client, rid, {f"epoch/{k}": v for k, v in h.items()
                                            if k != "epoch" and isinstance(v, (int, float))}, step=int(h["epoch"]))
             checkpoints = [*checkpoints, result.checkpoint]
@@ -272,116 +288,8 @@ def log_evaluation(settings: Settings, result, split: str = "test", run_name: st
 
 
 # ------------------------------------------------------------------------------------ registered model
-class PetcapCaptionModel(mlflow.pyfunc.PythonModel):
-    """Localizer + captioner as one pyfunc model; artifacts ``localizer`` and ``captioner`` (checkpoints).
-
-    Input: ``{"localizer": (n, 3, z, y, x), "captioner": (n, 3, z, y, x), "position": (n, 3)}`` float32:
-    patches in physical units (CT HU, PET SUV, lesion mask), the patch store's two fields of view, and each
-    lesion's scan position (``Geometry.scan_position``: its place in the scanned box, (x, y, z) in [0, 1]).
-    Param ``tracer`` (FDG | PSMA): the study's tracer, the captioner's context token. Output: one row per lesion
-    with the caption, the top-5 location ids (";"-joined), the top-1 confidence and the CT window applied.
-    Thresholds and decoding come from the model config (``model_config``) recorded at registration.
-    """
-
-    def load_context(self, context):
-        from models.captioner import load_checkpoint
-        from models.localizer import load_localizer
-
-        self.localizer = load_localizer(context.artifacts["localizer"])
-        self.captioner, self.cfg, self.vocab, extra = load_checkpoint(context.artifacts["captioner"])
-        self.params = dict(context.model_config or {})
-        from models.training.captioner import method_of
-
-        self.method = method_of(extra)
-
-    def predict(self, context, model_input, params=None):
-        import torch
-
-        from data_contracts import taxonomy
-        from models.cglp import cglp_prompt_ids
-        from models.dws import DynamicWindow
-        from models.training.captioner import generate_captions, window_name
-        from models.training.data import captioner_inputs, centre_crop, localizer_input
-        from models.training.localizer import localize_inputs
-
-        p = self.params
-        loc_raw = torch.as_tensor(np.asarray(model_input["localizer"], dtype=np.float32))
-        cap_raw = torch.as_tensor(np.asarray(model_input["captioner"], dtype=np.float32))
-        suv_max = float(p.get("pet_suv_max", 15.0))
-        lcfg = self.localizer.cfg
-        x = localizer_input(loc_raw, lcfg, suv_max, lcfg.patch_size)  # what training and serving feed it
-        position = None
-        if lcfg.uses_position:
-            if "position" not in model_input:
-                raise ValueError("this model's localizer needs each lesion's scan position: input 'position' (n, 3)")
-            position = torch.as_tensor(np.asarray(model_input["position"], dtype=np.float32)).reshape(-1, 3)
-        details = localizer_input(cap_raw, lcfg, suv_max, lcfg.detail_size) if lcfg.detail_size else None
-        ids, conf = localize_inputs(self.localizer, x, positions=position, details=details)
-        tracer = str((params or {}).get("tracer") or "FDG")
-        knobs = Settings(dws_threshold=p.get("dws_threshold", 0.95), pet_suv_max=suv_max,
-                         cglp_threshold=p.get("cglp_threshold", 0.95))
-        dws_on, cglp_on = self.method.dws, self.method.cglp
-        images = captioner_inputs(centre_crop(cap_raw, self.cfg.patch_size), ids[:, 0], conf[:, 0], knobs,
-                                  dws_on, self.method.mask_channel)
-        prompts = cglp_prompt_ids(ids, conf, self.vocab, threshold=knobs.cglp_threshold,
-                                  length=self.cfg.prompt_len, enabled=cglp_on,
-                                  counts=tuple(p.get("cglp_prompt_locations", (1, 3))),
-                                  tracers=[tracer] * len(ids) if self.method.tracer_token else None)
-        captions = generate_captions(self.captioner, self.vocab, images, prompts, beam_size=self.method.beam_size,
-                                     method=self.method, confidences=conf)
-        dws = DynamicWindow(knobs.dws_threshold, enabled=dws_on)
-        locs = taxonomy.locations()
-        return pd.DataFrame({
-            "caption": captions,
-            "top_ids": [";".join(locs[i].id for i in row) for row in ids.tolist()],
-            "top1_confidence": conf[:, 0].double().numpy(),
-            "window": [window_name(dws.window(int(i), float(c))) for i, c in zip(ids[:, 0], conf[:, 0])],
-        })
-
-
-def model_signature() -> ModelSignature:
-    patch = (-1, 3, -1, -1, -1)
-    return ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), patch, "localizer"),
-                       TensorSpec(np.dtype(np.float32), patch, "captioner"),
-                       TensorSpec(np.dtype(np.float32), (-1, 3), "position")]),
-        params=ParamSchema([ParamSpec("tracer", "string", "FDG")]),
-        outputs=Schema([ColSpec("string", "caption"), ColSpec("string", "top_ids"),
-                        ColSpec("double", "top1_confidence"), ColSpec("string", "window")]))
-
-
-def register_candidate(settings: Settings, localizer_checkpoint: Path | str, captioner_checkpoint: Path | str,
-                       run_id: str | None = None, tags: dict[str, str] | None = None,
-                       dataset: str | None = None) -> str:
-    """Register localizer + captioner as a new version of ``tracking.registered_model``. -> the version.
-
-    The model is logged in ``run_id`` (e.g. the captioner's training run) or in a new run of the
-    ``register`` experiment; lineage tags go on the version, so it says which cohort and split it saw.
-    """
-    client = configure(settings)
-    own_run = run_id is None
-    if own_run:
-        run_id = client.create_run(experiment_id(settings, "register"),
-                                   tags={**lineage_tags(settings, dataset), "petcap.flow": "register"}).info.run_id
-    exp = client.get_run(run_id).info.experiment_id
-    model_config = {"dws_threshold": settings.dws_threshold, "cglp_threshold": settings.cglp_threshold,
-                    "pet_suv_max": settings.pet_suv_max,
-                    "cglp_prompt_locations": list(settings.cglp_prompt_locations)}
-    with mlflow.start_run(run_id=run_id, experiment_id=exp):
-        info = mlflow.pyfunc.log_model(
-            name="petcap-model", python_model=PetcapCaptionModel(),
-            artifacts={"localizer": str(localizer_checkpoint), "captioner": str(captioner_checkpoint)},
-            signature=model_signature(), model_config=model_config,
-            registered_model_name=settings.tracking.registered_model,
-            pip_requirements=["torch", "monai", "numpy", "pandas", "mlflow"])
-    if own_run:
-        client.set_terminated(run_id)
-    version = str(info.registered_model_version)
-    for k, v in {**lineage_tags(settings, dataset), **(tags or {})}.items():
-        client.set_model_version_tag(settings.tracking.registered_model, version, k, v)
-    return version
-
-
+# The registered model itself (``PetcapCaptionModel``, its signature, ``register_candidate``) is
+# ``serving.pyfunc``: it composes inference (``models``) with the study intake (``tasks``).
 def version_checkpoints(settings: Settings, version: str, dst: Path | None = None) -> dict[str, Path]:
     """Download a registered version's two checkpoints -> {"localizer": path, "captioner": path}."""
     client = configure(settings)

@@ -222,3 +222,14 @@ def parse_overrides(items: list[str] | None) -> dict[str, str]:
             raise ConfigError(f"--set {item!r}: expected key=value")
         out[key.strip()] = value.strip()
     return out
+
+
+def preset_loop_overrides(kind: str, preset: str, overrides: dict | None) -> dict:
+    """The preset's training loop for ``kind`` as ``loop.*`` overrides, then the caller's
+    ``<kind>.<section>.<field>`` overrides (``{"captioner.loop.epochs": 5}``) on top."""
+    out = {f"loop.{k}": v for k, v in dataclasses.asdict(load_config(kind, preset).loop).items()}
+    for key, value in (overrides or {}).items():
+        parts = key.split(".")
+        if parts[0] == kind:
+            out[".".join(parts[1:])] = value
+    return out

@@ -1,12 +1,12 @@
 """Training data over the patch store: model inputs prepared once per run, MONAI random rotation/scaling on the fly.
 
-Localizer input: the large-FOV patch (CT HU, PET SUV, mask) -> ``models.localizer.localizer_patch`` (wide CT
-window, PET / suv_max, mask 0/1), then area-resized to the config's ``patch_size`` when the store holds another
+Localizer input: the large-FOV patch (CT HU, PET SUV, mask) -> ``models.localizer.normalise_patches`` (wide CT
+window, PET / the model's pet_suv_max, mask 0/1), then area-resized to the config's ``patch_size`` when the store holds another
 size (the default store holds 96^3 at 4 mm; the demo localizer reads it as 32^3 at 12 mm: same field of view).
 
 Captioner input: the small-FOV patch centre-cropped to the config's ``patch_size`` (the store's 48^3 at 1.5 mm
--> 32^3, 4.8 cm around the lesion; fine resolution kept), CT through DWS (``dynamic_window_batch`` driven by the
-cached localizer top-1), PET through ``NormalizePET``; the mask as a third channel when configured.
+-> 32^3, 4.8 cm around the lesion; fine resolution kept), then ``models.inference.guided_inputs`` (DWS driven by
+the cached localizer top-1, PET / pet_suv_max, CGLP prompt): the one inference path.
 
 Samples are read from the store in chunks and kept in memory as float16 model inputs (3 x 32^3 x 2 bytes =
 196 kB per sample), so an epoch costs no I/O; augmentation (``RandAffine``: rotation about each axis, scaling,
@@ -20,19 +20,18 @@ import math
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from monai.transforms import RandAffine
 from monai.utils import convert_to_tensor
 from torch.utils.data import Dataset
 
 from data_contracts import taxonomy
+from data_contracts import volume_store as volumes
+from data_contracts.geometry import Geometry
+from data_contracts.patch_store import read_patch_samples, read_patches
 from data_contracts.settings import Settings
-from models.dws import NormalizePET, dynamic_window_batch
-from models.localizer import LocalizerConfig
+from models.inference import centre_crop
+from models.localizer import LocalizerConfig, normalise_patches
 from models.training.configs import AugmentConfig
-from tasks.ingest import store as volumes
-from tasks.ingest.geometry import Geometry
-from tasks.patches.store import read_patch_samples, read_patches
 
 CHUNK = 64  # samples read from the store at once
 
@@ -55,39 +54,10 @@ def location_index(location_ids: pd.Series | list[str]) -> torch.Tensor:
     return torch.tensor([taxonomy.index_of(x) for x in location_ids], dtype=torch.long)
 
 
-def _resize(x: torch.Tensor, size: tuple[int, int, int]) -> torch.Tensor:
-    """(N, C, D, H, W) -> (N, C, *size): area average when shrinking (keeps small masks as fractions)."""
-    if tuple(x.shape[2:]) == tuple(size):
-        return x
-    mode = "area" if all(s <= t for s, t in zip(size, x.shape[2:])) else "trilinear"
-    return F.interpolate(x, size=size, mode=mode) if mode == "area" else F.interpolate(x, size=size, mode=mode,
-                                                                                       align_corners=False)
-
-
-def centre_crop(x: torch.Tensor, size: tuple[int, int, int]) -> torch.Tensor:
-    """(N, C, D, H, W) -> (N, C, *size) around the centre (the lesion centroid); refuses a smaller patch."""
-    have = x.shape[2:]
-    if any(s > h for s, h in zip(size, have)):
-        raise ValueError(f"the patch store's captioner patches are {tuple(have)}, smaller than the configured "
-                         f"{tuple(size)}: extract larger patches or set model.patch_size")
-    start = [(h - s) // 2 for s, h in zip(size, have)]
-    return x[:, :, start[0]:start[0] + size[0], start[1]:start[1] + size[1], start[2]:start[2] + size[2]]
-
-
 def _stored(settings: Settings, rows: np.ndarray, kind: str) -> torch.Tensor:
     """Store rows -> (n, 3, z, y, x) patches in the storage dtype (float16), as a tensor: torch widens float16
     ~6x faster than numpy's astype (measured: 1.2 vs 6.8 s for 256 large-FOV patches)."""
     return torch.from_numpy(np.asarray(read_patches(settings, rows, kind=kind)))
-
-
-def localizer_input(raw: torch.Tensor, cfg: LocalizerConfig, suv_max: float,
-                    size: tuple[int, int, int]) -> torch.Tensor:
-    """(n, 3, z, y, x) HU / SUV / mask -> (n, 3, *size) float16 in [0, 1]: ``localizer_patch``, batched (wide CT
-    window, PET / suv_max, mask 0/1), then area-resized."""
-    lo, hi = cfg.ct_window_hu
-    x = torch.stack([((raw[:, 0] - lo) / (hi - lo)).clamp(0, 1), (raw[:, 1] / suv_max).clamp(0, 1),
-                     (raw[:, 2] > 0.5).float()], dim=1)
-    return _resize(x, size).half()
 
 
 def localizer_inputs(settings: Settings, rows: np.ndarray, cfg: LocalizerConfig,
@@ -101,7 +71,7 @@ def localizer_inputs(settings: Settings, rows: np.ndarray, cfg: LocalizerConfig,
     out = []
     for i in range(0, len(rows), CHUNK):
         raw = _stored(settings, rows[i:i + CHUNK], kind).float()  # (n, 3, z, y, x): HU, SUV, mask
-        out.append(localizer_input(raw, cfg, settings.pet_suv_max, size))
+        out.append(normalise_patches(raw, cfg, size))
     return torch.cat(out) if out else torch.zeros(0, 3, *size, dtype=torch.half)
 
 
@@ -126,18 +96,6 @@ def captioner_raw(settings: Settings, rows: np.ndarray, size: tuple[int, int, in
     out = [centre_crop(_stored(settings, rows[i:i + CHUNK], "captioner"), size).to(torch.float32, copy=True)
            for i in range(0, len(rows), CHUNK)]
     return torch.cat(out) if out else torch.zeros(0, 3, *size)
-
-
-def captioner_inputs(raw: torch.Tensor, top1: torch.Tensor, top1_conf: torch.Tensor, settings: Settings,
-                     dws: bool, mask_channel: bool) -> torch.Tensor:
-    """(N, 3, D, H, W) HU/SUV/mask -> (N, 2|3, D, H, W) in [0, 1]: DWS on CT (fixed soft-tissue window when
-    ``dws`` is False), PET / suv_max, optionally the mask. top1 (N,) class indices, top1_conf (N,) float32."""
-    ct = dynamic_window_batch(raw[:, 0], top1, top1_conf, settings.dws_threshold, enabled=dws)
-    pet = convert_to_tensor(NormalizePET(settings.pet_suv_max)(raw[:, 1]), track_meta=False)
-    channels = [ct, pet]
-    if mask_channel:
-        channels.append((raw[:, 2] > 0.5).float())
-    return torch.stack(channels, dim=1).float()
 
 
 class Augment:

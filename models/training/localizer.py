@@ -18,10 +18,10 @@ checkpoints are kept, so the captioner always reads the answers of the localizer
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import os
-import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,9 @@ import pyarrow.parquet as pq
 import torch
 
 from data_contracts import taxonomy
+from data_contracts.atomic import atomic_open
 from data_contracts.settings import Settings
+from models.inference import TOP_K, input_logits, localize_inputs
 from models.localizer import CLIPLocalizer, LocalizerConfig, build_localizer, load_localizer, save_localizer
 from models.training import data
 from models.training.configs import ModelTrainConfig, load_config
@@ -39,7 +41,6 @@ from models.training.loop import TrainResult, dist_rank, fit, init_distributed_f
 
 CHECKPOINT = "localizer.pt"
 CACHE = "localizer_top5.parquet"
-TOP_K = 5
 
 
 def checkpoint_path(settings: Settings) -> Path:
@@ -81,31 +82,6 @@ def guidance_for(cfg: LocalizerConfig, settings: Settings, df: pd.DataFrame) -> 
     return out
 
 
-@torch.no_grad()
-def input_logits(model: CLIPLocalizer, images: torch.Tensor, batch_size: int = 32,
-                 device: torch.device | str = "cpu", positions: torch.Tensor | None = None,
-                 details: torch.Tensor | None = None, fuse: bool = True) -> torch.Tensor:
-    """(N, 3, D, H, W) model inputs [+ scan positions (N, 3)] [+ detail patches] -> (N, K) float32 logits on the
-    CPU, in batches (``fuse``: with the position prior, when the model has a fitted one)."""
-    model.eval()
-    out = []
-    for i in range(0, len(images), batch_size):
-        pos = positions[i:i + batch_size].to(device) if positions is not None else None
-        det = details[i:i + batch_size].float().to(device) if details is not None else None
-        out.append(model.logits(images[i:i + batch_size].float().to(device), pos, det, fuse=fuse).float().cpu())
-    return torch.cat(out) if out else torch.zeros(0, model.num_categories)
-
-
-def localize_inputs(model: CLIPLocalizer, images: torch.Tensor, batch_size: int = 32,
-                    device: torch.device | str = "cpu", positions: torch.Tensor | None = None,
-                    details: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, 3, D, H, W) model inputs [+ scan positions (N, 3)] [+ detail patches] -> top-5 ids (N, 5) long and
-    confidences (N, 5) float32, on the CPU."""
-    logits = input_logits(model, images, batch_size, device, positions, details)
-    conf, ids = logits.softmax(dim=-1).topk(TOP_K, dim=-1)
-    return ids, conf
-
-
 def accuracy(model: CLIPLocalizer, images: torch.Tensor, targets: torch.Tensor,
              device: torch.device | str = "cpu", guidance: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
     """Top-1 and top-5 accuracy over all categories (``guidance``: ``guidance_for``'s extra inputs)."""
@@ -118,14 +94,16 @@ def accuracy(model: CLIPLocalizer, images: torch.Tensor, targets: torch.Tensor,
 
 
 def train_localizer(settings: Settings, config: str = "demo", overrides: dict | None = None,
-                    progress: bool = True, resume: bool = True) -> TrainResult:
+                    progress: bool = True, resume: bool = True,
+                    on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
     """Train (or resume) the localizer of config ``config``, freeze it, and cache its top-5 for every sample."""
     t_start = time.perf_counter()
     cfg: ModelTrainConfig = load_config("localizer", config, overrides)
     init_distributed_from_env()
     device = pick_device(settings)
     set_threads(cfg.loop, settings)
-    model_cfg = cfg.model
+    # the PET range is a setting at training time and part of the model (its checkpoint) from then on
+    model_cfg = dataclasses.replace(cfg.model, pet_suv_max=float(settings.pet_suv_max))
 
     train_df, val_df = data.samples(settings, "train"), data.samples(settings, "val")
     if len(train_df) == 0:
@@ -147,6 +125,7 @@ def train_localizer(settings: Settings, config: str = "demo", overrides: dict | 
         extra = _payload_extra(path)
         state = extra.get("train_state")
         if (extra.get("train_config") == cfg.to_dict() and extra.get("train_samples") == len(train_df)
+                and extra.get("pet_suv_max", model_cfg.pet_suv_max) == model_cfg.pet_suv_max
                 and state and state["epoch"] <= cfg.loop.epochs):
             model = load_localizer(path)  # a run of this same recipe and data: continue it (or keep it, if done)
             resume_state = state
@@ -164,11 +143,11 @@ def train_localizer(settings: Settings, config: str = "demo", overrides: dict | 
 
     def save(extra: dict) -> None:
         save_localizer(model, path, extra={**extra, "train_config": cfg.to_dict(),
-                                           "train_samples": len(train_df)})
+                                           "train_samples": len(train_df), "pet_suv_max": model_cfg.pet_suv_max})
 
     state = fit(model, _loss(device), train_set, cfg.loop, device, save=save, validate=validate,
                 resume_state=resume_state, progress=progress, desc="localizer",
-                loader_workers=settings.train.loader_workers)
+                loader_workers=settings.train.loader_workers, on_epoch=on_epoch)
     if dist_rank() != 0:
         return TrainResult("localizer", config, str(path), state.epoch, float("nan"), None)
 
@@ -275,14 +254,8 @@ def _append_cache(settings: Settings, new: pd.DataFrame) -> None:
     df = new if old is None else pd.concat([old, new], ignore_index=True)
     df = df.drop_duplicates(["sample_id", "localizer"], keep="last")
     table = pa.Table.from_pandas(df, schema=CACHE_SCHEMA, preserve_index=False)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as f:
+        pq.write_table(table, f)
 
 
 def cache_tensors(cache: pd.DataFrame, sample_ids: pd.Series | list[str]) -> tuple[torch.Tensor, torch.Tensor]:

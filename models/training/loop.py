@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import time
@@ -33,6 +34,8 @@ from tqdm.auto import tqdm
 
 from data_contracts.settings import Settings
 from models.training.configs import LoopConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -144,8 +147,12 @@ def train_step(model: nn.Module, loss_fn: Callable, batch: Any, opt: torch.optim
 def fit(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], train_set: Dataset, cfg: LoopConfig,
         device: torch.device, collate: Callable | None = None, save: Callable[[dict], None] | None = None,
         validate: Callable[[nn.Module], dict[str, float]] | None = None, resume_state: dict | None = None,
-        progress: bool = True, desc: str = "train", loader_workers: int = 0) -> FitState:
+        progress: bool = True, desc: str = "train", loader_workers: int = 0,
+        on_epoch: Callable[[dict], None] | None = None) -> FitState:
     """Train ``model`` (already on ``device``) for ``cfg.epochs`` epochs in total.
+
+    Each epoch ends (rank 0) with one log line (loss, validation metrics, seconds) and ``on_epoch(row)``, the
+    epoch's history row (e.g. MLflow step metrics while the run is on).
 
     loss_fn(model, batch) -> scalar loss, batch as the DataLoader gives it (moved to the device inside loss_fn);
     validate(unwrapped model) -> metrics, on rank 0 every ``cfg.val_every`` epochs and after the last;
@@ -206,10 +213,20 @@ def fit(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], tra
             state.history.append(row)
         bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k.startswith(("train_loss", "val_"))})
         bar.update(1)
+        if main:
+            log.info("%s epoch %d/%d: %s", desc, state.epoch, cfg.epochs, epoch_line(row))
+            if on_epoch is not None:
+                on_epoch(row)
     bar.close()
     if dist_ready():
         torch.distributed.barrier()
     return state
+
+
+def epoch_line(row: dict) -> str:
+    """"train_loss 1.234, val_loss 1.301, val_bleu4 0.2100, 12.3 s": one epoch's history row, readable."""
+    parts = [f"{k} {v:.4g}" for k, v in row.items() if k.startswith(("train_loss", "val_")) and v is not None]
+    return ", ".join(parts + [f"{row['seconds']:.1f} s"])
 
 
 def _batch_len(batch: Any) -> int:

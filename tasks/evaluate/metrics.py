@@ -66,6 +66,25 @@ def tokenize(captions: Mapping[str, str]) -> Tokenized:
     return PTBTokenizer().tokenize({k: [{"caption": str(v)}] for k, v in captions.items()})
 
 
+def corpus_bleu4(references: Sequence[str], generated: Sequence[str]) -> float:
+    """THE BLEU-4 (evaluation, promotion and training validation): pycocoevalcap's corpus ``Bleu(4)`` over
+    PTB-tokenized captions, one reference per sample."""
+    if len(references) != len(generated):
+        raise MetricError(f"{len(references)} references but {len(generated)} generated captions")
+    if not references:
+        return float("nan")
+    keys = [str(i) for i in range(len(references))]
+    tok = tokenize({**{f"r{k}": r for k, r in zip(keys, references)},
+                    **{f"h{k}": g for k, g in zip(keys, generated)}})
+    scores, _ = Bleu(4).compute_score({k: tok[f"r{k}"] for k in keys}, {k: tok[f"h{k}"] for k in keys}, verbose=0)
+    return float(scores[3])
+
+
+def validation_scores(references: list[str], generated: list[str]) -> dict[str, float]:
+    """What a training run reports on its val split each validation: ``corpus_bleu4`` (as ``bleu4``)."""
+    return {"bleu4": corpus_bleu4(references, generated)}
+
+
 class CaptionScorer:
     """pycocoevalcap's scorers, METEOR's java process kept between calls."""
 

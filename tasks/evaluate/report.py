@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import html
 import itertools
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,10 +23,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from data_contracts.atomic import SHARED, atomic_open
 from data_contracts import taxonomy
 from data_contracts.settings import Settings
 from data_contracts.taxonomy import WINDOWS, WindowGroup
-from tasks.evaluate.run import LABELS, OURS, PRIOR
+from tasks.evaluate.names import LABELS, OURS, PRIOR
 
 SECTIONS = {
     "summary": "Summary",
@@ -62,22 +61,17 @@ def _pct(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; reports are shared documents
-    os.replace(tmp, path)
+    try:
+        with atomic_open(path, SHARED) as f:
+            fig.savefig(f, dpi=110, bbox_inches="tight", format="png")
+    finally:
+        plt.close(fig)
     return path
 
 
 def _write_text(path: Path, text: str) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    with atomic_open(path, SHARED) as f:
+        f.write(text.encode("utf-8"))
     return path
 
 

@@ -25,7 +25,9 @@ import pandas as pd
 
 from data_contracts import taxonomy
 from data_contracts.findings import Tracer, Vendor
+from data_contracts.patch_store import read_patch_samples
 from data_contracts.settings import Settings
+from tasks.evaluate.baseline import location_baseline
 from tasks.evaluate.matching import ct_finding_correct, location_correct
 from tasks.evaluate.metrics import (
     CAPTION_METRICS,
@@ -33,18 +35,14 @@ from tasks.evaluate.metrics import (
     shared_scorer,
     tokenize,
 )
+from tasks.evaluate.names import LABELS, OURS, PRIOR  # noqa: F401 - the report's names, used here too
 from tasks.evaluate.stats import PairedTest, bootstrap_ci, paired_ttest
 
 REQUIRED = ("sample_id", "vendor", "tracer", "location_id", "ct_finding", "reference", "generated")
 ACCURACY_METRICS = ("localization", "ct_finding")
 METRICS = (*CAPTION_METRICS, *ACCURACY_METRICS)
-LABELS = {"bleu1": "BLEU-1", "bleu2": "BLEU-2", "bleu3": "BLEU-3", "bleu4": "BLEU-4", "meteor": "METEOR",
-          "rouge_l": "ROUGE-L", "cider": "CIDEr", "spice": "SPICE", "localization": "Localization",
-          "ct_finding": "CT finding"}
 BASELINES = ("LSTM", "Transformer", "X-Transformer")
 ABLATION = ("B", "B+W", "B+P", "B+W+P")
-OURS = "B+W+P"
-PRIOR = "Location prior"  # the trivial baseline row: most frequent training caption of (predicted location, tracer)
 TABLE1_METRICS = ("bleu3", "bleu4", "meteor", "rouge_l", "cider", "spice")
 TABLE2_METRICS = ("bleu1", "bleu2", "bleu3", "bleu4", "localization", "ct_finding")
 
@@ -53,10 +51,8 @@ def location_prior(settings: Settings, predictions: pd.DataFrame) -> pd.DataFram
     """The trivial baseline on the same lesions as ``predictions`` (a ``predict`` table): each lesion gets the most
     frequent training caption of its predicted top-1 location and its tracer (``location_baseline``). None when
     ``settings`` has no training samples to count."""
-    from models.training import data
-    from models.training.metrics import location_baseline
-
-    train = data.samples(settings, "train")
+    samples = read_patch_samples(settings, with_split=True)
+    train = samples[samples["split"] == "train"] if len(samples) else samples
     if len(train) == 0:
         return None
     generated = location_baseline(train, predictions["top1_location"].tolist(), predictions["tracer"].tolist())

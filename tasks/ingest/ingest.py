@@ -50,7 +50,7 @@ from data_contracts.tables import (
     StudyRow,
 )
 from tasks.ingest import store
-from tasks.ingest.geometry import Geometry
+from data_contracts.geometry import Geometry
 from tasks.ingest.pseudonym import patient_pseudonym, study_pseudonym
 from tasks.ingest.readers import (
     IngestError,

@@ -28,7 +28,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.valuerep import DA, DT, TM
 
 from data_contracts.settings import RawLayout
-from tasks.ingest.geometry import Geometry
+from data_contracts.geometry import Geometry
 
 # Half-lives (s) by radionuclide as BIDS TracerRadionuclide spells them (also accepted: "18F", "F-18").
 HALF_LIFE_S = {"F18": 6586.2, "GA68": 4062.6, "C11": 1223.4, "N13": 597.9, "O15": 122.2, "CU64": 45720.0,

@@ -159,6 +159,7 @@ def test_train_captioner_deployment_then_caption_a_new_study(deployed, refreshed
         assert len(lesion["top5"]) == 5
         conf = [t["confidence"] for t in lesion["top5"]]
         assert conf == sorted(conf, reverse=True) and 0 < sum(conf) <= 1.0 + 1e-6
-    assert result["models"]["captioner"].endswith(".pt")
+    assert result["models"]["checkpoints"]["captioner"].endswith(".pt") and result["models"]["version"] == "1"
+    assert result["status"] == "captioned" and not list(out.rglob("*.pt"))  # the model files are shared, not copied
     assert (out / "report.png").stat().st_size > 10_000
     assert proc.stdout.count("lesion ") >= expected

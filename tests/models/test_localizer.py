@@ -12,7 +12,7 @@ from models.localizer import (
     build_localizer,
     clip_loss,
     load_localizer,
-    localizer_patch,
+    normalise_patches,
     location_ids,
     save_localizer,
     training_terms,
@@ -223,9 +223,12 @@ def test_input_patch_channels():
     ct = torch.tensor([[[-1000.0, 250.0, 1500.0, 3000.0]]])  # (1, 1, 4)
     pet = torch.tensor([[[0.0, 7.5, 15.0, 40.0]]])
     mask = torch.tensor([[[0, 1, 2, 0]]])
-    x = localizer_patch(ct, pet, mask, LocalizerConfig(), suv_max=15.0)
-    assert x.shape == (3, 1, 1, 4) and x.dtype == torch.float32 and type(x) is torch.Tensor  # no MetaTensor
-    assert torch.allclose(x[:, 0, 0], torch.tensor([[0, 0.5, 1, 1], [0, 0.5, 1, 1], [0, 1, 1, 0]]))
+    x = normalise_patches(torch.stack([ct, pet, mask.float()])[None], LocalizerConfig(pet_suv_max=15.0), (1, 1, 4))
+    assert x.shape == (1, 3, 1, 1, 4) and x.dtype == torch.float16 and type(x) is torch.Tensor  # no MetaTensor
+    assert torch.equal(x[0, :, 0, 0].float(), torch.tensor([[0, 0.5, 1, 1], [0, 0.5, 1, 1], [0, 1, 1, 0]]))
+    half = normalise_patches(torch.stack([ct, pet, torch.tensor([[[0.0, 0.4, 0.6, 1.0]]])])[None],
+                             LocalizerConfig(pet_suv_max=30.0), (1, 1, 4))
+    assert half[0, 1, 0, 0].tolist() == [0, 0.25, 0.5, 1] and half[0, 2, 0, 0].tolist() == [0, 0, 1, 1]
 
 
 @pytest.mark.slow

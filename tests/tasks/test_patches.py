@@ -22,7 +22,7 @@ from distributed import Client, LocalCluster
 from data_contracts.settings import IngestSettings, PatchSettings, Settings
 from data_contracts.tables import CAPTION_SAMPLES
 from tasks.ingest import ingest_all, open_study
-from tasks.ingest.geometry import Geometry
+from data_contracts.geometry import Geometry
 from tasks.ingest.store import StudyWriter
 from tasks.link import link_dataset
 from tasks.patches import extract, resample

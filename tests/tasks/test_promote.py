@@ -6,7 +6,8 @@ import pytest
 
 from data_contracts.settings import EvalSettings, Settings, TrackingSettings
 from tasks.promote import gate, promote
-from tasks.tracking import configure, register_candidate
+from serving.pyfunc import register_candidate
+from tasks.tracking import configure
 from tests.tasks.evaluate.fakes import make_lesions, make_predictions
 
 # Validation captions of each "model" (its checkpoint file names the quality): location right w.p. p_loc.

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
-import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -23,9 +23,9 @@ from tasks.tracking import (
     lineage_tags,
     log_evaluation,
     log_training_run,
-    register_candidate,
     version_checkpoints,
 )
+from serving.pyfunc import register_candidate
 from tests.tasks.evaluate.fakes import config_predictions, fake_patches, make_lesions
 
 PLANTED_NAME = "Zwanziger^Hildegard"
@@ -126,21 +126,23 @@ def test_evaluation_metrics_per_vendor_and_tracer(tracked):
     assert {"report/report.html", "report/summary.md", "report/figures"} <= arts
 
 
-def test_one_registered_model_with_signature_that_predicts(tracked):
+def test_one_registered_model_with_signature_code_and_pinned_requirements(tracked):
     settings, train_run, _, version, _ = tracked
     configure(settings)
     model = mlflow.pyfunc.load_model(f"models:/{settings.tracking.registered_model}/{version}")
     sig = model.metadata.signature
-    assert sig.inputs.input_names() == ["localizer", "captioner", "position"]
-    assert [p.name for p in sig.params.params] == ["tracer"]
-    assert [c.name for c in sig.outputs.inputs] == ["caption", "top_ids", "top1_confidence", "window"]
-    rng = np.random.default_rng(0)
-    x = {"localizer": (rng.random((2, 3, 20, 20, 20)) * 100).astype(np.float32),
-         "captioner": (rng.random((2, 3, 12, 12, 12)) * 100).astype(np.float32),
-         "position": rng.random((2, 3)).astype(np.float32)}
-    out = model.predict(x, params={"tracer": "PSMA"})
-    assert len(out) == 2 and out["top_ids"].str.count(";").eq(4).all()
-    assert out["top1_confidence"].between(0, 1).all() and out["window"].isin(["lung", "bone", "soft_tissue"]).all()
+    assert sig.inputs.input_names() == ["study", "study_id", "lesions", "vendor", "tracer"]
+    assert [c.name for c in sig.outputs.inputs][:4] == ["study", "study_id", "lesion", "caption"]
+    # a request that cannot be read is answered in its own row, not by an exception
+    out = model.predict(pd.DataFrame({"study": [str(settings.home / "no-such-study")], "study_id": [""],
+                                      "lesions": [""]}))
+    assert len(out) == 1 and out["status"][0].startswith("error: ") and "no-such-study" in out["status"][0]
+    local = Path(mlflow.artifacts.download_artifacts(
+        f"models:/{settings.tracking.registered_model}/{version}", dst_path=str(settings.home / "ml")))
+    assert {p.name for p in (local / "code").iterdir()} >= {"data_contracts", "tasks", "models", "serving"}
+    reqs = (local / "requirements.txt").read_text().split()
+    assert any(r.startswith("torch==") for r in reqs) and all("==" in r for r in reqs if not r.startswith("-"))
+    assert (local / "input_example.json").is_file()
     paths = version_checkpoints(settings, version, settings.home / "dl")
     assert paths["captioner"].read_bytes() == (settings.home / "captioner.pt").read_bytes()
     mv = configure(settings).get_model_version(settings.tracking.registered_model, version)
@@ -185,3 +187,22 @@ def test_tracking_and_evaluation_settings(tmp_path, monkeypatch):
     s = Settings(home=tmp_path)
     assert s.tracking_uri == s.registry_uri == "http://mlflow.internal:5000"
     assert s.tracking.promotion_vendor_margin == 0.02 and s.evaluation.spice_jar_dir == tmp_path
+
+
+def test_epochs_reach_mlflow_while_the_run_is_on(tmp_path):
+    from tasks.tracking import epoch_metrics, start_training_run
+
+    settings = Settings(home=tmp_path)
+    run_id = start_training_run(settings, "train-captioner", {"loop": {"epochs": 2}}, run_name="live")
+    on_epoch = epoch_metrics(settings, run_id)
+    on_epoch({"epoch": 1, "train_loss": 0.9, "val_bleu4": 0.1, "seconds": 3.0})
+    client = configure(settings)
+    assert client.get_run(run_id).info.status == "RUNNING"
+    assert [(m.step, m.value) for m in client.get_metric_history(run_id, "epoch/train_loss")] == [(1, 0.9)]
+    on_epoch({"epoch": 2, "train_loss": 0.5, "val_bleu4": 0.2, "seconds": 3.0})
+    result = FakeTrainResult("captioner", "demo", str(tiny_checkpoints(tmp_path)[1]), 2, 0.5, 0.6, {"bleu4": 0.2},
+                             extra={"history": [{"epoch": 1, "train_loss": 0.9}, {"epoch": 2, "train_loss": 0.5}]})
+    assert log_training_run(settings, "train-captioner", {"loop": {"epochs": 2}}, result, run_id=run_id) == run_id
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.params["loop.epochs"] == "2"
+    assert [m.value for m in client.get_metric_history(run_id, "epoch/train_loss")] == [0.9, 0.5]  # not twice

@@ -143,3 +143,14 @@ def test_ddp_two_cpu_processes_keep_weights_equal(tmp_path):
     fit(single, toy_loss, Toy(4), LoopConfig(epochs=1, batch_size=4, lr=1e-2, grad_clip=0.0, threads=1),
         torch.device("cpu"), progress=False)
     assert torch.allclose(w0, flat(single), atol=1e-6)
+
+
+def test_every_epoch_logs_a_line_and_reports_its_row(caplog):
+    rows = []
+    with caplog.at_level("INFO", logger="models.training.loop"):
+        fit(toy_model(), toy_loss, Toy(), LoopConfig(**{**CFG, "epochs": 3, "val_every": 2}), torch.device("cpu"),
+            validate=lambda m: {"loss": 0.25}, progress=False, desc="toy", on_epoch=rows.append)
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert "val_loss" in rows[1] and "val_loss" not in rows[0]
+    lines = [r.getMessage() for r in caplog.records if r.name == "models.training.loop"]
+    assert len(lines) == 3 and lines[1].startswith("toy epoch 2/3: train_loss ") and "val_loss 0.25" in lines[1]

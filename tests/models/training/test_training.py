@@ -14,37 +14,20 @@ import pytest
 import torch
 
 from data_contracts import taxonomy
-from data_contracts.settings import PatchSettings, Settings, TrainSettings
 from models.captioner import load_checkpoint
 from models.cglp import cglp_prompt
+from models.inference import InferenceParams, captioner_input
 from models.localizer import load_localizer
 from models.training import data
 from models.training.captioner import predict, train_captioner
+from models.training.configs import MethodConfig
 from models.training.localizer import (
     cache_path,
     file_hash,
     guidance_for,
     top5_cache,
-    train_localizer,
 )
-from tasks.ingest import ingest_all
-from tasks.link import link_dataset
-from tasks.patches.extract import extract_patches
-from tasks.splits import update_splits
-from tasks.synth.cohort import synthesize_cohort
-
-# Store patches differ from the model sizes on purpose: the localizer's are area-resized 24^3 -> 16^3, the
-# captioner's centre-cropped 20^3 -> 16^3.
-PATCHES = PatchSettings(localizer_size=(24, 24, 24), localizer_spacing_mm=(16.0, 16.0, 16.0),
-                        captioner_size=(20, 20, 20), captioner_spacing_mm=(4.0, 4.0, 4.0), dtype="float32",
-                        workers=1, processes=False)
-LOCALIZER = {"loop.epochs": 2, "loop.batch_size": 8, "loop.threads": 1, "loop.val_every": 1,
-             "model.patch_size": [16, 16, 16], "model.encoder_channels": [8, 8, 16, 16],
-             "model.embed_dim": 32, "model.text_width": 32, "model.text_layers": 1, "model.text_heads": 2}
-CAPTIONER = {"loop.epochs": 2, "loop.batch_size": 8, "loop.threads": 1, "loop.val_every": 2,
-             "model.patch_size": [16, 16, 16], "model.encoder_channels": [8, 8, 16, 16], "model.dim": 32,
-             "model.heads": 2, "model.encoder_layers": 1, "model.decoder_layers": 1, "method.beam_size": 2}
-
+from tests.conftest import CAPTIONER
 
 @pytest.fixture(autouse=True)
 def one_thread():
@@ -52,29 +35,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="session")
-def cohort(tmp_path_factory) -> Settings:
-    """Six tiny patients through the whole upstream chain, once per session."""
-    home = tmp_path_factory.mktemp("train-cohort")
-    settings = Settings(home=home, patches=PATCHES, train=TrainSettings(threads=1))
-    synthesize_cohort(settings.raw_dir, patients=6, seed=5, scale="tiny", settings=settings, progress=False)
-    ingest_all(settings, progress=False)
-    link_dataset(settings, "rules")
-    extract_patches(settings, progress=False)
-    update_splits(settings)
-    return settings
-
-
-@pytest.fixture(scope="session")
-def trained(cohort, tmp_path_factory):
-    """Both models trained (tiny overrides) into their own checkpoint folder."""
-    settings = cohort.model_copy(update={"train": TrainSettings(
-        threads=1, checkpoints_dir=tmp_path_factory.mktemp("checkpoints"))})
-    loc = train_localizer(settings, "demo", LOCALIZER, progress=False)
-    cap = train_captioner(settings, "b_w_p", CAPTIONER, progress=False)
-    return settings, loc, cap
 
 
 def test_inputs_resize_crop_and_normalise(cohort):
@@ -93,12 +53,14 @@ def test_inputs_resize_crop_and_normalise(cohort):
         data.captioner_raw(cohort, rows, (24, 24, 24))
     # DWS: confident bone top-1 -> bone window; not confident -> soft tissue (the same HU value maps differently)
     bone = taxonomy.index_of("vertebra_t7")
-    img = data.captioner_inputs(raw[:2], torch.tensor([bone, bone]), torch.tensor([0.95, 0.94], dtype=torch.float32),
-                                cohort, dws=True, mask_channel=False)
-    hu = raw[:2, 0]
-    assert torch.allclose(img[0, 0], ((hu[0] - (800 - 1300)) / 2600).clamp(0, 1), atol=1e-6)
-    assert torch.allclose(img[1, 0], ((hu[1] - (40 - 175)) / 350).clamp(0, 1), atol=1e-6)
-    assert torch.allclose(img[:, 1], (raw[:2, 1] / cohort.pet_suv_max).clamp(0, 1))
+    params = InferenceParams.from_settings(cohort)
+    img = captioner_input(raw[:2], torch.tensor([bone, bone]), torch.tensor([0.95, 0.94], dtype=torch.float32),
+                          params, MethodConfig(dws=True, mask_channel=False))
+    assert img.dtype == torch.float16  # the one rounding policy: model inputs are float16
+    hu, img = raw[:2, 0], img.float()
+    assert torch.allclose(img[0, 0], ((hu[0] - (800 - 1300)) / 2600).clamp(0, 1), atol=1e-3)
+    assert torch.allclose(img[1, 0], ((hu[1] - (40 - 175)) / 350).clamp(0, 1), atol=1e-3)
+    assert torch.allclose(img[:, 1], (raw[:2, 1] / cohort.pet_suv_max).clamp(0, 1), atol=1e-3)
 
 
 def test_augmentation_is_random_rotation_and_scaling_in_training_only():
@@ -197,8 +159,7 @@ def test_generate_captions_never_names_another_tracer_than_the_prompts():
     study's caption: ``tracer_bans`` from the prompt's tracer word, in greedy and beam decoding."""
     from models.captioner import CaptionerConfig, build_captioner
     from models.cglp import cglp_prompt_ids, prompt_texts
-    from models.training.captioner import generate_captions
-    from models.training.configs import MethodConfig
+    from models.inference import generate_captions
     from models.vocab import Vocab, tokenize
 
     vocab = Vocab.build(["T7 vertebral body, osteolytic destruction with increased FDG uptake"],

@@ -2,25 +2,27 @@
 
 import pytest
 
-from data_contracts.settings import EvalSettings, Settings, SynthSettings
-from models.training.configs import load_config
-from tasks.evaluate.benchmark import CONFIGS, _loop_overrides, run_benchmark
+from models.training.configs import load_config, preset_loop_overrides
+from tasks.evaluate.benchmark import CONFIGS
 from tasks.evaluate.run import PRIOR
 
 
 def test_loop_overrides_take_the_preset_then_the_callers_values():
     preset = load_config("captioner", "benchmark").loop
-    over = _loop_overrides("captioner", "benchmark", {"captioner.loop.epochs": 97, "localizer.loop.epochs": 9})
+    over = preset_loop_overrides("captioner", "benchmark", {"captioner.loop.epochs": 97, "localizer.loop.epochs": 9})
     assert over["loop.lr"] == preset.lr and over["loop.batch_size"] == preset.batch_size
     assert over["loop.epochs"] == 97  # the caller's captioner value, not the localizer's
     assert CONFIGS["B"] == CONFIGS["X-Transformer"] == "xtransformer"
 
 
 @pytest.mark.slow
-def test_benchmark_tiny_cohort(tmp_path):
-    settings = Settings(home=tmp_path, synth=SynthSettings(scale="tiny"),
-                        evaluation=EvalSettings(bootstrap_samples=100, example_panels=2))
-    out = run_benchmark(settings, patients=9, preset="benchmark",
+def test_benchmark_tiny_cohort(tmp_path, monkeypatch):
+    from flows.benchmark import benchmark_flow
+
+    monkeypatch.setenv("PETCAP_SYNTH__SCALE", "tiny")
+    monkeypatch.setenv("PETCAP_EVALUATION__BOOTSTRAP_SAMPLES", "100")
+    monkeypatch.setenv("PETCAP_EVALUATION__EXAMPLE_PANELS", "2")
+    out = benchmark_flow(home=str(tmp_path), patients=9, preset="benchmark",
                         overrides={"localizer.loop.epochs": 1, "captioner.loop.epochs": 1,
                                    "localizer.loop.val_every": 1, "captioner.loop.val_every": 1})
     ev = out.evaluation

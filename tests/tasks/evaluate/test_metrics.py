@@ -12,6 +12,7 @@ from tasks.evaluate.metrics import (
     CAPTION_METRICS,
     MetricError,
     _meteor_process,
+    corpus_bleu4,
     shared_scorer,
     spice_jars_found,
 )
@@ -65,6 +66,15 @@ def test_wrapper_equals_direct_pycocoevalcap(direct):
     # sanity on values: the identical first pair scores 1 on BLEU-4; the wrong organ scores low
     assert scores.per_sample["bleu4"].iloc[0] == pytest.approx(1.0)
     assert scores.per_sample["bleu4"].iloc[5] < 0.5
+
+
+def test_the_one_bleu4_is_the_reports_corpus_bleu4(direct):
+    """Training validation, promotion and the report all score BLEU-4 this way."""
+    assert corpus_bleu4(REFS, HYPS) == pytest.approx(float(direct["bleu4"][0]), abs=1e-12)
+    assert corpus_bleu4(REFS, HYPS) == shared_scorer().score(REFS, HYPS).corpus["bleu4"]
+    assert corpus_bleu4(REFS[:1], REFS[:1]) == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(MetricError):
+        corpus_bleu4(REFS, HYPS[:2])
 
 
 def test_subset_scores_equal_direct_after_cache(direct):

@@ -8,7 +8,7 @@ import SimpleITK as sitk
 
 from data_contracts.settings import IngestSettings
 from tasks.ingest import store
-from tasks.ingest.geometry import Geometry
+from data_contracts.geometry import Geometry
 
 SID = "S0123456789ab"
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tasks.ingest.geometry import Geometry
+from data_contracts.geometry import Geometry
 
 EYE = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 

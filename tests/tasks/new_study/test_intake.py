@@ -1,6 +1,6 @@
-"""Step functions of captioning one new study: describing a study folder from its headers, ingesting it into a
-private store, cutting its patches, and the JSON / visual report writers (the models are exercised end to end
-in tests/flows)."""
+"""A new study to caption: describing a study folder from its headers, ingesting it into a private store (a
+lesion-free one included), cutting its patches, and the JSON / visual report writers (the models are exercised
+in tests/serving)."""
 
 from __future__ import annotations
 
@@ -12,16 +12,12 @@ import pytest
 
 from data_contracts.settings import Settings, SynthSettings
 from data_contracts.tables import MANIFEST
-from tasks.caption_study import (
-    LesionCaption,
-    StudyCaptions,
-    describe_study,
-    ingest_new_study,
-    study_patches,
-    write_json,
-    write_report,
-)
+from tasks.caption_output.figure import write_report
+from tasks.caption_output.records import NO_LESIONS, LesionCaption, StudyCaptions
+from tasks.caption_output.writers import default_writers, write_json
 from tasks.ingest import IngestError
+from tasks.new_study.header import describe_study
+from tasks.new_study.intake import NoLesions, ingest_new_study, study_patches
 from tasks.synth.cohort import synthesize_cohort
 
 
@@ -64,7 +60,7 @@ def test_new_study_goes_to_a_private_store_and_yields_both_patches_per_lesion(dr
     ingested, local = ingest_new_study(study, tmp_path / "out", settings)
     assert local.store_url == str(tmp_path / "out" / "volumes.zarr")
     assert not (settings.home / "volumes.zarr").exists()  # the training store is untouched
-    patches = study_patches(local, ingested)
+    patches = study_patches(local, local.store_url, ingested.study.study_id, ingested.lesions)
     assert sorted(patches) == [les.instance for les in ingested.lesions] and len(patches) > 0
     cfg = settings.patches
     for p in patches.values():
@@ -77,7 +73,7 @@ def test_new_study_goes_to_a_private_store_and_yields_both_patches_per_lesion(dr
     lesions = [LesionCaption(instance=les.instance, centroid_mm=les.centroid_mm, volume_ml=les.volume_ml,
                              suv_max=les.suv_max, top5=[{"location_id": "liver", "location": "liver",
                                                          "confidence": 0.5}] * 5,
-                             window="soft_tissue (L40/W350)", prompt="liver", caption=f"lesion {les.instance}")
+                             window="soft_tissue", prompt="liver", caption=f"lesion {les.instance}")
                for les in ingested.lesions]
     result = StudyCaptions(ingested.study.study_id, "GE", "FDG", lesions)
     data = json.loads(write_json(result, tmp_path / "out").read_text())
@@ -85,3 +81,22 @@ def test_new_study_goes_to_a_private_store_and_yields_both_patches_per_lesion(dr
     assert data["study_id"].startswith("S") and study.name not in json.dumps(data)  # pseudonym only
     png = write_report(result, patches, tmp_path / "out")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    assert StudyCaptions.from_json(data) == result  # JSON round trip
+
+
+def test_a_lesion_free_study_is_a_valid_answer_not_an_error(drop, tmp_path):
+    import SimpleITK as sitk
+
+    study = tmp_path / "S_clean"
+    shutil.copytree(min((drop / "studies").iterdir()), study)
+    mask = sitk.ReadImage(str(study / "lesions.nii.gz"))
+    empty = sitk.Image(mask.GetSize(), mask.GetPixelID())
+    empty.CopyInformation(mask)
+    sitk.WriteImage(empty, str(study / "lesions.nii.gz"))
+    ingested, _ = ingest_new_study(study, tmp_path / "out", Settings(home=tmp_path / "h"))
+    assert isinstance(ingested, NoLesions) and ingested.study_id.startswith("S") and "S_clean" not in ingested.study_id
+    answer = StudyCaptions(ingested.study_id, ingested.vendor, ingested.tracer, status=NO_LESIONS)
+    paths = [w.write(answer, {}, tmp_path / "out") for w in default_writers()]
+    assert [p.name for p in paths] == ["report.png", "captions.json"]
+    data = json.loads(paths[1].read_text())
+    assert data["status"] == "no lesions" and data["lesions"] == []
