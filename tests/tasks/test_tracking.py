@@ -80,7 +80,7 @@ def tracked(tmp_path_factory):
     result = FakeTrainResult("captioner", "demo", str(cap), 2, 0.5, 0.6, {"bleu4": 0.41},
                              extra={"history": [{"epoch": 1, "train_loss": 0.9}, {"epoch": 2, "train_loss": 0.5}]})
     train_run = log_training_run(settings, "train-captioner", config, result, run_name="demo",
-                                 dataset="0123456789abcdef")
+                                 tags={"lineage.dataset_version": "0123456789abcdef"})
     lesions = make_lesions(24, seed=4)
     preds = {k: v for k, v in config_predictions(lesions).items() if k in ("B", "B+W+P")}
     for df in preds.values():  # identities that must never leave the table
