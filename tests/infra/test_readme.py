@@ -124,7 +124,7 @@ def test_walkthrough_from_a_blank_home_to_a_champion_and_a_captioned_study(tmp_p
     settings = Settings(home=tmp_path / "home")
     client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
     champion = client.get_model_version_by_alias(settings.tracking.registered_model, "champion")
-    assert champion.version == "1"
+    assert str(champion.version) == "1"
     assert champion.tags["lineage.dataset_version"] not in ("", "none")
     for folder in ("captions", "captions-cli"):
         lesions = json.loads((tmp_path / folder / "captions.json").read_text())["lesions"]
