@@ -174,9 +174,10 @@ def jobs_for(settings, fovs) -> list:
 # ------------------------------------------------------------------------------------------ (b) floor
 def decode_touched(job, touched) -> None:
     """Decode exactly the chunks the patches need, one zarr read per chunk."""
+    from data_contracts.volume_store import arrays_group
     from tasks.patches.resample import _open
 
-    group = _open(job.volume_store)[job.study_id]
+    group = arrays_group(_open(job.volume_store)[job.study_id])
     for name, chunks in touched.items():
         array = group[name]
         c = array.chunks

@@ -114,6 +114,9 @@ def predicted_view(finding, text: str) -> Predicted:
         value = getattr(site, "region", None) if site is not None else None
         region = getattr(value, "value", value) or (loc.removeprefix("region_") if loc != "body" else None)
         loc = OTHER
+    site = getattr(finding, "other_site", None)  # data_contracts.records.OtherSite: an open-node finding
+    if site is not None:
+        loc, region = OTHER, getattr(site.region, "value", site.region)
     span = getattr(finding, "span", None)
     start, end = (span.start, span.end) if span is not None else (None, None)
     if span is not None and text[start:end] != span.text:  # the span is on the PHI-scrubbed text: find it

@@ -113,11 +113,24 @@ class TextSpan(Record):
 
 
 class PetFinding(Record):
-    tracer: Tracer
+    tracer: Tracer | None  # None: the report names no tracer and none was given
     grade: UptakeGrade
 
 
+class OtherSite(Record):
+    """A place no hierarchy node names ("pericardial recess", "left gluteal fold"): the report's own words and
+    the body region they lie in (None when the words do not tell). The finding sits on the region's open
+    node (``hierarchy.region_node``)."""
+
+    words: str = Field(min_length=1, max_length=200)
+    region: taxonomy.Region | None = None
+
+
 class StructuredFinding(Record):
+    """One stated lesion. ``location_id`` is the finest hierarchy node the text supports (a localizer class,
+    a further leaf or a coarse node, see ``data_contracts.hierarchy``); an "other site" finding sits on an
+    open node (``body`` / ``region_<region>``) and carries the report's words in ``other_site``."""
+
     location_id: str
     laterality: taxonomy.Laterality
     ct_finding: CTFinding
@@ -125,14 +138,25 @@ class StructuredFinding(Record):
     suv_max: float | None = Field(default=None, ge=0)
     size_mm: float | None = Field(default=None, gt=0)  # long axis
     span: TextSpan | None = None
+    other_site: OtherSite | None = None
 
     _loc = field_validator("location_id")(_check_location)
 
     @model_validator(mode="after")
     def _consistent(self):
+        from data_contracts import hierarchy
+
         loc = taxonomy.get(self.location_id)
         if loc.laterality != self.laterality:
             raise ValueError(f"laterality {self.laterality.value} contradicts {loc.id} ({loc.laterality.value})")
+        if hierarchy.is_open(loc.id):
+            if self.other_site is None:
+                raise ValueError(f"a finding at the open node {loc.id} must keep the report's words (other_site)")
+            if hierarchy.region_node(self.other_site.region) != loc.id:
+                raise ValueError(f"other_site region {self.other_site.region} does not match {loc.id}")
+            return self  # an unnamed place: any CT finding may occur there
+        if self.other_site is not None:
+            raise ValueError(f"other_site is only for the open nodes, not {loc.id}")
         if loc.system not in CT_FINDINGS[self.ct_finding].systems:
             raise ValueError(f"CT finding {self.ct_finding.value} cannot occur in {loc.system.value} ({loc.id})")
         return self
@@ -142,6 +166,19 @@ class StructuredFinding(Record):
         from data_contracts.caption import caption_for
 
         return caption_for(self)
+
+
+class NegativeFinding(Record):
+    """What a report says is not there ("no abnormal uptake in the liver"): the node it names (None: the
+    whole body, "no distant metastases") and where it says so."""
+
+    location_id: str | None = None
+    span: TextSpan | None = None
+
+    @field_validator("location_id")
+    @classmethod
+    def _known(cls, v: str | None) -> str | None:
+        return None if v is None else _check_location(v)
 
 
 class LesionTruth(Record):

@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_serializer, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -30,6 +30,8 @@ def _comma_list(value: Any) -> Any:
 
 # A tuple of strings that an environment variable may give as a comma list (JSON still accepted).
 CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_list)]
+
+from data_contracts.site_key import HomeKey
 
 
 class RawLayout:
@@ -107,6 +109,28 @@ class SynthSettings(BaseModel):
     workers: int = Field(2, ge=1)  # processes generating studies in parallel
 
 
+class PlausibilitySettings(BaseModel):
+    """Bands a study must lie in to be ingested (tasks.ingest.plausibility); wide on purpose: they catch wrong
+    units and wrong files (grams for kg, Bq for MBq, another patient's PET), not unusual patients."""
+
+    model_config = ConfigDict(frozen=True)
+    weight_kg: tuple[float, float] = (20.0, 300.0)
+    uptake_min: tuple[float, float] = (10.0, 300.0)  # injection -> scan start
+    # Injected activity per tracer (MBq): FDG ~ 2-5 MBq/kg, Ga-68 / F-18 PSMA ~ 1.8-4 MBq/kg.
+    dose_mbq: dict[str, tuple[float, float]] = {"FDG": (20.0, 1200.0), "PSMA": (20.0, 1000.0)}
+    # Every axis of CT and PET voxels. Clinical PET is 2-6 mm; the upper bound admits the 12.5 mm voxels of the
+    # synthetic "tiny" scale the test suites use and still catches the unit slips (um or m read as mm: x1000).
+    spacing_mm: tuple[float, float] = (0.3, 20.0)
+    min_slices: int = Field(8, ge=1)
+    min_negative_fraction: float = Field(0.01, gt=0, le=1)  # more voxels than this below -1 SUV: negative_pet
+    # Reference region SUVmean (liver, else blood pool in the aorta) per tracer: normal physiology is well
+    # inside (FDG liver 1.5-3.5, PSMA liver 4-12); outside means wrong units, wrong dose or another patient's PET.
+    liver_suv: dict[str, tuple[float, float]] = {"FDG": (0.8, 5.0), "PSMA": (1.5, 25.0)}
+    blood_pool_suv: dict[str, tuple[float, float]] = {"FDG": (0.6, 4.0), "PSMA": (0.3, 6.0)}
+    min_reference_ml: float = Field(20.0, gt=0)  # a reference region smaller than this is not used
+    min_body_dice: float = Field(0.8, ge=0, le=1)  # PET vs CT body outline; below: pet_ct_mismatch
+
+
 class IngestSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
     chunks: tuple[int, int, int] = (32, 128, 128)  # zarr chunk (z, y, x)
@@ -117,6 +141,7 @@ class IngestSettings(BaseModel):
     ct_spacing_mm: tuple[float, float, float] | None = None  # None: CT kept at its native spacing
     min_lesion_voxels: int = Field(3, ge=1)
     max_workers: int = Field(2, ge=1)
+    plausibility: PlausibilitySettings = PlausibilitySettings()
 
 
 class LLMSettings(BaseModel):
@@ -269,7 +294,9 @@ class Settings(BaseSettings):
     tables_dir: Path | None = None  # Parquet tables every stage writes (studies, lesions, quarantine, ...)
     docs_dir: Path = Path("docs")
 
-    pseudonym_key: SecretStr = SecretStr("petcap-local-pseudonym-key")  # HMAC key; set per site
+    # HMAC key of the pseudonyms; set per site. Unset: a random key generated per home on first use
+    # (data_contracts.site_key: <home>/secrets/pseudonym.key, owner-only; back it up).
+    pseudonym_key: SecretStr | None = None
 
     # The paper's two 0.95 thresholds (sections 2.2 and 2.3).
     cglp_threshold: float = Field(0.95, ge=0, le=1)  # top-1 confidence > this: prompt top-1, else top-1..3
@@ -303,7 +330,13 @@ class Settings(BaseSettings):
         for name, value in derived.items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
+        if self.pseudonym_key is None or not self.pseudonym_key.get_secret_value():
+            object.__setattr__(self, "pseudonym_key", HomeKey(self.home))
         return self
+
+    @field_serializer("pseudonym_key")
+    def _hide_key(self, key: SecretStr | None) -> str:
+        return "**********"  # never the key, and never a reason to generate one
 
     # Paths derived from the roots above: the only place they are spelled.
     @property

@@ -36,7 +36,7 @@ from pydantic import Field, field_validator, model_validator
 
 from data_contracts import taxonomy
 from data_contracts.findings import CTFinding, Tracer, UptakeGrade
-from data_contracts.records import PetFinding, Record, StructuredFinding, TextSpan
+from data_contracts.records import NegativeFinding, PetFinding, Record, StructuredFinding, TextSpan
 
 CONTRACT_VERSION = "1.0.0"
 Backend = Literal["rules", "openai"]
@@ -46,6 +46,7 @@ class StructuredReport(Record):
     """All findings one report states, with where each was read, and who read them."""
 
     findings: tuple[StructuredFinding, ...] = ()
+    negatives: tuple[NegativeFinding, ...] = ()  # negative statements (rules backend; the LLM states none yet)
     backend: Backend
     model: str | None = None  # LLM model name; None for the rules backend
     prompt_version: str | None = None  # LLM prompt version; None for the rules backend

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from enum import Enum
 from functools import cache
 
-TAXONOMY_VERSION = "1.0.0"
+# 2.0.0: a location hierarchy (``data_contracts.hierarchy``): coarse nodes, leaves beyond the localizer's
+# classes, open "other site" region nodes. Every 1.x id stays valid and keeps its class index.
+TAXONOMY_VERSION = "2.0.0"
 
 
 class Region(str, Enum):
@@ -25,6 +27,7 @@ class Region(str, Enum):
     abdomen = "abdomen"
     pelvis = "pelvis"
     extremity = "extremity"
+    whole_body = "whole_body"  # a coarse node spanning regions (lymph nodes, skeleton)
 
 
 class System(str, Enum):
@@ -38,6 +41,7 @@ class Laterality(str, Enum):
     left = "left"
     right = "right"
     midline = "midline"  # unpaired structure
+    unspecified = "unspecified"  # a coarse node covering both sides (lung, mediastinal nodes) or no side
 
 
 class WindowGroup(str, Enum):
@@ -188,8 +192,8 @@ def _lymph_nodes() -> list[Location]:
                     stems=("hilar", "hilum", "hilar node", "station 10", "hilar (station 10)"),
                     extra=("station 10{S}", "10{S}"))
     abdominal = [
-        ("ln_retroperitoneal_paraaortic", "para-aortic lymph node", ("para-aortic", "paraaortic", "retroperitoneal",
-                                                                      "left para-aortic", "periaortic")),
+        ("ln_retroperitoneal_paraaortic", "para-aortic lymph node", ("para-aortic", "paraaortic", "left para-aortic",
+                                                                      "periaortic")),
         ("ln_retroperitoneal_aortocaval", "aortocaval lymph node", ("aortocaval", "interaortocaval")),
         ("ln_mesenteric", "mesenteric lymph node", ("mesenteric", "mesentery", "root of the mesentery")),
         ("ln_porta_hepatis", "porta hepatis lymph node", ("porta hepatis", "portocaval", "hepatic hilum",
@@ -283,10 +287,8 @@ def _organs() -> list[Location]:
         _midline("spleen", "spleen", R.abdomen, O, ST, ("spleen",), ("splenic",)),
         _midline("pancreas", "pancreas", R.abdomen, O, ST, ("pancreas",), ("pancreatic", "pancreatic head",
                                                                              "pancreatic tail", "pancreatic body")),
-        _midline("prostate", "prostate", R.pelvis, O, ST, ("prostate",), ("prostatic", "prostate gland",
-                                                                           "prostatic bed")),
+        _midline("prostate", "prostate", R.pelvis, O, ST, ("prostate",), ("prostatic", "prostate gland")),
         _midline("nasopharynx", "nasopharynx", R.head_neck, O, ST, ("nasopharynx",), ("nasopharyngeal",
-                                                                                       "fossa of Rosenmüller",
                                                                                        "postnasal space")),
         _midline("thyroid", "thyroid", R.head_neck, O, ST, ("thyroid",), ("thyroid gland", "thyroid lobe",
                                                                           "thyroidal")),
@@ -302,13 +304,14 @@ def _organs() -> list[Location]:
     out += _lateral("kidney", "kidney", R.abdomen, O, ST, "kidney_{side}", stems=("kidney", "renal"))
     out += _lateral("adrenal", "adrenal gland", R.abdomen, O, ST, "adrenal_{side}",
                     stems=("adrenal", "adrenal gland", "suprarenal"))
-    out += _lateral("breast", "breast", R.chest, O, ST, "breast_{side}", stems=("breast", "mammary"))
+    out += _lateral("breast", "breast", R.chest, O, ST, "breast_{side}", stems=("breast", "mammary", "axillary tail"))
     return out
 
 
 @cache
 def locations() -> tuple[Location, ...]:
-    """All categories in a fixed order; ``index`` into this tuple is the classifier's class index."""
+    """The localizer's classes (the 1.x leaves) in a fixed order; ``index`` into this tuple is the class index.
+    Coarse nodes and the further leaves of ``data_contracts.hierarchy`` are not classes (``get`` knows them)."""
     locs = (*_lymph_nodes(), *_lungs(), *_bones(), *_liver(), *_organs())
     ids = [loc.id for loc in locs]
     if len(set(ids)) != len(ids):
@@ -318,7 +321,15 @@ def locations() -> tuple[Location, ...]:
 
 @cache
 def by_id() -> dict[str, Location]:
-    return {loc.id: loc for loc in locations()}
+    """Every location id a finding may carry: the classes above plus the hierarchy's other nodes."""
+    from data_contracts import hierarchy  # the hierarchy builds on this module
+
+    return {**{loc.id: loc for loc in locations()}, **{loc.id: loc for loc in hierarchy.extra_nodes()}}
+
+
+def is_class(location_id: str) -> bool:
+    """Whether the id is one of the localizer's classes (``locations()``)."""
+    return location_id in _index()
 
 
 def get(location_id: str) -> Location:

@@ -1,7 +1,9 @@
 """The volume store's layout and readers: one Zarr v3 group per ingested study, on a local path or any fsspec URL.
 
 Shared by everyone who reads studies (patch extraction, training's scan positions, serving); ingestion
-(``tasks.ingest.store``) writes it. Layout of ``<store>/<study pseudonym>/``:
+(``tasks.ingest.store``) writes it. Layout of ``<store>/<study pseudonym>/<version>/`` (``v1``, ``v2``, …: the
+study group's ``version`` attribute names the current one; a re-ingest writes the next version beside it,
+switches the attribute in one write, then retires the old, so a kill leaves the old study whole):
 
 * ``ct``      int16   HU                     (z, y, x) on the CT grid (or the configured CT spacing)
 * ``pet``     float32 SUVbw                  on the CT grid by default, or on the configured PET spacing
@@ -26,7 +28,7 @@ from data_contracts.records import Lesion
 from data_contracts.tables import StudyRow
 
 MARKER = "petcap_complete"  # group attribute written last; its presence means the group is whole
-FORMAT = 1  # layout version of a study group
+FORMAT = 2  # layout version of a study group (1: arrays at the study level; 2: in a version subgroup)
 UNITS = {"ct": "HU", "pet": "SUVbw", "lesions": "instance", "anatomy": "label"}
 DTYPES = {"ct": np.int16, "pet": np.float32, "lesions": np.uint16, "anatomy": np.uint16}
 
@@ -73,6 +75,12 @@ def list_studies(store_url: str) -> list[str]:
     return sorted(k for k, g in root.groups() if dict(g.attrs).get(MARKER))
 
 
+def arrays_group(group: zarr.Group) -> zarr.Group:
+    """The group holding a complete study's arrays: its current version (format 2) or itself (format 1)."""
+    version = dict(group.attrs).get("version")
+    return group[version] if version else group
+
+
 @dataclass
 class StoredStudy:
     """Lazy handles on one complete study group; slice the arrays to read patches."""
@@ -101,7 +109,7 @@ def open_study(store_url: str, study_id: str) -> StoredStudy:
     attrs = completed(store_url, study_id) if root is not None else None
     if attrs is None:
         raise KeyError(f"study {study_id} is not (completely) in the store {store_url}")
-    group = root[study_id]
+    group = arrays_group(root[study_id])
     arrays = {name: group[name] for name in UNITS if name in group}
     return StoredStudy(
         study_id=study_id, ct=arrays["ct"], pet=arrays["pet"], lesions=arrays["lesions"],

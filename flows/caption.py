@@ -19,6 +19,7 @@ from prefect_dask import DaskTaskRunner
 from data_contracts.settings import get_settings
 from flows.common import flow_settings
 from flows.task_wrappers import caption_study_files_task, resolve_models_task
+from tasks.ingest.pseudonym import study_pseudonym
 
 
 @flow(name="caption-study", log_prints=True)
@@ -58,23 +59,25 @@ def caption_studies_flow(drop_dir: str, out_dir: str | None = None, home: str | 
                          model_version: str | None = None) -> dict:
     """Caption every study folder under ``drop_dir/studies`` (or ``drop_dir`` itself) — a day's new studies —
     mapped over the Dask cluster; each worker loads the models once (the files are shared, downloaded once). A study that fails is reported, the
-    others are captioned. Returns per study where its JSON is (or its error), and the lesion count."""
+    others are captioned. Returns per study pseudonym where its JSON is (or its error), and the lesion count."""
     settings = flow_settings(home)
     root = Path(drop_dir) / "studies" if (Path(drop_dir) / "studies").is_dir() else Path(drop_dir)
     studies = sorted(p for p in root.iterdir() if p.is_dir())
     out = Path(out_dir) if out_dir else settings.captions_dir
     found = resolve_models_task(settings, model_version)
-    futures = caption_study_files_task.map([str(s) for s in studies], [out / s.name for s in studies],
+    # Outputs and results are keyed by each study's pseudonym, never its raw folder name.
+    names = [study_pseudonym(s.name, settings.pseudonym_key) for s in studies]
+    futures = caption_study_files_task.map([str(s) for s in studies], [out / n for n in names],
                                            unmapped(settings), found["localizer"], found["captioner"],
                                            model_version=found["version"])
     results: dict[str, dict] = {}
-    for study, future in zip(studies, futures):
+    for name, future in zip(names, futures):
         future.wait()
         if future.state.is_completed():
             r = future.result()
-            results[study.name] = {"json": str(r.json_path), "lesions": r.lesions, "seconds": r.seconds}
+            results[name] = {"json": str(r.json_path), "lesions": r.lesions, "seconds": r.seconds}
         else:
-            results[study.name] = {"error": str(future.state.message)}
+            results[name] = {"error": str(future.state.message)}
     captioned = [r for r in results.values() if "json" in r]
     get_run_logger().info("captioned %d of %d studies (%d lesions)", len(captioned), len(studies),
                           sum(r["lesions"] for r in captioned))

@@ -68,10 +68,18 @@ def cmd_structure(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.file not in (None, "-"):
         preflight.require_file(args.file, "report file", "give a report text file, or - for standard input")
+    from data_contracts.findings import Tracer
     from tasks.structure.backend import structure_text
 
-    text = sys.stdin.read() if args.file in (None, "-") else Path(args.file).read_text()
-    report = structure_text(text, settings, backend=args.backend)
+    if args.file in (None, "-"):
+        # Any bytes are a text: undecodable bytes become U+FFFD, NULs blanks (a PDF dump, a wrong encoding).
+        text = sys.stdin.buffer.read().decode("utf-8", errors="replace").replace("\x00", " ")
+    else:
+        from tasks.ingest.report_text import read_report_text
+
+        text = read_report_text(Path(args.file), args.file)  # UTF-8/BOMs/UTF-16/Latin-1; a binary file: one line
+    tracer = Tracer(args.tracer) if args.tracer else None
+    report = structure_text(text, settings, backend=args.backend, tracer=tracer)
     print(report.model_dump_json(indent=2))
     return 0
 
@@ -291,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("structure", help="print the StructuredReport JSON of one report text")
     s.add_argument("file", nargs="?", help="report text file, or - for standard input")
     s.add_argument("--backend", choices=["rules", "openai"], default=None)
+    s.add_argument("--tracer", choices=["FDG", "PSMA"], default=None,
+                   help="the study's tracer; default: the tracer the report names, else none")
     s.set_defaults(func=cmd_structure)
 
     s = sub.add_parser("structure-eval", help="score a structuring backend on the synthetic ground truth")
@@ -355,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("caption", help="caption every lesion of one new study (DICOM or NIfTI + lesion mask)")
     s.add_argument("study_dir", help="study folder: ct/ or ct.nii.gz, pet/ or pet.nii.gz, lesions.nii.gz")
-    s.add_argument("--out", help="output folder (default: <home>/captions/<study folder name>)")
+    s.add_argument("--out", help="output folder (default: <home>/captions/<study pseudonym>)")
     s.add_argument("--model-version", help="registered model version (default: the champion)")
     s.add_argument("--localizer", help="localizer checkpoint file (with --captioner: instead of the registry)")
     s.add_argument("--captioner", help="captioner checkpoint file")

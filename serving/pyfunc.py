@@ -48,6 +48,9 @@ class PetcapCaptionModel(mlflow.pyfunc.PythonModel):
         from models.inference import CaptionPipeline
 
         self.pipeline = CaptionPipeline.load(context.artifacts["localizer"], context.artifacts["captioner"])
+        # The serving process's pseudonym key (PETCAP_PSEUDONYM_KEY, else its home's generated key): one study
+        # gets the same pseudonym in every request, although each request ingests into a temporary home.
+        self.pseudonym_key = Settings().pseudonym_key
 
     def predict(self, context, model_input, params=None):
         df = pd.DataFrame(model_input)
@@ -65,7 +68,7 @@ class PetcapCaptionModel(mlflow.pyfunc.PythonModel):
         base = {"study": study, "study_id": study_id}
         try:
             with tempfile.TemporaryDirectory(prefix="petcap-serve-") as tmp:
-                settings = Settings(home=Path(tmp) / "home")
+                settings = Settings(home=Path(tmp) / "home", pseudonym_key=self.pseudonym_key)
                 if study_id:
                     store_url = study
                 else:  # a raw study folder: the training ingestion into a private, temporary store

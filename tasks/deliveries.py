@@ -23,9 +23,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from data_contracts.errors import PetcapError, PrerequisiteError, UsageError
 from data_contracts.settings import RawLayout, Settings
-from data_contracts.tables import DELIVERIES, MANIFEST, DeliveryRow, ManifestRow
+from data_contracts.tables import DELIVERIES, DeliveryRow, ManifestRow
+from tasks.ingest.manifest import read_manifest
 from tasks.ingest.pseudonym import study_pseudonym
 
 log = logging.getLogger(__name__)
@@ -78,14 +81,15 @@ def find_drops(raw_dir: Path | str) -> list[Path]:
     return drops
 
 
-def manifest_rows(drop: Path | str) -> list[ManifestRow]:
-    """A drop folder's manifest rows; ``PrerequisiteError`` naming the file when there is none."""
+def manifest_rows(drop: Path | str, key: SecretStr | str) -> list[ManifestRow]:
+    """A drop folder's valid manifest rows (``tasks.ingest.manifest.read_manifest``: a bad row is ingestion's
+    rejection, not a delivered study); ``PrerequisiteError`` naming the file when there is none."""
     path = RawLayout(drop).manifest
     if not path.is_file():
         raise PrerequisiteError("no manifest.csv in this drop folder", path=str(path), reason="missing_manifest",
                                 hint="point --raw (PETCAP_RAW_DIR) at a delivery folder, e.g. one `petcap synth` "
                                      "wrote")
-    return MANIFEST.records(MANIFEST.read(path), source=str(path))
+    return read_manifest(path, key).rows  # rows ingestion rejects are not delivered studies
 
 
 def _sha256(path: Path) -> str:
@@ -115,7 +119,7 @@ def register_delivery(settings: Settings, raw_dir: Path | str | None = None,
     """
     allow = settings.refresh.allow_removals if allow_removals is None else allow_removals
     drop = drop_path(raw_dir or settings.raw_dir)
-    rows = manifest_rows(drop)
+    rows = manifest_rows(drop, settings.pseudonym_key)
     sha = _sha256(RawLayout(drop).manifest)
     ids = {study_pseudonym(r.study_key, settings.pseudonym_key) for r in rows}
     logged = {r.study_id: r for r in read_log(settings)}

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from data_contracts import anatomy, taxonomy
+from data_contracts import anatomy, hierarchy, taxonomy
 from data_contracts.caption import caption_for
 from data_contracts.errors import PetcapError, PrerequisiteError
 from data_contracts.records import (
@@ -46,13 +46,15 @@ from data_contracts.tables import (
     TOMBSTONES,
     UNMATCHED,
     FindingRow,
-    QuarantineRow,
+    ManifestRow,
     TombstoneRow,
     UnmatchedRow,
 )
 from tasks import deliveries
 from tasks.deliveries import RefreshFailed, RemovalRefused
+from tasks.ingest.manifest import read_manifest
 from tasks.ingest.pseudonym import study_pseudonym
+from tasks.ingest.report_text import read_reports, report_source
 from tasks.structure.backend import structure_texts
 
 log = logging.getLogger(__name__)
@@ -84,9 +86,14 @@ def equivalent_diameter_mm(lesion: Lesion) -> float:
 
 
 def _anatomy_cost(lesion: Lesion, finding: StructuredFinding, cfg: LinkSettings, midline_x: float | None) -> float:
+    """Same location: the finding's hierarchy node contains the mask's class ("mediastinal lymph node" and a
+    mask at station 7; "left rib" and a mask on the left 7th rib), or the node is a further leaf inside the
+    class (fossa of Rosenmüller on a nasopharynx mask). A coarse finding costs a little more than an exact
+    one, so a finding that names the mask's class exactly wins a tie."""
     floc = taxonomy.get(finding.location_id)
+    sided = floc.laterality in (taxonomy.Laterality.left, taxonomy.Laterality.right)
     if lesion.anatomy_label is None:
-        if midline_x is None or floc.laterality is taxonomy.Laterality.midline:
+        if midline_x is None or not sided:
             return cfg.cost_unknown_location
         # LPS: +x is the patient's left
         side = taxonomy.Laterality.left if lesion.centroid_mm[0] > midline_x else taxonomy.Laterality.right
@@ -96,9 +103,23 @@ def _anatomy_cost(lesion: Lesion, finding: StructuredFinding, cfg: LinkSettings,
         return cfg.cost_unknown_location
     if lid == finding.location_id:
         return cfg.cost_same_location
+    if hierarchy.can_link(finding.location_id, lid):
+        return cfg.cost_same_location + _COARSE_COST
     lloc = taxonomy.get(lid)
     near = (lloc.system, lloc.region, lloc.laterality) == (floc.system, floc.region, floc.laterality)
     return cfg.cost_near_location if near else cfg.cost_other_location
+
+
+_COARSE_COST = 0.05  # a coarse finding on a mask inside its node: just above an exact match
+
+
+def linked_location(finding: StructuredFinding, lesion: Lesion | None) -> str:
+    """The finest location known for a linked pair: the mask's class when the finding's node contains it
+    (linking decided the leaf the report left open), else the finding's own node."""
+    lid = lesion_location(lesion) if lesion is not None else None
+    if lid is not None and lid != finding.location_id and hierarchy.contains(finding.location_id, lid):
+        return lid
+    return finding.location_id
 
 
 def pair_cost(lesion: Lesion, finding: StructuredFinding, cfg: LinkSettings, midline_x: float | None = None) -> float:
@@ -143,7 +164,9 @@ def link_study(
     for r, lesion in enumerate(lesions):
         if r in linked_lesions:
             continue
-        candidates = [c for c in linked_findings if lesion_location(lesion) == findings[c].location_id]
+        lid = lesion_location(lesion)
+        candidates = [c for c in linked_findings
+                      if lid is not None and hierarchy.can_link(findings[c].location_id, lid)]
         if candidates:
             best = min(candidates, key=lambda c: cost[r, c])
             result.pairs.append(Pair(lesion.instance, best, float(cost[r, best]), "group"))
@@ -167,11 +190,22 @@ def link_study(
     return result
 
 
-def caption_samples(study: Study, findings: list[StructuredFinding], result: LinkResult) -> list[CaptionSample]:
-    """One sample per linked mask, keeping the chain report span -> structured record -> lesion instance."""
+def caption_samples(study: Study, findings: list[StructuredFinding], result: LinkResult,
+                    lesions: list[Lesion] | None = None) -> list[CaptionSample]:
+    """One sample per linked mask, keeping the chain report span -> structured record -> lesion instance.
+
+    The sample's location is the finest known (``linked_location``: a coarse finding takes the class of its
+    linked mask when ``lesions`` are given); its caption names that location, with the study's tracer when
+    the report named none. The localizer trains on the samples whose location is one of its classes."""
+    by_instance = {l.instance: l for l in lesions or []}
     out = []
     for p in sorted(result.pairs, key=lambda p: p.instance):
         f = findings[p.finding_index]
+        location = linked_location(f, by_instance.get(p.instance))
+        pet = f.pet_finding if f.pet_finding.tracer is not None else f.pet_finding.model_copy(
+            update={"tracer": study.tracer})
+        decided = f.model_copy(update={"location_id": location, "pet_finding": pet,
+                                       "laterality": taxonomy.get(location).laterality})
         out.append(CaptionSample(
             sample_id=f"{study.study_id}-{p.instance:03d}",
             patient_id=study.patient_id,
@@ -179,9 +213,9 @@ def caption_samples(study: Study, findings: list[StructuredFinding], result: Lin
             instance=p.instance,
             vendor=study.vendor,
             tracer=study.tracer,
-            location_id=f.location_id,
+            location_id=location,
             ct_finding=f.ct_finding,
-            caption=caption_for(f),
+            caption=caption_for(decided),
             finding_index=p.finding_index,
             span=f.span,
         ))
@@ -216,15 +250,15 @@ def _read(schema, settings: Settings, name: str) -> list:
 
 
 def _drop_reports(delivered: dict[str, str],
-                  settings: Settings) -> tuple[dict[str, tuple[RawLayout, str]], set[str]]:
-    """study id -> (its drop folder, report path in it), reading each study from the drop the delivery log
+                  settings: Settings) -> tuple[dict[str, tuple[RawLayout, ManifestRow]], set[str]]:
+    """study id -> (its drop folder, its manifest row), reading each study from the drop the delivery log
     names for it (``delivered``: study id -> drop); the drops that cannot be read."""
     drops = set(delivered.values())
-    where: dict[str, tuple[RawLayout, str]] = {}
+    where: dict[str, tuple[RawLayout, ManifestRow]] = {}
     unavailable = set()
     for drop in sorted(drops):
         try:
-            rows = deliveries.manifest_rows(drop)
+            rows = deliveries.manifest_rows(drop, settings.pseudonym_key)
         except PetcapError as e:
             log.warning("drop folder %s cannot be read (%s): its studies keep their earlier samples", drop, e.reason)
             unavailable.add(drop)
@@ -232,7 +266,7 @@ def _drop_reports(delivered: dict[str, str],
         for r in rows:
             sid = study_pseudonym(r.study_key, settings.pseudonym_key)
             if r.report_path and delivered.get(sid) == drop:  # a redelivered study: its latest drop only
-                where[sid] = (RawLayout(drop), r.report_path)
+                where[sid] = (RawLayout(drop), r)
     return where, unavailable
 
 
@@ -269,17 +303,16 @@ def link_dataset(settings: Settings, backend: str | None = None, allow_removals:
         lesions_by_study.setdefault(lesion.study_id, []).append(lesion)
 
     todo = sorted(sid for sid in where if sid in studies and sid not in withdrawn)
-    texts, quarantine, readable = [], [], []
-    for sid in todo:
-        layout, rel = where[sid]
-        try:
-            texts.append((layout.root / rel).read_text(encoding="utf-8"))
-            readable.append(sid)
-        except (OSError, UnicodeDecodeError) as e:
-            quarantine.append(QuarantineRow(stage="structure", item=sid, source=rel, reason="unreadable_report",
-                                            detail=f"{type(e).__name__}: {e}"[:300], at=datetime.now(timezone.utc)))
+    readable, texts, quarantine = [], [], []
+    for layout in sorted({where[sid][0].root for sid in todo}):  # each drop's reports from its own folder
+        pairs = [(where[sid][1], sid) for sid in todo if where[sid][0].root == layout]
+        kept, read, bad = read_reports(pairs, layout)  # missing / undecodable: quarantined, the rest go on
+        readable += [sid for _, sid in kept]
+        texts += read
+        quarantine += bad
     results = structure_texts(texts, settings, backend, tracers=[studies[sid].tracer for sid in readable],
-                              items=readable, sources=[where[sid][1] for sid in readable])
+                              items=readable, sources=[report_source(sid, where[sid][1].report_path)
+                                                       for sid in readable])
     quarantine += [r.quarantine for r in results if r.report is None]
     llm_failures = sum(q.reason.startswith("llm_") for q in quarantine)
     reports = len(todo)
@@ -309,7 +342,7 @@ def link_dataset(settings: Settings, backend: str | None = None, allow_removals:
                          for i, f in enumerate(findings)]
         linked = link_study(sid, lesions_by_study.get(sid, []), findings, settings.link)
         groups += sum(p.kind == "group" for p in linked.pairs)
-        samples += caption_samples(studies[sid], findings, linked)
+        samples += caption_samples(studies[sid], findings, linked, lesions_by_study.get(sid, []))
         unmatched += linked.unmatched
 
     # Studies not re-linked this run keep their rows; withdrawn studies lose theirs, with tombstones.

@@ -196,6 +196,7 @@ def predict(settings: Settings, checkpoint: Path | str, split: str | None = "tes
     locs = taxonomy.locations()
     return pd.DataFrame({
         "sample_id": df["sample_id"], "patient_id": df["patient_id"], "study_id": df["study_id"],
+        "finding_index": df["finding_index"],  # the stated finding: its node is the stated level (evaluation)
         "vendor": df["vendor"].astype(str), "tracer": df["tracer"].astype(str), "location_id": df["location_id"],
         "ct_finding": df["ct_finding"].astype(str), "split": df["split"], "reference": df["caption"],
         "generated": [a.caption for a in out],

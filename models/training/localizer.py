@@ -106,6 +106,10 @@ def train_localizer(settings: Settings, config: str = "demo", overrides: dict | 
     model_cfg = dataclasses.replace(cfg.model, pet_suv_max=float(settings.pet_suv_max))
 
     train_df, val_df = data.samples(settings, "train"), data.samples(settings, "val")
+    # Leaf labels only: a sample whose finest known location is a coarse node or a leaf outside the classes
+    # (no linked mask decided it, see tasks.link.linked_location) trains the captioner, not the localizer.
+    train_df, val_df = (df[df["location_id"].map(taxonomy.is_class)].reset_index(drop=True)
+                        for df in (train_df, val_df))
     if len(train_df) == 0:
         raise ValueError("no training samples (split 'train' is empty): synthesize/ingest more patients")
     train_x = data.localizer_inputs(settings, train_df["row"].to_numpy(), model_cfg)

@@ -91,6 +91,74 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+# ------------------------------------------------------------------------------------------ RNG state
+# Every random stream a training epoch draws from, saved in the checkpoint and restored on resume, so a resumed
+# run equals the uninterrupted one bit for bit on CPU: torch (init, dropout), CUDA, numpy's and Python's global
+# generators, the data order (the sampler's generator), and every MONAI randomizable transform reachable from the
+# training set (``Augment``'s RandAffine and its grid). Stored as tensors and plain numbers, so checkpoints
+# still load with ``torch.load(weights_only=True)``. (DataLoader worker processes draw from their own copies;
+# bit-exact resume holds with ``loader_workers=0``.)
+def _np_state(state: tuple) -> dict:
+    kind, keys, pos, has_gauss, gauss = state
+    return {"kind": kind, "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "gauss": float(gauss)}
+
+
+def _np_restore(d: dict) -> tuple:
+    return d["kind"], d["keys"].numpy().astype(np.uint32), d["pos"], d["has_gauss"], d["gauss"]
+
+
+def randomizables(obj: Any, prefix: str = "", depth: int = 4, seen: set | None = None) -> dict[str, Any]:
+    """MONAI ``Randomizable`` objects reachable through attributes, lists and dicts of ``obj``, by path."""
+    from monai.transforms import Randomizable
+
+    seen = set() if seen is None else seen
+    if depth < 0 or id(obj) in seen or isinstance(obj, (torch.Tensor, np.ndarray, str, bytes, int, float)):
+        return {}
+    seen.add(id(obj))
+    found = {prefix or "self": obj} if isinstance(obj, Randomizable) else {}
+    if isinstance(obj, dict):
+        children = obj.items()
+    elif isinstance(obj, (list, tuple)):
+        children = enumerate(obj)
+    else:
+        children = vars(obj).items() if hasattr(obj, "__dict__") else ()
+    for name, child in children:
+        found.update(randomizables(child, f"{prefix}.{name}" if prefix else str(name), depth - 1, seen))
+    return found
+
+
+def rng_state(train_set: Any, sampler: Any = None) -> dict:
+    generator = getattr(sampler, "generator", None)
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
+        "numpy": _np_state(np.random.get_state()),
+        "python": {"version": random.getstate()[0], "state": list(random.getstate()[1]),
+                   "gauss": random.getstate()[2]},
+        "sampler": generator.get_state() if generator is not None else None,
+        "transforms": {path: _np_state(r.R.get_state()) for path, r in randomizables(train_set).items()},
+    }
+
+
+def restore_rng_state(state: dict, train_set: Any, sampler: Any = None) -> None:
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if "numpy" in state:
+        np.random.set_state(_np_restore(state["numpy"]))
+    if "python" in state:
+        py = state["python"]
+        random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
+    generator = getattr(sampler, "generator", None)
+    if state.get("sampler") is not None and generator is not None:
+        generator.set_state(state["sampler"])
+    found = randomizables(train_set)
+    for path, saved in state.get("transforms", {}).items():
+        if path in found:
+            found[path].R.set_state(_np_restore(saved))
+
+
 # ------------------------------------------------------------------------------------------ distributed
 def dist_ready() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
@@ -167,7 +235,6 @@ def fit(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], tra
         state = FitState(epoch=int(resume_state["epoch"]), history=list(resume_state["history"]),
                          samples_seen=int(resume_state.get("samples_seen", 0)),
                          train_seconds=float(resume_state.get("train_seconds", 0.0)))
-        torch.set_rng_state(resume_state["torch_rng"])
     net = model
     if dist_ready():
         ids = [device.index] if device.type == "cuda" else None
@@ -176,6 +243,9 @@ def fit(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], tra
                else RandomSampler(train_set, generator=torch.Generator().manual_seed(cfg.seed)))
     loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, collate_fn=collate,
                         num_workers=loader_workers, drop_last=len(train_set) > cfg.batch_size * dist_world())
+    if resume_state is not None:
+        rng = resume_state.get("rng") or {"torch": resume_state["torch_rng"]}  # older checkpoints: torch only
+        restore_rng_state(rng, train_set, sampler)
     main = dist_rank() == 0
     bar = tqdm(total=cfg.epochs, initial=state.epoch, desc=desc, disable=not (progress and main), leave=False)
     while state.epoch < cfg.epochs:
@@ -207,6 +277,7 @@ def fit(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], tra
                     "epoch": state.epoch, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                     "history": state.history, "samples_seen": state.samples_seen,
                     "train_seconds": state.train_seconds, "torch_rng": torch.get_rng_state(),
+                    "rng": rng_state(train_set, sampler),
                     "loop": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(cfg).items()},
                 }})
         elif main:

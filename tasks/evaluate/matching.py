@@ -20,7 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from functools import cache
 
-from data_contracts import taxonomy
+from data_contracts import hierarchy, taxonomy
 from data_contracts.findings import CT_FINDINGS, CTFinding
 from data_contracts.taxonomy import Laterality
 
@@ -125,6 +125,14 @@ def location_correct(caption: str, location_id: str) -> bool:
     taxonomy.get(location_id)  # unknown ids are an error, not a miss
     mentions = location_mentions(caption)
     return bool(mentions) and mentions[0] == frozenset({location_id})
+
+
+def location_correct_at_level(caption: str, location_id: str) -> bool:
+    """The caption's first location mention lies inside ``location_id`` (any hierarchy node): exact for a
+    class, "any mediastinal station" for ``ln_mediastinal``; an ambiguous mention must lie inside as a whole."""
+    taxonomy.get(location_id)
+    mentions = location_mentions(caption)
+    return bool(mentions) and all(hierarchy.is_within(m, location_id) for m in mentions[0])
 
 
 def ct_finding_correct(caption: str, finding: CTFinding | str) -> bool:

@@ -37,20 +37,32 @@ import zarr
 from scipy import ndimage
 from tqdm import tqdm
 
-from data_contracts.anatomy import label_names_json
 from data_contracts.records import Acquisition, Lesion
 from data_contracts.settings import RawLayout, Settings
 from data_contracts.tables import (
     LESIONS,
-    MANIFEST,
     QUARANTINE,
     STUDIES,
     ManifestRow,
     QuarantineRow,
     StudyRow,
 )
+from data_contracts.errors import PrerequisiteError
 from tasks.ingest import store
 from data_contracts.geometry import Geometry
+from tasks.ingest.manifest import read_manifest
+from tasks.ingest.integrity import check_anatomy_sidecar, check_known_labels
+from tasks.ingest.naming import redact, shown_sources
+from tasks.ingest.plausibility import (
+    body_dice,
+    check_body,
+    check_acquisition,
+    check_grid,
+    check_pet_values,
+    check_reference,
+    check_volumes,
+    reference_uptake,
+)
 from tasks.ingest.pseudonym import patient_pseudonym, study_pseudonym
 from tasks.ingest.readers import (
     IngestError,
@@ -64,7 +76,7 @@ from tasks.ingest.readers import (
 
 log = logging.getLogger(__name__)
 
-INGEST_VERSION = "1"  # bump when the same input and settings would give a different group
+INGEST_VERSION = "2"  # bump when the same input and settings would give a different group
 STAGE = "ingest"
 SLAB_CHUNKS = 2  # chunk rows along z per resampling slab
 CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity
@@ -160,21 +172,29 @@ def _build(row: ManifestRow, settings: Settings, digest: str | None, recipe: str
            pool: ThreadPoolExecutor) -> IngestedStudy:
     """The per-study pipeline. Threads: CT read | PET read, then PET resample+write | mask and anatomy reads
     | content hash; the caller's thread writes CT, labels lesions, writes anatomy and commits."""
-    root, cfg = settings.raw.root, settings.ingest
-    f_ct = pool.submit(read_ct, root / row.ct_path, row.ct_path)
-    f_pet = pool.submit(read_pet, root / row.pet_path, row.pet_path)
-    f_mask = pool.submit(read_mask, root / row.lesions_path, row.lesions_path, "missing_mask", sitk.sitkUInt8)
-    f_anatomy = (pool.submit(read_mask, root / row.anatomy_path, row.anatomy_path, "missing_anatomy",
+    root, cfg, bands = settings.raw.root, settings.ingest, settings.ingest.plausibility
+    src = shown_sources(row, study_id)
+    f_ct = pool.submit(read_ct, root / row.ct_path, src["ct"])
+    f_pet = pool.submit(read_pet, root / row.pet_path, src["pet"])
+    f_mask = pool.submit(read_mask, root / row.lesions_path, src["lesions"], "missing_mask", sitk.sitkUInt8,
+                         binary=True)
+    f_anatomy = (pool.submit(read_mask, root / row.anatomy_path, src["anatomy"], "missing_anatomy",
                              sitk.sitkUInt16) if row.anatomy_path else None)
     f_digest = pool.submit(content_hash, row, root) if digest is None else None
 
     # The CT grid from the NIfTI header alone lets the PET start while the CT is still being inflated;
-    # a DICOM series must be read (and its patient checked) first.
+    # a DICOM series must be read (and its patient checked) first. (A truncated CT fails in ``read_ct``,
+    # and the PET written meanwhile is discarded with the group.)
     ct_grid = read_grid(root / row.ct_path)
     ct: Series | None = None if ct_grid is not None else f_ct.result()
     ct_grid = ct_grid or Geometry.of(ct.image)
+    check_grid(ct_grid, src["ct"], bands)
     pet, quant = f_pet.result()
-    _check_pair(row, ct_grid, pet, ct)
+    check_acquisition(quant.weight_kg, quant.uptake_minutes, quant.injected_dose_mbq, row.tracer.value,
+                      src["pet_sidecar"] if pet.fmt == "nifti" else src["pet"], bands)
+    check_grid(Geometry.of(pet.image), src["pet"], bands)
+    check_pet_values(sitk.GetArrayViewFromImage(pet.image), src["pet"], bands)
+    _check_pair(row, ct_grid, pet, ct, src)
     grid = ct_grid if cfg.ct_spacing_mm is None else ct_grid.with_spacing(cfg.ct_spacing_mm)
     pet_grid = grid if cfg.pet_spacing_mm is None else grid.with_spacing(cfg.pet_spacing_mm)
 
@@ -182,16 +202,21 @@ def _build(row: ManifestRow, settings: Settings, digest: str | None, recipe: str
     ct_array, pet_array = writer.create("ct", grid), writer.create("pet", pet_grid)
     f_pet_written = pool.submit(_write_slabs, pet_array, pet.image, pet_grid, sitk.sitkLinear, 0.0)
     ct = f_ct.result()
-    _check_pair(row, ct_grid, pet, ct)
+    _check_pair(row, ct_grid, pet, ct, src)
     if not Geometry.of(ct.image).same_grid(ct_grid):  # header and pixels read by the same reader: cannot differ
-        raise IngestError("unreadable_file", row.ct_path, "CT header and image disagree on the grid")
+        raise IngestError("unreadable_file", src["ct"], "CT header and image disagree on the grid")
     _write_slabs(ct_array, ct.image, grid, sitk.sitkLinear, -1024.0)
 
     mask = _on_grid(f_mask.result(), ct_grid, grid)
     anatomy = _on_grid(f_anatomy.result(), ct_grid, grid) if f_anatomy is not None else None
     if anatomy is not None:
-        _check_anatomy_labels(root, row)
-    lesions = _lesions(writer, mask, anatomy, pet.image, grid, study_id, cfg.min_lesion_voxels, row.lesions_path)
+        check_anatomy_sidecar(root, row, src["anatomy"])
+        check_known_labels(anatomy, src["anatomy"])
+    lesions = _lesions(writer, mask, anatomy, pet.image, grid, study_id, cfg.min_lesion_voxels, src["lesions"])
+    volumes = check_volumes(pet.image, ct.image, anatomy, mask)  # on the PET grid, >= 6 mm
+    check_body(body_dice(volumes), src["pet"], bands)
+    reference = reference_uptake(volumes, bands)
+    check_reference(reference, row.tracer.value, src["pet"], bands)
     if anatomy is not None:
         writer.create("anatomy", grid)[...] = sitk.GetArrayViewFromImage(anatomy)
     f_pet_written.result()
@@ -206,26 +231,28 @@ def _build(row: ManifestRow, settings: Settings, digest: str | None, recipe: str
     study = StudyRow(patient_id=patient_pseudonym(row.patient_id, settings.pseudonym_key), study_id=study_id,
                      acquisition=acquisition, content_hash=digest or f_digest.result(), store_path=study_id,
                      lesion_count=len(lesions), ingested_at=datetime.now(timezone.utc))
-    writer.commit(_group_attrs(study, lesions, recipe, grid, pet_grid, quant))
+    attrs = _group_attrs(study, lesions, recipe, grid, pet_grid, quant)
+    attrs["reference_uptake"] = dict(zip(("region", "suv_mean", "ml"), reference)) if reference else None
+    writer.commit(attrs)
     return IngestedStudy(study, lesions)
 
 
-def _check_pair(row: ManifestRow, ct_grid: Geometry, pet: Series, ct: Series | None) -> None:
+def _check_pair(row: ManifestRow, ct_grid: Geometry, pet: Series, ct: Series | None, src: dict[str, str]) -> None:
     """CT and PET belong to the manifest's patient, share a frame of reference and overlap in space.
 
     Patient IDs and frames of reference exist in DICOM headers only; ``ct`` is None until the CT is read.
     """
     if ct is not None and ct.patient_id is not None and ct.patient_id != row.patient_id:
-        raise IngestError("patient_mismatch", row.ct_path, "CT PatientID differs from the manifest's patient")
+        raise IngestError("patient_mismatch", src["ct"], "CT PatientID differs from the manifest's patient")
     if ct is not None and None not in (ct.patient_id, pet.patient_id) and pet.patient_id != ct.patient_id:
-        raise IngestError("patient_mismatch", row.pet_path, "PET PatientID differs from the CT series' PatientID")
+        raise IngestError("patient_mismatch", src["pet"], "PET PatientID differs from the CT series' PatientID")
     if pet.patient_id is not None and pet.patient_id != row.patient_id:
-        raise IngestError("patient_mismatch", row.pet_path, "PET PatientID differs from the manifest's patient")
+        raise IngestError("patient_mismatch", src["pet"], "PET PatientID differs from the manifest's patient")
     if ct is not None and ct.frame_of_reference and pet.frame_of_reference \
             and ct.frame_of_reference != pet.frame_of_reference:
-        raise IngestError("geometry_mismatch", row.pet_path, "PET and CT have different FrameOfReferenceUIDs")
+        raise IngestError("geometry_mismatch", src["pet"], "PET and CT have different FrameOfReferenceUIDs")
     if not ct_grid.overlaps(Geometry.of(pet.image)):
-        raise IngestError("geometry_mismatch", row.pet_path, "PET and CT fields of view do not overlap")
+        raise IngestError("geometry_mismatch", src["pet"], "PET and CT fields of view do not overlap")
 
 
 def _on_grid(series: Series, ct_grid: Geometry, grid: Geometry) -> sitk.Image:
@@ -237,22 +264,6 @@ def _on_grid(series: Series, ct_grid: Geometry, grid: Geometry) -> sitk.Image:
     if grid is ct_grid:
         return series.image
     return grid.resample(series.image, sitk.sitkNearestNeighbor, series.image.GetPixelID(), 0)
-
-
-def _check_anatomy_labels(raw_root: Path, row: ManifestRow) -> None:
-    """The segmenter's label sidecar, when present, must name the structures our labels mean."""
-    sidecar = RawLayout.sidecar(raw_root / row.anatomy_path)
-    if not sidecar.is_file():
-        return
-    try:
-        names = json.loads(sidecar.read_text(encoding="utf-8"))
-    except ValueError:
-        raise IngestError("unreadable_file", RawLayout.sidecar(row.anatomy_path).as_posix(), "not JSON") from None
-    ours = label_names_json()
-    wrong = [k for k, v in names.items() if ours.get(str(k)) != v]
-    if wrong:
-        raise IngestError("anatomy_label_mismatch", RawLayout.sidecar(row.anatomy_path).as_posix(),
-                          f"{len(wrong)} labels name other structures than data_contracts.anatomy, e.g. {wrong[0]}")
 
 
 # ----------------------------------------------------------------------------------- volume writing
@@ -304,14 +315,14 @@ def _lesions(writer: store.StudyWriter, mask_image: sitk.Image, anatomy_image: s
     """Label connected components, write the instance map, and measure each lesion."""
     mask = sitk.GetArrayViewFromImage(mask_image)
     box = _foreground_box(mask)
-    if box is None:
-        raise IngestError("empty_mask", source, "the lesion mask has no foreground voxels")
+    out: list[Lesion] = []
+    if box is None:  # a lesion-free (normal) study: an all-zero instance map and no lesions
+        writer.create("lesions", grid)
+        return out
     labels, n = ndimage.label(mask[box] > 0, structure=CONNECTIVITY)
     sizes = np.bincount(labels.ravel(), minlength=n + 1)
     keep = np.flatnonzero(sizes >= min_voxels)
     keep = keep[keep > 0]
-    if keep.size == 0:
-        raise IngestError("empty_mask", source, f"no connected component has {min_voxels} or more voxels")
     if keep.size > np.iinfo(np.uint16).max:
         raise IngestError("too_many_lesions", source, f"{keep.size} components")
     remap = np.zeros(n + 1, dtype=np.uint16)
@@ -321,7 +332,6 @@ def _lesions(writer: store.StudyWriter, mask_image: sitk.Image, anatomy_image: s
 
     origin = np.array([s.start for s in box])
     anatomy = sitk.GetArrayViewFromImage(anatomy_image)[box] if anatomy_image is not None else None
-    out = []
     for i, sl in enumerate(ndimage.find_objects(instances), start=1):
         inside = instances[sl] == i  # this lesion's voxels within its own bounding box
         lo, hi = origin + [s.start for s in sl], origin + [s.stop for s in sl]
@@ -393,10 +403,9 @@ def _process(row: ManifestRow, settings: Settings, recipe: str) -> _Outcome:
     except IngestError as e:
         reason, source, detail = e.reason, e.source, e.detail
     except Exception as e:  # a defect nobody anticipated must not stop the delivery either
-        log.exception("unexpected failure ingesting %s", study_id)
-        layout = settings.raw
-        reason, source = "unexpected_error", layout.relative(layout.study_dir(row.study_key))
-        detail = f"{type(e).__name__}: {e}"[:300]
+        # No traceback in the log: its messages may carry raw paths; the line below names the error.
+        reason, source = "unexpected_error", study_id
+        detail = redact(f"{type(e).__name__}: {e}", row, study_id, settings.raw.root)[:300]
     store.discard(settings.store_url, study_id)
     log.warning("quarantined %s: %s (%s): %s", study_id, reason, source, detail)
     record = QuarantineRow(stage=STAGE, item=study_id, source=source, reason=reason, detail=detail,
@@ -412,8 +421,12 @@ def ingest_all(settings: Settings, raw_dir: Path | None = None, store_url: str |
     settings = settings.model_copy(update=overrides) if overrides else settings
     manifest_path = settings.raw.manifest
     if not manifest_path.is_file():
-        raise FileNotFoundError(f"no manifest at {manifest_path}")
-    rows: list[ManifestRow] = MANIFEST.records(MANIFEST.read(manifest_path), source=str(manifest_path))
+        raise PrerequisiteError("no manifest.csv in the drop folder", path=str(manifest_path),
+                                reason="missing_manifest", hint="point --raw at a delivery (petcap synth writes one)")
+    checked = read_manifest(manifest_path, settings.pseudonym_key)  # bad rows rejected, the rest go on
+    rows = checked.rows
+    for q in checked.rejected:
+        log.warning("rejected manifest row %s: %s: %s", q.source, q.reason, q.detail)
     recipe = recipe_hash(settings)
     t0 = time.perf_counter()
     store.open_root(settings.store_url, writable=True)  # create the root once, before workers race to
@@ -423,17 +436,19 @@ def ingest_all(settings: Settings, raw_dir: Path | None = None, store_url: str |
         for future in tqdm(as_completed(futures), total=len(futures), desc="ingest", unit="study",
                            disable=not progress):
             outcomes.append(future.result())
-    _write_tables(settings, outcomes)
+    _write_tables(settings, outcomes, checked.rejected)
     kinds = [o.kind for o in outcomes]
     return IngestSummary(
-        ingested=kinds.count("ingested"), skipped=kinds.count("skipped"), quarantined=kinds.count("quarantined"),
+        ingested=kinds.count("ingested"), skipped=kinds.count("skipped"),
+        quarantined=kinds.count("quarantined") + len(checked.rejected),
         seconds=time.perf_counter() - t0,
         study_seconds={o.study_id: o.seconds for o in outcomes if o.kind == "ingested"},
-        quarantine=sorted((o.quarantine for o in outcomes if o.quarantine), key=lambda q: q.item),
+        quarantine=sorted([*(o.quarantine for o in outcomes if o.quarantine), *checked.rejected],
+                          key=lambda q: q.item),
     )
 
 
-def _write_tables(settings: Settings, outcomes: list[_Outcome]) -> None:
+def _write_tables(settings: Settings, outcomes: list[_Outcome], rejected: list[QuarantineRow]) -> None:
     """Replace this run's studies' rows in the three tables; keep all other rows (other deliveries, stages)."""
     done = {o.study_id for o in outcomes}
     results = [o.result for o in outcomes if o.result is not None]
@@ -451,5 +466,9 @@ def _write_tables(settings: Settings, outcomes: list[_Outcome]) -> None:
 
     path = settings.table_path("quarantine")
     quarantine = keep(QUARANTINE, path, lambda r: r.stage == STAGE and r.item in done)
-    quarantine += [o.quarantine for o in outcomes if o.quarantine is not None]
+    # A rejected manifest row replaces its own earlier record (a rerun adds no duplicate); a study already in
+    # the store under a now-rejected key stays there and in the tables.
+    again = {(q.item, q.source) for q in rejected}
+    quarantine = [q for q in quarantine if not (q.stage == STAGE and (q.item, q.source) in again)]
+    quarantine += [o.quarantine for o in outcomes if o.quarantine is not None] + rejected
     QUARANTINE.write(QUARANTINE.frame(sorted(quarantine, key=lambda r: (r.stage, r.item, r.at))), path)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import nibabel as nib
@@ -28,22 +28,19 @@ from pydicom.errors import InvalidDicomError
 from pydicom.valuerep import DA, DT, TM
 
 from data_contracts.settings import RawLayout
+from tasks.ingest.errors import IngestError
+from tasks.ingest.integrity import (
+    check_in_plane_consistency,
+    check_label_values,
+    check_nifti_size,
+    check_pixel_data,
+    check_rescale,
+)
 from data_contracts.geometry import Geometry
 
 # Half-lives (s) by radionuclide as BIDS TracerRadionuclide spells them (also accepted: "18F", "F-18").
 HALF_LIFE_S = {"F18": 6586.2, "GA68": 4062.6, "C11": 1223.4, "N13": 597.9, "O15": 122.2, "CU64": 45720.0,
                "ZR89": 282276.0}
-
-
-class IngestError(Exception):
-    """A raw study that cannot be ingested: a short reason code, the file at fault and what is wrong."""
-
-    def __init__(self, reason: str, source: str, detail: str):
-        super().__init__(f"{source}: {reason}: {detail}")
-        self.reason, self.source, self.detail = reason, source, detail
-
-    def __reduce__(self):  # picklable with its fields, so it crosses Dask / process-pool boundaries
-        return type(self), (self.reason, self.source, self.detail)
 
 
 @dataclass(frozen=True)
@@ -81,6 +78,7 @@ def _short(err: BaseException) -> str:
 def read_nifti(path: Path, source: str, missing_reason: str, pixel_type: int | None = None) -> Series:
     if not path.is_file():
         raise IngestError(missing_reason, source, "file not found")
+    check_nifti_size(path, source)  # ITK would read the missing tail as zeros
     try:
         image = sitk.ReadImage(str(path)) if pixel_type is None else sitk.ReadImage(str(path), pixel_type)
     except RuntimeError as e:
@@ -140,18 +138,21 @@ def read_dicom_series(folder: Path, source: str, modality: str, missing_reason: 
     headers: list[pydicom.Dataset] = []
     for f in files:
         rel = f"{source}/{f.name}"
-        try:
-            ds = pydicom.dcmread(f, stop_before_pixels=True)
+        try:  # pixel data deferred: its length and offset are read, its bytes are not
+            ds = pydicom.dcmread(f, defer_size=1024)
             ds.SeriesInstanceUID, ds.ImagePositionPatient  # noqa: B018 - raise if absent
         except (InvalidDicomError, AttributeError, EOFError, OSError, ValueError, KeyError) as e:
             raise IngestError("corrupt_dicom", rel, f"not a readable DICOM image: {_short(e)}") from None
         if ds.get("Modality") != modality:
             raise IngestError("wrong_modality", rel, f"Modality {ds.get('Modality')!r}, expected {modality!r}")
+        check_pixel_data(ds, f, rel)
+        check_rescale(ds, rel)
         headers.append(ds)
     if len({ds.SeriesInstanceUID for ds in headers}) > 1:
         raise IngestError("multiple_series", source, "the folder holds more than one DICOM series")
     if len({ds.get("PatientID") for ds in headers}) > 1:
         raise IngestError("patient_mismatch", source, "slices of one series carry different PatientIDs")
+    check_in_plane_consistency(headers, source)
     _check_slice_spacing(headers, source)
 
     names = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), headers[0].SeriesInstanceUID)
@@ -216,15 +217,19 @@ def pet_quant_from_dicom(ds: pydicom.Dataset, source: str) -> PetQuant:
         injection = DT(info.RadiopharmaceuticalStartDateTime).replace(tzinfo=None)
     else:
         injection = _dicom_datetime(ds.get("SeriesDate"), info.RadiopharmaceuticalStartTime)
-        if injection and series_start and injection > series_start:  # injected the evening before
-            injection -= timedelta(days=1)
+        if injection and series_start and injection > series_start:
+            # A clock time after the scan with no date is an error, not "the evening before" (that reading
+            # made a 23.9 h uptake and SUV x5000 out of a typo).
+            raise IngestError("implausible_uptake", source,
+                              f"RadiopharmaceuticalStartTime {info.RadiopharmaceuticalStartTime} is after SeriesTime "
+                              f"{ds.get('SeriesTime')} and no RadiopharmaceuticalStartDateTime gives its date")
     if series_start is None or injection is None:
         raise IngestError("missing_suv_tags", source, "PET header lacks SeriesDate/SeriesTime")
     if dose <= 0 or half_life <= 0:
         raise IngestError("missing_suv_tags", source, "RadionuclideTotalDose and RadionuclideHalfLife must be > 0")
     uptake_s = (series_start - injection).total_seconds()
-    if not 0 < uptake_s < 24 * 3600:
-        raise IngestError("invalid_suv_tags", source, f"injection to scan start is {uptake_s / 60:.1f} min")
+    if uptake_s <= 0:
+        raise IngestError("implausible_uptake", source, f"injection to scan start is {uptake_s / 60:.1f} min")
     decay = str(ds.get("DecayCorrection", "")).upper()
     if units == "GML":
         factor = 1.0
@@ -261,9 +266,11 @@ def pet_quant_from_sidecar(meta: dict, source: str) -> PetQuant:
     except (KeyError, TypeError, ValueError) as e:
         raise IngestError("invalid_suv_tags", source, f"unusable dose/weight/time field: {_short(e)}") from None
     uptake_s = scan_start - injection_start
-    if dose_mbq <= 0 or weight <= 0 or not 0 < uptake_s < 24 * 3600:
-        raise IngestError("invalid_suv_tags", source,
-                          f"dose {dose_mbq:g} MBq, weight {weight:g} kg, uptake {uptake_s / 60:.1f} min")
+    if dose_mbq <= 0 or weight <= 0:
+        raise IngestError("invalid_suv_tags", source, f"dose {dose_mbq:g} MBq, weight {weight:g} kg")
+    if uptake_s <= 0:
+        raise IngestError("implausible_uptake", source, f"InjectionStart {injection_start:g} s is not before "
+                                                        f"ScanStart {scan_start:g} s")
     if key in _SUV_UNITS:
         factor = 1.0
     elif key in _CONC_TO_BQML:
@@ -334,14 +341,21 @@ def read_pet(path: Path, source: str) -> tuple[Series, PetQuant]:
     return series, quant
 
 
-def read_mask(path: Path, source: str, missing_reason: str, pixel_type: int) -> Series:
-    """A label image (lesion mask, anatomy) in the given integer pixel type."""
+def read_mask(path: Path, source: str, missing_reason: str, pixel_type: int, binary: bool = False) -> Series:
+    """A label image (lesion mask, anatomy) as ``pixel_type``, its values checked in the file's own dtype first
+    (never wrapped: a label the type cannot hold is ``label_out_of_range``). ``binary``: every nonzero label
+    becomes 1 (a lesion mask, binary or instance-labelled)."""
     series = read_nifti(path, source, missing_reason)
     image = series.image
-    if image.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
-        a = sitk.GetArrayViewFromImage(image)
-        if not np.all(np.isfinite(a)) or np.any(a < 0) or np.any(a != np.rint(a)):
-            raise IngestError("unreadable_file", source, "label image holds non-integer values")
-    if image.GetPixelID() != pixel_type:
+    values = sitk.GetArrayViewFromImage(image)
+    # A binary mask takes any non-negative integer label; a label map must fit ``pixel_type``.
+    check_label_values(values, source, np.iinfo(np.uint64).max if binary else np.iinfo(_INT_TYPES[pixel_type]).max)
+    if binary:
+        series.image = sitk.Cast(sitk.NotEqual(image, 0), pixel_type)
+    elif image.GetPixelID() != pixel_type:
         series.image = sitk.Cast(image, pixel_type)
     return series
+
+
+_INT_TYPES = {sitk.sitkUInt8: np.uint8, sitk.sitkUInt16: np.uint16, sitk.sitkUInt32: np.uint32,
+              sitk.sitkInt16: np.int16, sitk.sitkInt32: np.int32}

@@ -1,6 +1,7 @@
 """The volume store: one Zarr v3 group per ingested study, on a local path or any fsspec URL.
 
-Layout of ``<store>/<study pseudonym>/``:
+Layout of ``<store>/<study pseudonym>/<version>/`` (``version`` = ``v1``, ``v2``, … named by the study group's
+``version`` attribute; the arrays of the current version):
 
 * ``ct``      int16   HU                     (z, y, x) on the CT grid (or the configured CT spacing)
 * ``pet``     float32 SUVbw                  on the CT grid by default, or on the configured PET spacing
@@ -10,8 +11,15 @@ Layout of ``<store>/<study pseudonym>/``:
 Every array carries its own grid in its attributes (``shape`` (z, y, x); ``spacing`` and ``origin`` (x, y, z) mm
 LPS; ``direction`` row-major 3x3 — ITK order, see ``data_contracts.geometry``) and ``units``. The group's
 attributes hold the study record, its lesion records, vendor, tracer, the content hash of the raw inputs, the
-ingestion recipe, the taxonomy/anatomy versions, and — written last, in the same write — the completion
-marker. A group without the marker is an interrupted write: readers treat it as absent, ingestion rewrites it.
+ingestion recipe, the taxonomy/anatomy versions, the current ``version`` and — written last, in the same write —
+the completion marker. A group without the marker is an interrupted write: readers treat it as absent, ingestion
+rewrites it.
+
+Re-ingesting a changed study commits before it retires: the new arrays go into the next version's subgroup while
+the old version stays complete and readable, one attribute write switches ``version`` (and the record) to the new
+one, and only then is the old subgroup deleted. A kill at any point leaves either the old or the new study whole;
+a stale version left by a kill is removed by the next write. (Groups of layout format 1 hold their arrays at the
+study level; they are read as they are and retired the same way.)
 
 Arrays are chunked (``settings.ingest.chunks``) and compressed, so later stages read patches without loading
 whole volumes: ``open_study`` returns lazy ``zarr.Array`` handles.
@@ -38,6 +46,7 @@ from data_contracts.volume_store import (  # noqa: F401 - the readers, re-export
     MARKER,
     UNITS,
     StoredStudy,
+    arrays_group,
     completed,
     list_studies,
     open_root,
@@ -79,13 +88,24 @@ def compressors(settings: IngestSettings) -> list:
 
 
 class StudyWriter:
-    """Writes one study group: any old group is removed, arrays are written, the marker comes last."""
+    """Writes one study's next version beside the current one; ``commit`` switches to it, then retires the old."""
 
     def __init__(self, store_url: str, study_id: str, settings: IngestSettings):
-        discard(store_url, study_id)  # an old or interrupted group, including chunks without metadata
+        self.store_url, self.study_id, self.settings = store_url, study_id, settings
         root = open_root(store_url, writable=True)
-        self.group = root.create_group(study_id, attributes={"format": FORMAT})
-        self.settings = settings
+        if study_id in root and not isinstance(root[study_id], zarr.Group):
+            discard(store_url, study_id)
+        self.study = root[study_id] if study_id in root else root.create_group(study_id, attributes={"format": FORMAT})
+        attrs = dict(self.study.attrs)
+        self.current = attrs.get("version") if attrs.get(MARKER) else None
+        legacy = attrs.get(MARKER) and "version" not in attrs  # a format-1 group: arrays at the study level
+        for name, _ in list(self.study.members(max_depth=0)):
+            if name != self.current and not (legacy and name in UNITS):
+                discard(store_url, f"{study_id}/{name}")  # a version an interrupted write left behind
+        self.retire = [self.current] if self.current else [n for n in UNITS if legacy and n in self.study]
+        number = int(self.current[1:]) + 1 if self.current else 1
+        self.version = f"v{number}"
+        self.group = self.study.create_group(self.version, attributes={"format": FORMAT})
 
     def create(self, name: str, geometry: Geometry) -> zarr.Array:
         """An empty (all-zero, nothing stored yet) array on ``geometry``; fill it by slices."""
@@ -97,6 +117,10 @@ class StudyWriter:
         )
 
     def commit(self, attrs: dict[str, Any]) -> None:
-        """Write the group attributes with the completion marker in one (atomic) metadata write."""
+        """One (atomic) metadata write: the record, the new version and the completion marker; then the old
+        version is retired."""
         marker = {"at": datetime.now(timezone.utc).isoformat(), "format": FORMAT}
-        self.group.attrs.update({**attrs, "format": FORMAT, MARKER: marker})
+        self.study.attrs.update({**attrs, "format": FORMAT, "version": self.version, MARKER: marker})
+        for name in self.retire:
+            discard(self.store_url, f"{self.study_id}/{name}")
+

@@ -16,8 +16,7 @@ import numpy as np
 
 from data_contracts.records import Lesion
 from data_contracts.settings import Settings
-from data_contracts.tables import ManifestRow
-from tasks.ingest import IngestedStudy, IngestError, ingest_study, study_pseudonym
+from tasks.ingest import IngestedStudy, ingest_study
 from tasks.new_study.header import describe_study
 from tasks.patches.resample import Request, StudyJob, compute_study
 from tasks.patches.store import fields_of_view
@@ -49,17 +48,11 @@ def ingest_new_study(study_dir: Path | str, out_dir: Path | str, settings: Setti
     row = describe_study(study_dir, vendor, tracer)
     local = serving_settings(settings, Path(study_dir), Path(out_dir))
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    try:
-        return ingest_study(row, local), local
-    except IngestError as e:
-        if e.reason != "empty_mask":
-            raise
-        return no_lesions(row, local, e), local
-
-
-def no_lesions(row: ManifestRow, settings: Settings, error: IngestError) -> NoLesions:
-    return NoLesions(study_pseudonym(row.study_key, settings.pseudonym_key), row.vendor.value, row.tracer.value,
-                     str(getattr(error, "detail", "") or error))
+    ingested = ingest_study(row, local)
+    if not ingested.lesions:  # ingestion takes an empty mask as a normal study with zero lesions
+        return NoLesions(ingested.study.study_id, row.vendor.value, row.tracer.value,
+                         "the lesion mask has no lesion instance"), local
+    return ingested, local
 
 
 def study_patches(settings: Settings, store_url: str, study_id: str,

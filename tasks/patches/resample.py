@@ -51,6 +51,8 @@ from dataclasses import dataclass
 import numpy as np
 import zarr
 
+from data_contracts.volume_store import arrays_group
+
 CHANNELS = ("ct", "pet", "mask")  # patch channel order
 SOURCE = {"ct": "ct", "pet": "pet", "mask": "lesions"}  # channel -> volume array it is sampled from
 ARRAYS = ("ct", "pet", "lesions")
@@ -663,7 +665,7 @@ def sweep(job: StudyJob, on_patch) -> tuple[int, int]:
 
 
 def _sweep(job: StudyJob, on_patch) -> tuple[int, int]:
-    group = _open(job.volume_store)[job.study_id]
+    group = arrays_group(_open(job.volume_store)[job.study_id])  # the study's current version
     arrays = {name: group[name] for name in ARRAYS}
     plan = plan_study(job, arrays)
     pending = list(range(len(job.requests)))
@@ -757,7 +759,7 @@ def compute_study(job: StudyJob) -> dict[int, dict[str, np.ndarray]]:
 
 def touched_chunks(job: StudyJob) -> dict[str, set[tuple[int, int, int]]]:
     """The chunks of each volume array that the patches of ``job`` need (the benchmark's decode floor)."""
-    group = _open(job.volume_store)[job.study_id]
+    group = arrays_group(_open(job.volume_store)[job.study_id])  # the study's current version
     arrays = {name: group[name] for name in ARRAYS}
     plan = plan_study(job, arrays)
     out: dict[str, set[tuple[int, int, int]]] = {name: set() for name in ARRAYS}

@@ -31,6 +31,7 @@ from data_contracts.records import StructuredFinding, TextSpan
 from data_contracts.settings import RawLayout
 from data_contracts.structured_report import StructuredReport
 from data_contracts.tables import MANIFEST, REPORT_TRUTH
+from tasks.ingest.report_text import read_report_text
 
 FIELDS = ("finding", "location", "laterality", "ct_finding", "pet_finding", "suv_max", "size_mm")
 OVERALL = "overall"
@@ -198,6 +199,6 @@ def load_cases(raw: RawLayout) -> list[EvalCase]:
             raise FileNotFoundError(f"{path}: report named in the manifest is missing")
         rows = sorted(by_key.get(row.study_key, []), key=lambda r: r.finding_index)
         style = rows[0].style if rows else "unknown"
-        cases.append(EvalCase(row.study_key, path.read_text(encoding="utf-8"), row.tracer,
+        cases.append(EvalCase(row.study_key, read_report_text(path, row.report_path), row.tracer,
                               tuple(r.finding for r in rows), style))
     return cases

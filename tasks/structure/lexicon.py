@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 
-from data_contracts import taxonomy
+from data_contracts import hierarchy, taxonomy
 from data_contracts.findings import (
     CT_FINDINGS,
     UPTAKE_SYNONYMS,
@@ -107,19 +107,26 @@ _EXTRA_TERMS: dict[str, tuple[str, ...]] = {
     "cecal": ("colon",), "caecal": ("colon",), "ascending colon": ("colon",), "descending colon": ("colon",),
     "transverse colon": ("colon",), "hepatic flexure": ("colon",), "splenic flexure": ("colon",),
     "splenic hilum": ("spleen",),
-    "prostate bed": ("prostate",), "prostatic fossa": ("prostate",), "prostate fossa": ("prostate",),
     "uncinate process": ("pancreas",), "pancreatic neck": ("pancreas",),
     "thyroid bed": ("thyroid",), "gastro-oesophageal junction": ("esophagus",),
     "gastroesophageal junction": ("esophagus",), "GEJ": ("esophagus",), "GOJ": ("esophagus",),
     "aorto-pulmonary window": ("ln_mediastinal_5",), "aorto pulmonary window": ("ln_mediastinal_5",),
     "inter-aortocaval": ("ln_retroperitoneal_aortocaval",), "lingular": ("lung_lul",),
+    "aorticopulmonary": ("ln_mediastinal_5",), "aortico-pulmonary": ("ln_mediastinal_5",),
     "peri-aortic": ("ln_retroperitoneal_paraaortic",), "para-aortic retroperitoneal":
         ("ln_retroperitoneal_paraaortic",),
-    "gastrohepatic ligament": ("ln_porta_hepatis",), "NP": ("nasopharynx",),
+    "gastrohepatic ligament": ("ln_gastric",), "NP": ("nasopharynx",),
     # Not locations: phrases that contain a location word but mean something else ("small bowel" is not
     # the colon, the blood pool is a reference region). An empty tuple consumes the words.
-    "small bowel": (), "blood pool": (), "mediastinal blood pool": (), "renal excretion": (),
+    "blood pool": (), "mediastinal blood pool": (), "renal excretion": (),
     "urinary excretion": (), "bladder activity": (), "L4/5": (), "L5/S1": (), "L4-5": (), "L5-S1": (),
+    "bone scan": (), "bone scintigraphy": (), "bone window": (), "lung window": (), "mediastinal window": (),
+    "head and neck": (), "head & neck": (), "liver background": (), "background liver": (),
+    "hepatic background": (), "normal liver": (), "liver reference": (), "mediastinal reference": (),
+    "thoracic surgery": (), "bone metabolism": (), "bone scintigram": (), "lung cancer screening": (),
+    "lymph node station": (), "T1 hypointense": (), "T1 hyperintense": (), "T2 hyperintense": (),
+    "T2 hypointense": (), "T1-weighted": (), "T2-weighted": (), "T1W": (), "T2W": (), "T1 signal": (),
+    "T2 signal": (),
 }
 _EXTRA_STEMS: dict[str, str] = {
     "jugulodigastric": "ln_cervical_ii", "upper jugular": "ln_cervical_ii", "submandibular": "ln_cervical_i",
@@ -127,7 +134,7 @@ _EXTRA_STEMS: dict[str, str] = {
     "lower jugular": "ln_cervical_iv", "low jugular": "ln_cervical_iv", "posterior triangle":
         "ln_cervical_v", "spinal accessory": "ln_cervical_v", "posterior cervical": "ln_cervical_v",
     "supraclavicular fossa": "ln_supraclavicular", "axillary region": "ln_axillary",
-    "hila": "ln_hilar", "interlobar": "ln_hilar", "station 11": "ln_hilar", "ilia": "ilium",
+    "hila": "ln_hilar", "interlobar": "ln_hilar", "perihilar": "ln_hilar", "subhilar": "ln_hilar", "station 11": "ln_hilar", "ilia": "ilium",
     "humeri": "humerus", "femora": "femur", "proximal humeri": "humerus", "proximal femora": "femur",
     "iliac crests": "ilium", "pubic bones": "pubis", "ischia": "ischium",
     "iliac wing": "ilium", "hemithoraces": "pleura", "pleurae": "pleura",
@@ -137,7 +144,7 @@ _EXTRA_STEMS: dict[str, str] = {
     "intertrochanteric": "femur", "subtrochanteric": "femur", "femoral head": "femur",
     "acromion": "scapula", "coracoid": "scapula", "scapular body": "scapula",
     "lung base": "lung_lower", "lung apex": "lung_upper", "upper lobe of the": "lung_upper",
-    "upper paratracheal": "station_2", "lower paratracheal": "station_4", "paratracheal": "station_4",
+    "upper paratracheal": "station_2", "lower paratracheal": "station_4",
     "pubic rami": "pubis", "inferior pubic ramus": "pubis",
     "int iliac": "ln_internal_iliac", "int. iliac": "ln_internal_iliac", "ext iliac": "ln_external_iliac",
     "ext. iliac": "ln_external_iliac", "com iliac": "ln_common_iliac", "common iliac artery": "ln_common_iliac",
@@ -182,6 +189,9 @@ def _extra_terms() -> dict[str, tuple[str, ...]]:
     return out
 
 
+# Nodes whose names are too generic to mark a place on their own ("lymph node" is said of every nodal site).
+_NO_TERMS = frozenset({"lymph_nodes", "soft_tissue"})
+
 # Terms that name two locations; the extractor picks one from context (see ``AMBIGUOUS_CONTEXT``).
 _AMBIGUOUS: dict[str, tuple[str, ...]] = {
     "S1": ("sacrum", "liver_s1"),  # the first sacral vertebra, or Couinaud segment I
@@ -200,6 +210,7 @@ class LocationLexicon:
     pattern: re.Pattern
     terms: dict[str, tuple[str, ...]]  # key → location ids (one, several when ambiguous, none: not a place)
     stems: dict[str, dict[Laterality, str]]  # key → the left and right location ids
+    unsided: dict[str, str]  # stem key → the node a side-free mention names (the pair's common ancestor)
 
 
 @cache
@@ -207,14 +218,20 @@ def locations() -> LocationLexicon:
     terms: dict[str, tuple[str, ...]] = {}
     stems: dict[str, dict[Laterality, str]] = {}
     phrases: list[str] = []
-    for loc in taxonomy.locations():
+    for loc in taxonomy.by_id().values():  # the localizer classes first, then the hierarchy's other nodes
+        if hierarchy.is_open(loc.id) or loc.id in _NO_TERMS:
+            continue
+        if loc.laterality in (Laterality.midline, Laterality.unspecified):
+            for t in loc.terms:
+                terms.setdefault(key(t), (loc.id,))
+                phrases.append(t)
+            continue
         for t in loc.terms:
             terms.setdefault(key(t), (loc.id,))
             phrases.append(t)
-        if loc.laterality is not Laterality.midline:
-            for s in loc.stems:
-                stems.setdefault(key(s), {})[loc.laterality] = loc.id
-                phrases.append(s)
+        for s in loc.stems:
+            stems.setdefault(key(s), {})[loc.laterality] = loc.id
+            phrases.append(s)
     for phrase, ids in _extra_terms().items():
         terms[key(phrase)] = ids
         phrases.append(phrase)
@@ -231,9 +248,12 @@ def locations() -> LocationLexicon:
     for ids in terms.values():
         for lid in ids:
             taxonomy.get(lid)
-    # A phrase that is a complete term and also a stem ("middle lobe") is read as the term.
+    # A phrase that is a complete term and also a stem: a stem of a pair ("rib", "kidney", "cervical lymph
+    # node") names a side or, side-free, the pair's common ancestor; a one-sided stem ("middle lobe") is the term.
+    terms = {k: v for k, v in terms.items() if not (k in stems and len(stems[k]) == 2)}
     stems = {k: v for k, v in stems.items() if k not in terms}
-    return LocationLexicon(compile_phrases(phrases), terms, stems)
+    unsided = {k: hierarchy.common_ancestor(v.values()) for k, v in stems.items() if len(v) == 2}
+    return LocationLexicon(compile_phrases(phrases), terms, stems, unsided)
 
 
 _LEVEL_NUMERAL = r"(?:XII|XI|X|IX|VIII|VII|VI|IV|V|III|II|I|1[0-2]|[1-9])"
@@ -246,6 +266,14 @@ _RIB_LIST = re.compile(
     r"(?<![A-Za-z0-9])(?P<list>(?:(?:\d{1,2}(?:st|nd|rd|th)|" + "|".join(_ORDINAL_WORDS) + r")"
     r"\s*(?:,|and|&|/|-|\u2013|to)\s*)+)(?=(?:\d{1,2}(?:st|nd|rd|th)|" + "|".join(_ORDINAL_WORDS) + r")"
     r"[\s-]+(?:ribs?|costal))", re.IGNORECASE)
+
+
+# Two qualifiers sharing one head word: the first names a place of its own.
+_SHARED_HEAD = re.compile(
+    r"(?<![A-Za-z])(?:(?P<a>supra|infra)[\s-]*(?:and|&|/|or)\s*(?:infra|supra)(?P<head>[a-z]+)"
+    r"|(?P<a2>external|internal|common|upper|lower|middle|anterior|posterior)\s+(?:and|&|/|or)\s+"
+    r"(?:external|internal|common|upper|lower|middle)\s+(?P<head2>iliac|paratracheal|lobe|jugular))",
+    re.IGNORECASE)
 
 
 def _roman_value(token: str) -> int:
@@ -273,6 +301,16 @@ def _list_hits(text: str) -> list[Hit]:
             values.append(v)
             out.append(Hit(pos, pos + len(t.group("n")), t.group("n"),
                            ("stem", lex.stems[key(f"level {_ROMAN[v - 1]}")])))
+    for m in _SHARED_HEAD.finditer(text):  # "supra- and infraclavicular", "external and common iliac"
+        a = "a" if m.group("a") else "a2"
+        glue = "" if a == "a" else " "
+        phrase = m.group(a) + glue + (m.group("head") or m.group("head2"))
+        ids = _lookup(lex.terms, phrase)
+        sides = None if ids is not None else _lookup(lex.stems, phrase)
+        if ids:
+            out.append(Hit(m.start(a), m.end(a), m.group(a), ("term", ids)))
+        elif sides:
+            out.append(Hit(m.start(a), m.end(a), m.group(a), ("stem", sides), {"plural": False, "dual": False}))
     for m in _RIB_LIST.finditer(text):
         for t in re.finditer(r"\d{1,2}(?:st|nd|rd|th)|" + "|".join(_ORDINAL_WORDS), m.group("list"), re.IGNORECASE):
             word = t.group(0).lower()
@@ -283,6 +321,19 @@ def _list_hits(text: str) -> list[Hit]:
     return out
 
 
+# Words that name one spot inside a coarse node that has no finer node for it ("prevascular", "precarinal"):
+# two such spots in one sentence are two places, and a finer place named beside them does not absorb them.
+SPOT_WORDS = re.compile(r"(?:prevascular|precarinal|pretracheal|retrotracheal|anterior\s+mediastinal|"
+                        r"posterior\s+mediastinal|superior\s+mediastinal|perihilar|subhilar|retrocrural|"
+                        r"intrapulmonary\s+(?:lymph\s+)?nodes?)s?", re.IGNORECASE)
+
+# Plurals that name both of a pair ("the hila", "both adrenals"); "hilar nodes" or "ribs" name the group.
+DUAL_PLURAL = re.compile(r"^(?:hila|axillae|adrenals|adrenal[\s-]+glands|kidneys|breasts|ilia|femora|humeri|"
+                         r"parotids|parotid[\s-]+glands|tonsils|ovaries|testes|pleurae|hemithoraces|clavicles|"
+                         r"scapulae|iliac[\s-]+bones|iliac[\s-]+crests|proximal[\s-]+femora|proximal[\s-]+humeri)$",
+                         re.IGNORECASE)
+
+
 def find_locations(text: str) -> list[Hit]:
     """Location phrases: ``value`` is ("term", ids) or ("stem", {side: id})."""
     lex = locations()
@@ -291,12 +342,14 @@ def find_locations(text: str) -> list[Hit]:
         matched = m.group(0)
         ids = _lookup(lex.terms, matched)
         if ids is not None:
-            hits.append(Hit(m.start(), m.end(), matched, ("term", ids)))
+            spot = len(ids) == 1 and not hierarchy.is_leaf(ids[0]) and SPOT_WORDS.fullmatch(matched) is not None
+            hits.append(Hit(m.start(), m.end(), matched, ("term", ids), {"spot": spot}))
             continue
         plural: list[bool] = []
         sides = _lookup(lex.stems, matched, plural)
         if sides is not None:
-            hits.append(Hit(m.start(), m.end(), matched, ("stem", sides), {"plural": plural[0]}))
+            dual = DUAL_PLURAL.match(matched) is not None
+            hits.append(Hit(m.start(), m.end(), matched, ("stem", sides), {"plural": plural[0], "dual": dual}))
     return sorted(hits, key=lambda h: h.start)
 
 
@@ -305,17 +358,18 @@ SIDE_WORDS = re.compile(
     r"(?P<word>(?<![A-Za-z])(?:right|left)(?:[\s-]*sided)?(?![A-Za-z]))"
     r"|(?P<abbr>(?<![A-Za-z])(?:rt|lt)\.?(?![A-Za-z]))"
     r"|(?P<letter>(?<![A-Za-z0-9/])(?-i:R|L)\.?(?=\s))"
-    r"|(?P<both>(?<![A-Za-z])(?:bilateral(?:ly)?|both|b/l)(?![A-Za-z]))"
+    r"|(?P<both>(?<![A-Za-z])(?:bilateral(?:ly)?|both|each|b/l|symmetric(?:al)?(?:ly)?)(?![A-Za-z]))"
     r"|(?P<ipsi>(?<![A-Za-z])ipsilateral(?![A-Za-z]))"
     r"|(?P<contra>(?<![A-Za-z])contralateral(?![A-Za-z]))",
     re.IGNORECASE,
 )
 # After a stem: "level II nodes on the left", "axilla (right)", "hilar nodes bilaterally".
 SIDE_AFTER = re.compile(
-    r"^(?:[\s-]*(?:lymph|nodes?|nodal|lesions?|masses|mass|nodules?|region|area|group|chain|stations?))*"
-    r"\s*(?:,\s*|\(\s*|\s+(?:on|in|at)\s+the\s+|\s+of\s+the\s+)?"
+    r"^(?:[\s-]*(?:lymph|nodes?|nodal|lesions?|masses|mass|nodules?|region|area|group|chain|stations?|"
+    r"involvement|thickening|disease|deposits?|metastas[ie]s|uptake|activity|nodularity|implants?))*"
+    r"\s*(?:,\s*|\(\s*|\s+(?:on|in|at|of)\s+(?:the\s+)?)?"
     r"(?P<side>right|left|(?-i:R|L)|bilaterally|on both sides|both sides)(?:\s*(?:side|lung|hemithorax))?"
-    r"(?=\s*[).,;:]|\s*$|\s+(?:and|with|measuring|showing|demonstrating)\b)",
+    r"(?=\s*[().,;:]|\s*$|\s+(?:and|with|measuring|showing|demonstrating)\b)",
     re.IGNORECASE,
 )
 
@@ -339,9 +393,16 @@ def find_sides(text: str) -> list[Hit]:
     out = []
     for m in SIDE_WORDS.finditer(text):
         kind = m.lastgroup
+        if _IMAGE_POSITION.search(text[max(0, m.start() - 12):m.start()]):
+            continue  # "(top left)", "[bottom right]": where a figure panel is, not a side of the body
+        word = m.group(0).lower()
         out.append(Hit(m.start(), m.end(), m.group(0), side_of(m.group(0)),
-                       {"adjacent_only": kind in ("letter", "abbr") or m.group(0).lower() == "both"}))
+                       {"adjacent_only": kind in ("letter", "abbr") or word in ("both", "each") or word.startswith(
+                           ("bilateral", "symmetric"))}))
     return out
+
+
+_IMAGE_POSITION = re.compile(r"[(\[,]\s*(?:top|bottom|upper|lower|middle|far)\s+$", re.IGNORECASE)
 
 
 # ------------------------------------------------------------------------------------------- CT findings
@@ -478,7 +539,11 @@ def find_grades(text: str) -> list[Hit]:
 
 # ------------------------------------------------------------------------------------------- SUV, size
 _NUM = r"\d{1,3}(?:[.,]\d{1,2})?"
-_SUV_LABEL = (r"(?:SUV[\s_-]*[(\[]\s*max\s*[)\]]|SUV[\s_-]*max(?:imum)?|max(?:imum|\.)?[\s-]*SUV|"
+_SUV_LABEL = (r"(?:SUVm[aá]x(?![A-Za-z])|S\s?U\s?V\s?m\s?a\s?x(?![A-Za-z])|"  # "S U V m a x" (text extracted from a PDF)
+              r"max(?:imum|\.)?[\s-]+standardi[sz]ed[\s-]+uptake[\s-]+values?(?:\s*\(\s*SUV\s*(?:max)?\s*\))?|"
+              r"standardi[sz]ed[\s-]+uptake[\s-]+values?[\s-]*(?:\(\s*SUV\s*\)\s*)?max(?:imum)?|"
+              r"standardi[sz]ed[\s-]+uptake[\s-]+values?(?:\s*\(\s*SUV\s*\))?(?![\s-]*(?:mean|peak|ratio))|"
+              r"SUV[\s_-]*[(\[]\s*max\s*[)\]]|SUV[\s_-]*max(?:imum)?|max(?:imum|\.)?[\s-]*SUV|"
               r"SUV(?![\s_-]*(?:mean|peak|avg|average|lbm|ratio|r\b|ref))(?![A-Za-z]))")
 _SUV = re.compile(
     _B + _SUV_LABEL
@@ -499,10 +564,15 @@ def _num(s: str) -> float:
     return float(s.replace(",", "."))
 
 
+_SPACED_DECIMAL = re.compile(r"(?<=[=:])(\s{0,3}\d{1,2}),\s(\d{1,2})(?=\s*\))")
+
+
 def find_suv(text: str) -> list[Hit]:
     """SUVmax values in every common spelling; ``value`` is the number. Prior values ("previously SUVmax
-    5.1", "from 5.1 to 8.2" → 8.2) are dropped; lists ("SUVmax 8.2 and 6.1") give one hit per number."""
+    5.1", "from 5.1 to 8.2" → 8.2) are dropped; lists ("SUVmax 8.2 and 6.1") give one hit per number.
+    A decimal comma spaced apart by a PDF dump ("SUV max = 2, 1)") is one number."""
     out = []
+    text = _SPACED_DECIMAL.sub(lambda d: f"{d.group(1)}.{d.group(2)} ", text)  # same length: offsets hold
     for m in _SUV.finditer(text):
         before = text[max(0, m.start() - 30):m.start()]
         conn = m.group("conn") or ""
@@ -568,13 +638,14 @@ NEG_FORWARD = re.compile(
     r"resolution\s+of|no\s+longer|no\s+evidence\s+of|no\s+residual|interval\s+resolution\s+of|"
     r"physiologic(?:al)?(?:ally)?|physiol\.?|normal|unremarkable|expected|degenerative|arthritic|arthropathy|"
     r"osteoarthritic|post[\s-]*(?:surgical|operative|radiation|treatment)\s+changes?|"
-    r"non[\s-]*(?:FDG[\s-]*|PSMA[\s-]*)?avid|photopenic|resolved|disappearance\s+of)\b",
+    r"non[\s-]*(?:FDG[\s-]*|PSMA[\s-]*)?avid|photopenic|resolved|disappearance\s+of|sparing\s+of|"
+    r"spared|devoid\s+of|void\s+of|suppressed)\b",
     re.IGNORECASE,
 )
 NEG_BACKWARD = re.compile(
     r"\b(?:(?:has|have)\s+(?:completely\s+)?resolved|resolved|no\s+longer\s+(?:seen|visible|identified|evident|"
-    r"present|avid|demonstrated|apparent|detectable)|not\s+(?:seen|visible|identified|evident|demonstrated|"
-    r"present|detected|apparent)(?!\s+on\s+(?:the\s+)?(?:prior|previous|CT|earlier))|"
+    r"present|avid|demonstrated|apparent|detectable)|not\s+(?:well\s+|clearly\s+|definitely\s+)?(?:seen|visible|"
+    r"identified|evident|demonstrated|present|detected|apparent|visuali[sz]ed|appreciated|delineated)(?!\s+on\s+(?:the\s+)?(?:prior|previous|CT|earlier))|"
     r"(?:is|are|was|were|appears?|likely|probably|most\s+likely|consistent\s+with|in\s+keeping\s+with|"
     r"compatible\s+with)\s+(?:\w+\s+)?(?:physiologic(?:al)?|normal|unremarkable|degenerative)|"
     r"within\s+normal\s+limits|physiologic(?:al)?|physiol|degenerative|normali[sz]ed|disappeared|is\s+absent|"
@@ -640,7 +711,9 @@ LESION_NOUN = re.compile(
     r"implants?|infiltrat\w*|expression|PSMA[\s-]*(?:positive|expressing)|FDG[\s-]*positive|"
     r"opacit\w*|abnormalit\w*|primary|neoplas\w*|carcinoma|cancer|lymphoma|adenopathy|"
     r"lymphadenopathy|thickening|destruction|sclero\w*|lytic|blastic|suspicious|positive|avidity|"
-    r"findings?)\b",
+    r"findings?|revealed|demonstrated|visuali[sz]ed|detected|observed|identified|involved|invasion|abnormal|"
+    r"seen|noted|evident|visible|appreciated|depicted|"
+    r"hypermetaboli\w*|conglomerat\w*|enlarged|necro\w*|nodular\w*)\b",
     re.IGNORECASE,
 )
 NOUN_HEAD = re.compile(r"\b(?:lesions?|foci|focus|deposits?|metasta\w*|uptake|nodes?|nodules?|mass|masses|"

@@ -29,34 +29,36 @@ How one report is read:
    repeating the text) with the same location, CT finding and SUVmax. An impression that names an
    ambiguous place unambiguously ("segment I of the liver" for "S1") settles it.
 
+Real prose (case reports, figure legends): a place keeps the finest hierarchy node its words support (a
+side-free stem names the pair's common node: "hilar nodes" → ``ln_hilar``); sentences of the history or of
+another exam, diagnoses, reference organs and benign entities are not findings (``cues``); an uptake
+statement at a place no node names is an other-site finding, and negative statements are kept (``sites``).
+A finding's span is its clause.
+
 The tracer is the ``tracer`` argument when given (the study's own acquisition record), else the tracer the
-report names most often ("FDG", "fluorodeoxyglucose", "PSMA", "18F-DCFPyL", "Ga-68 PSMA-11", ...).
+report names most often ("FDG", "fluorodeoxyglucose", "PSMA", "18F-DCFPyL", "Ga-68 PSMA-11", ...), else
+none: the findings then carry no tracer.
 Report text is never logged.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
-from data_contracts import taxonomy
-from data_contracts.findings import (
-    UPTAKE_THRESHOLDS,
-    CTFinding,
-    Tracer,
-    UptakeGrade,
-    grade_for_suv,
-)
-from data_contracts.records import PetFinding, StructuredFinding, TextSpan
+from data_contracts import hierarchy, taxonomy
+from data_contracts.findings import CTFinding, Tracer
+from data_contracts.records import PetFinding, StructuredFinding
 from data_contracts.structured_report import StructuredReport
 from data_contracts.taxonomy import Laterality, System
+from tasks.structure import cues
 from tasks.structure import lexicon as lx
+from tasks.structure.drafts import SUV_TOLERANCE, Draft, Group, Mention, ReadState, clause_of, grade_of, span_of
+from tasks.structure.sites import deny, other_exam_subject, other_site, strong_negation_between, weak
 from tasks.structure.text import Sentence, split_report
 
-EXTRACTOR_VERSION = "rules-1.0.0"
+EXTRACTOR_VERSION = "rules-2.0.0"
 
 _ENLARGED_SHORT_AXIS_MM = 10.0  # lymph node short axis at and above which a node counts as enlarged
-_SUV_TOLERANCE = 0.05  # SUVmax values this close are the same value (reports write one decimal)
 _NO_CHANGE = re.compile(r"\b(?:no|without)\s+(?:significant\s+|interval\s+|appreciable\s+|substantial\s+|"
                         r"relevant\s+|definite\s+|major\s+)?(?:change|progression|increase|decrease|growth)\w*\b"
                         r"|\bnot\s+(?:changed|significantly\s+changed)\b", re.IGNORECASE)
@@ -67,73 +69,38 @@ _COORD_FILLER = re.compile(
     r"\b(?:the|a|an|and|or|as|well|plus|both|in|at|of|within|involving|lymph|nodes?|nodal|regions?|"
     r"vertebral|bod(?:y|ies)|vertebrae|lobes?|ribs?|bones?|chains?|stations?|levels?|also|sides?)\b|[,/&\s\-]",
     re.IGNORECASE)
+_TYPED_AT = re.compile(r"[\s-]*(?:[\w-]+\s+){0,2}?(?:nodules?|lesions?|mass(?:es)?|opacit\w+|metastas[ie]s|"
+                       r"deposits?|foci|focus|tumou?rs?|carcinoma|cancer|uptake)\s+(?:[\w-]+\s+){0,2}?"
+                       r"(?:in|at|within|of|involving|on)\s+(?:the\s+)?(?:[\w-]+\s+)?.$", re.IGNORECASE)
 _TNM = re.compile(r"^\s*[,/]?\s*N[0-3xX]", re.IGNORECASE)
 
 
-@dataclass
-class _Mention:
-    start: int  # includes a side word written right before the stem
-    end: int
-    location_id: str
-    anchor: int  # where the location phrase itself starts
-    relational: bool = False
-    repeats: list[int] = field(default_factory=list)  # where the sentence names the same place again
-    alternatives: tuple[str, ...] = ()  # the other readings of an ambiguous term ("S1")
-
-
-@dataclass
-class _Group:
-    mentions: list[_Mention]
-    ranges: list[tuple[int, int]] = field(default_factory=list)  # the sentence parts whose words it owns
-
-    @property
-    def start(self) -> int:
-        return min(m.start for m in self.mentions)
-
-    @property
-    def end(self) -> int:
-        return max(m.end for m in self.mentions)
-
-    def owns(self, pos: int) -> bool:
-        return any(a <= pos < b for a, b in self.ranges)
-
-
-@dataclass
-class _Draft:
-    location_id: str
-    ct_finding: CTFinding
-    ct_explicit: bool
-    grade: UptakeGrade
-    suv_max: float | None
-    size_mm: float | None
-    sentence: Sentence
-    section: str
-    alternatives: tuple[str, ...] = ()
-
-
-@dataclass
-class _State:
-    last_side: str | None = None  # "left" | "right": the side "ipsilateral" refers to
-
 
 # ------------------------------------------------------------------------------------------------- API
-def extract(text: str, tracer: Tracer | None = None) -> StructuredReport:
-    """Read every finding a PET/CT report states; see the module docstring for the rules."""
+def extract(text: str, tracer: Tracer | None = None, scoping: str = "rules") -> StructuredReport:
+    """Read every finding a PET/CT report states; see the module docstring for the rules. ``scoping``
+    "medspacy" replaces the hand-written negation, uncertainty and history rules by medSpaCy's ConText and
+    sectionizer (``tasks.structure.context``; measured worse on real prose, kept for the comparison)."""
     if not isinstance(text, str):
         raise TypeError(f"report text must be str, got {type(text).__name__}")
     report_tracer = tracer if tracer is not None else report_tracer_of(text)
-    state = _State()
-    drafts: list[_Draft] = []
+    if scoping not in ("rules", "medspacy"):
+        raise ValueError(f"unknown scoping {scoping!r}: rules or medspacy")
+    state = ReadState(hand_scoping=scoping == "rules", gynaecological=bool(cues.GYNAECOLOGICAL.search(text)))
+    drafts: list[Draft] = []
+    recent: list[Sentence] = []
     for sentence in split_report(text):
         if sentence.section == "skip":
             continue
-        for draft in _sentence_findings(sentence, state):
+        found = _sentence_findings(sentence, state)
+        for draft in found:
             _add(drafts, draft)
+        if not found and drafts and recent:
+            _value_follows(drafts[-1], recent[-2:], sentence)
+        recent.append(sentence)
     drafts = _drop_impression_repeats(drafts)
     findings = []
-    for d in drafts:
-        if report_tracer is None:
-            raise ValueError("the report names no tracer (FDG or PSMA) and none was given: pass tracer=")
+    for d in drafts:  # no tracer named or given: the findings carry none
         findings.append(StructuredFinding(
             location_id=d.location_id,
             laterality=taxonomy.get(d.location_id).laterality,
@@ -141,9 +108,31 @@ def extract(text: str, tracer: Tracer | None = None) -> StructuredReport:
             pet_finding=PetFinding(tracer=report_tracer, grade=d.grade),
             suv_max=d.suv_max,
             size_mm=d.size_mm,
-            span=TextSpan(start=d.sentence.start, end=d.sentence.end, text=d.sentence.text),
+            span=span_of(d),
+            other_site=d.other_site,
         ))
-    return StructuredReport(findings=tuple(findings), backend="rules", extractor_version=EXTRACTOR_VERSION)
+    report = StructuredReport(findings=tuple(findings), negatives=tuple(state.negatives), backend="rules",
+                              extractor_version=EXTRACTOR_VERSION)
+    if scoping == "medspacy":
+        from tasks.structure.context import medspacy_scope
+
+        report = medspacy_scope(text, report)
+    return report
+
+
+def _value_follows(last: Draft, recent: list[Sentence], sentence: Sentence) -> None:
+    """"The SPN was FDG avid. The max SUV was 12.7.": a sentence with one SUVmax and no place of its own right
+    after a finding without one gives it that value; one sentence further when it refers back ("it is also
+    hypermetabolic (SUV of 8.3)")."""
+    if last.suv_max is not None or lx.find_locations(sentence.norm):
+        return
+    if last.sentence is not recent[-1] and not (
+            len(recent) > 1 and last.sentence is recent[-2] and cues.BACK_REFERENCE.search(sentence.norm)):
+        return
+    values = lx.find_suv(sentence.norm)
+    if len(values) == 1:
+        last.suv_max = round(values[0].value, 2)
+        last.grade = grade_of(last.suv_max, [])
 
 
 def report_tracer_of(text: str) -> Tracer | None:
@@ -155,15 +144,23 @@ def report_tracer_of(text: str) -> Tracer | None:
 
 
 # -------------------------------------------------------------------------------------------- sentence
-def _sentence_findings(sentence: Sentence, state: _State) -> list[_Draft]:
+def _sentence_findings(sentence: Sentence, state: ReadState) -> list[Draft]:
     norm = sentence.norm
+    if (state.hand_scoping and (cues.HISTORY.search(norm) or cues.OTHER_STUDY.search(norm))
+            and not cues.PET_EVIDENCE.search(norm)):
+        # The history, another study's findings ("a contrast-enhanced CT of the neck showed ...", "FNA of the
+        # node showed ...") and the treatment, told among the findings: not findings of this PET/CT.
+        return []
     loc_hits = lx.find_locations(norm)
     ct_hits = lx.find_ct(lx.mask(norm, loc_hits))
     mentions = _mentions(norm, loc_hits, sentence, state, ct_hits)
     if not mentions:
         mentions = _heading_mentions(sentence)
         if not mentions:
-            return []
+            other = other_site(sentence, loc_hits, ct_hits, state)
+            if other is None and state.hand_scoping and cues.WHOLE_BODY_NEGATIVE.search(norm):
+                deny(state, sentence, [None], (0, len(norm)))  # "No evidence of distant metastatic disease."
+            return [other] if other is not None else []
     suv_hits = lx.find_suv(norm)
     size_hits = lx.find_sizes(norm)
     grade_hits = [g for g in lx.find_grades(lx.mask(norm, ct_hits)) if not _inside(g, loc_hits)]
@@ -177,14 +174,15 @@ def _sentence_findings(sentence: Sentence, state: _State) -> list[_Draft]:
     spans = [*loc_hits, *ct_hits, *size_hits, *(lx.Hit(*h.extra["match"], "") for h in suv_hits)]
     _assign_ranges(lx.mask(norm, spans), groups)
     fwd_scopes = [(c, c.end, _scope_end(masked, c.end)) for c in fwd]
-    drafts: list[_Draft] = []
+    drafts: list[Draft] = []
     prev_ct: list[lx.Hit] = []
     prev_end = 0
+    described_before, prev_group_end = False, 0
     for group in groups:
         owned = lambda hits: [h for h in hits if group.owns(h.start)]  # noqa: E731
         g_ct, g_suv, g_size, g_grade = owned(ct_hits), owned(suv_hits), owned(size_hits), owned(grade_hits)
         # CT words negated in their own clause ("without lytic or sclerotic change") do not describe it.
-        g_ct = [h for h in g_ct if not any(a <= h.start < b and not _weak(c) for c, a, b in fwd_scopes)]
+        g_ct = [h for h in g_ct if not any(a <= h.start < b and not weak(c) for c, a, b in fwd_scopes)]
         # "Lytic lesions in T7 (SUVmax 8.1) and T9 (SUVmax 6.2)": a site with no words of its own shares
         # the CT description of the site before it.
         a, b = group.ranges[0]
@@ -197,14 +195,25 @@ def _sentence_findings(sentence: Sentence, state: _State) -> list[_Draft]:
         # uptake" and "right adrenal negative for malignancy" describe nothing).
         nouns = [m.start() for a, b in group.ranges for m in lx.LESION_NOUN.finditer(masked, a, b)]
         evidence = [*(h.start for h in (*g_ct, *g_suv, *g_size, *g_grade)), *nouns]
-        negated_at = lambda p: any(a <= p < b for c, a, b in fwd_scopes if not _weak(c))  # noqa: E731
+        negated_at = lambda p: state.hand_scoping and any(  # noqa: E731
+            a <= p < b for c, a, b in fwd_scopes if not weak(c))
+        # A list goes on ("lesions in both kidneys, both ovaries and the skeleton, including the calvarium,
+        # clavicles, ..."): a group with no words of its own shares the description of the group before it.
+        listed = (not evidence and described_before
+                  and not re.search(r"[;:]|\.\s", re.sub(r"\([^()]*\)", "", norm[prev_group_end:group.start])))
+        if listed:
+            evidence = [group.start]
         if all(negated_at(p) for p in evidence):
+            if evidence:  # said and denied ("no uptake in the liver"): a negative statement
+                deny(state, sentence, [m.location_id for m in group.mentions], clause_of(norm, group, []))
             continue
+        described_before, prev_group_end = True, group.end
         # A lesion whose uptake is denied ("GGO without significant uptake", "non-avid nodule") is a CT
         # finding only, not a PET/CT finding.
         uptake = [m.start() for a, b in group.ranges for m in lx.UPTAKE_NOUN.finditer(masked, a, b)
                   if not m.group(0).upper().startswith(("SUV", "FDG", "PSMA"))]
         if not g_suv and uptake and all(negated_at(p) for p in uptake):
+            deny(state, sentence, [m.location_id for m in group.mentions], clause_of(norm, group, []))
             continue
         marker, target = _largest(norm, group)
         for i, m in enumerate(group.mentions):
@@ -216,16 +225,22 @@ def _sentence_findings(sentence: Sentence, state: _State) -> list[_Draft]:
                 m_size = [h for h in g_size if (h.start >= marker) == after] or ([] if target else g_size)
             suv = _pick(norm, m_suv, i, group, side)
             size = _pick(norm, m_size, i, group, side)
-            if _negated(norm, m, group, fwd_scopes, bwd, suv, g_ct):
+            if state.hand_scoping and _negated(norm, m, group, fwd_scopes, bwd, suv, g_ct):
+                deny(state, sentence, [m.location_id], clause_of(norm, group, []))
                 continue
             loc = taxonomy.get(m.location_id)
             ct, explicit = _ct_for(loc.system, g_ct, size, inherited)
-            grade = _grade_of(suv.value if suv is not None else None, g_grade)
-            drafts.append(_Draft(
+            grade = grade_of(suv.value if suv is not None else None, g_grade)
+            drafts.append(Draft(
                 location_id=m.location_id, ct_finding=ct, ct_explicit=explicit, grade=grade,
                 suv_max=round(suv.value, 2) if suv is not None else None,
                 size_mm=round(size.value, 1) if size is not None else None,
-                sentence=sentence, section=sentence.section, alternatives=m.alternatives))
+                sentence=sentence, section=sentence.section, alternatives=m.alternatives,
+                clause=clause_of(norm, group, [c for c, _, _ in fwd_scopes])))
+    if state.hand_scoping:  # "..., with normal uptake elsewhere", "; no other sites were identified"
+        for neg in cues.WHOLE_BODY_NEGATIVE.finditer(norm):
+            if not any(neg.start() <= m.anchor < neg.end() + 15 for m in mentions):
+                deny(state, sentence, [None], (neg.start(), neg.end()))
     return drafts
 
 
@@ -233,15 +248,11 @@ def _inside(hit: lx.Hit, others: list[lx.Hit]) -> bool:
     return any(o.start <= hit.start < o.end for o in others)
 
 
-def _weak(cue: lx.Hit) -> bool:
-    return bool(lx.WEAK_NEGATION.match(cue.text.strip()))
-
-
 # -------------------------------------------------------------------------------------------- mentions
-def _mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: _State,
-              ct_hits: list[lx.Hit]) -> list[_Mention]:
+def _mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: ReadState,
+              ct_hits: list[lx.Hit]) -> list[Mention]:
     sides = lx.find_sides(norm)
-    out: list[_Mention] = []
+    out: list[Mention] = []
     for h in loc_hits:
         kind, value = h.value
         if kind == "term":
@@ -250,30 +261,73 @@ def _mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: _Sta
             if _TNM.match(norm[h.end:h.end + 4]) and h.text[:1].upper() in "CTL":
                 continue  # a TNM stage ("T2 N1"), not a vertebra
             lid = _disambiguate(value, norm, h, sentence, ct_hits)
-            out.append(_Mention(h.start, h.end, lid, h.start, alternatives=tuple(i for i in value if i != lid)))
+            out.append(Mention(h.start, h.end, lid, h.start, alternatives=tuple(i for i in value if i != lid),
+                                spot=h.extra.get("spot", False), words=lx.key(h.text)))
             if taxonomy.get(lid).laterality is not Laterality.midline:
                 state.last_side = taxonomy.get(lid).laterality.value
             continue
         if len(value) == 1:  # a stem only one side has ("lung middle lobe"): it names that location
-            out.append(_Mention(h.start, h.end, next(iter(value.values())), h.start))
+            out.append(Mention(h.start, h.end, next(iter(value.values())), h.start))
             continue
         side, side_start = _side_for(norm, h, sides, loc_hits, state)
-        if side is None:
-            continue  # a side-free stem with no side anywhere: cannot name a location
+        pair = frozenset(value.values())
+        if (state.gynaecological and "ln_cervical_r" in pair and h.text.lower() == "cervical"
+                and not cues.NODAL_AFTER.match(norm, h.end)):
+            out.append(Mention(h.start, h.end, "cervix_uteri", h.start))  # "a cervical mass", "cervical recurrence"
+            continue
+        if side is None and pair in state.named and re.search(r"(?i)\bthe\s+(?:\w+\s+){0,2}$",
+                                                             norm[max(0, h.start - 30):h.start]):
+            side = state.named[pair]  # "the submandibular nodal focus": the one named before, with its side
+        if side is None:  # a side-free stem ("hilar nodes", "a rib lesion"): the pair's common node
+            out.append(Mention(h.start, h.end, hierarchy.common_ancestor(value.values()), h.start))
+            continue
+        if side in ("left", "right"):
+            state.named[pair] = side
         for s in (("right", "left") if side == "both" else (side,)):
-            out.append(_Mention(min(side_start, h.start), h.end, value[Laterality(s)], h.start))
+            out.append(Mention(min(side_start, h.start), h.end, value[Laterality(s)], h.start))
         if side in ("left", "right"):
             state.last_side = side
+    out = [m for m in out if not cues.REFERENCE.search(norm[max(0, m.start - 40):m.start])
+           and not cues.NOT_A_LESION.match(norm, m.end) and not cues.MODALITY_AFTER.match(norm, m.end)
+           and not other_exam_subject(norm, m.start)
+           and not (cues.BENIGN.search(norm) and not cues.PET_EVIDENCE.search(norm))
+           and not (cues.DISEASE_WORD.search(norm[m.start:m.end])
+                    and (not lx.UPTAKE_NOUN.search(norm) or cues.DIAGNOSIS_BEFORE.search(norm[:m.start])))
+           and not (cues.DISEASE_AFTER.match(norm, m.end)
+                    and (not lx.UPTAKE_NOUN.search(norm) or cues.DIAGNOSIS_BEFORE.search(norm[:m.start])))
+           and not (cues.DISEASE_BEFORE.search(norm[max(0, m.start - 40):m.start])
+                    and not lx.UPTAKE_NOUN.search(norm))]
+    # "the hilum of the right kidney", "the neck of the pancreas": a part named of another place is that place.
+    out = [m for m in out if not any(
+        o is not m and o.start > m.end and cues.PART_OF.fullmatch(norm, m.end, o.start)
+        and not hierarchy.contains(o.location_id, m.location_id) for o in out)]
     for m in out:
         m.relational = bool(lx.RELATIONAL.search(norm[max(0, m.start - 40):m.start]))
     if any(not m.relational for m in out):
         out = [m for m in out if not m.relational]
+    # A coarse word that names the diagnosis beside a place ("lytic T7 lesion, suspicious for bone metastasis").
+    if len(out) > 1:
+        out = [m for m in out if hierarchy.is_leaf(m.location_id) or not (
+            cues.DIAGNOSIS_OF.search(norm[max(0, m.start - 40):m.start]) and cues.METASTASIS_AFTER.match(norm, m.end))]
+    # A coarse word that only types the lesion ("pulmonary nodule in the left pleural surface", "bone lesion
+    # of the right femur"): the place is the one it is said to lie in.
+    out = [m for m in out if hierarchy.is_leaf(m.location_id) or not any(
+        o.start > m.end and _TYPED_AT.match(norm, m.end, o.start + 1) for o in out if o is not m)]
+    # A coarse place said together with a finer one inside it ("mediastinal nodes, station 7"; "vertebral
+    # bodies of T7 and T9") is the finer statement.
+    # Not when the finer one is negated ("osseous metastases with sparing of the lumbar spine").
+    out = [m for m in out if m.spot or not any(
+        o is not m and o.location_id != m.location_id and hierarchy.contains(m.location_id, o.location_id)
+        and not strong_negation_between(norm, m, o) for o in out)]
     # One place named twice in a sentence is one finding ("multiple lesions in T9, the largest in T9 ...").
     # Not across a ";": "10R LN, SUVmax 6.5; right hilar node, SUVmax 17.8" states two nodes.
-    first: dict[str, _Mention] = {}
-    kept: list[_Mention] = []
+    first: dict[str, Mention] = {}
+    kept: list[Mention] = []
     for m in sorted(out, key=lambda m: (m.start, m.anchor)):
         prior = first.get(m.location_id)
+        if prior is not None and (m.spot or prior.spot) and prior.words != m.words:
+            kept.append(m)  # "prevascular, precarinal": two spots of one coarse node
+            continue
         if prior is not None and ";" not in norm[prior.end:m.start]:
             prior.repeats.append(m.anchor)
             continue
@@ -305,7 +359,7 @@ def _disambiguate(ids: tuple[str, ...], norm: str, hit: lx.Hit, sentence: Senten
     return ids[0]
 
 
-def _side_for(norm: str, hit: lx.Hit, sides: list[lx.Hit], loc_hits: list[lx.Hit], state: _State):
+def _side_for(norm: str, hit: lx.Hit, sides: list[lx.Hit], loc_hits: list[lx.Hit], state: ReadState):
     """(side, start of the side word) for a stem, or (None, _) when the report names none for it."""
 
     def resolve(word: str) -> str | None:
@@ -329,24 +383,24 @@ def _side_for(norm: str, hit: lx.Hit, sides: list[lx.Hit], loc_hits: list[lx.Hit
     carried = [s for s in before if not s.extra["adjacent_only"] and ";" not in norm[s.end:hit.start]]
     if carried:
         return resolve(carried[-1].value), hit.start
-    if hit.extra.get("plural"):
+    if hit.extra.get("dual"):
         return "both", hit.start  # "adrenals", "axillae", "hila" with no side: both sides
     return None, hit.start
 
 
-def _heading_mentions(sentence: Sentence) -> list[_Mention]:
+def _heading_mentions(sentence: Sentence) -> list[Mention]:
     """A sentence under a one-organ heading ("SPLEEN: focal lesion, SUVmax 5.2") is about that organ."""
     if not sentence.heading:
         return []
     ids = [h.value[1] for h in lx.find_locations(sentence.heading) if h.value[0] == "term" and len(h.value[1]) == 1]
     if len(ids) != 1:
         return []
-    return [_Mention(0, 0, ids[0][0], 0)]
+    return [Mention(0, 0, ids[0][0], 0)]
 
 
 # ---------------------------------------------------------------------------------------------- groups
-def _groups(norm: str, mentions: list[_Mention], attr_pos: list[int]) -> list[_Group]:
-    groups: list[_Group] = []
+def _groups(norm: str, mentions: list[Mention], attr_pos: list[int]) -> list[Group]:
+    groups: list[Group] = []
     for m in sorted(mentions, key=lambda m: (m.start, m.anchor)):
         if groups:
             last = groups[-1]
@@ -356,11 +410,11 @@ def _groups(norm: str, mentions: list[_Mention], attr_pos: list[int]) -> list[_G
             if no_attrs and (gap_end <= gap_start or not _COORD_FILLER.sub("", gap)):
                 last.mentions.append(m)
                 continue
-        groups.append(_Group([m]))
+        groups.append(Group([m]))
     return groups
 
 
-def _assign_ranges(norm: str, groups: list[_Group]) -> None:
+def _assign_ranges(norm: str, groups: list[Group]) -> None:
     """Split the sentence between groups after the last clause separator outside parentheses."""
     cuts = [0]
     for a, b in zip(groups, groups[1:]):
@@ -378,7 +432,7 @@ def _assign_ranges(norm: str, groups: list[_Group]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- values
-def _largest(norm: str, group: _Group) -> tuple[int | None, _Mention | None]:
+def _largest(norm: str, group: Group) -> tuple[int | None, Mention | None]:
     """Where "the largest"/"the dominant" is said in the group's words, and the mention it points at when
     the sentence names the place right after it ("..., the largest at level II ...")."""
     a, b = group.ranges[0]
@@ -407,13 +461,15 @@ def _value_sides(norm: str, hits: list[lx.Hit], lo: int) -> list[str | None]:
         m = _VALUE_SIDE.match(norm[h.end:h.end + 25])
         after.append(lx.side_of(m.group("s")) if m else None)
         floor = max(lo, hits[k - 1].end if k else lo, h.start - 60)
-        words = list(_SIDE_WORD.finditer(norm, floor, h.start))
+        # A side word that names a place ("right axilla, SUVmax 3.7") labels the place, not the value.
+        words = [w for w in _SIDE_WORD.finditer(norm, floor, h.start)
+                 if not lx.find_locations(norm[w.start():h.start])]
         before.append(lx.side_of(words[-1].group(0)) if words else None)
     count = lambda sides: sum(s is not None for s in sides)  # noqa: E731
     return before if count(before) > count(after) else after
 
 
-def _side_order(norm: str, group: _Group) -> list[str]:
+def _side_order(norm: str, group: Group) -> list[str]:
     """Sides in the order the group's words name them ("... on the right and ... on the left")."""
     a, b = group.ranges[0]
     order: list[str] = []
@@ -424,7 +480,7 @@ def _side_order(norm: str, group: _Group) -> list[str]:
     return order
 
 
-def _pick(norm: str, hits: list[lx.Hit], i: int, group: _Group, side: Laterality):
+def _pick(norm: str, hits: list[lx.Hit], i: int, group: Group, side: Laterality):
     """The value of the group's i-th mention from the group's values: by side label, by "respectively" in the
     order the sides are named, count-matched in order, else the largest."""
     if not hits:
@@ -470,32 +526,17 @@ def _ct_for(system: System, hits: list[lx.Hit], size: lx.Hit | None, inherited: 
     return CTFinding.no_ct_correlate, False
 
 
-def _grade_of(suv: float | None, hits: list[lx.Hit]) -> UptakeGrade:
-    """The uptake grade: from SUVmax (``grade_for_suv``) when stated, else from the words ("faint" → mild),
-    else "increased" (moderate). A written SUVmax on a grade threshold ("4.0", "10.0") may round a value
-    from either side, so there the words decide between the two neighbouring grades."""
-    specific = [h for h in hits if not h.extra.get("generic")]
-    chosen = specific or hits
-    worded = chosen[0].value if chosen else None
-    if suv is None:
-        return worded or UptakeGrade.moderate
-    for t in UPTAKE_THRESHOLDS:
-        if abs(suv - t) <= _SUV_TOLERANCE and worded in (grade_for_suv(t - 2 * _SUV_TOLERANCE), grade_for_suv(t)):
-            return worded
-    return grade_for_suv(suv)
-
-
 # -------------------------------------------------------------------------------------------- negation
 def _scope_end(masked: str, start: int) -> int:
     m = lx.SCOPE_END.search(masked, start)
     return m.start() if m else len(masked)
 
 
-def _negated(norm: str, m: _Mention, group: _Group, fwd_scopes, bwd: list[lx.Hit], suv, g_ct) -> bool:
+def _negated(norm: str, m: Mention, group: Group, fwd_scopes, bwd: list[lx.Hit], suv, g_ct) -> bool:
     strong_evidence = suv is not None or any(h.value is not CTFinding.no_ct_correlate for h in g_ct)
     for cue, a, b in fwd_scopes:
         if a <= m.anchor < b:
-            if _weak(cue) and strong_evidence:
+            if weak(cue) and strong_evidence:
                 continue
             return True
     for cue in bwd:
@@ -505,7 +546,7 @@ def _negated(norm: str, m: _Mention, group: _Group, fwd_scopes, bwd: list[lx.Hit
 
 
 # ---------------------------------------------------------------------------------------------- dedupe
-def _same(a: _Draft, b: _Draft, loose: bool) -> bool:
+def _same(a: Draft, b: Draft, loose: bool) -> bool:
     """Whether b restates a. Loose (impression): a missing SUV/size or a defaulted CT finding agrees."""
     if a.location_id != b.location_id and not (loose and (b.location_id in a.alternatives
                                                         or a.location_id in b.alternatives)):
@@ -513,7 +554,7 @@ def _same(a: _Draft, b: _Draft, loose: bool) -> bool:
     if a.ct_finding != b.ct_finding and not (loose and not (a.ct_explicit and b.ct_explicit)):
         return False
     if a.suv_max is not None and b.suv_max is not None:
-        return abs(a.suv_max - b.suv_max) <= _SUV_TOLERANCE
+        return abs(a.suv_max - b.suv_max) <= SUV_TOLERANCE
     if a.size_mm is not None and b.size_mm is not None and abs(a.size_mm - b.size_mm) > 1.0:
         return False
     if loose:
@@ -521,7 +562,7 @@ def _same(a: _Draft, b: _Draft, loose: bool) -> bool:
     return a.suv_max is None and b.suv_max is None and a.size_mm is not None and a.size_mm == b.size_mm
 
 
-def _merge(into: _Draft, other: _Draft) -> None:
+def _merge(into: Draft, other: Draft) -> None:
     """Complete a finding with what a restatement adds (an SUVmax, a size, an explicit CT finding)."""
     if into.suv_max is None and other.suv_max is not None:
         into.suv_max, into.grade = other.suv_max, other.grade
@@ -531,9 +572,22 @@ def _merge(into: _Draft, other: _Draft) -> None:
         into.ct_finding, into.ct_explicit = other.ct_finding, True
 
 
-def _add(drafts: list[_Draft], new: _Draft) -> None:
+_NEW_LESION = re.compile(r"\b(?:a|an|another|second|third|new|additional|further|other)\s+(?:[\w-]+\s+){0,3}?"
+                         r"(?:lesions?|nodules?|mass|focus|foci|nodes?|deposits?|opacit\w+|metastas[ie]s)\b",
+                         re.IGNORECASE)
+
+
+def _add(drafts: list[Draft], new: Draft) -> None:
     """Append a finding unless it restates one of another sentence of the body text (figure captions and
-    repeated mentions: same place, CT finding and SUVmax)."""
+    repeated mentions: same place, CT finding and SUVmax). In free prose without headings (a case report,
+    a figure legend) a place named again with no value that contradicts is the same lesion told again."""
+    a, b = new.clause if new.clause is not None else (0, len(new.sentence.text))
+    if new.section == "body" and not _NEW_LESION.search(new.sentence.text[a:b]):
+        for old in drafts:
+            if (old.section == "body" and old.sentence is not new.sentence and old.location_id == new.location_id
+                    and _same(old, new, loose=True)):
+                _merge(old, new)
+                return
     if new.section != "impression":
         for old in drafts:
             if old.section != "impression" and old.sentence is not new.sentence and _same(old, new, loose=False):
@@ -542,7 +596,7 @@ def _add(drafts: list[_Draft], new: _Draft) -> None:
     drafts.append(new)
 
 
-def _drop_impression_repeats(drafts: list[_Draft]) -> list[_Draft]:
+def _drop_impression_repeats(drafts: list[Draft]) -> list[Draft]:
     """Impression items restating a body finding (before or after it: some houses put the impression
     first) are merged into it; impression items with no counterpart stay, they may be the only statement."""
     body = [d for d in drafts if d.section != "impression"]

@@ -77,7 +77,7 @@ def test_llm_schema_follows_strict_structured_output_rules():
     assert len(props["location_id"]["enum"]) == 134
     assert set(props["ct_finding"]["enum"]) == {c.value for c in CTFinding}
     assert set(props["tracer"]["enum"]) == {"FDG", "PSMA"}
-    assert set(props["laterality"]["enum"]) == {"left", "right", "midline"}
+    assert set(props["laterality"]["enum"]) == {"left", "right", "midline", "unspecified"}
     assert {"type": "null"} in props["suv_max"]["anyOf"]
     json.dumps(spec)  # serialisable as a request body
 

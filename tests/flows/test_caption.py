@@ -8,6 +8,7 @@ import json
 import pytest
 
 from data_contracts.settings import Settings
+from tasks.ingest.pseudonym import study_pseudonym
 from tests.flows.conftest import TINY_CAPTIONER, TINY_LOCALIZER, home_copy
 
 
@@ -32,9 +33,10 @@ def test_caption_studies_on_dask_reports_a_corrupt_study_and_captions_the_others
 
     out = caption_studies_flow(drop_dir=str(drop), home=str(home), out_dir=str(tmp_path / "captions"))
     assert out["model_version"] == "1"
-    assert set(out["studies"]) == set(studies)
-    assert "lesions.nii.gz" in out["studies"][bad]["error"]
-    for name in studies[1:]:
+    key = Settings(home=home).pseudonym_key
+    assert set(out["studies"]) == {study_pseudonym(s, key) for s in studies}  # never the raw folder names
+    assert "lesions.nii.gz" in out["studies"][study_pseudonym(bad, key)]["error"]
+    for name in [study_pseudonym(s, key) for s in studies[1:]]:
         result = out["studies"][name]
         captions = json.loads((tmp_path / "captions" / name / "captions.json").read_text())
         assert result["lesions"] == len(captions["lesions"]) > 0

@@ -53,7 +53,9 @@ def test_refresh_quarantines_a_corrupt_study_and_finishes_the_others(prefect_ser
     bad_id = study_pseudonym(bad.study_key, settings.pseudonym_key)
     quarantine = pd.read_parquet(settings.table_path("quarantine"))
     assert quarantine["item"].tolist() == [bad_id]
-    assert bad.study_key in quarantine["source"].iloc[0]  # names the study (or its file), never the patient
+    source = quarantine["source"].iloc[0]  # names the file by the study's pseudonym, never the raw folder
+    assert source == f"{bad_id}/pet.nii.gz" and bad.study_key not in quarantine.to_string()
+    assert quarantine["reason"].iloc[0] == "truncated_file"
     samples = pd.read_parquet(settings.table_path("caption_samples"))
     assert len(samples) == out["caption_samples"] > 0
     assert bad_id not in set(samples["study_id"])

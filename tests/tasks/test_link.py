@@ -98,3 +98,77 @@ def test_caption_samples_keep_the_chain():
     assert s.sample_id == f"{SID}-005" and s.instance == 5 and s.finding_index == 0
     assert s.caption == "right 7th rib, osteolytic destruction with increased FDG uptake"
     assert s.span.text == "lytic R7" and s.vendor is Vendor.siemens
+
+
+def _study(tracer=Tracer.fdg):
+    acq = Acquisition(vendor=Vendor.ge, tracer=tracer, ct_spacing_mm=(1, 1, 2), ct_shape=(10, 10, 10),
+                      pet_spacing_mm=(4, 4, 4), pet_shape=(5, 5, 5), injected_dose_mbq=300, uptake_minutes=60,
+                      patient_weight_kg=70, source_format="nifti")
+    return Study(patient_id="P00000000000b", study_id=SID, acquisition=acq)
+
+
+def test_coarse_finding_links_to_a_mask_inside_its_node_but_not_outside():
+    station7 = lesion(1, "ln_mediastinal_7", 6.0, 15)
+    axilla = lesion(2, "ln_axillary_right", 6.0, 15)
+    coarse = finding("ln_mediastinal", "unspecified", "enlarged_lymph_node", suv=6.0)
+    assert pair_cost(station7, coarse, CFG) == CFG.cost_same_location + 0.05
+    assert pair_cost(axilla, coarse, CFG) == CFG.cost_other_location + 0.0
+    exact = finding("ln_mediastinal_7", "midline", "enlarged_lymph_node", suv=6.0)
+    assert [p.finding_index for p in link_study(SID, [station7], [coarse, exact], CFG).pairs] == [1]
+    # a sided coarse node keeps its side: "right rib" never takes a left rib mask
+    right_rib = finding("rib_r", "right", "osteolytic", suv=6.0)
+    assert pair_cost(lesion(3, "rib_left_4", 6.0, 15), right_rib, CFG) > CFG.max_cost
+    assert pair_cost(lesion(3, "rib_right_4", 6.0, 15), right_rib, CFG) < CFG.cost_near_location
+
+
+def test_one_coarse_finding_from_text_through_link_to_a_caption_sample():
+    from tasks.structure.rules import extract
+
+    text = "FINDINGS: Hypermetabolic mediastinal lymph nodes, SUVmax 7.4."
+    (f,) = extract(text).findings  # no tracer named, none given
+    assert (f.location_id, f.pet_finding.tracer, f.suv_max) == ("ln_mediastinal", None, 7.4)
+    masks = [lesion(1, "ln_mediastinal_4r", 7.2, 16), lesion(2, "liver_segment_7", 7.4, 16)]
+    res = link_study(SID, masks, [f], CFG)
+    assert [(p.instance, p.finding_index) for p in res.pairs] == [(1, 0)]
+    (s,) = caption_samples(_study(Tracer.fdg), [f], res, masks)
+    # linking decided the leaf the report left open; the study's tracer fills the report's silence
+    assert s.location_id == "ln_mediastinal_4r"
+    assert s.caption == ("right lower paratracheal lymph node (station 4R), non-enlarged lymph node with "
+                         "increased FDG uptake")
+    assert s.span.text == f.span.text
+    # without the masks' labels the sample keeps the stated node and its name
+    (s,) = caption_samples(_study(Tracer.fdg), [f], res)
+    assert (s.location_id, s.caption.split(",")[0]) == ("ln_mediastinal", "mediastinal lymph node")
+
+
+def test_link_dataset_reads_any_report_encoding_and_quarantines_a_missing_report(tmp_path):
+    """Latin-1 and UTF-16 reports are linked like UTF-8 ones; a missing report is one quarantine row (named by
+    the study pseudonym) and every other study still gets its findings and samples."""
+    from data_contracts.settings import Settings
+    from data_contracts.tables import FINDINGS, MANIFEST, QUARANTINE
+    from tasks.ingest import ingest_all, study_pseudonym
+    from tasks.link import link_dataset
+    from tasks.synth.cohort import synthesize_cohort
+
+    settings = Settings(home=tmp_path / "home", raw_dir=tmp_path / "raw")
+    synthesize_cohort(settings.raw_dir, patients=3, seed=4, scale="tiny", settings=settings, progress=False)
+    ingest_all(settings, progress=False)
+    rows = [r for r in MANIFEST.records(MANIFEST.read(settings.raw.manifest)) if r.report_path]
+    assert len(rows) >= 3
+    latin, utf16, missing = rows[0], rows[1], rows[2]
+    for row, codec in ((latin, "latin-1"), (utf16, "utf-16")):
+        path = settings.raw_dir / row.report_path
+        text = "Zuweiser: Dr. Müller, Réf. clinique\n" + path.read_text(encoding="utf-8")  # not ASCII
+        path.write_bytes(text.encode(codec))
+    (settings.raw_dir / missing.report_path).unlink()
+
+    summary = link_dataset(settings)
+    sid = {r.study_key: study_pseudonym(r.study_key, settings.pseudonym_key) for r in rows}
+    assert summary.quarantined_reports == 1 and summary.studies == len(rows) - 1
+    [q] = [q for q in QUARANTINE.records(QUARANTINE.read(settings.table_path("quarantine")))
+           if q.stage == "structure"]
+    assert (q.item, q.reason, q.source) == (sid[missing.study_key], "missing_report",
+                                            f"reports/{sid[missing.study_key]}.txt")
+    with_findings = set(FINDINGS.read(settings.table_path("findings")).study_id)
+    assert {sid[latin.study_key], sid[utf16.study_key]} <= with_findings
+    assert sid[missing.study_key] not in with_findings

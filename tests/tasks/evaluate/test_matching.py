@@ -82,3 +82,38 @@ def test_mentions_in_reading_order_and_unknown_ids_raise():
     with pytest.raises(ValueError):
         ct_finding_correct("x", "no_such_finding")
     assert CTFinding("osteolytic")
+
+
+def test_location_correct_at_the_stated_level():
+    from tasks.evaluate.matching import location_correct_at_level
+
+    caption = "subcarinal lymph node (station 7), enlarged lymph node with increased FDG uptake"
+    assert location_correct_at_level(caption, "ln_mediastinal")  # any mediastinal station
+    assert location_correct_at_level(caption, "ln_mediastinal_7")
+    assert not location_correct_at_level(caption, "ln_mediastinal_4r")
+    assert not location_correct_at_level(caption, "ln_hilar")
+    assert not location_correct(caption, "ln_mediastinal")  # exact-leaf accuracy stays strict
+    assert location_correct_at_level("right 7th rib, osteolytic destruction", "rib_r")
+    assert not location_correct_at_level("left 7th rib, osteolytic destruction", "rib_r")
+
+
+def test_stated_locations_come_from_the_findings_table(tmp_path):
+    import pandas as pd
+
+    from data_contracts.records import StructuredFinding
+    from data_contracts.settings import Settings
+    from data_contracts.tables import FINDINGS, FindingRow
+    from tasks.evaluate.run import stated_locations
+
+    settings = Settings(home=tmp_path)
+    coarse = StructuredFinding(location_id="ln_mediastinal", laterality="unspecified",
+                               ct_finding="enlarged_lymph_node",
+                               pet_finding=PetFinding(tracer=Tracer.fdg, grade=UptakeGrade.moderate))
+    sid = "S00000000000a"
+    df = pd.DataFrame({"study_id": [sid, sid], "finding_index": [0, 1],
+                       "location_id": ["ln_mediastinal_7", "rib_7_r"]})
+    assert stated_locations(df, settings) == ["ln_mediastinal_7", "rib_7_r"]  # no table: the sample's own
+    path = settings.table_path("findings")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FINDINGS.write(FINDINGS.frame([FindingRow(study_id=sid, finding_index=0, finding=coarse, backend="rules")]), path)
+    assert stated_locations(df, settings) == ["ln_mediastinal", "rib_7_r"]

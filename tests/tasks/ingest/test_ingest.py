@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import subprocess
@@ -192,20 +191,6 @@ def _rewrite_nifti(path: Path, change) -> None:
     sitk.WriteImage(out, str(path), True)
 
 
-def _corrupt_slice(raw) -> tuple[str, str]:
-    key = raw.key("dicom")
-    victim = sorted((raw.root / raw.rows[key].ct_path).iterdir())[5]
-    victim.write_bytes(b"\x00garbage, not a DICOM file" * 40)
-    return key, f"{raw.rows[key].ct_path}/{victim.name}"
-
-
-def _truncate_slice(raw) -> tuple[str, str]:
-    key = raw.key("dicom")
-    victim = sorted((raw.root / raw.rows[key].pet_path).iterdir())[3]
-    victim.write_bytes(victim.read_bytes()[:-700])  # pixel data cut short
-    return key, f"{raw.rows[key].pet_path}/{victim.name}"
-
-
 def _other_patient_pet(raw) -> tuple[str, str]:
     key = raw.key("dicom")
     for f in (raw.root / raw.rows[key].pet_path).iterdir():
@@ -215,70 +200,7 @@ def _other_patient_pet(raw) -> tuple[str, str]:
     return key, raw.rows[key].pet_path
 
 
-def _missing_pet(raw) -> tuple[str, str]:
-    key = raw.key("nifti")
-    (raw.root / raw.rows[key].pet_path).unlink()
-    return key, raw.rows[key].pet_path
-
-
-def _empty_mask(raw) -> tuple[str, str]:
-    key = raw.key("nifti", 1)
-    _rewrite_nifti(raw.root / raw.rows[key].lesions_path, np.zeros_like)
-    return key, raw.rows[key].lesions_path
-
-
-def _nan_pet(raw) -> tuple[str, str]:
-    key = raw.key("nifti")
-
-    def plant(a):
-        a[a.shape[0] // 2, a.shape[1] // 2, a.shape[2] // 2] = np.nan
-        return a
-
-    _rewrite_nifti(raw.root / raw.rows[key].pet_path, plant)
-    return key, raw.rows[key].pet_path
-
-
-def _anatomy_off_grid(raw) -> tuple[str, str]:
-    key = raw.key("nifti", 1)
-    _rewrite_nifti(raw.root / raw.rows[key].anatomy_path, lambda a: a[:, :, :-4].copy())
-    return key, raw.rows[key].anatomy_path
-
-
-def _no_body_weight(raw) -> tuple[str, str]:
-    key = raw.key("nifti")
-    path = raw.root / raw.rows[key].pet_path.replace(".nii.gz", ".json")
-    meta = json.loads(path.read_text())
-    del meta["BodyWeight"]
-    path.write_text(json.dumps(meta))
-    return key, raw.rows[key].pet_path.replace(".nii.gz", ".json")
-
-
-@pytest.mark.parametrize("damage, reason", [
-    (_corrupt_slice, "corrupt_dicom"),
-    (_truncate_slice, "corrupt_dicom"),
-    (_other_patient_pet, "patient_mismatch"),
-    (_missing_pet, "missing_pet"),
-    (_empty_mask, "empty_mask"),
-    (_nan_pet, "nan_in_pet"),
-    (_anatomy_off_grid, "geometry_mismatch"),
-    (_no_body_weight, "missing_suv_tags"),
-])
-def test_bad_study_is_quarantined_and_the_rest_ingested(raw, settings, damage, reason):
-    key, source = damage(raw)
-    n = len(raw.studies)
-    summary = ingest_all(settings, raw_dir=raw.root, progress=False)
-    assert (summary.ingested, summary.quarantined) == (n - 1, 1)
-    [record] = QUARANTINE.records(QUARANTINE.read(settings.table_path("quarantine")))
-    assert (record.stage, record.item, record.reason) == ("ingest", _sid(settings, key), reason)
-    assert record.source == source and record.detail
-    assert _sid(settings, key) not in list_studies(settings.store_url)
-    assert not (Path(settings.store_url) / _sid(settings, key)).exists()  # no half-written group left
-    assert len(STUDIES.read(settings.table_path("studies"))) == n - 1
-
-    # A rerun retries it and records it once, not twice.
-    again = ingest_all(settings, raw_dir=raw.root, progress=False)
-    assert (again.skipped, again.quarantined) == (n - 1, 1)
-    assert len(QUARANTINE.read(settings.table_path("quarantine"))) == 1
+# The bad-input corpus (every quarantine reason next to good studies) is test_bad_input.py.
 
 
 def test_fixed_study_leaves_quarantine(raw, settings):
@@ -347,7 +269,7 @@ def test_ingest_killed_midway_then_rerun_yields_the_complete_store(raw, settings
     groups = [p for p in Path(settings.store_url).iterdir() if p.is_dir()]
     assert len(complete) == 1 and len(groups) == 2  # one whole group, one interrupted
     interrupted = next(p.name for p in groups if p.name not in complete)
-    assert (Path(settings.store_url) / interrupted / "ct" / "zarr.json").exists()
+    assert (Path(settings.store_url) / interrupted / "v1" / "ct" / "zarr.json").exists()
     assert not settings.table_path("studies").exists()
 
     n = len(raw.studies)
@@ -362,6 +284,52 @@ def test_ingest_killed_midway_then_rerun_yields_the_complete_store(raw, settings
     assert len(STUDIES.read(settings.table_path("studies"))) == n
     lesions = LESIONS.read(settings.table_path("lesions"))
     assert len(lesions) == STUDIES.read(settings.table_path("studies")).lesion_count.sum()
+
+
+REINGEST_KILLER = """
+import os, signal, sys
+from pathlib import Path
+from data_contracts.settings import Settings
+from tasks.ingest import ingest, store
+
+create = store.StudyWriter.create
+
+def create_then_die(self, name, geometry):
+    if name == "lesions":  # the new version's ct and pet are written, the commit has not happened
+        os.kill(os.getpid(), signal.SIGKILL)
+    return create(self, name, geometry)
+
+store.StudyWriter.create = create_then_die
+ingest.ingest_all(Settings(home=Path(sys.argv[2])), raw_dir=Path(sys.argv[1]), progress=False)
+"""
+
+
+def test_a_kill_during_reingest_leaves_the_old_study_readable(raw, settings):
+    ingest_all(settings, raw_dir=raw.root, progress=False)
+    key = raw.key("nifti")
+    sid = _sid(settings, key)
+    old = open_study(settings.store_url, sid)
+    old_ct, old_record = old.ct[...], old.attrs["study"]
+    _rewrite_nifti(raw.root / raw.rows[key].ct_path, lambda a: (a + 5).astype(a.dtype))  # a changed delivery
+
+    env = {**os.environ, "PETCAP_INGEST__MAX_WORKERS": "1", "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", REINGEST_KILLER, str(raw.root), str(settings.home)], env=env,
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9, done.stderr
+    # Killed after the new version's arrays were written, before the commit: the old study is whole and listed.
+    assert sid in list_studies(settings.store_url)
+    kept = open_study(settings.store_url, sid)
+    np.testing.assert_array_equal(kept.ct[...], old_ct)
+    assert kept.attrs["study"] == old_record and kept.attrs["version"] == "v1"
+    assert (Path(settings.store_url) / sid / "v2" / "ct" / "zarr.json").exists()  # the uncommitted new version
+    assert sid in set(STUDIES.read(settings.table_path("studies")).study_id)
+
+    summary = ingest_all(settings, raw_dir=raw.root, progress=False)
+    assert (summary.ingested, summary.quarantined) == (1, 0)
+    new = open_study(settings.store_url, sid)
+    np.testing.assert_array_equal(new.ct[...], old_ct + 5)
+    # The stale v2 was cleared and rewritten as the next version; the old one retired after the commit.
+    assert sorted(p.name for p in (Path(settings.store_url) / sid).iterdir() if p.is_dir()) == [new.attrs["version"]]
 
 
 # ---------------------------------------------------------------------------------- store location, grids

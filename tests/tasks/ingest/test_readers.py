@@ -89,7 +89,7 @@ def test_dicom_decay_correction_reference(study_and_header):
     (lambda ds: delattr(ds, "PatientWeight"), "missing_suv_tags"),
     (lambda ds: delattr(ds, "RadiopharmaceuticalInformationSequence"), "missing_suv_tags"),
     (lambda ds: delattr(ds.RadiopharmaceuticalInformationSequence[0], "RadionuclideTotalDose"), "missing_suv_tags"),
-    (lambda ds: setattr(ds, "SeriesDate", "19990101"), "invalid_suv_tags"),  # "scanned" before injection
+    (lambda ds: setattr(ds, "SeriesDate", "19990101"), "implausible_uptake"),  # "scanned" before injection
 ])
 def test_dicom_header_defects(study_and_header, change, reason):
     ds = copy.deepcopy(study_and_header[1])
@@ -121,7 +121,8 @@ def test_sidecar_units_and_decay(update, factor):
     ({"Units": "counts"}, "unsupported_pet_units"),
     ({"BodyWeight": None}, "missing_suv_tags"),
     ({"InjectedRadioactivity": "n/a"}, "missing_suv_tags"),
-    ({"InjectionStart": 60}, "invalid_suv_tags"),  # injected after the scan started
+    ({"InjectionStart": 60}, "implausible_uptake"),  # injected after the scan started
+    ({"BodyWeight": 0}, "invalid_suv_tags"),
     ({"TracerRadionuclide": "Xx99"}, "missing_suv_tags"),
 ])
 def test_sidecar_defects(update, reason):
@@ -138,3 +139,5 @@ def test_ingest_error_survives_pickling():
     err = pickle.loads(pickle.dumps(IngestError("corrupt_dicom", "studies/x/ct/0001.dcm", "truncated pixel data")))
     assert (err.reason, err.source, err.detail) == ("corrupt_dicom", "studies/x/ct/0001.dcm", "truncated pixel data")
     assert str(err) == "studies/x/ct/0001.dcm: corrupt_dicom: truncated pixel data"
+    from data_contracts.errors import PetcapError
+    assert isinstance(err, PetcapError) and (err.path, err.message) == (err.source, err.detail)

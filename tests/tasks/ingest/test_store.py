@@ -29,8 +29,39 @@ def test_group_without_marker_is_absent_until_committed(tmp_path):
     opened = store.open_study(url, SID)
     assert opened.ct[1, 2, 3] == 1 * 48 + 2 * 8 + 3 and opened.anatomy is None
     assert opened.geometry == grid and opened.attrs["vendor"] == "GE"
-    store.StudyWriter(url, SID, IngestSettings())  # a rewrite starts from nothing
-    assert store.list_studies(url) == [] and not (tmp_path / "v.zarr" / SID / "ct").exists()
+    # A rewrite goes into the next version; until it commits, the old study is what readers get.
+    again = store.StudyWriter(url, SID, IngestSettings())
+    again.create("ct", grid)[...] = 7
+    assert store.list_studies(url) == [SID] and store.open_study(url, SID).ct[1, 2, 3] == 1 * 48 + 2 * 8 + 3
+    again.create("pet", grid)
+    again.create("lesions", grid)
+    again.commit({"vendor": "GE"})
+    assert store.open_study(url, SID).ct[1, 2, 3] == 7 and store.open_study(url, SID).attrs["version"] == "v2"
+    assert not (tmp_path / "v.zarr" / SID / "v1").exists()  # retired after the commit
+    # A write interrupted before its commit leaves the committed version alone; the next writer clears it.
+    store.StudyWriter(url, SID, IngestSettings()).create("ct", grid)[...] = 9
+    assert store.open_study(url, SID).ct[0, 0, 1] == 7 and (tmp_path / "v.zarr" / SID / "v3").exists()
+    store.StudyWriter(url, SID, IngestSettings())
+    assert not (tmp_path / "v.zarr" / SID / "v3" / "ct").exists()
+
+
+def test_format_1_groups_are_read_and_retired_on_rewrite(tmp_path):
+    import zarr
+    url = str(tmp_path / "v.zarr")
+    grid = Geometry((2, 3, 4), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    root = zarr.open_group(url, mode="a", zarr_format=3)
+    group = root.create_group(SID, attributes={"format": 1})
+    for name in ("ct", "pet", "lesions"):
+        group.create_array(name, shape=grid.shape, dtype=store.DTYPES[name], attributes=grid.to_attrs())[...] = 3
+    group.attrs.update({store.MARKER: {"format": 1}})
+    assert store.open_study(url, SID).ct[0, 0, 0] == 3
+    writer = store.StudyWriter(url, SID, IngestSettings())
+    for name in ("ct", "pet", "lesions"):
+        writer.create(name, grid)[...] = 4
+    assert store.open_study(url, SID).ct[0, 0, 0] == 3  # still the old arrays until the commit
+    writer.commit({})
+    assert store.open_study(url, SID).ct[0, 0, 0] == 4
+    assert sorted(p.name for p in (tmp_path / "v.zarr" / SID).iterdir() if p.is_dir()) == ["v1"]
 
 
 @pytest.mark.parametrize("compressor", ["blosc-lz4", "blosc-zstd", "zstd"])

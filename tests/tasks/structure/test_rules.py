@@ -308,8 +308,13 @@ def test_side_spellings(phrase, location):
     assert f.location_id == location
 
 
-def test_lateral_stem_without_any_side_is_not_guessed():
-    assert extract("FDG PET: hilar lymph node, SUVmax 6.0.").findings == ()
+def test_lateral_stem_without_any_side_is_not_guessed_but_kept_coarse():
+    (f,) = extract("FDG PET: hilar lymph node, SUVmax 6.0.").findings
+    assert (f.location_id, f.laterality.value, f.suv_max) == ("ln_hilar", "unspecified", 6.0)
+    (f,) = extract("FDG PET: 7th rib lesion, SUVmax 3.0.").findings
+    assert f.location_id == "rib"
+    (f,) = extract("FDG PET: level II nodes, SUVmax 4.0.").findings
+    assert f.location_id == "ln_cervical"  # the level needs a side: no level node without one
 
 
 def test_side_carries_to_later_stems_of_the_same_sentence():
@@ -348,11 +353,12 @@ def test_tracer_from_the_report(text, tracer):
     assert f.pet_finding.tracer is tracer
 
 
-def test_tracer_argument_wins_and_a_report_without_tracer_needs_one():
+def test_tracer_argument_wins_and_a_report_without_tracer_carries_none():
     text = "Lytic lesion in T4, SUVmax 5.0."
     assert extract(text, Tracer.psma).findings[0].pet_finding.tracer is Tracer.psma
-    with pytest.raises(ValueError, match="names no tracer"):
-        extract(text)
+    (f,) = extract(text).findings
+    assert (f.location_id, f.pet_finding.tracer, f.suv_max) == ("vertebra_t4", None, 5.0)
+    assert f.caption == "T4 vertebral body, osteolytic destruction with increased uptake"
     assert extract("No abnormal uptake.").findings == ()  # nothing to label: no tracer needed
 
 
@@ -527,3 +533,120 @@ def test_acceptance_targets_on_many_generated_reports():
     for field in ("location", "ct_finding"):
         assert scores.precision(field) >= 0.95 and scores.recall(field) >= 0.95
     assert scores.precision("suv_max") >= 0.98 and scores.recall("suv_max") >= 0.98
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("FDG avid mediastinal lymph nodes.", ["ln_mediastinal"]),
+    ("Bilateral cervical nodes are FDG avid.", ["ln_cervical_l", "ln_cervical_r"]),
+    ("A lung nodule with increased FDG uptake.", ["lung"]),
+    ("Right rib lesion, SUVmax 3.1.", ["rib_r"]),
+    ("Diffuse marrow uptake, SUVmax 4.0.", ["bone_marrow"]),
+    ("Uptake in the prostate bed, SUVmax 4.1.", ["prostate_bed"]),
+    ("Right palatine tonsil mass, SUVmax 12.", ["tonsil_palatine_r"]),
+    ("Focal uptake in the right L4 pedicle (SUVmax 7).", ["vertebra_l4"]),
+    ("Lytic lesion in the left ischium with uptake.", ["ischium_l"]),
+    ("Right external iliac node dorsal to the external iliac vein, SUVmax 5.", ["ln_external_iliac_r"]),
+    ("Left iliac junctional node with uptake.", ["ln_iliac_l"]),
+    ("Mass in the right lower lobe of the lung, SUVmax 9.", ["lung_rll"]),
+    ("Right pleural thickening with uptake.", ["pleura_r"]),
+    ("Intense uptake in the left fossa of Rosenmüller.", ["fossa_rosenmuller_l"]),
+])
+def test_coarse_sites_new_leaves_and_real_wordings(text, expected):
+    assert sorted(f.location_id for f in extract(text).findings) == expected
+
+
+@pytest.mark.parametrize("text, values", [
+    ("Nodes in the left axilla and right axilla, SUVmax:3.71 and 3.56.", {"ln_axillary_l": 3.71,
+                                                                           "ln_axillary_r": 3.56}),
+    ("Lesion in T7 with S U V m a x 12.", {"vertebra_t7": 12.0}),
+    ("Lesion in T7 with a maximum standardized uptake value of 7.8.", {"vertebra_t7": 7.8}),
+    ("Lesion in T7, SUV max = 9.", {"vertebra_t7": 9.0}),
+    ("Lesion in T7, SUVmax 5.2 g/ml.", {"vertebra_t7": 5.2}),
+])
+def test_suv_spellings_pair_in_order(text, values):
+    assert {f.location_id: f.suv_max for f in extract(text).findings} == values
+
+
+def test_history_and_other_studies_are_not_findings_but_pet_statements_are():
+    text = ("A 73-year-old man presented with a painless left neck mass. A contrast-enhanced CT of the neck "
+            "showed a mass of the right parotid gland. FDG PET/CT showed intense uptake in the left tonsil "
+            "(SUVmax 8.6), with normal FDG uptake elsewhere in the body.")
+    (f,) = extract(text).findings
+    assert (f.location_id, f.suv_max) == ("tonsil_palatine_l", 8.6)
+    assert f.span.text == "FDG PET/CT showed intense uptake in the left tonsil (SUVmax 8.6)"  # not the negation
+
+
+@pytest.mark.parametrize("text", ["", "\ufffd\x01\x02 \ufffd" * 50, "Hypermétabolisme intense (SUVmax 12,3).",
+                                  "肺に集積あり。" * 10])
+def test_any_text_gives_a_valid_report(text):
+    report = extract(text)
+    assert type(report).from_json(report.to_json()) == report
+
+
+def test_medspacy_scoping_drops_what_context_negates():
+    pytest.importorskip("medspacy")
+    text = "FDG PET: intense uptake in the left tonsil, SUVmax 8.6. No uptake in the right parotid gland."
+    assert [f.location_id for f in extract(text, scoping="medspacy").findings] == ["tonsil_palatine_l"]
+    assert [f.location_id for f in extract(text).findings] == ["tonsil_palatine_l"]
+    with pytest.raises(ValueError, match="scoping"):
+        extract(text, scoping="other")
+
+
+@pytest.mark.parametrize("text, expected", [
+    # a reference organ is never a finding
+    ("Focal uptake in the T9 vertebral body, higher than the liver.", ["vertebra_t9"]),
+    ("Nodal uptake similar in intensity to the liver.", []),
+    # diagnosis words, benign entities, imaging qualifiers
+    ("Intense uptake in a left axillary node in this patient with breast cancer.", ["ln_axillary_l"]),
+    ("Bilateral kidney stones.", []),
+    ("Dedicated breast PET shows uptake in a right axillary node.", ["ln_axillary_r"]),
+    # a part named of another place is that place
+    ("Intense uptake in the neck of the pancreas.", ["pancreas"]),
+    # lists share their description; shared heads; spots inside a coarse node
+    ("Hypermetabolic lesions in the liver and the skeleton, including the sternum and both clavicles.",
+     ["clavicle_l", "clavicle_r", "liver", "sternum"]),
+    ("Avid right supra- and infraclavicular lymph nodes.", ["ln_infraclavicular_r", "ln_supraclavicular_r"]),
+    ("Avid prevascular and precarinal nodes.", ["ln_mediastinal", "ln_mediastinal"]),
+    # "each"/"symmetric" name both sides; image panels are not sides
+    ("Uptake in each adrenal gland.", ["adrenal_l", "adrenal_r"]),
+    ("Symmetric hilar nodal uptake.", ["ln_hilar_l", "ln_hilar_r"]),
+    ("Fused images (top right) show uptake in hilar nodes.", ["ln_hilar"]),
+    # another exam's statement and a clinical history are not this study's findings
+    ("A contrast-enhanced CT showed a 2 cm nodule in the left upper lobe.", []),
+    ("The left lower lobe nodule is not well visualized.", []),
+    ("Relative sparing of the lumbar spine.", []),
+])
+def test_real_prose_reading_rules(text, expected):
+    assert sorted(f.location_id for f in extract("FDG PET/CT. " + text).findings) == expected
+
+
+def test_other_site_keeps_the_words_and_the_region():
+    (f,) = extract("FDG PET/CT: a focus of intense activity in the right gluteal fold, SUVmax 6.1.").findings
+    assert (f.location_id, f.other_site.words, f.other_site.region.value, f.suv_max) == (
+        "region_pelvis", "right gluteal fold", "pelvis", 6.1)
+    assert f.caption == "right gluteal fold, increased FDG uptake without CT correlate"  # SUVmax 6.1: moderate
+    assert extract("FDG PET/CT: no increased activity in the body.").findings == ()
+
+
+def test_the_definite_stem_refers_back_to_its_side_and_a_lone_value_completes_the_finding():
+    text = ("FDG PET/CT shows a left submandibular nodal focus. The submandibular node measures 8 mm. "
+            "Left tonsil mass is avid. The SUVmax was 9.2.")
+    found = {f.location_id: f for f in extract(text).findings}
+    assert set(found) == {"ln_cervical_i_l", "tonsil_palatine_l"}
+    assert found["tonsil_palatine_l"].suv_max == 9.2
+
+
+def test_a_bare_cervical_in_a_gynaecological_report_is_the_cervix():
+    text = "Known carcinoma of the uterine cervix. FDG PET/CT: intensely avid cervical mass, SUVmax 15.5."
+    assert [(f.location_id, f.suv_max) for f in extract(text).findings] == [("cervix_uteri", 15.5)]
+    assert [f.location_id for f in extract("FDG PET/CT: avid cervical mass, SUVmax 15.5.").findings] == [
+        "ln_cervical"]
+
+
+def test_negative_statements_are_kept():
+    report = extract("FDG PET/CT: intense uptake in the left tonsil, SUVmax 8.6. No abnormal uptake in the liver. "
+                     "No evidence of distant metastatic disease.")
+    assert [f.location_id for f in report.findings] == ["tonsil_palatine_l"]
+    assert [n.location_id for n in report.negatives] == ["liver", None]
+    assert report.negatives[0].span.text == "No abnormal uptake in the liver."
+    assert type(report).from_json(report.to_json()) == report

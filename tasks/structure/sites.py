@@ -1,0 +1,90 @@
+"""Which places of a sentence are findings of this study, and what else a sentence states: an "other site"
+(an uptake statement at a place no hierarchy node names), a negative statement ("no uptake in the liver",
+"no distant metastases"), a statement of another exam. Used by ``tasks.structure.rules``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from data_contracts import hierarchy
+from data_contracts.findings import CTFinding
+from data_contracts.records import NegativeFinding, OtherSite, TextSpan
+from data_contracts.taxonomy import System
+from tasks.structure import cues
+from tasks.structure import lexicon as lx
+from tasks.structure.drafts import Draft, Mention, ReadState, grade_of
+from tasks.structure.text import Sentence
+
+
+def deny(state: ReadState, sentence: Sentence, location_ids: list[str | None], clause: tuple[int, int]) -> None:
+    """Record a negative statement ("no abnormal uptake in the liver"; location None: the whole body)."""
+    a, b = clause
+    span = TextSpan(start=sentence.start + a, end=sentence.start + b, text=sentence.text[a:b])
+    for lid in dict.fromkeys(location_ids):
+        neg = NegativeFinding(location_id=lid, span=span)
+        if neg not in state.negatives:
+            state.negatives.append(neg)
+
+
+def strong_negation_between(norm: str, a: Mention, b: Mention) -> bool:
+    lo, hi = min(a.end, b.end), max(a.start, b.start)
+    return any(not lx.WEAK_NEGATION.match(c.group(0).strip()) for c in lx.NEG_FORWARD.finditer(norm, lo, hi))
+
+
+def other_exam_subject(norm: str, pos: int) -> bool:
+    """Whether the clause before ``pos`` reports another exam ("a bone scan showed uptake in the spine")."""
+    start = max([0, *(m.end() for m in re.finditer(r"[;]|\b(?:but|however|whereas|while)\b", norm[:pos]))])
+    before = norm[start:pos]
+    hit = None
+    for hit in cues.OTHER_EXAM_SUBJECT.finditer(before):
+        pass
+    return (hit is not None and not re.search(r"\bPET\b", before[hit.end():])
+            and not re.search(r"(?i)\b(?:FDG|PSMA|radiotracer)\b", norm[pos:]))  # "..., corresponding to FDG uptake"
+
+
+def other_site(sentence: Sentence, loc_hits: list[lx.Hit], ct_hits: list[lx.Hit], state: ReadState) -> Draft | None:
+    """A lesion at a place no node names ("a focus of activity in the right anterior sulcus", "uptake along
+    the diaphragm"): an uptake statement, not negated, with a place phrase after it. The finding sits on the
+    open node of the region its words (or the heading) tell, else ``body``, and keeps the words."""
+    norm = sentence.norm
+    if any(h.value[0] == "term" and not h.value[1] for h in loc_hits):
+        return None  # a blocker phrase ("blood pool", "bone scan"): about a reference or another study
+    cue = cues.OTHER_SITE_CUE.search(norm)
+    if cue is None:
+        return None
+    place = cues.OTHER_SITE_PLACE.search(norm, cue.end())
+    if place is None or place.start() - cue.end() > 40:
+        return None
+    words = place.group("words").strip(" ,-")
+    if cues.GENERIC_PLACE.fullmatch(words) or len(words) < 4 or other_exam_subject(norm, place.start()):
+        return None
+    nodal = re.search(r"(?i)\b(?:lymph\s+nodes?|nodes?|lymphadenopathy|adenopathy)\b", words) is not None
+    masked = lx.mask(lx.mask(norm, loc_hits), ct_hits)
+    fwd, bwd = lx.find_negations(masked)
+    if state.hand_scoping and (any(c.start < place.end() and not weak(c) for c in fwd)
+                               or any(c.start >= cue.start() for c in bwd)):
+        return None
+    region = cues.region_of(words) or cues.region_of(sentence.heading or "")
+    if region is None and not nodal:
+        return None  # words that tell no body region ("the main component"): too little to keep
+    suv = lx.find_suv(norm)
+    value = round(suv[0].value, 2) if len(suv) == 1 else None
+    ct = next((h.value for h in ct_hits), CTFinding.no_ct_correlate)
+    grades = [g for g in lx.find_grades(lx.mask(norm, ct_hits))]
+    a = cue.start()
+    if nodal:  # "uptake in 1 lymph node": a node, where is not said
+        if not lx.compatible(ct, System.lymph_node):
+            ct = CTFinding.non_enlarged_lymph_node
+        return Draft(location_id="lymph_nodes", ct_finding=ct, ct_explicit=False, grade=grade_of(value, grades),
+                      suv_max=value, size_mm=None, sentence=sentence, section=sentence.section,
+                      clause=(a, place.end()))
+    return Draft(location_id=hierarchy.region_node(region), ct_finding=ct, ct_explicit=bool(ct_hits),
+                  grade=grade_of(value, grades), suv_max=value, size_mm=None, sentence=sentence,
+                  section=sentence.section, other_site=OtherSite(words=words[:200], region=region),
+                  clause=(a, place.end()))
+
+
+
+def weak(cue: lx.Hit) -> bool:
+    return bool(lx.WEAK_NEGATION.match(cue.text.strip()))
