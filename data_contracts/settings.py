@@ -17,6 +17,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_serializer, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from data_contracts.site_key import HomeKey
+
 
 def _comma_list(value: Any) -> Any:
     """A list setting as people type it: ``vllm,localhost`` (commas), ``vllm`` (one) or JSON ``["vllm"]``."""
@@ -30,8 +32,6 @@ def _comma_list(value: Any) -> Any:
 
 # A tuple of strings that an environment variable may give as a comma list (JSON still accepted).
 CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_list)]
-
-from data_contracts.site_key import HomeKey
 
 
 class RawLayout:

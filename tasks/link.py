@@ -52,7 +52,6 @@ from data_contracts.tables import (
 )
 from tasks import deliveries
 from tasks.deliveries import RefreshFailed, RemovalRefused
-from tasks.ingest.manifest import read_manifest
 from tasks.ingest.pseudonym import study_pseudonym
 from tasks.ingest.report_text import read_reports, report_source
 from tasks.structure.backend import structure_texts

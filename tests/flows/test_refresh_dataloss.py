@@ -89,6 +89,8 @@ def test_a_new_delivery_folder_adds_to_the_earlier_ones(refreshed, tiny_raw, tmp
         MANIFEST.write(part.reset_index(drop=True), drop / "manifest.csv")
         drops.append(drop)
     home = tmp_path / "home"
+    for h in (home, tmp_path / "home-2"):  # the refreshed home's pseudonym key: the same pseudonyms
+        shutil.copytree(refreshed[0] / "secrets", h / "secrets")
     first = dataset_refresh(home=str(home), raw_dir=str(drops[0]))
     second = dataset_refresh(home=str(home), raw_dir=str(drops[1]))
     settings = Settings(home=home)

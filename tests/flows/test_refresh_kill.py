@@ -11,6 +11,7 @@ numbers aside), the delivery log, and the patches of every sample, byte for byte
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -65,6 +66,7 @@ def kill_mid(home: Path, raw: Path, stage: str, env: dict) -> int:
 def test_kill_9_mid_refresh_then_rerun_equals_a_clean_run(stage, prefect_server, refreshed, tiny_raw, tmp_path,
                                                           fast_patches):
     home = tmp_path / "home"
+    shutil.copytree(refreshed[0] / "secrets", home / "secrets")  # the clean run's pseudonym key
     env = {**prefect_server.env, "PYTHONPATH": str(REPO), "PETCAP_PATCHES__PROCESSES": "false",
            "PETCAP_PATCHES__WORKERS": "1", "PETCAP_PATCHES__COMMIT_EVERY": "2"}
     rc = kill_mid(home, tiny_raw, stage, env)

@@ -79,7 +79,7 @@ def test_withdraw_names_unknown_keys_and_changes_the_log_hash(settings, tmp_path
 
 
 def test_log_hash_differs_between_drops_and_ignores_where_the_folder_lies(tmp_path):
-    s1, s2, s3 = (Settings(home=tmp_path / f"home{i}") for i in range(3))
+    s1, s2, s3 = (Settings(home=tmp_path / f"home{i}", pseudonym_key="site-key") for i in range(3))
     register_delivery(s1, write_drop(tmp_path / "x" / "drop", ["A1"]))
     register_delivery(s2, write_drop(tmp_path / "y" / "drop", ["A1"]))  # same delivery, elsewhere
     register_delivery(s3, write_drop(tmp_path / "z" / "drop", ["A9"]))  # another delivery
