@@ -233,6 +233,9 @@ class RefreshSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True)
     max_failed_share: float = Field(0.2, ge=0, le=1)
+    # Fewer failures than this never fail a refresh unless everything failed (one missing report of four is
+    # quarantined and the rest go on; a server down fails every report and the run).
+    min_failures: int = Field(3, ge=1)
     allow_removals: bool = False
 
 

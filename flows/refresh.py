@@ -40,7 +40,7 @@ from flows.task_wrappers import (
     register_delivery_task,
     update_splits_task,
 )
-from tasks.deliveries import RefreshFailed
+from tasks.deliveries import RefreshFailed, too_many_failures
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def _check_ingest(settings, ingested: list) -> None:
     studies = sum(i.ingested + i.skipped + i.quarantined for i in ingested)
     failed = sum(i.quarantined for i in ingested)
     share = settings.refresh.max_failed_share
-    if studies and failed > share * studies:
+    if too_many_failures(failed, studies, settings):
         reasons = sorted({q.reason for i in ingested for q in i.quarantine})
         raise RefreshFailed(
             f"{failed} of {studies} studies could not be ingested ({', '.join(reasons)}), more than the allowed "

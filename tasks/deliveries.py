@@ -60,6 +60,13 @@ class DeliverySummary:
                 f"{self.registered} active studies registered from all drops")
 
 
+def too_many_failures(failed: int, total: int, settings: Settings) -> bool:
+    """The refresh gate: more than ``refresh.max_failed_share`` of ``total`` failed, and at least
+    ``refresh.min_failures`` of them (or all: a server down fails a batch of two as surely as one of two hundred)."""
+    cfg = settings.refresh
+    return total > 0 and failed > cfg.max_failed_share * total and (failed >= cfg.min_failures or failed == total)
+
+
 def drop_path(raw_dir: Path | str) -> str:
     """How the log names a drop folder: its absolute path."""
     return str(Path(raw_dir).expanduser().absolute())

@@ -51,7 +51,7 @@ from data_contracts.tables import (
     UnmatchedRow,
 )
 from tasks import deliveries
-from tasks.deliveries import RefreshFailed, RemovalRefused
+from tasks.deliveries import RefreshFailed, RemovalRefused, too_many_failures
 from tasks.ingest.pseudonym import study_pseudonym
 from tasks.ingest.report_text import read_reports, report_source
 from tasks.structure.backend import structure_texts
@@ -316,7 +316,7 @@ def link_dataset(settings: Settings, backend: str | None = None, allow_removals:
     llm_failures = sum(q.reason.startswith("llm_") for q in quarantine)
     reports = len(todo)
     share = settings.refresh.max_failed_share
-    if reports and len(quarantine) > share * reports:
+    if too_many_failures(len(quarantine), reports, settings):
         reasons = Counter(q.reason for q in quarantine)
         raise RefreshFailed(
             f"{len(quarantine)} of {reports} reports could not be structured ({llm_failures} by LLM failures; "
