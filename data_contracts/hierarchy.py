@@ -42,6 +42,7 @@ from data_contracts.taxonomy import (
     _lateral,
     _midline,
     locations,
+    register_nodes,
 )
 
 R, LN, LG, BN, OR = Region, System.lymph_node, System.lung, System.bone, System.organ
@@ -432,3 +433,6 @@ def is_within(node: str, ancestor: str) -> bool:
     """Whether ``ancestor`` is ``node`` or one of its ancestors (``contains`` with the arguments swapped);
     unknown ids are within nothing."""
     return node in parents() and ancestor in lineage(node)
+
+
+register_nodes(extra_nodes())  # ``taxonomy.get`` resolves every node from here on

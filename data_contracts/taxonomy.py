@@ -319,12 +319,24 @@ def locations() -> tuple[Location, ...]:
     return locs
 
 
+# The hierarchy's other nodes (coarse, open, further leaves), registered by ``data_contracts.hierarchy`` when it is
+# imported (``data_contracts/__init__`` imports it): the hierarchy builds on this module, never the other way round.
+_NODES: dict[str, Location] = {}
+
+
+def register_nodes(nodes) -> None:
+    """Make further location nodes known to ``get`` / ``by_id``; a node may not shadow a localizer class."""
+    for loc in nodes:
+        if loc.id in _index():
+            raise AssertionError(f"hierarchy node {loc.id} shadows a localizer class")
+        _NODES[loc.id] = loc
+    by_id.cache_clear()
+
+
 @cache
 def by_id() -> dict[str, Location]:
     """Every location id a finding may carry: the classes above plus the hierarchy's other nodes."""
-    from data_contracts import hierarchy  # the hierarchy builds on this module
-
-    return {**{loc.id: loc for loc in locations()}, **{loc.id: loc for loc in hierarchy.extra_nodes()}}
+    return {**{loc.id: loc for loc in locations()}, **_NODES}
 
 
 def is_class(location_id: str) -> bool:
