@@ -14,6 +14,7 @@ import numpy as np
 import SimpleITK as sitk
 
 Vec3 = tuple[float, float, float]
+AXIS_TOLERANCE = 1e-5  # direction cosines below this count as 0 (header rounding)
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,12 @@ class Geometry:
                 "direction": list(self.direction)}
 
     @classmethod
+    def of_array(cls, array) -> Geometry:
+        """The grid of a stored array (its shape, and spacing / origin / direction from its attributes)."""
+        a = dict(array.attrs)
+        return cls(tuple(array.shape), tuple(a["spacing"]), tuple(a["origin"]), tuple(a["direction"]))
+
+    @classmethod
     def from_attrs(cls, attrs: dict) -> Geometry:
         return cls(tuple(attrs["shape"]), tuple(attrs["spacing"]), tuple(attrs["origin"]),
                    tuple(attrs["direction"]))
@@ -48,6 +55,21 @@ class Geometry:
         """LPS millimetres of (possibly fractional) (z, y, x) indices; shape (..., 3) in, (..., 3) out."""
         ijk = np.asarray(zyx, dtype=float)[..., ::-1]
         return ijk @ self.matrix.T + np.asarray(self.origin)
+
+    def continuous_index(self, points_mm: np.ndarray) -> np.ndarray:
+        """(..., 3) LPS mm -> (..., 3) continuous (z, y, x) indices (``index_to_mm``'s inverse)."""
+        ijk = (np.asarray(points_mm, dtype=float) - np.asarray(self.origin)) @ np.linalg.inv(self.matrix).T
+        return ijk[..., ::-1]
+
+    def axis_mm(self, axis: int) -> int:
+        """The LPS axis (0 x, 1 y, 2 z) that array axis ``axis`` (z, y, x order) runs along (largest cosine)."""
+        return int(np.argmax(np.abs(np.asarray(self.direction).reshape(3, 3)[:, 2 - axis])))
+
+    def separable(self, tolerance: float = AXIS_TOLERANCE) -> bool:
+        """Whether every array axis is parallel to one LPS axis (direction a signed permutation matrix)."""
+        d = np.abs(np.asarray(self.direction, dtype=float).reshape(3, 3))
+        big = d > tolerance
+        return bool((big.sum(axis=0) == 1).all() and (big.sum(axis=1) == 1).all())
 
     def bounds_mm(self) -> tuple[np.ndarray, np.ndarray]:
         """LPS (x, y, z) minimum and maximum over the centres of the grid's 8 corner voxels."""

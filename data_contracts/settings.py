@@ -104,7 +104,8 @@ class SynthSettings(BaseModel):
     vendor_mix: tuple[float, float, float] = (0.16, 0.16, 0.68)
     fdg_fraction: float = Field(0.69, ge=0, le=1)  # FDG 1,292 of 1,867; the rest PSMA
     dicom_vendors: CommaList = ("Siemens",)  # delivered as DICOM series; the others as NIfTI
-    lesions_per_patient: tuple[int, int] = (3, 8)
+    lesions_per_patient: tuple[int, int] = (1, 12)  # a patient with disease: skewed towards few lesions
+    lesion_free_fraction: float = Field(0.25, ge=0, le=1)  # patients without disease (restaging after a response)
     followup_fraction: float = Field(0.25, ge=0, le=1)  # patients with a second study (same patient ID)
     workers: int = Field(2, ge=1)  # processes generating studies in parallel
 

@@ -1,6 +1,6 @@
 """`petcap`: the command line. Each sub-command parses arguments, builds the settings and calls a stage.
 
-Stages: synth, ingest, structure, structure-eval, link, extract-patches, split, refresh (ingest → link →
+Stages: synth, realism (the cohort's realism figures), ingest, structure, structure-eval, link, extract-patches, split, refresh (ingest → link →
 patches → splits as the dataset-refresh flow), train localizer|captioner, evaluate, promote, benchmark,
 caption, demo. Training, evaluation and promotion run as the same Prefect flows a deployment runs (ephemeral
 API unless PREFECT_API_URL points at a server); ``caption`` runs the caption-study flow when a server is
@@ -48,6 +48,14 @@ def cmd_synth(args: argparse.Namespace) -> int:
     summary = synthesize_cohort(out, patients=args.patients, seed=args.seed, scale=args.scale, settings=settings)
     print(summary)
     return 0
+
+
+def cmd_realism(args: argparse.Namespace) -> int:
+    from tasks.realism.table import format_table, realism_table
+
+    figures = realism_table(_settings(args))
+    print(format_table(figures))
+    return 0 if all(f.status != "fail" for f in figures) else 1
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -289,6 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="raw drop folder to write (default: settings.raw_dir)")
     s.add_argument("--scale", choices=["tiny", "demo", "full"], default=get_settings().synth.scale)
     s.set_defaults(func=cmd_synth)
+
+    s = sub.add_parser("realism", help="issue-14 realism figures of a raw drop + its ingested store, one table")
+    s.add_argument("--raw", help="raw drop folder (default: settings.raw_dir)")
+    s.add_argument("--store", help="Zarr store root (default: settings.store_url)")
+    s.set_defaults(func=cmd_realism)
 
     s = sub.add_parser("ingest", help="DICOM/NIfTI raw drop -> Zarr volume store + studies/lesions tables")
     s.add_argument("--raw", help="raw drop folder (default: settings.raw_dir)")

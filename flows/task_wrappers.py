@@ -61,26 +61,12 @@ LLM_DELAY_S = [10, 60, 120]
 
 
 # ------------------------------------------------------------------------------------- adapters
-def _on_epoch(settings: Settings, kind: str, run_id: str | None):
-    """Each epoch: a line in the flow run's log (loss, validation metric) and MLflow step metrics on the open
-    run, so the Prefect UI and the MLflow curves move while training is on."""
-    from models.training.loop import epoch_line
+def _on_epoch(settings: Settings, run_id: str | None):
+    """Each epoch's MLflow step metrics on the open run, so the curves move while training is on (the loop's
+    own log line per epoch reaches the flow run's log through ``flows.logs``)."""
     from tasks.tracking import epoch_metrics
 
-    to_mlflow = epoch_metrics(settings, run_id) if run_id else None
-    try:
-        from prefect import get_run_logger
-
-        logger = get_run_logger()
-    except Exception:  # noqa: BLE001 - called outside a flow run: the loop's own log line is enough
-        logger = None
-
-    def on_epoch(row: dict) -> None:
-        if logger is not None:
-            logger.info("%s epoch %d: %s", kind, int(row["epoch"]), epoch_line(row))
-        if to_mlflow is not None:
-            to_mlflow(row)
-    return on_epoch
+    return epoch_metrics(settings, run_id) if run_id else None
 
 
 def train_localizer(settings: Settings, config: str = "demo", overrides: dict | None = None, progress: bool = True,
@@ -88,7 +74,7 @@ def train_localizer(settings: Settings, config: str = "demo", overrides: dict | 
     from models.training import train_localizer as train
 
     return train(settings, config=config, overrides=overrides, progress=progress,
-                 on_epoch=_on_epoch(settings, "localizer", mlflow_run_id))
+                 on_epoch=_on_epoch(settings, mlflow_run_id))
 
 
 def train_captioner(settings: Settings, config: str = "demo", overrides: dict | None = None, progress: bool = True,
@@ -97,7 +83,7 @@ def train_captioner(settings: Settings, config: str = "demo", overrides: dict | 
     from tasks.evaluate.metrics import validation_scores
 
     return train(settings, config=config, overrides=overrides, progress=progress,
-                 on_epoch=_on_epoch(settings, "captioner", mlflow_run_id), score_captions=validation_scores)
+                 on_epoch=_on_epoch(settings, mlflow_run_id), score_captions=validation_scores)
 
 
 def start_training_run(settings: Settings, flow: str, kind: str, config: str, overrides: dict | None,

@@ -1,10 +1,12 @@
 """Models for serving, shared and bounded: a registered version's checkpoint files are downloaded ONCE per home
-(``<home>/models/<registered model>/v<version>``, not into every study's output folder), and the loaded models are
-kept per process in a small LRU (a service or a Dask worker captions many studies with one load).
+(``<home>/models/<registry>/<registered model>/v<version>``, not into every study's output folder), and the
+loaded models are kept per process in a small LRU (a service or a Dask worker captions many studies with one
+load).
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 from collections import OrderedDict
@@ -18,7 +20,10 @@ _LOADED: OrderedDict[tuple, CaptionPipeline] = OrderedDict()
 
 
 def models_dir(settings: Settings) -> Path:
-    return settings.home / "models" / settings.tracking.registered_model
+    """``<home>/models/<registry>/<registered model>``: versions are immutable within one registry, so a
+    downloaded version is reused; the registry's URI (hashed: it may hold credentials) keeps two apart."""
+    registry = hashlib.sha256(settings.registry_uri.encode()).hexdigest()[:12]
+    return settings.home / "models" / registry / settings.tracking.registered_model
 
 
 def champion_version(settings: Settings) -> str:
@@ -31,12 +36,12 @@ def champion_version(settings: Settings) -> str:
 def version_files(settings: Settings, version: str) -> dict[str, Path]:
     """A registered version's two checkpoints, downloaded once into the shared models folder (a complete
     folder is renamed into place, so a crash mid-download leaves nothing half there)."""
-    from tasks.tracking import version_checkpoints
-
     final = models_dir(settings) / f"v{version}"
     names = {"localizer": final / "localizer.pt", "captioner": final / "captioner.pt"}
     if all(p.is_file() for p in names.values()):
-        return names
+        return names  # already here: no registry call (nor MLflow import)
+    from tasks.tracking import version_checkpoints
+
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".v{version}-", dir=final.parent))
     try:

@@ -1,9 +1,11 @@
 """Link lesion instances (masks) to report findings, and turn each pair into a caption sample.
 
 Per study, a cost between every lesion and every finding combines
-- anatomy: the taxonomy location of the structure under the mask (the anatomy label map) against the
-  finding's location — same location, a near one (same system, region and side: T7 vs T8), unknown
-  (the mask lies on fat or muscle), or another (never linked);
+- anatomy: the lesion's candidate sites (``tasks.sites``: the segmenter class under the mask, or for a lesion
+  in fat -- a node -- its position among segmented landmarks; a real segmenter has no nodal stations) against
+  the finding's location — one of the candidates (or a hierarchy node containing one), a near one to the
+  derived site (same system, region and side: T7 vs T8), unknown (no candidate; or two stations, one only
+  guessed from position), or another (never linked);
 - SUVmax agreement: |ln(mask SUVmax / stated SUVmax)|;
 - size: the stated long axis against the mask's equivalent-sphere diameter, beyond a tolerance.
 Without a label map only the side (from the centroid against the body midline) stands in for anatomy.
@@ -27,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from data_contracts import anatomy, hierarchy, taxonomy
+from data_contracts import hierarchy, segmentation, taxonomy
 from data_contracts.caption import caption_for
 from data_contracts.errors import PetcapError, PrerequisiteError
 from data_contracts.records import (
@@ -73,56 +75,76 @@ class LinkResult:
     unmatched: list[UnmatchedRow] = field(default_factory=list)
 
 
-def lesion_location(lesion: Lesion) -> str | None:
-    """Taxonomy location of the structure under the mask, if the label map names one."""
-    if lesion.anatomy_label is None:
-        return None
-    return anatomy.label_location().get(int(lesion.anatomy_label))
+Sites = dict[int, tuple[str, ...]]  # lesion instance -> candidate taxonomy sites, the derived one first
+
+
+def lesion_candidates(lesion: Lesion, sites: Sites | None = None) -> tuple[str, ...]:
+    """Candidate sites of a lesion: derived from the segmentation and its position (``tasks.sites``) when
+    ``sites`` has them, else the sites of the segmenter class under the mask (``anatomy_label``)."""
+    if sites is not None and lesion.instance in sites:
+        return sites[lesion.instance]
+    return segmentation.label_sites(lesion.anatomy_label)
+
+
+def lesion_location(lesion: Lesion, sites: Sites | None = None) -> str | None:
+    """The derived site of a lesion (the first candidate), if any."""
+    cand = lesion_candidates(lesion, sites)
+    return cand[0] if cand else None
 
 
 def equivalent_diameter_mm(lesion: Lesion) -> float:
     return (6.0 * lesion.volume_ml * 1000.0 / math.pi) ** (1.0 / 3.0)
 
 
-def _anatomy_cost(lesion: Lesion, finding: StructuredFinding, cfg: LinkSettings, midline_x: float | None) -> float:
+def _anatomy_cost(lesion: Lesion, finding: StructuredFinding, cfg: LinkSettings, midline_x: float | None,
+                  sites: Sites | None = None) -> float:
     """Same location: the finding's hierarchy node contains the mask's class ("mediastinal lymph node" and a
     mask at station 7; "left rib" and a mask on the left 7th rib), or the node is a further leaf inside the
     class (fossa of Rosenmüller on a nasopharynx mask). A coarse finding costs a little more than an exact
     one, so a finding that names the mask's class exactly wins a tie."""
     floc = taxonomy.get(finding.location_id)
     sided = floc.laterality in (taxonomy.Laterality.left, taxonomy.Laterality.right)
-    if lesion.anatomy_label is None:
+    if lesion.anatomy_label is None and not (sites and lesion.instance in sites):
         if midline_x is None or not sided:
             return cfg.cost_unknown_location
         # LPS: +x is the patient's left
         side = taxonomy.Laterality.left if lesion.centroid_mm[0] > midline_x else taxonomy.Laterality.right
         return cfg.cost_unknown_location if side is floc.laterality else cfg.cost_other_location
-    lid = lesion_location(lesion)
-    if lid is None:
+    cand = lesion_candidates(lesion, sites)
+    if not cand:
         return cfg.cost_unknown_location
-    if lid == finding.location_id:
+    lid = cand[0]
+    if finding.location_id in cand:  # the report decides among the candidates (a liver segment, a hip part)
         return cfg.cost_same_location
-    if hierarchy.can_link(finding.location_id, lid):
+    if any(hierarchy.can_link(finding.location_id, c) for c in cand):
         return cfg.cost_same_location + _COARSE_COST
     lloc = taxonomy.get(lid)
     near = (lloc.system, lloc.region, lloc.laterality) == (floc.system, floc.region, floc.laterality)
-    return cfg.cost_near_location if near else cfg.cost_other_location
+    if near:
+        return cfg.cost_near_location
+    if lid not in segmentation.segmented_sites() and floc.id not in segmentation.segmented_sites():
+        return cfg.cost_unknown_location  # both only derivable from position (a station): uncertain, not other
+    return cfg.cost_other_location
 
 
 _COARSE_COST = 0.05  # a coarse finding on a mask inside its node: just above an exact match
 
 
-def linked_location(finding: StructuredFinding, lesion: Lesion | None) -> str:
-    """The finest location known for a linked pair: the mask's class when the finding's node contains it
-    (linking decided the leaf the report left open), else the finding's own node."""
-    lid = lesion_location(lesion) if lesion is not None else None
+def linked_location(finding: StructuredFinding, lesion: Lesion | None, sites: Sites | None = None) -> str:
+    """The finest location known for a linked pair: the mask's site when the finding's node contains it and
+    the segmentation names that one site alone (linking decided the leaf the report left open), else the
+    finding's own node. A site guessed from position (a station) or one of several (a liver segment) never
+    replaces what the report said."""
+    cand = lesion_candidates(lesion, sites) if lesion is not None else ()
+    lid = cand[0] if len(cand) == 1 and cand[0] in segmentation.segmented_sites() else None
     if lid is not None and lid != finding.location_id and hierarchy.contains(finding.location_id, lid):
         return lid
     return finding.location_id
 
 
-def pair_cost(lesion: Lesion, finding: StructuredFinding, cfg: LinkSettings, midline_x: float | None = None) -> float:
-    cost = _anatomy_cost(lesion, finding, cfg, midline_x)
+def pair_cost(lesion: Lesion, finding: StructuredFinding, cfg: LinkSettings, midline_x: float | None = None,
+              sites: Sites | None = None) -> float:
+    cost = _anatomy_cost(lesion, finding, cfg, midline_x, sites)
     if finding.suv_max:
         cost += cfg.suv_weight * abs(math.log(max(lesion.suv_max, 1e-3) / finding.suv_max))
     if finding.size_mm:
@@ -137,8 +159,10 @@ def link_study(
     findings: list[StructuredFinding],
     cfg: LinkSettings,
     midline_x: float | None = None,
+    sites: Sites | None = None,
 ) -> LinkResult:
-    """Match one study's lesion instances to its report findings."""
+    """Match one study's lesion instances to its report findings. ``sites``: each lesion's candidate sites
+    (``study_sites``); without them the segmenter class under the mask stands in."""
     result = LinkResult()
     if not lesions or not findings:
         reason_l, reason_f = ("report states no finding", "study has no lesion mask")
@@ -148,7 +172,7 @@ def link_study(
                                           detail=reason_f) for i in range(len(findings))]
         return result
 
-    cost = np.array([[pair_cost(l, f, cfg, midline_x) for f in findings] for l in lesions])  # (lesions, findings)
+    cost = np.array([[pair_cost(l, f, cfg, midline_x, sites) for f in findings] for l in lesions])  # (lesions, findings)
     rows, cols = linear_sum_assignment(cost)
     linked_lesions: set[int] = set()
     linked_findings: set[int] = set()
@@ -163,9 +187,16 @@ def link_study(
     for r, lesion in enumerate(lesions):
         if r in linked_lesions:
             continue
-        lid = lesion_location(lesion)
-        candidates = [c for c in linked_findings
-                      if lid is not None and hierarchy.can_link(findings[c].location_id, lid)]
+        mine = lesion_candidates(lesion, sites)
+        positional = bool(mine) and mine[0] not in segmentation.segmented_sites()  # a station: from position only
+
+        def joins(c: int) -> bool:  # its location (or a node containing it); a station guessed from position
+            if any(hierarchy.can_link(findings[c].location_id, x) for x in mine):  # also a near one, in the gate
+                return True
+            near = _anatomy_cost(lesion, findings[c], cfg, midline_x, sites) <= cfg.cost_near_location
+            return positional and near and cost[r, c] <= cfg.max_cost
+
+        candidates = [c for c in linked_findings if joins(c)]
         if candidates:
             best = min(candidates, key=lambda c: cost[r, c])
             result.pairs.append(Pair(lesion.instance, best, float(cost[r, best]), "group"))
@@ -177,7 +208,7 @@ def link_study(
             why = "is linked to another mask" if c in linked_findings else f"costs {cost[r, c]:.2f} > {cfg.max_cost}"
             result.unmatched.append(UnmatchedRow(
                 study_id=study_id, kind="lesion", ref=lesion.instance, reason="no_matching_finding",
-                detail=f"mask on {lesion_location(lesion) or 'an unlabelled structure'}, SUVmax "
+                detail=f"mask on {lesion_location(lesion, sites) or 'an unlabelled structure'}, SUVmax "
                        f"{lesion.suv_max:.1f}; the nearest finding ({findings[c].location_id}) {why}"))
     for c, finding in enumerate(findings):
         if c not in linked_findings:
@@ -189,8 +220,27 @@ def link_study(
     return result
 
 
+def study_sites(settings: Settings, study_id: str) -> Sites | None:
+    """Candidate sites of every lesion of a stored study, from its segmentation and the lesions' positions
+    (``tasks.sites``); None when the study has no label map."""
+    from data_contracts import volume_store as store
+    from tasks.landmarks import Landmarks, canonical_lut
+    from tasks.sites import study_lesion_sites
+
+    try:
+        st = store.open_study(settings.store_url, study_id)
+    except KeyError:
+        return None
+    if st.anatomy is None:
+        return None
+    lut = canonical_lut(segmentation.names_json())  # ingest checked the sidecar against this class set
+    anat = lut[np.minimum(np.asarray(st.anatomy[...]), len(lut) - 1)]
+    marks = Landmarks.from_labels(anat, st.geometry)
+    return study_lesion_sites(anat, np.asarray(st.lesions[...]), st.geometry, st.lesion_records, marks)
+
+
 def caption_samples(study: Study, findings: list[StructuredFinding], result: LinkResult,
-                    lesions: list[Lesion] | None = None) -> list[CaptionSample]:
+                    lesions: list[Lesion] | None = None, sites: Sites | None = None) -> list[CaptionSample]:
     """One sample per linked mask, keeping the chain report span -> structured record -> lesion instance.
 
     The sample's location is the finest known (``linked_location``: a coarse finding takes the class of its
@@ -200,7 +250,7 @@ def caption_samples(study: Study, findings: list[StructuredFinding], result: Lin
     out = []
     for p in sorted(result.pairs, key=lambda p: p.instance):
         f = findings[p.finding_index]
-        location = linked_location(f, by_instance.get(p.instance))
+        location = linked_location(f, by_instance.get(p.instance), sites)
         pet = f.pet_finding if f.pet_finding.tracer is not None else f.pet_finding.model_copy(
             update={"tracer": study.tracer})
         decided = f.model_copy(update={"location_id": location, "pet_finding": pet,
@@ -339,9 +389,10 @@ def link_dataset(settings: Settings, backend: str | None = None, allow_removals:
         finding_rows += [FindingRow(study_id=sid, finding_index=i, finding=f, backend=result.report.backend,
                                     model=result.report.model, prompt_version=result.report.prompt_version)
                          for i, f in enumerate(findings)]
-        linked = link_study(sid, lesions_by_study.get(sid, []), findings, settings.link)
+        sites = study_sites(settings, sid)
+        linked = link_study(sid, lesions_by_study.get(sid, []), findings, settings.link, sites=sites)
         groups += sum(p.kind == "group" for p in linked.pairs)
-        samples += caption_samples(studies[sid], findings, linked, lesions_by_study.get(sid, []))
+        samples += caption_samples(studies[sid], findings, linked, lesions_by_study.get(sid, []), sites)
         unmatched += linked.unmatched
 
     # Studies not re-linked this run keep their rows; withdrawn studies lose theirs, with tombstones.

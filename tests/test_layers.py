@@ -3,8 +3,8 @@ layers point one way and no module imports itself back through others.
 
     data_contracts  <-  tasks, models  <-  serving  <-  flows (and the CLI)
 
-``KNOWN`` / ``KNOWN_CYCLES`` would list exceptions still in the code (none now): the test fails on any new one,
-and on a listed one that is gone (so the lists only shrink).
+``KNOWN`` / ``KNOWN_CYCLES`` list the exceptions still in the code: the test fails on any new one, and on a
+listed one that is gone (so the lists only shrink).
 """
 
 from __future__ import annotations

@@ -51,6 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 import zarr
 
+from data_contracts.geometry import Geometry  # the one voxel-grid class (stored arrays: Geometry.of_array)
 from data_contracts.volume_store import arrays_group
 
 CHANNELS = ("ct", "pet", "mask")  # patch channel order
@@ -58,7 +59,6 @@ SOURCE = {"ct": "ct", "pet": "pet", "mask": "lesions"}  # channel -> volume arra
 ARRAYS = ("ct", "pet", "lesions")
 UNITS = {"ct": "HU", "pet": "SUVbw", "mask": "1 inside this lesion instance, else 0"}
 MASK_THRESHOLD = 0.5
-AXIS_TOLERANCE = 1e-5  # direction cosines below this count as 0 (header rounding)
 PLANES_PER_PASS = 8  # patch planes interpolated together: bounds the float32 temporaries to a few MB
 
 
@@ -97,41 +97,6 @@ class FieldOfView:
         z, y, x = (self.axis_mm(centre_mm, a) for a in range(3))
         zz, yy, xx = np.meshgrid(z, y, x, indexing="ij")
         return np.stack([xx, yy, zz], axis=-1)
-
-
-@dataclass(frozen=True)
-class Grid:
-    """A stored array's voxel grid, read from its attributes (the volume store's ITK/LPS convention)."""
-
-    shape: tuple[int, int, int]  # (z, y, x)
-    spacing: tuple[float, float, float]  # (x, y, z) mm
-    origin: tuple[float, float, float]  # (x, y, z) mm, centre of voxel (0, 0, 0)
-    direction: tuple[float, ...]  # row-major 3x3, columns = image axes
-
-    @classmethod
-    def of(cls, array: zarr.Array) -> Grid:
-        a = dict(array.attrs)
-        return cls(tuple(array.shape), tuple(a["spacing"]), tuple(a["origin"]), tuple(a["direction"]))
-
-    @property
-    def matrix(self) -> np.ndarray:
-        """(x, y, z) index -> LPS mm offset."""
-        return np.asarray(self.direction, dtype=float).reshape(3, 3) @ np.diag(self.spacing)
-
-    def continuous_index(self, points_mm: np.ndarray) -> np.ndarray:
-        """(…, 3) LPS mm -> (…, 3) continuous (z, y, x) indices."""
-        ijk = (np.asarray(points_mm, dtype=float) - np.asarray(self.origin)) @ np.linalg.inv(self.matrix).T
-        return ijk[..., ::-1]
-
-    def axis_mm(self, axis: int) -> int:
-        """The LPS axis (0 x, 1 y, 2 z) that array axis ``axis`` runs along (the largest direction cosine)."""
-        return int(np.argmax(np.abs(np.asarray(self.direction).reshape(3, 3)[:, 2 - axis])))
-
-    def separable(self) -> bool:
-        """Whether every array axis is parallel to one LPS axis (direction a signed permutation matrix)."""
-        d = np.abs(np.asarray(self.direction, dtype=float).reshape(3, 3))
-        big = d > AXIS_TOLERANCE
-        return bool((big.sum(axis=0) == 1).all() and (big.sum(axis=1) == 1).all())
 
 
 # ------------------------------------------------------------------------------------------ axis maps
@@ -308,7 +273,7 @@ class GroupPlan:
     row is carried over (only the columns the group reads).
     """
 
-    def __init__(self, array: str, grid: Grid, fov: FieldOfView, starts: list[np.ndarray],
+    def __init__(self, array: str, grid: Geometry, fov: FieldOfView, starts: list[np.ndarray],
                  patches: list[PatchBuffer], channel: int, instance: int | None = None, window=None):
         self.array = array
         g0 = np.min(starts, axis=0)  # (z, y, x) lattice box of the group
@@ -426,7 +391,7 @@ class BlockPlan:
     """One channel of one patch on an oblique grid: read the bounding block of the sample points once and
     interpolate with ``scipy.ndimage.map_coordinates`` (same ITK edge convention as the separable path)."""
 
-    def __init__(self, array: str, grid: Grid, fov: FieldOfView, centre_mm, patch: PatchBuffer, channel: int,
+    def __init__(self, array: str, grid: Geometry, fov: FieldOfView, centre_mm, patch: PatchBuffer, channel: int,
                  instance: int | None):
         self.array, self.grid, self.fov, self.centre_mm = array, grid, fov, centre_mm
         self.instance, self.patch, self.channel, self.done = instance, patch, channel, False
@@ -585,7 +550,7 @@ class StudyPlan:
 
 def plan_study(job: StudyJob, arrays: dict[str, zarr.Array]) -> StudyPlan:
     """Plans for every (request, field of view, channel)."""
-    grids = {name: Grid.of(arrays[name]) for name in ARRAYS}
+    grids = {name: Geometry.of_array(arrays[name]) for name in ARRAYS}
     dtype = np.dtype(job.dtype)
     pads = tuple(job.ct_pad if channel == "ct" else 0.0 for channel in CHANNELS)
     plan = StudyPlan([], [], [{fov.name: PatchBuffer(fov.size, dtype, pads) for fov in job.fovs}
@@ -628,7 +593,7 @@ def _events(plan: StudyPlan, arrays: dict[str, zarr.Array]) -> list[tuple[float,
     events = []
     for order, name in enumerate(ARRAYS):
         array = arrays[name]
-        grid = Grid.of(array)
+        grid = Geometry.of_array(array)
         m = grid.axis_mm(0)
         chunk = array.chunks[0]
         rows: set[int] = set()

@@ -20,7 +20,7 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
-from data_contracts.settings import Settings
+from data_contracts.settings import Settings, SynthSettings
 from tests.flows.conftest import (
     PATIENTS,
     PETCAP,
@@ -140,7 +140,8 @@ def test_train_captioner_deployment_then_caption_a_new_study(deployed, refreshed
     from tasks.synth.cohort import synthesize_cohort
 
     drop = tmp_path / "incoming"
-    synthesize_cohort(drop, patients=1, seed=4242, scale="tiny", settings=settings, progress=False)
+    synthesize_cohort(drop, patients=1, seed=4242, scale="tiny", progress=False,
+                      settings=settings.model_copy(update={"synth": SynthSettings(lesion_free_fraction=0.0)}))
     study = min((drop / "studies").iterdir())
     out = tmp_path / "captions"
     proc = subprocess.run([PETCAP, "--home", str(home), "caption", str(study),

@@ -20,7 +20,7 @@ import SimpleITK as sitk
 import zarr
 from distributed import Client, LocalCluster
 
-from data_contracts.settings import IngestSettings, PatchSettings, Settings
+from data_contracts.settings import IngestSettings, PatchSettings, Settings, SynthSettings
 from data_contracts.tables import CAPTION_SAMPLES, TOMBSTONES, TombstoneRow
 from tasks.ingest import ingest_all, open_study
 from data_contracts.geometry import Geometry
@@ -51,7 +51,7 @@ IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 def cohort(tmp_path_factory) -> Path:
     """A tiny cohort synthesized, ingested and linked once: its home holds the store and the tables."""
     home = tmp_path_factory.mktemp("cohort")
-    settings = Settings(home=home)
+    settings = Settings(home=home, synth=SynthSettings(lesion_free_fraction=0.0))
     synthesize_cohort(settings.raw_dir, patients=5, seed=11, scale="tiny", settings=settings, progress=False)
     ingest_all(settings, progress=False)
     link_dataset(settings, "rules")
@@ -202,7 +202,7 @@ def test_linear_field_is_reproduced_on_flipped_and_permuted_grids(tmp_path, dire
     for fov in fovs:
         patch = out[0][fov.name]
         points = fov.points(requests[0].centre_mm)  # (z, y, x, 3) LPS
-        q = resample.Grid(shape, spacing, geometry.origin, direction).continuous_index(points)
+        q = Geometry(shape, spacing, geometry.origin, direction).continuous_index(points)
         between = np.all((q >= 0) & (q <= np.asarray(shape) - 1), axis=-1)
         outside = np.any((q < -0.5) | (q > np.asarray(shape) - 0.5), axis=-1)
         assert between.sum() > 100 and (fov.name == "captioner" or outside.sum() > 100)
@@ -233,7 +233,7 @@ def test_edge_lesions_are_padded_and_masks_hold_one_instance(tmp_path):
     one_by_one = compute_study(dataclasses.replace(job, max_open=1))  # a lesion per sweep: same patches
     assert all(np.array_equal(out[r][f], one_by_one[r][f]) for r in out for f in out[r])
     ct_img, pet_img = sitk_image(ct, geometry), sitk_image(pet, geometry)
-    grid = resample.Grid(shape, spacing, geometry.origin, IDENTITY)
+    grid = Geometry(shape, spacing, geometry.origin, IDENTITY)
     for req in requests:
         for fov in fovs:
             patch = out[req.row][fov.name]
@@ -264,7 +264,7 @@ def test_oblique_volume_takes_the_general_path(tmp_path):
     labels = np.zeros(shape, np.uint16)
     labels[6:10, 8:13, 9:15] = 1
     write_group(str(tmp_path / "v.zarr"), "S000000000003", ct, pet, labels, geometry)
-    assert not resample.Grid(shape, spacing, geometry.origin, direction).separable()
+    assert not Geometry(shape, spacing, geometry.origin, direction).separable()
     fovs = (FieldOfView("localizer", (10, 12, 12), (5.0, 5.0, 5.0)),
             FieldOfView("captioner", (8, 8, 8), (1.5, 1.5, 1.5)))
     requests = lesion_requests(labels, geometry)
