@@ -129,7 +129,10 @@ class PlausibilitySettings(BaseModel):
     liver_suv: dict[str, tuple[float, float]] = {"FDG": (0.8, 5.0), "PSMA": (1.5, 25.0)}
     blood_pool_suv: dict[str, tuple[float, float]] = {"FDG": (0.6, 4.0), "PSMA": (0.3, 6.0)}
     min_reference_ml: float = Field(20.0, gt=0)  # a reference region smaller than this is not used
-    min_body_dice: float = Field(0.8, ge=0, le=1)  # PET vs CT body outline; below: pet_ct_mismatch
+    min_body_dice: float = Field(0.82, ge=0, le=1)  # PET vs CT body outline; below: pet_ct_mismatch
+    # PET vs CT axial field of view: one acquisition's PET and CT are planned over the same range; a PET ending
+    # further than this from the CT's ends is another patient's or scan's (pet_ct_mismatch)
+    max_axial_offset_mm: float = Field(40.0, gt=0)
 
 
 class IngestSettings(BaseModel):
@@ -287,6 +290,26 @@ class TrainSettings(BaseModel):
     seed: int = 0
 
 
+class PacsSettings(BaseModel):
+    """The department's PACS over DICOMweb (QIDO-RS / WADO-RS / STOW-RS) and its RIS report export.
+
+    Credentials come from the environment (``PETCAP_PACS__TOKEN`` or ``PETCAP_PACS__USERNAME`` /
+    ``PETCAP_PACS__PASSWORD``) and are never logged or written anywhere.
+    """
+
+    url: str | None = None  # DICOMweb root, e.g. http://pacs:8042/dicom-web
+    token: SecretStr | None = None  # bearer token (Authorization: Bearer ...)
+    username: str | None = None  # HTTP basic, with password
+    password: SecretStr | None = None
+    timeout_s: float = Field(60.0, gt=0)
+    batch_size: int = Field(50, ge=1)  # studies per QIDO page
+    modality: str = "PT"  # a study qualifies when it holds a series of this modality (and a CT)
+    reports_dir: Path | None = None  # RIS export: <AccessionNumber>.txt, or reports.csv (accession_number, text)
+    mask_source: str = Field("seg", pattern=r"^(seg|folder)$")  # lesion masks: a SEG in the study, or a folder
+    mask_dir: Path | None = None  # mask_source "folder": <StudyInstanceUID or AccessionNumber>.nii.gz (nnU-Net)
+    push_series_number: int = Field(900, ge=1)  # SEG gets this + 1, SR + 2
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PETCAP_", env_nested_delimiter="__", env_file=".env", extra="ignore", frozen=True
@@ -320,6 +343,7 @@ class Settings(BaseSettings):
     train: TrainSettings = TrainSettings()
     tracking: TrackingSettings = TrackingSettings()
     evaluation: EvalSettings = EvalSettings()
+    pacs: PacsSettings = PacsSettings()
 
     @model_validator(mode="after")
     def _derive_paths(self):
@@ -353,6 +377,11 @@ class Settings(BaseSettings):
         if not self.llm.use_cache:
             return None
         return self.llm.cache_dir if self.llm.cache_dir is not None else self.home / "cache" / "llm"
+
+    @property
+    def corrections_path(self) -> Path:
+        """Clinicians' location corrections (``petcap caption --lesion N --location ID``), a training label source."""
+        return self.table_path("corrections")
 
     def table_path(self, name: str) -> Path:
         return self.tables_dir / f"{name}.parquet"

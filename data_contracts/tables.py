@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 import pandas as pd
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator
 
 from data_contracts.atomic import atomic_open
 from data_contracts.errors import PetcapError
@@ -95,6 +95,31 @@ class UnmatchedRow(Record):
     ref: int = Field(ge=0)  # lesion instance or finding index
     reason: str
     detail: str = ""
+
+
+def _leaf(location_id: str) -> str:
+    from data_contracts import taxonomy
+
+    taxonomy.get(location_id)  # KeyError names an unknown id
+    return location_id
+
+
+class CorrectionRow(Record):
+    """A clinician's correction of a served lesion's location: who, when, on which model's answer.
+
+    The next dataset refresh uses it as that lesion's training label (``tasks.corrections``), with this row as
+    its provenance."""
+
+    study_id: str = Field(pattern=r"^S[0-9a-f]{12}$")  # pseudonym: the same study ingested for training has it
+    instance: int = Field(ge=1)
+    location_id: str  # the corrected location (a taxonomy leaf: the localizer's class set)
+    previous_location_id: str  # what the model said (its top-1)
+    corrected_by: str = Field(min_length=1)  # the clinician's user name (staff, not patient, identity)
+    at: datetime
+    model_version: str  # the registered model version whose answer was corrected
+    sr_instance_uid: str = ""  # the corrected SR, when one was written
+
+    _loc = field_validator("location_id", "previous_location_id")(_leaf)
 
 
 def _submodel(annotation: Any) -> type[BaseModel] | None:
@@ -217,6 +242,7 @@ TRUTH = TableSchema("truth", LesionTruth, key=("study_key", "instance"))
 REPORT_TRUTH = TableSchema("report_truth", ReportFindingTruth, key=("study_key", "finding_index"))
 CAPTION_SAMPLES = TableSchema("caption_samples", CaptionSample, key=("sample_id",))
 FINDINGS = TableSchema("findings", FindingRow, key=("study_id", "finding_index"))
+CORRECTIONS = TableSchema("corrections", CorrectionRow, key=("study_id", "instance", "at"))
 UNMATCHED = TableSchema("link_unmatched", UnmatchedRow, key=("study_id", "kind", "ref"))
 
 

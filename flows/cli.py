@@ -146,6 +146,10 @@ def cmd_caption(args: argparse.Namespace) -> int:
 
     # a started ephemeral server gets time on a loaded machine (Prefect's default gave up while 2 cores were busy)
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    if (args.lesion is None) != (args.location is None):
+        from data_contracts.errors import UsageError
+
+        raise UsageError("--lesion and --location go together", hint="e.g. --lesion 2 --location vertebra_t8")
     settings = _settings(args)
     preflight.require_dir(args.study_dir, "study folder", "give a folder with ct/ or ct.nii.gz, pet/ or pet.nii.gz "
                                                           "and lesions.nii.gz")
@@ -157,15 +161,33 @@ def cmd_caption(args: argparse.Namespace) -> int:
         from flows.caption import caption_study_flow
 
         out = caption_study_flow(study_dir=args.study_dir, out_dir=args.out, home=str(settings.home),
-                                 vendor=args.vendor, tracer=args.tracer, **kwargs)
+                                 vendor=args.vendor, tracer=args.tracer, push=args.push,
+                                 correct_lesion=args.lesion, correct_location=args.location,
+                                 corrected_by=args.by, **kwargs)
     else:
         from flows.caption import caption_summary
+        from serving.hospital_loop import correct_lesion_files, export_and_push, wants_dicom
         from serving.models_cache import resolve_models
-        from serving.study import caption_study_files
+        from serving.study import caption_study_files, default_out_dir
 
+        dicom = wants_dicom(args.study_dir, args.push)
         found = resolve_models(settings, kwargs["model_version"], args.localizer, args.captioner)
-        out = caption_summary(caption_study_files(args.study_dir, args.out, settings, found["localizer"],
-                                                  found["captioner"], args.vendor, args.tracer, found["version"]))
+        if args.lesion is not None:
+            fix = correct_lesion_files(args.study_dir, args.out or default_out_dir(settings, args.study_dir), settings,
+                                       found["localizer"], found["captioner"], args.lesion, args.location,
+                                       args.by or "unknown", found["version"], args.push)
+            out = {"correction": dataclasses.asdict(fix)}
+        else:
+            out = caption_summary(caption_study_files(args.study_dir, args.out, settings, found["localizer"],
+                                                      found["captioner"], args.vendor, args.tracer, found["version"]))
+            if dicom:
+                out["dicom"] = export_and_push(args.study_dir, Path(out["json"]).parent, settings, found["version"],
+                                               args.push)
+    if "correction" in out:
+        fix = out["correction"]
+        print(f"lesion {fix['instance']}: {fix['previous_location_id']} -> {fix['location_id']}: {fix['caption']}")
+        print(f"corrected SR: {fix['sr']}" + (" (stored on the PACS)" if fix["pushed"] else ""))
+        return 0
     answer = json.loads(Path(out["json"]).read_text())
     for lesion in answer["lesions"]:
         top = lesion["top5"][0]
@@ -173,6 +195,10 @@ def cmd_caption(args: argparse.Namespace) -> int:
     if answer["status"] != "captioned":
         print(f"{answer['status']} in this study")
     print(f"{out['lesions']} lesions in {out['seconds']:.1f} s\ncaptions: {out['json']}\nreport:   {out['report']}")
+    if out.get("dicom"):
+        d = out["dicom"]
+        print(f"DICOM SR: {d['sr']}" + (f"\nDICOM SEG: {d['seg']}" if d["seg"] else "")
+              + (f"\nstored on the PACS: {len(d['pushed'])} instances" if d["pushed"] else ""))
     return 0
 
 
@@ -285,6 +311,24 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pull(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from tasks.pacs.pull import pull_studies
+
+    settings = _settings(args)
+    if args.raw:
+        settings = settings.model_copy(update={"raw_dir": Path(args.raw)})
+    since = date.fromisoformat(args.since) if args.since else None
+    until = date.fromisoformat(args.until) if args.until else None
+    summary = pull_studies(settings, since, until, args.study or None)
+    print(summary.line())
+    for key, reason in sorted(summary.quarantined.items()):
+        print(f"  quarantined {key}: {reason}")
+    print(f"drop folder: {settings.raw_dir}")
+    return 1 if summary.quarantined and not summary.pulled and not summary.skipped else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="petcap", description=__doc__.splitlines()[0])
     p.add_argument("--home", help="working folder (default: $PETCAP_HOME or ./var; made absolute at start-up)")
@@ -302,6 +346,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--raw", help="raw drop folder (default: settings.raw_dir)")
     s.add_argument("--store", help="Zarr store root (default: settings.store_url)")
     s.set_defaults(func=cmd_realism)
+
+    s = sub.add_parser("pull", help="new PET/CT studies from the PACS (DICOMweb) into the raw drop folder")
+    s.add_argument("--since", help="first study date, YYYY-MM-DD")
+    s.add_argument("--until", help="last study date, YYYY-MM-DD (default: today)")
+    s.add_argument("--study", action="append", metavar="STUDY_UID", help="pull this Study Instance UID (repeatable)")
+    s.add_argument("--raw", help="raw drop folder to pull into (default: settings.raw_dir)")
+    s.set_defaults(func=cmd_pull)
 
     s = sub.add_parser("ingest", help="DICOM/NIfTI raw drop -> Zarr volume store + studies/lesions tables")
     s.add_argument("--raw", help="raw drop folder (default: settings.raw_dir)")

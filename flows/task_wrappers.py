@@ -33,6 +33,7 @@ from prefect.cache_policies import NONE
 from data_contracts.errors import is_retryable
 from data_contracts.settings import Settings
 from serving.models_cache import resolve_models
+from serving.hospital_loop import correct_lesion_files, export_and_push
 from serving.study import caption_study_files
 from tasks.deliveries import find_drops, register_delivery
 from tasks.ingest import ingest_all
@@ -243,3 +244,5 @@ evaluate_task = _io(evaluate, "evaluate")
 evaluate_configs_task = _io(evaluate_configs, "evaluate-configs")
 promote_task = _io(promote, "promote")
 caption_study_files_task = _io(caption_study_files, "caption-study-files")
+export_and_push_task = _io(export_and_push, "dicom-sr-seg")
+correct_lesion_task = _io(correct_lesion_files, "correct-lesion")

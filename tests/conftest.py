@@ -54,3 +54,6 @@ def trained(cohort, tmp_path_factory):
 
     cap = train_captioner(settings, "b_w_p", CAPTIONER, progress=False, score_captions=validation_scores)
     return settings, loc, cap
+
+
+from tests.pacs_support import dicom_drop, pacs  # noqa: E402,F401 - the PACS fixtures, shared by tasks/pacs and serving
