@@ -435,6 +435,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--captioner", help="captioner checkpoint file")
     s.add_argument("--vendor", help="scanner vendor when the PET header does not say")
     s.add_argument("--tracer", help="tracer (FDG | PSMA) when the PET header does not say")
+    s.add_argument("--push", action="store_true", help="store the DICOM SEG + SR on the PACS (STOW-RS)")
+    s.add_argument("--lesion", type=int, help="correct this lesion instance (with --location): a corrected SR")
+    s.add_argument("--location", help="the corrected location id of --lesion, e.g. vertebra_t8")
+    s.add_argument("--by", help="who corrected it (kept in the SR)")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--flow-server", action="store_true",
                    help="run as the caption-study flow even without a configured Prefect server (ephemeral)")
