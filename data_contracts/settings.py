@@ -8,13 +8,30 @@ so pointing ``PETCAP_HOME`` at a folder moves the whole working set; ``store_url
 
 from __future__ import annotations
 
+import json
+import os
 from functools import cache
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_serializer, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_serializer, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from data_contracts.site_key import HomeKey
+
+
+def _comma_list(value: Any) -> Any:
+    """A list setting as people type it: ``vllm,localhost`` (commas), ``vllm`` (one) or JSON ``["vllm"]``."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+    return value
+
+
+# A tuple of strings that an environment variable may give as a comma list (JSON still accepted).
+CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_list)]
 
 
 class RawLayout:
@@ -86,7 +103,7 @@ class SynthSettings(BaseModel):
     # Scanner mix like the paper's cohort (Siemens 301, GE 290, United Imaging 1,276 of 1,867).
     vendor_mix: tuple[float, float, float] = (0.16, 0.16, 0.68)
     fdg_fraction: float = Field(0.69, ge=0, le=1)  # FDG 1,292 of 1,867; the rest PSMA
-    dicom_vendors: tuple[str, ...] = ("Siemens",)  # delivered as DICOM series; the others as NIfTI
+    dicom_vendors: CommaList = ("Siemens",)  # delivered as DICOM series; the others as NIfTI
     lesions_per_patient: tuple[int, int] = (1, 12)  # a patient with disease: skewed towards few lesions
     lesion_free_fraction: float = Field(0.25, ge=0, le=1)  # patients without disease (restaging after a response)
     followup_fraction: float = Field(0.25, ge=0, le=1)  # patients with a second study (same patient ID)
@@ -138,7 +155,7 @@ class LLMSettings(BaseModel):
     model: str = "Qwen/Qwen2.5-7B-Instruct"
     api_key: SecretStr = SecretStr("EMPTY")
     allow_remote_llm: bool = False
-    allowed_hosts: tuple[str, ...] = ()
+    allowed_hosts: CommaList = ()  # PETCAP_LLM__ALLOWED_HOSTS=vllm,10.20.0.0/16
     concurrency: int = Field(4, ge=1)  # requests in flight at once
     timeout_s: float = Field(60.0, gt=0)  # per request
     max_retries: int = Field(4, ge=0)  # on 429 / 5xx / timeout / connection error, per request
@@ -210,6 +227,22 @@ class SplitSettings(BaseModel):
         return self
 
 
+class RefreshSettings(BaseModel):
+    """What a dataset refresh may do before it stops (``flows.refresh``; docs in infra/README.md).
+
+    A refresh in which more than ``max_failed_share`` of the studies (ingestion), the reports (structuring) or
+    the LLM calls fail ends FAILED with the counts and changes no derived table. Samples leave the tables only
+    for studies withdrawn from the delivery log (``petcap withdraw``), unless ``allow_removals``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+    max_failed_share: float = Field(0.2, ge=0, le=1)
+    # Fewer failures than this never fail a refresh unless everything failed (one missing report of four is
+    # quarantined and the rest go on; a server down fails every report and the run).
+    min_failures: int = Field(3, ge=1)
+    allow_removals: bool = False
+
+
 class TrackingSettings(BaseModel):
     """MLflow tracking and model registry (stages 8-9).
 
@@ -220,7 +253,7 @@ class TrackingSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
     uri: str | None = None  # None: sqlite:///<home>/mlflow.db
     registry_uri: str | None = None  # None: same as the tracking URI
-    artifact_location: str | None = None  # new experiments' artifact root; None: <home>/mlruns
+    artifact_location: str | None = None  # new experiments' artifact root; None: the server's, else <home>/mlruns
     experiment_prefix: str = "petcap"  # experiment per flow: "<prefix>/<flow>" (train-localizer, evaluate, ...)
     registered_model: str = "petcap-lesion-captioner"  # localizer + captioner, registered together
     champion_alias: str = "champion"
@@ -306,6 +339,7 @@ class Settings(BaseSettings):
     link: LinkSettings = LinkSettings()
     patches: PatchSettings = PatchSettings()
     splits: SplitSettings = SplitSettings()
+    refresh: RefreshSettings = RefreshSettings()
     train: TrainSettings = TrainSettings()
     tracking: TrackingSettings = TrackingSettings()
     evaluation: EvalSettings = EvalSettings()
@@ -313,6 +347,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _derive_paths(self):
+        # Absolute from start-up on: a flow run on another machine, or a Dask worker started elsewhere, must
+        # not resolve a relative home (the default ``var``) against its own working directory.
+        object.__setattr__(self, "home", Path(os.path.abspath(self.home.expanduser())))
         derived = {
             "raw_dir": self.home / "raw",
             "store_url": str(self.home / "volumes.zarr"),
@@ -355,6 +392,11 @@ class Settings(BaseSettings):
         return self.train.checkpoints_dir if self.train.checkpoints_dir is not None else self.home / "checkpoints"
 
     @property
+    def localizer_checkpoint(self) -> Path:
+        """The trained localizer the captioner is trained on and registered with."""
+        return self.checkpoints_dir / "localizer.pt"
+
+    @property
     def patch_store_url(self) -> str:
         """Zarr patch store root: ``patches.store_url``, else ``<home>/patches.zarr``."""
         return self.patches.store_url if self.patches.store_url is not None else str(self.home / "patches.zarr")
@@ -371,10 +413,14 @@ class Settings(BaseSettings):
         return self.tracking.registry_uri if self.tracking.registry_uri is not None else self.tracking_uri
 
     @property
-    def artifact_location(self) -> str:
-        """Artifact root of experiments created here: ``tracking.artifact_location``, else ``<home>/mlruns``."""
+    def artifact_location(self) -> str | None:
+        """Artifact root of experiments created here: ``tracking.artifact_location``; else, with a tracking server
+        (``http(s)://``), None: the server's own root, so artifacts go through it (``mlflow server
+        --serve-artifacts``) and no client writes the server's storage directly; else ``<home>/mlruns``."""
         if self.tracking.artifact_location is not None:
             return self.tracking.artifact_location
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return None
         return (self.home / "mlruns").resolve().as_uri()
 
     @property
@@ -400,3 +446,30 @@ class Settings(BaseSettings):
 @cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def setting_env_names(model: type[BaseModel] = Settings, prefix: str = "PETCAP_") -> set[str]:
+    """Every environment variable name that sets a field (``PETCAP_HOME``, ``PETCAP_LLM``, ``PETCAP_LLM__MODEL``)."""
+    names = set()
+    for name, field in model.model_fields.items():
+        env = f"{prefix}{name.upper()}"
+        names.add(env)
+        sub = field.annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            names |= setting_env_names(sub, env + "__")
+    return names
+
+
+# PETCAP_ variables that are read by deployment files, not by the settings (name -> where).
+OTHER_VARIABLES = {"PETCAP_REPO": "infra/prefect.yaml: the checkout a Prefect worker runs flows from",
+                   "PETCAP_LOG_LEVEL": "flows/logs.py: the level of the pipeline's loggers (read before settings)"}
+
+
+def unknown_settings(environ: dict[str, str] | None = None) -> list[str]:
+    """``PETCAP_`` variables in ``environ`` (default: this process's environment) that are no setting, sorted.
+
+    Settings ignore them (``extra="ignore"``), so a misspelt name would otherwise change nothing, silently.
+    """
+    environ = os.environ if environ is None else environ
+    known = setting_env_names() | set(OTHER_VARIABLES)
+    return sorted(k for k in environ if k.upper().startswith("PETCAP_") and k.upper() not in known)

@@ -16,6 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator
 
 from data_contracts.atomic import atomic_open
+from data_contracts.errors import PetcapError
 from data_contracts.findings import Tracer, Vendor
 from data_contracts.records import (
     CaptionSample,
@@ -29,7 +30,7 @@ from data_contracts.records import (
 SEP = "__"
 
 
-class TableError(ValueError):
+class TableError(PetcapError, ValueError):
     """A table failed its schema: the message names the table, where it came from and what is wrong."""
 
 
@@ -273,3 +274,34 @@ class SplitRow(Record):
 
 PATCH_SAMPLES = TableSchema("patch_samples", PatchSampleRow, key=("sample_id", "commit"))
 SPLITS = TableSchema("splits", SplitRow, key=("patient_id",))
+
+
+class DeliveryRow(Record):
+    """One study in the cumulative delivery log (``tables/deliveries``): which drop folder delivered it.
+
+    Deliveries accumulate: a new drop folder adds its studies and every earlier study stays. A study leaves
+    the dataset only when it is withdrawn here (``withdrawn_at`` and ``withdrawn_reason`` set), and then
+    its samples get tombstones with that reason. Pseudonymous: the hospital's study key is never stored.
+    """
+
+    study_id: str = Field(pattern=r"^S[0-9a-f]{12}$")
+    drop: str  # absolute path or URL of the drop folder that delivered it (the latest one, if delivered again)
+    manifest_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")  # that drop's manifest when the study was registered
+    registered_at: datetime
+    withdrawn_at: datetime | None = None
+    withdrawn_reason: str | None = None
+
+
+class TombstoneRow(Record):
+    """A row that left a table on purpose: which table, which key, why and when (never silently)."""
+
+    table: str
+    key: str  # the row's key in that table (sample id)
+    study_id: str = Field(pattern=r"^S[0-9a-f]{12}$")
+    reason: str  # short code: withdrawn, absent_from_delivery, relinked (with --allow-removals)
+    detail: str = ""
+    at: datetime
+
+
+DELIVERIES = TableSchema("deliveries", DeliveryRow, key=("study_id",))
+TOMBSTONES = TableSchema("tombstones", TombstoneRow, key=())

@@ -19,8 +19,11 @@ one lesion mask and its description per sample, so several lesion types in one r
 
 from __future__ import annotations
 
+import logging
 import math
+from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
@@ -28,29 +31,34 @@ from scipy.optimize import linear_sum_assignment
 
 from data_contracts import hierarchy, segmentation, taxonomy
 from data_contracts.caption import caption_for
+from data_contracts.errors import PetcapError, PrerequisiteError
 from data_contracts.records import (
     CaptionSample,
     Lesion,
-    LesionTruth,
     StructuredFinding,
     Study,
 )
-from data_contracts.settings import LinkSettings, Settings
+from data_contracts.settings import LinkSettings, RawLayout, Settings
 from data_contracts.tables import (
     CAPTION_SAMPLES,
     FINDINGS,
     LESIONS,
     QUARANTINE,
     STUDIES,
-    TRUTH,
+    TOMBSTONES,
     UNMATCHED,
     FindingRow,
+    ManifestRow,
+    TombstoneRow,
     UnmatchedRow,
 )
-from tasks.ingest.manifest import read_manifest
+from tasks import deliveries
+from tasks.deliveries import RefreshFailed, RemovalRefused, too_many_failures
 from tasks.ingest.pseudonym import study_pseudonym
 from tasks.ingest.report_text import read_reports, report_source
 from tasks.structure.backend import structure_texts
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -266,44 +274,117 @@ def caption_samples(study: Study, findings: list[StructuredFinding], result: Lin
 # ------------------------------------------------------------------------------------------ dataset level
 @dataclass
 class LinkSummary:
-    studies: int
+    """What one linking run did. Sample counts: ``added`` (new sample ids), ``changed`` (same id, new caption
+    columns), ``unchanged``, ``removed`` (tombstoned: withdrawn studies, or forced), ``kept`` (a study that could
+    not be re-linked this time keeps its earlier samples); ``quarantined``: reports that could not be structured."""
+
+    studies: int  # reports structured and linked this run
     findings: int
-    samples: int
+    samples: int  # in the caption-sample table after this run
     group_links: int
     unmatched_lesions: int
     unmatched_findings: int
     quarantined_reports: int
-    pair_precision: float | None = None  # against synthetic ground truth, when the drop folder has it
-    pair_recall: float | None = None
+    added: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    kept: int = 0
+    llm_failures: int = 0  # quarantined reports whose LLM call failed (llm_unavailable, llm_rejected, ...)
 
 
-def link_dataset(settings: Settings, backend: str | None = None) -> LinkSummary:
-    """Structure the report of every ingested study, link findings to masks, write the caption samples.
+def _read(schema, settings: Settings, name: str) -> list:
+    path = settings.table_path(name)
+    return schema.records(schema.read(path), source=str(path))
 
-    Reads the manifest and the ``studies`` / ``lesions`` tables; writes ``findings``, ``caption_samples`` and
-    ``link_unmatched`` (whole tables, atomically: a rerun gives the same tables) and appends reports that could
-    not be structured to ``quarantine``.
+
+def _drop_reports(delivered: dict[str, str],
+                  settings: Settings) -> tuple[dict[str, tuple[RawLayout, ManifestRow]], set[str]]:
+    """study id -> (its drop folder, its manifest row), reading each study from the drop the delivery log
+    names for it (``delivered``: study id -> drop); the drops that cannot be read."""
+    drops = set(delivered.values())
+    where: dict[str, tuple[RawLayout, ManifestRow]] = {}
+    unavailable = set()
+    for drop in sorted(drops):
+        try:
+            rows = deliveries.manifest_rows(drop, settings.pseudonym_key)
+        except PetcapError as e:
+            log.warning("drop folder %s cannot be read (%s): its studies keep their earlier samples", drop, e.reason)
+            unavailable.add(drop)
+            continue
+        for r in rows:
+            sid = study_pseudonym(r.study_key, settings.pseudonym_key)
+            if r.report_path and delivered.get(sid) == drop:  # a redelivered study: its latest drop only
+                where[sid] = (RawLayout(drop), r)
+    return where, unavailable
+
+
+def link_dataset(settings: Settings, backend: str | None = None, allow_removals: bool | None = None) -> LinkSummary:
+    """Structure the report of every ingested study of every registered delivery, link findings to masks, write
+    the caption samples.
+
+    Reads the delivery log (``tasks.deliveries``; a home without one registers ``settings.raw_dir`` first),
+    each drop's manifest and reports, and the ``studies`` / ``lesions`` tables. Writes ``findings``,
+    ``caption_samples`` and ``link_unmatched`` atomically; reports that could not be structured go to
+    ``quarantine``. The tables never shrink silently:
+
+    * a study that cannot be re-linked this run (its report quarantined, its drop unreadable, its ingestion
+      quarantined) keeps its earlier rows;
+    * samples leave only for studies withdrawn from the delivery log, each with a ``tombstones`` row giving
+      the reason; any other removal (a re-link that no longer matches a mask) raises ``RemovalRefused``
+      unless ``allow_removals`` (default ``settings.refresh.allow_removals``), with nothing written;
+    * when more than ``settings.refresh.max_failed_share`` of the reports fail, ``RefreshFailed`` with the
+      counts, nothing written.
     """
-    raw = settings.raw
-    manifest = read_manifest(raw.manifest, settings.pseudonym_key).rows  # rejected rows: ingest records them
-    studies = {s.study_id: s for s in STUDIES.records(STUDIES.read(settings.table_path("studies")))}
+    allow = settings.refresh.allow_removals if allow_removals is None else allow_removals
+    studies = {s.study_id: s for s in _read(STUDIES, settings, "studies")}
+    if not studies:
+        raise PrerequisiteError("no ingested study in this home", path=str(settings.table_path("studies")),
+                                reason="nothing_ingested",
+                                hint="check --home (PETCAP_HOME), then run `petcap ingest` or `petcap refresh`")
+    if not deliveries.read_log(settings):
+        deliveries.register_delivery(settings, settings.raw_dir, allow_removals=False)
+    logged = deliveries.read_log(settings)
+    withdrawn = {r.study_id: r.withdrawn_reason or "withdrawn" for r in logged if r.withdrawn_at is not None}
+    where, unavailable = _drop_reports({r.study_id: r.drop for r in logged if r.withdrawn_at is None}, settings)
     lesions_by_study: dict[str, list[Lesion]] = {}
-    for lesion in LESIONS.records(LESIONS.read(settings.table_path("lesions"))):
+    for lesion in _read(LESIONS, settings, "lesions"):
         lesions_by_study.setdefault(lesion.study_id, []).append(lesion)
 
-    rows = [(r, study_pseudonym(r.study_key, settings.pseudonym_key)) for r in manifest if r.report_path]
-    rows = [(r, sid) for r, sid in rows if sid in studies]  # quarantined at ingestion: nothing to link
-    rows, texts, quarantine = read_reports(rows, raw.root)  # missing / undecodable: quarantined, the rest go on
-    results = structure_texts(texts, settings, backend, tracers=[studies[sid].tracer for _, sid in rows],
-                              items=[sid for _, sid in rows], sources=[report_source(sid, r.report_path)
-                                                                       for r, sid in rows])
+    todo = sorted(sid for sid in where if sid in studies and sid not in withdrawn)
+    readable, texts, quarantine = [], [], []
+    for layout in sorted({where[sid][0].root for sid in todo}):  # each drop's reports from its own folder
+        pairs = [(where[sid][1], sid) for sid in todo if where[sid][0].root == layout]
+        kept, read, bad = read_reports(pairs, layout)  # missing / undecodable: quarantined, the rest go on
+        readable += [sid for _, sid in kept]
+        texts += read
+        quarantine += bad
+    results = structure_texts(texts, settings, backend, tracers=[studies[sid].tracer for sid in readable],
+                              items=readable, sources=[report_source(sid, where[sid][1].report_path)
+                                                       for sid in readable])
+    quarantine += [r.quarantine for r in results if r.report is None]
+    llm_failures = sum(q.reason.startswith("llm_") for q in quarantine)
+    reports = len(todo)
+    share = settings.refresh.max_failed_share
+    if too_many_failures(len(quarantine), reports, settings):
+        reasons = Counter(q.reason for q in quarantine)
+        raise RefreshFailed(
+            f"{len(quarantine)} of {reports} reports could not be structured ({llm_failures} by LLM failures; "
+            f"{', '.join(f'{k} {v}' for k, v in reasons.most_common())}), more than the allowed share {share:g}; "
+            f"no table was changed", reason="too_many_failures",
+            hint="fix the cause (is the LLM server up? is llm.model right?) and rerun; the share is "
+                 "PETCAP_REFRESH__MAX_FAILED_SHARE")
 
+    old_findings = _read(FINDINGS, settings, "findings")
+    old_samples = {s.sample_id: s for s in _read(CAPTION_SAMPLES, settings, "caption_samples")}
+    old_unmatched = _read(UNMATCHED, settings, "link_unmatched")
+    relinked = set()
     finding_rows, samples, unmatched = [], [], []
     groups = 0
-    for (row, sid), result in zip(rows, results):
+    for sid, result in zip(readable, results):
         if result.report is None:
-            quarantine.append(result.quarantine)
             continue
+        relinked.add(sid)
         findings = list(result.report.findings)
         finding_rows += [FindingRow(study_id=sid, finding_index=i, finding=f, backend=result.report.backend,
                                     model=result.report.model, prompt_version=result.report.prompt_version)
@@ -314,52 +395,54 @@ def link_dataset(settings: Settings, backend: str | None = None) -> LinkSummary:
         samples += caption_samples(studies[sid], findings, linked, lesions_by_study.get(sid, []), sites)
         unmatched += linked.unmatched
 
-    FINDINGS.write(FINDINGS.frame(finding_rows), settings.table_path("findings"))
+    # Studies not re-linked this run keep their rows; withdrawn studies lose theirs, with tombstones.
+    def kept(study_id: str) -> bool:
+        return study_id not in relinked and study_id not in withdrawn
+
+    kept_samples = [s for s in old_samples.values() if kept(s.study_id)]
+    finding_rows += [f for f in old_findings if kept(f.study_id)]
+    unmatched += [u for u in old_unmatched if kept(u.study_id)]
+    samples += kept_samples
+    new_ids = {s.sample_id for s in samples}
+    gone = [s for sid, s in old_samples.items() if sid not in new_ids]
+    forced = [s for s in gone if s.study_id not in withdrawn]
+    if forced and not allow:
+        raise RemovalRefused(
+            f"re-linking would remove {len(forced)} caption samples of studies nobody withdrew "
+            f"({', '.join(s.sample_id for s in forced[:3])}{', ...' if len(forced) > 3 else ''}); no table was "
+            f"changed", path=str(settings.table_path("caption_samples")), reason="removal_refused",
+            hint="withdraw the studies (`petcap withdraw`), or rerun with --allow-removals if the new extractor "
+                 "or link settings are meant to drop them")
+    now = datetime.now(timezone.utc)
+    tombstones = [TombstoneRow(table="caption_samples", key=s.sample_id, study_id=s.study_id,
+                               reason="withdrawn" if s.study_id in withdrawn else "relinked",
+                               detail=withdrawn.get(s.study_id, "no longer linked after re-linking "
+                                                                "(--allow-removals)"), at=now) for s in gone]
+
+    samples.sort(key=lambda s: s.sample_id)
+    FINDINGS.write(FINDINGS.frame(sorted(finding_rows, key=lambda f: (f.study_id, f.finding_index))),
+                   settings.table_path("findings"))
+    if tombstones:  # before the samples leave: a crash in between leaves a tombstone too many, never too few
+        path = settings.table_path("tombstones")
+        TOMBSTONES.write(pd.concat([TOMBSTONES.read(path), TOMBSTONES.frame(tombstones)], ignore_index=True), path)
     CAPTION_SAMPLES.write(CAPTION_SAMPLES.frame(samples), settings.table_path("caption_samples"))
-    UNMATCHED.write(UNMATCHED.frame(unmatched), settings.table_path("link_unmatched"))
-    if quarantine:
-        path = settings.table_path("quarantine")
-        old = QUARANTINE.read(path)
-        QUARANTINE.write(pd.concat([old[old["stage"] != "structure"], QUARANTINE.frame(quarantine)],
-                                   ignore_index=True), path)
+    UNMATCHED.write(UNMATCHED.frame(sorted(unmatched, key=lambda u: (u.study_id, u.kind, u.ref))),
+                    settings.table_path("link_unmatched"))
+    path = settings.table_path("quarantine")
+    old = QUARANTINE.read(path)
+    fresh = QUARANTINE.frame(quarantine)
+    if len(old) or len(fresh):
+        QUARANTINE.write(pd.concat([old[old["stage"] != "structure"], fresh], ignore_index=True), path)
 
+    relinked_samples = [s for s in samples if s.study_id in relinked]
+    changed = sum(s.sample_id in old_samples and s != old_samples[s.sample_id] for s in relinked_samples)
+    added = sum(s.sample_id not in old_samples for s in relinked_samples)
     summary = LinkSummary(
-        studies=len(rows), findings=len(finding_rows), samples=len(samples), group_links=groups,
+        studies=len(relinked), findings=len(finding_rows), samples=len(samples), group_links=groups,
         unmatched_lesions=sum(u.kind == "lesion" for u in unmatched),
-        unmatched_findings=sum(u.kind == "finding" for u in unmatched), quarantined_reports=len(quarantine))
-    if raw.truth_lesions.exists():
-        summary.pair_precision, summary.pair_recall = pair_scores(settings, samples, lesions_by_study)
+        unmatched_findings=sum(u.kind == "finding" for u in unmatched), quarantined_reports=len(quarantine),
+        added=added, changed=changed, unchanged=len(relinked_samples) - added - changed, removed=len(gone),
+        kept=len(kept_samples), llm_failures=llm_failures)
+    if unavailable:
+        log.warning("link: %d drop folders unreadable; their studies kept their samples", len(unavailable))
     return summary
-
-
-def pair_scores(settings: Settings, samples: list[CaptionSample],
-                lesions_by_study: dict[str, list[Lesion]]) -> tuple[float, float]:
-    """Pair precision and recall of the links against the synthetic ground truth.
-
-    Each ingested lesion is identified with the truth lesion whose centre is nearest its centroid (within
-    half the truth lesion's size, at least 5 mm). A sample is a correct pair when that truth lesion is reported
-    and the sample's location and CT finding are the truth's. Recall counts the truth lesions that have a
-    mask and a report statement: those a perfect pipeline turns into samples.
-    """
-    truth = TRUTH.records(TRUTH.read(settings.raw.truth_lesions), source=str(settings.raw.truth_lesions))
-    by_study: dict[str, list[LesionTruth]] = {}
-    for t in truth:
-        by_study.setdefault(study_pseudonym(t.study_key, settings.pseudonym_key), []).append(t)
-
-    def truth_of(study_id: str, lesion: Lesion) -> LesionTruth | None:
-        best, best_d = None, float("inf")
-        for t in by_study.get(study_id, []):
-            d = math.dist(t.center_mm, lesion.centroid_mm)
-            if d < best_d and d <= max(5.0, t.size_mm / 2):
-                best, best_d = t, d
-        return best
-
-    lesion_at = {(l.study_id, l.instance): l for ls in lesions_by_study.values() for l in ls}
-    correct = 0
-    for s in samples:
-        t = truth_of(s.study_id, lesion_at[(s.study_id, s.instance)])
-        correct += bool(t and t.reported and (t.location_id, t.ct_finding) == (s.location_id, s.ct_finding))
-    linkable = sum(t.in_mask and t.reported for sid in lesions_by_study for t in by_study.get(sid, []))
-    precision = correct / len(samples) if samples else float("nan")
-    recall = correct / linkable if linkable else float("nan")
-    return precision, recall
