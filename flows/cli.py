@@ -79,13 +79,16 @@ def cmd_structure(args: argparse.Namespace) -> int:
     from data_contracts.findings import Tracer
     from tasks.structure.backend import structure_text
 
-    if args.file in (None, "-"):
-        # Any bytes are a text: undecodable bytes become U+FFFD, NULs blanks (a PDF dump, a wrong encoding).
-        text = sys.stdin.buffer.read().decode("utf-8", errors="replace").replace("\x00", " ")
-    else:
-        from tasks.ingest.report_text import read_report_text
+    from tasks.ingest.errors import IngestError
+    from tasks.ingest.report_text import decode_report
 
-        text = read_report_text(Path(args.file), args.file)  # UTF-8/BOMs/UTF-16/Latin-1; a binary file: one line
+    data = sys.stdin.buffer.read() if args.file in (None, "-") else Path(args.file).read_bytes()
+    try:
+        text = decode_report(data, args.file or "-")  # UTF-8/BOMs/UTF-16/Latin-1, as the pipeline reads reports
+    except IngestError:
+        # Empty, binary or huge: still a text to this command (zero findings if need be), never an error.
+        # Undecodable bytes become U+FFFD, NULs blanks (a PDF dump, a wrong encoding).
+        text = data.decode("utf-8", errors="replace").replace("\x00", " ")
     tracer = Tracer(args.tracer) if args.tracer else None
     report = structure_text(text, settings, backend=args.backend, tracer=tracer)
     print(report.model_dump_json(indent=2))
