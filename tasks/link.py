@@ -53,6 +53,7 @@ from data_contracts.tables import (
     UnmatchedRow,
 )
 from tasks import deliveries
+from tasks.corrections import apply_corrections, latest_corrections
 from tasks.deliveries import RefreshFailed, RemovalRefused, too_many_failures
 from tasks.ingest.pseudonym import study_pseudonym
 from tasks.ingest.report_text import read_reports, report_source
@@ -291,6 +292,7 @@ class LinkSummary:
     removed: int = 0
     kept: int = 0
     llm_failures: int = 0  # quarantined reports whose LLM call failed (llm_unavailable, llm_rejected, ...)
+    corrected: int = 0  # samples whose location a clinician's correction set (``tasks.corrections``)
 
 
 def _read(schema, settings: Settings, name: str) -> list:
@@ -395,6 +397,10 @@ def link_dataset(settings: Settings, backend: str | None = None, allow_removals:
         samples += caption_samples(studies[sid], findings, linked, lesions_by_study.get(sid, []), sites)
         unmatched += linked.unmatched
 
+    # A clinician's correction of a served lesion is its training label (the corrections table is its provenance).
+    by_finding = {(f.study_id, f.finding_index): f.finding for f in finding_rows}
+    samples, corrected = apply_corrections(samples, latest_corrections(settings), by_finding)
+
     # Studies not re-linked this run keep their rows; withdrawn studies lose theirs, with tombstones.
     def kept(study_id: str) -> bool:
         return study_id not in relinked and study_id not in withdrawn
@@ -442,7 +448,7 @@ def link_dataset(settings: Settings, backend: str | None = None, allow_removals:
         unmatched_lesions=sum(u.kind == "lesion" for u in unmatched),
         unmatched_findings=sum(u.kind == "finding" for u in unmatched), quarantined_reports=len(quarantine),
         added=added, changed=changed, unchanged=len(relinked_samples) - added - changed, removed=len(gone),
-        kept=len(kept_samples), llm_failures=llm_failures)
+        kept=len(kept_samples), llm_failures=llm_failures, corrected=corrected)
     if unavailable:
         log.warning("link: %d drop folders unreadable; their studies kept their samples", len(unavailable))
     return summary
