@@ -52,3 +52,12 @@ class TransientError(PetcapError):
     """A failure that may pass on a retry (a server unreachable, a timeout)."""
 
     retryable = True
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Whether a retry can help: a ``TransientError`` (``retryable``), or the standard library's own transient
+    kinds (``ConnectionError``, ``TimeoutError``: a server away, a socket that timed out) raised by a library
+    below us. Everything else — a usage or prerequisite mistake, bad input, a bug — fails at once."""
+    if isinstance(error, PetcapError):
+        return error.retryable
+    return isinstance(error, (ConnectionError, TimeoutError))

@@ -19,13 +19,14 @@ import numpy as np
 import pandas as pd
 import zarr
 
+from data_contracts.errors import PrerequisiteError
 from data_contracts.settings import Settings
 from data_contracts.tables import PATCH_SAMPLES, SPLITS, TableError
 
 PART = "part-{:06d}.parquet"
 
 
-class PatchStoreError(RuntimeError):
+class PatchStoreError(PrerequisiteError):
     """The patch store and its settings or sample table disagree; the message says which and what to do."""
 
 

@@ -8,13 +8,30 @@ so pointing ``PETCAP_HOME`` at a folder moves the whole working set; ``store_url
 
 from __future__ import annotations
 
+import json
+import os
 from functools import cache
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_serializer, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_serializer, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from data_contracts.site_key import HomeKey
+
+
+def _comma_list(value: Any) -> Any:
+    """A list setting as people type it: ``vllm,localhost`` (commas), ``vllm`` (one) or JSON ``["vllm"]``."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+    return value
+
+
+# A tuple of strings that an environment variable may give as a comma list (JSON still accepted).
+CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_list)]
 
 
 class RawLayout:
@@ -86,8 +103,9 @@ class SynthSettings(BaseModel):
     # Scanner mix like the paper's cohort (Siemens 301, GE 290, United Imaging 1,276 of 1,867).
     vendor_mix: tuple[float, float, float] = (0.16, 0.16, 0.68)
     fdg_fraction: float = Field(0.69, ge=0, le=1)  # FDG 1,292 of 1,867; the rest PSMA
-    dicom_vendors: tuple[str, ...] = ("Siemens",)  # delivered as DICOM series; the others as NIfTI
-    lesions_per_patient: tuple[int, int] = (3, 8)
+    dicom_vendors: CommaList = ("Siemens",)  # delivered as DICOM series; the others as NIfTI
+    lesions_per_patient: tuple[int, int] = (1, 12)  # a patient with disease: skewed towards few lesions
+    lesion_free_fraction: float = Field(0.25, ge=0, le=1)  # patients without disease (restaging after a response)
     followup_fraction: float = Field(0.25, ge=0, le=1)  # patients with a second study (same patient ID)
     workers: int = Field(2, ge=1)  # processes generating studies in parallel
 
@@ -111,7 +129,10 @@ class PlausibilitySettings(BaseModel):
     liver_suv: dict[str, tuple[float, float]] = {"FDG": (0.8, 5.0), "PSMA": (1.5, 25.0)}
     blood_pool_suv: dict[str, tuple[float, float]] = {"FDG": (0.6, 4.0), "PSMA": (0.3, 6.0)}
     min_reference_ml: float = Field(20.0, gt=0)  # a reference region smaller than this is not used
-    min_body_dice: float = Field(0.8, ge=0, le=1)  # PET vs CT body outline; below: pet_ct_mismatch
+    min_body_dice: float = Field(0.82, ge=0, le=1)  # PET vs CT body outline; below: pet_ct_mismatch
+    # PET vs CT axial field of view: one acquisition's PET and CT are planned over the same range; a PET ending
+    # further than this from the CT's ends is another patient's or scan's (pet_ct_mismatch)
+    max_axial_offset_mm: float = Field(40.0, gt=0)
 
 
 class IngestSettings(BaseModel):
@@ -134,7 +155,7 @@ class LLMSettings(BaseModel):
     model: str = "Qwen/Qwen2.5-7B-Instruct"
     api_key: SecretStr = SecretStr("EMPTY")
     allow_remote_llm: bool = False
-    allowed_hosts: tuple[str, ...] = ()
+    allowed_hosts: CommaList = ()  # PETCAP_LLM__ALLOWED_HOSTS=vllm,10.20.0.0/16
     concurrency: int = Field(4, ge=1)  # requests in flight at once
     timeout_s: float = Field(60.0, gt=0)  # per request
     max_retries: int = Field(4, ge=0)  # on 429 / 5xx / timeout / connection error, per request
@@ -211,6 +232,22 @@ class SplitSettings(BaseModel):
         return self
 
 
+class RefreshSettings(BaseModel):
+    """What a dataset refresh may do before it stops (``flows.refresh``; docs in infra/README.md).
+
+    A refresh in which more than ``max_failed_share`` of the studies (ingestion), the reports (structuring) or
+    the LLM calls fail ends FAILED with the counts and changes no derived table. Samples leave the tables only
+    for studies withdrawn from the delivery log (``petcap withdraw``), unless ``allow_removals``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+    max_failed_share: float = Field(0.2, ge=0, le=1)
+    # Fewer failures than this never fail a refresh unless everything failed (one missing report of four is
+    # quarantined and the rest go on; a server down fails every report and the run).
+    min_failures: int = Field(3, ge=1)
+    allow_removals: bool = False
+
+
 class TrackingSettings(BaseModel):
     """MLflow tracking and model registry (stages 8-9).
 
@@ -221,7 +258,7 @@ class TrackingSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
     uri: str | None = None  # None: sqlite:///<home>/mlflow.db
     registry_uri: str | None = None  # None: same as the tracking URI
-    artifact_location: str | None = None  # new experiments' artifact root; None: <home>/mlruns
+    artifact_location: str | None = None  # new experiments' artifact root; None: the server's, else <home>/mlruns
     experiment_prefix: str = "petcap"  # experiment per flow: "<prefix>/<flow>" (train-localizer, evaluate, ...)
     registered_model: str = "petcap-lesion-captioner"  # localizer + captioner, registered together
     champion_alias: str = "champion"
@@ -258,6 +295,26 @@ class TrainSettings(BaseModel):
     seed: int = 0
 
 
+class PacsSettings(BaseModel):
+    """The department's PACS over DICOMweb (QIDO-RS / WADO-RS / STOW-RS) and its RIS report export.
+
+    Credentials come from the environment (``PETCAP_PACS__TOKEN`` or ``PETCAP_PACS__USERNAME`` /
+    ``PETCAP_PACS__PASSWORD``) and are never logged or written anywhere.
+    """
+
+    url: str | None = None  # DICOMweb root, e.g. http://pacs:8042/dicom-web
+    token: SecretStr | None = None  # bearer token (Authorization: Bearer ...)
+    username: str | None = None  # HTTP basic, with password
+    password: SecretStr | None = None
+    timeout_s: float = Field(60.0, gt=0)
+    batch_size: int = Field(50, ge=1)  # studies per QIDO page
+    modality: str = "PT"  # a study qualifies when it holds a series of this modality (and a CT)
+    reports_dir: Path | None = None  # RIS export: <AccessionNumber>.txt, or reports.csv (accession_number, text)
+    mask_source: str = Field("seg", pattern=r"^(seg|folder)$")  # lesion masks: a SEG in the study, or a folder
+    mask_dir: Path | None = None  # mask_source "folder": <StudyInstanceUID or AccessionNumber>.nii.gz (nnU-Net)
+    push_series_number: int = Field(900, ge=1)  # SEG gets this + 1, SR + 2
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PETCAP_", env_nested_delimiter="__", env_file=".env", extra="ignore", frozen=True
@@ -287,12 +344,17 @@ class Settings(BaseSettings):
     link: LinkSettings = LinkSettings()
     patches: PatchSettings = PatchSettings()
     splits: SplitSettings = SplitSettings()
+    refresh: RefreshSettings = RefreshSettings()
     train: TrainSettings = TrainSettings()
     tracking: TrackingSettings = TrackingSettings()
     evaluation: EvalSettings = EvalSettings()
+    pacs: PacsSettings = PacsSettings()
 
     @model_validator(mode="after")
     def _derive_paths(self):
+        # Absolute from start-up on: a flow run on another machine, or a Dask worker started elsewhere, must
+        # not resolve a relative home (the default ``var``) against its own working directory.
+        object.__setattr__(self, "home", Path(os.path.abspath(self.home.expanduser())))
         derived = {
             "raw_dir": self.home / "raw",
             "store_url": str(self.home / "volumes.zarr"),
@@ -321,6 +383,11 @@ class Settings(BaseSettings):
             return None
         return self.llm.cache_dir if self.llm.cache_dir is not None else self.home / "cache" / "llm"
 
+    @property
+    def corrections_path(self) -> Path:
+        """Clinicians' location corrections (``petcap caption --lesion N --location ID``), a training label source."""
+        return self.table_path("corrections")
+
     def table_path(self, name: str) -> Path:
         return self.tables_dir / f"{name}.parquet"
 
@@ -328,6 +395,11 @@ class Settings(BaseSettings):
     def checkpoints_dir(self) -> Path:
         """Model checkpoints and the localizer's top-5 cache: ``train.checkpoints_dir``, else ``<home>/checkpoints``."""
         return self.train.checkpoints_dir if self.train.checkpoints_dir is not None else self.home / "checkpoints"
+
+    @property
+    def localizer_checkpoint(self) -> Path:
+        """The trained localizer the captioner is trained on and registered with."""
+        return self.checkpoints_dir / "localizer.pt"
 
     @property
     def patch_store_url(self) -> str:
@@ -346,10 +418,14 @@ class Settings(BaseSettings):
         return self.tracking.registry_uri if self.tracking.registry_uri is not None else self.tracking_uri
 
     @property
-    def artifact_location(self) -> str:
-        """Artifact root of experiments created here: ``tracking.artifact_location``, else ``<home>/mlruns``."""
+    def artifact_location(self) -> str | None:
+        """Artifact root of experiments created here: ``tracking.artifact_location``; else, with a tracking server
+        (``http(s)://``), None: the server's own root, so artifacts go through it (``mlflow server
+        --serve-artifacts``) and no client writes the server's storage directly; else ``<home>/mlruns``."""
         if self.tracking.artifact_location is not None:
             return self.tracking.artifact_location
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return None
         return (self.home / "mlruns").resolve().as_uri()
 
     @property
@@ -375,3 +451,30 @@ class Settings(BaseSettings):
 @cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def setting_env_names(model: type[BaseModel] = Settings, prefix: str = "PETCAP_") -> set[str]:
+    """Every environment variable name that sets a field (``PETCAP_HOME``, ``PETCAP_LLM``, ``PETCAP_LLM__MODEL``)."""
+    names = set()
+    for name, field in model.model_fields.items():
+        env = f"{prefix}{name.upper()}"
+        names.add(env)
+        sub = field.annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            names |= setting_env_names(sub, env + "__")
+    return names
+
+
+# PETCAP_ variables that are read by deployment files, not by the settings (name -> where).
+OTHER_VARIABLES = {"PETCAP_REPO": "infra/prefect.yaml: the checkout a Prefect worker runs flows from",
+                   "PETCAP_LOG_LEVEL": "flows/logs.py: the level of the pipeline's loggers (read before settings)"}
+
+
+def unknown_settings(environ: dict[str, str] | None = None) -> list[str]:
+    """``PETCAP_`` variables in ``environ`` (default: this process's environment) that are no setting, sorted.
+
+    Settings ignore them (``extra="ignore"``), so a misspelt name would otherwise change nothing, silently.
+    """
+    environ = os.environ if environ is None else environ
+    known = setting_env_names() | set(OTHER_VARIABLES)
+    return sorted(k for k in environ if k.upper().startswith("PETCAP_") and k.upper() not in known)

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any, get_args
 
 import pandas as pd
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator
 
 from data_contracts.atomic import atomic_open
+from data_contracts.errors import PetcapError
 from data_contracts.findings import Tracer, Vendor
 from data_contracts.records import (
     CaptionSample,
@@ -29,7 +30,7 @@ from data_contracts.records import (
 SEP = "__"
 
 
-class TableError(ValueError):
+class TableError(PetcapError, ValueError):
     """A table failed its schema: the message names the table, where it came from and what is wrong."""
 
 
@@ -94,6 +95,31 @@ class UnmatchedRow(Record):
     ref: int = Field(ge=0)  # lesion instance or finding index
     reason: str
     detail: str = ""
+
+
+def _leaf(location_id: str) -> str:
+    from data_contracts import taxonomy
+
+    taxonomy.get(location_id)  # KeyError names an unknown id
+    return location_id
+
+
+class CorrectionRow(Record):
+    """A clinician's correction of a served lesion's location: who, when, on which model's answer.
+
+    The next dataset refresh uses it as that lesion's training label (``tasks.corrections``), with this row as
+    its provenance."""
+
+    study_id: str = Field(pattern=r"^S[0-9a-f]{12}$")  # pseudonym: the same study ingested for training has it
+    instance: int = Field(ge=1)
+    location_id: str  # the corrected location (a taxonomy leaf: the localizer's class set)
+    previous_location_id: str  # what the model said (its top-1)
+    corrected_by: str = Field(min_length=1)  # the clinician's user name (staff, not patient, identity)
+    at: datetime
+    model_version: str  # the registered model version whose answer was corrected
+    sr_instance_uid: str = ""  # the corrected SR, when one was written
+
+    _loc = field_validator("location_id", "previous_location_id")(_leaf)
 
 
 def _submodel(annotation: Any) -> type[BaseModel] | None:
@@ -216,6 +242,7 @@ TRUTH = TableSchema("truth", LesionTruth, key=("study_key", "instance"))
 REPORT_TRUTH = TableSchema("report_truth", ReportFindingTruth, key=("study_key", "finding_index"))
 CAPTION_SAMPLES = TableSchema("caption_samples", CaptionSample, key=("sample_id",))
 FINDINGS = TableSchema("findings", FindingRow, key=("study_id", "finding_index"))
+CORRECTIONS = TableSchema("corrections", CorrectionRow, key=("study_id", "instance", "at"))
 UNMATCHED = TableSchema("link_unmatched", UnmatchedRow, key=("study_id", "kind", "ref"))
 
 
@@ -247,3 +274,34 @@ class SplitRow(Record):
 
 PATCH_SAMPLES = TableSchema("patch_samples", PatchSampleRow, key=("sample_id", "commit"))
 SPLITS = TableSchema("splits", SplitRow, key=("patient_id",))
+
+
+class DeliveryRow(Record):
+    """One study in the cumulative delivery log (``tables/deliveries``): which drop folder delivered it.
+
+    Deliveries accumulate: a new drop folder adds its studies and every earlier study stays. A study leaves
+    the dataset only when it is withdrawn here (``withdrawn_at`` and ``withdrawn_reason`` set), and then
+    its samples get tombstones with that reason. Pseudonymous: the hospital's study key is never stored.
+    """
+
+    study_id: str = Field(pattern=r"^S[0-9a-f]{12}$")
+    drop: str  # absolute path or URL of the drop folder that delivered it (the latest one, if delivered again)
+    manifest_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")  # that drop's manifest when the study was registered
+    registered_at: datetime
+    withdrawn_at: datetime | None = None
+    withdrawn_reason: str | None = None
+
+
+class TombstoneRow(Record):
+    """A row that left a table on purpose: which table, which key, why and when (never silently)."""
+
+    table: str
+    key: str  # the row's key in that table (sample id)
+    study_id: str = Field(pattern=r"^S[0-9a-f]{12}$")
+    reason: str  # short code: withdrawn, absent_from_delivery, relinked (with --allow-removals)
+    detail: str = ""
+    at: datetime
+
+
+DELIVERIES = TableSchema("deliveries", DeliveryRow, key=("study_id",))
+TOMBSTONES = TableSchema("tombstones", TombstoneRow, key=())

@@ -11,6 +11,7 @@ are independent, each costs seconds of CPU, and each worker keeps its loaded mod
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from prefect import flow, get_run_logger, unmapped
@@ -18,7 +19,14 @@ from prefect_dask import DaskTaskRunner
 
 from data_contracts.settings import get_settings
 from flows.common import flow_settings
-from flows.task_wrappers import caption_study_files_task, resolve_models_task
+from flows.task_wrappers import (
+    caption_study_files_task,
+    correct_lesion_task,
+    export_and_push_task,
+    resolve_models_task,
+)
+from serving.hospital_loop import wants_dicom
+from serving.study import default_out_dir
 from tasks.ingest.pseudonym import study_pseudonym
 
 
@@ -26,16 +34,32 @@ from tasks.ingest.pseudonym import study_pseudonym
 def caption_study_flow(study_dir: str, out_dir: str | None = None, home: str | None = None,
                        model_version: str | None = None, localizer_checkpoint: str | None = None,
                        captioner_checkpoint: str | None = None, vendor: str | None = None,
-                       tracer: str | None = None) -> dict:
+                       tracer: str | None = None, push: bool = False, correct_lesion: int | None = None,
+                       correct_location: str | None = None, corrected_by: str | None = None) -> dict:
     """Caption one study folder; returns where the JSON and the visual report are, the status, lesion count and
-    time. The same two steps ``petcap caption`` calls directly when no Prefect server is configured."""
+    time. The same steps ``petcap caption`` calls directly when no Prefect server is configured.
+
+    A DICOM study also gets its DICOM SEG and TID 1500 SR (``push``: stored on the PACS by STOW-RS).
+    ``correct_lesion`` + ``correct_location`` (+ ``corrected_by``): a clinician's correction of a study captioned
+    before into the same ``out_dir``: that lesion's caption is regenerated with the corrected location, a
+    corrected SR written (and pushed), the correction recorded for the next dataset refresh."""
     settings = flow_settings(home)
+    dicom = wants_dicom(study_dir, push)
     found = resolve_models_task(settings, model_version, localizer_checkpoint, captioner_checkpoint)
+    if correct_lesion is not None:
+        fix = correct_lesion_task(study_dir, out_dir or default_out_dir(settings, study_dir), settings,
+                                  found["localizer"], found["captioner"], correct_lesion, correct_location,
+                                  corrected_by or "unknown", found["version"], push)
+        get_run_logger().info("lesion %d: %s -> %s", fix.instance, fix.previous_location_id, fix.location_id)
+        return {"correction": dataclasses.asdict(fix)}
     result = caption_study_files_task(study_dir, out_dir, settings, found["localizer"], found["captioner"],
                                       vendor=vendor, tracer=tracer, model_version=found["version"])
     get_run_logger().info("%s: %d lesions in %.1f s: %s, %s", result.captions.status, result.lesions,
                           result.seconds, result.json_path, result.report_path)
-    return caption_summary(result)
+    summary = caption_summary(result)
+    if dicom:
+        summary["dicom"] = export_and_push_task(study_dir, result.json_path.parent, settings, found["version"], push)
+    return summary
 
 
 def caption_summary(result) -> dict:

@@ -18,6 +18,7 @@ from flows.task_wrappers import (
     latest_version_task,
     predict_task,
     promote_task,
+    require_splits_task,
 )
 
 
@@ -28,6 +29,7 @@ def evaluate_captioner_flow(home: str | None = None, model_version: str | None =
     and write the evaluation report; returns where it is and the overall metrics."""
     settings = flow_settings(home)
     log = get_run_logger()
+    require_splits_task(settings, (split,))
     if checkpoint is None:  # the registered files, from the shared models folder
         found = champion_checkpoints_task(settings, model_version)
         checkpoint, model_version = found["captioner"], found["version"]
@@ -42,6 +44,7 @@ def evaluate_captioner_flow(home: str | None = None, model_version: str | None =
 def promote_captioner_flow(home: str | None = None, candidate_version: str | None = None) -> dict:
     """Promote registered version ``candidate_version`` (default: the newest) if it beats the champion on val."""
     settings = flow_settings(home)
+    require_splits_task(settings, ("val",))
     candidate_version = candidate_version or latest_version_task(settings)
     decision = promote_task(settings, candidate_version)
     get_run_logger().info("promotion of version %s: %s (%s)", candidate_version,

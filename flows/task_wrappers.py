@@ -8,7 +8,10 @@ OpenAI-compatible LLM server when ``settings.llm.backend == "openai"``; the stru
 request itself, the task retry covers a server that was down for longer) and the I/O steps (ingestion, patch
 extraction, MLflow tracking and registry calls, downloading a registered version), whose reruns are safe
 because every step is idempotent (content hashes, completion markers, append-only sample tables, atomic
-writes). Training gets one retry (a worker lost mid-run resumes from its last checkpoint).
+writes). Training gets one retry (a worker lost mid-run resumes from its last checkpoint). Every retry is
+conditional (``retry_transient``): only a ``TransientError`` or a connection / timeout error is retried; a
+mistake that cannot pass on a retry (unknown config or version, empty split, missing file, a refused removal,
+too many failed reports) fails the run at once with its one-line message.
 
 Caching: none of Prefect's result caching (``cache_policy=NONE`` everywhere). Every step writes to stores
 whose state is outside its inputs (the raw drop folder, the volume store, the tables, the registry), so a
@@ -27,29 +30,29 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NONE
 
+from data_contracts.errors import is_retryable
 from data_contracts.settings import Settings
 from serving.models_cache import resolve_models
+from serving.hospital_loop import correct_lesion_files, export_and_push
 from serving.study import caption_study_files
+from tasks.deliveries import find_drops, register_delivery
 from tasks.ingest import ingest_all
 from tasks.link import link_dataset
 from tasks.patches.extract import extract_patches
-from tasks.splits import update_splits
+from tasks.splits import require_splits, update_splits
 from tasks.synth.cohort import synthesize_cohort
 from tasks.synth.preview import render_preview
 
 
 def retry_transient(task, task_run, state) -> bool:
-    """Retry unless the failure is the input's fault (a study that cannot be ingested, a missing file, a bad
-    value): retrying a corrupt study only delays the others."""
-    from tasks.ingest import IngestError
-
+    """Prefect's ``retry_condition_fn`` of every task with retries: retry only what can pass on a retry
+    (``data_contracts.errors.is_retryable``: a ``TransientError``, a connection or timeout error). A missing
+    file, an unknown version, a refused removal or too many failed reports fail at once, without the delays."""
     try:
         state.result()
-    except (IngestError, FileNotFoundError, ValueError, KeyError, LookupError):
-        return False
-    except Exception:  # noqa: BLE001 - anything else (I/O, a server away) may pass on a retry
-        return True
-    return True
+    except Exception as e:  # noqa: BLE001 - the state's exception, whatever it is, decides
+        return is_retryable(e)
+    return False
 
 
 IO_RETRIES = 2
@@ -84,12 +87,14 @@ def train_captioner(settings: Settings, config: str = "demo", overrides: dict | 
                  on_epoch=_on_epoch(settings, mlflow_run_id), score_captions=validation_scores)
 
 
-def start_training_run(settings: Settings, flow: str, kind: str, config: str, overrides: dict | None) -> str:
-    """The MLflow run of a training, opened before it starts (config as params)."""
+def start_training_run(settings: Settings, flow: str, kind: str, config: str, overrides: dict | None,
+                       tags: dict[str, str] | None = None) -> str:
+    """The MLflow run of a training, opened before it starts (config as params; ``tags``: the dataset version
+    the training reads, over the current one)."""
     from models.training.configs import load_config
     from tasks.tracking import start_training_run as start
 
-    return start(settings, flow, load_config(kind, config, overrides), run_name=f"{kind}-{config}")
+    return start(settings, flow, load_config(kind, config, overrides), run_name=f"{kind}-{config}", tags=tags)
 
 
 def log_training_run(settings: Settings, flow: str, kind: str, config: str, overrides: dict | None, result,
@@ -103,32 +108,55 @@ def log_training_run(settings: Settings, flow: str, kind: str, config: str, over
                    run_id=run_id, tags=tags)
 
 
-def register_candidate(settings: Settings, captioner_checkpoint: str, run_id: str | None) -> str:
-    """Register the captioner with the localizer it was trained on (recorded in its checkpoint)."""
+def check_config(kind: str, config: str, overrides: dict | None) -> str:
+    """Up front: the named config and its overrides load (``ConfigError``, a ``UsageError``, otherwise)."""
+    from models.training.configs import load_config
+
+    return load_config(kind, config, overrides).name
+
+
+def register_candidate(settings: Settings, captioner_checkpoint: str, run_id: str | None,
+                       tags: dict[str, str] | None = None) -> str:
+    """Register the captioner with the localizer it was trained on (recorded in its checkpoint); ``tags`` (the
+    dataset version training read) go on the version over the current lineage."""
     from models.captioner import load_checkpoint
     from models.training.localizer import checkpoint_path
     from serving.pyfunc import register_candidate as register
 
     _, _, _, extra = load_checkpoint(captioner_checkpoint)
     localizer = extra.get("localizer_checkpoint") or checkpoint_path(settings)
-    return register(settings, localizer, captioner_checkpoint, run_id=run_id)
+    return register(settings, localizer, captioner_checkpoint, run_id=run_id, tags=tags)
 
 
 def latest_version(settings: Settings) -> str:
     """The newest registered version of the captioner model (the candidate a promotion considers by default)."""
-    from tasks.tracking import configure
+    from tasks.tracking import latest_version as newest
 
-    client = configure(settings)
-    versions = client.search_model_versions(f"name='{settings.tracking.registered_model}'")
-    if not versions:
-        raise LookupError(f"no version of {settings.tracking.registered_model} is registered: run train-captioner")
-    return str(max(int(v.version) for v in versions))
+    return newest(settings)
 
 
 def champion_checkpoints(settings: Settings, version: str | None) -> dict:
     """{"version", "localizer", "captioner"}: a registered version's (default: the champion's) checkpoint files,
     from the shared models folder (downloaded once per version, never per study)."""
     return resolve_models(settings, version)
+
+
+def require_localizer(settings: Settings) -> str:
+    """The localizer checkpoint the captioner trains on; ``PrerequisiteError`` (train it first) when missing."""
+    from data_contracts.errors import PrerequisiteError
+
+    path = settings.localizer_checkpoint
+    if not path.is_file():
+        raise PrerequisiteError("no trained localizer in this home", path=str(path), reason="run_order",
+                                hint="train the localizer first: `petcap train localizer` (run order: localizer, "
+                                     "captioner, promote, evaluate)")
+    return str(path)
+
+
+def dataset_version(settings: Settings) -> str:
+    from tasks.tracking import dataset_version as version
+
+    return version(settings)
 
 
 def predict(settings: Settings, checkpoint: str, split: str = "test"):
@@ -181,36 +209,40 @@ def promote(settings: Settings, candidate_version: str):
 
 
 # ------------------------------------------------------------------------------------- tasks
-synthesize_cohort_task = task(synthesize_cohort, name="synthesize-cohort", cache_policy=NONE)
-preview_task = task(render_preview, name="render-preview", cache_policy=NONE)
-ingest_task = task(ingest_all, name="ingest", retries=IO_RETRIES, retry_delay_seconds=IO_DELAY_S, cache_policy=NONE)
-link_task = task(link_dataset, name="structure-and-link", retries=LLM_RETRIES, retry_delay_seconds=LLM_DELAY_S,
-                 cache_policy=NONE)
-extract_patches_task = task(extract_patches, name="extract-patches", retries=IO_RETRIES,
-                            retry_delay_seconds=IO_DELAY_S, cache_policy=NONE)
-update_splits_task = task(update_splits, name="update-splits", cache_policy=NONE)
-train_localizer_task = task(train_localizer, name="train-localizer", retries=1, retry_delay_seconds=30,
-                            cache_policy=NONE)
-train_captioner_task = task(train_captioner, name="train-captioner", retries=1, retry_delay_seconds=30,
-                            cache_policy=NONE)
-start_training_run_task = task(start_training_run, name="start-training-run", retries=IO_RETRIES,
-                               retry_delay_seconds=IO_DELAY_S, cache_policy=NONE)
-log_training_run_task = task(log_training_run, name="log-training-run", retries=IO_RETRIES,
-                             retry_delay_seconds=IO_DELAY_S, cache_policy=NONE)
-register_candidate_task = task(register_candidate, name="register-candidate", retries=IO_RETRIES,
-                               retry_delay_seconds=IO_DELAY_S, cache_policy=NONE)
-latest_version_task = task(latest_version, name="latest-version", retries=IO_RETRIES,
-                           retry_delay_seconds=IO_DELAY_S, retry_condition_fn=retry_transient, cache_policy=NONE)
-resolve_models_task = task(resolve_models, name="resolve-models", retries=IO_RETRIES, retry_delay_seconds=IO_DELAY_S,
-                           retry_condition_fn=retry_transient, cache_policy=NONE)
-champion_checkpoints_task = task(champion_checkpoints, name="champion-checkpoints", retries=IO_RETRIES,
-                                 retry_delay_seconds=IO_DELAY_S, retry_condition_fn=retry_transient, cache_policy=NONE)
-predict_task = task(predict, name="predict", cache_policy=NONE)
-evaluate_task = task(evaluate, name="evaluate", retries=IO_RETRIES, retry_delay_seconds=IO_DELAY_S,
-                     cache_policy=NONE)
-evaluate_configs_task = task(evaluate_configs, name="evaluate-configs", retries=IO_RETRIES,
-                             retry_delay_seconds=IO_DELAY_S, cache_policy=NONE)
-promote_task = task(promote, name="promote", retries=IO_RETRIES, retry_delay_seconds=IO_DELAY_S, cache_policy=NONE)
-caption_study_files_task = task(caption_study_files, name="caption-study-files", retries=IO_RETRIES,
-                                retry_delay_seconds=IO_DELAY_S, retry_condition_fn=retry_transient,
-                                cache_policy=NONE)
+# Every task with retries retries only what can pass on a retry (``retry_transient``).
+def _io(fn, name: str, retries: int = IO_RETRIES, delays=None):
+    return task(fn, name=name, retries=retries, retry_delay_seconds=delays or IO_DELAY_S,
+                retry_condition_fn=retry_transient, cache_policy=NONE)
+
+
+def _once(fn, name: str):
+    return task(fn, name=name, cache_policy=NONE)
+
+
+synthesize_cohort_task = _once(synthesize_cohort, "synthesize-cohort")
+preview_task = _once(render_preview, "render-preview")
+find_drops_task = _once(find_drops, "find-drops")
+register_delivery_task = _once(register_delivery, "register-delivery")
+ingest_task = _io(ingest_all, "ingest")
+link_task = _io(link_dataset, "structure-and-link", LLM_RETRIES, LLM_DELAY_S)
+extract_patches_task = _io(extract_patches, "extract-patches")
+update_splits_task = _once(update_splits, "update-splits")
+check_config_task = _once(check_config, "check-config")
+require_splits_task = _once(require_splits, "require-splits")
+require_localizer_task = _once(require_localizer, "require-localizer")
+dataset_version_task = _once(dataset_version, "dataset-version")
+train_localizer_task = _io(train_localizer, "train-localizer", 1, [30])
+train_captioner_task = _io(train_captioner, "train-captioner", 1, [30])
+start_training_run_task = _io(start_training_run, "start-training-run")
+log_training_run_task = _io(log_training_run, "log-training-run")
+register_candidate_task = _io(register_candidate, "register-candidate")
+latest_version_task = _io(latest_version, "latest-version")
+resolve_models_task = _io(resolve_models, "resolve-models")
+champion_checkpoints_task = _io(champion_checkpoints, "champion-checkpoints")
+predict_task = _once(predict, "predict")
+evaluate_task = _io(evaluate, "evaluate")
+evaluate_configs_task = _io(evaluate_configs, "evaluate-configs")
+promote_task = _io(promote, "promote")
+caption_study_files_task = _io(caption_study_files, "caption-study-files")
+export_and_push_task = _io(export_and_push, "dicom-sr-seg")
+correct_lesion_task = _io(correct_lesion_files, "correct-lesion")

@@ -7,6 +7,11 @@ it was trained on as a new version of the registered model — a *candidate*: wh
 ``promote-captioner`` moves the ``champion`` alias. (A localizer alone is never registered: the captioner's
 inputs depend on it, so the two are versioned together.) ``config`` names a training preset
 (``models/training/configs/*.toml``); ``overrides`` are its dotted keys (``{"loop.epochs": 2}``).
+
+Up-front checks, before any training, each failing at once with what to do (no retries): the config and its
+overrides load, the train and val splits have samples (a vendor needs 3 patients for val and test), and the
+captioner finds the localizer it is trained on (run order: localizer, captioner, promote, evaluate). The
+dataset version is taken just before training and tagged on the run and the registered version.
 """
 
 from __future__ import annotations
@@ -15,8 +20,12 @@ from prefect import flow, get_run_logger
 
 from flows.common import flow_settings
 from flows.task_wrappers import (
+    check_config_task,
+    dataset_version_task,
     log_training_run_task,
     register_candidate_task,
+    require_localizer_task,
+    require_splits_task,
     start_training_run_task,
     train_captioner_task,
     train_localizer_task,
@@ -33,10 +42,13 @@ def _summary(result, run_id: str) -> dict:
 def train_localizer_flow(home: str | None = None, config: str = "demo", overrides: dict | None = None) -> dict:
     """Train the CLIP localizer on the current dataset and log the run to MLflow."""
     settings = flow_settings(home)
-    run_id = start_training_run_task(settings, "train-localizer", "localizer", config, overrides or None)
+    check_config_task("localizer", config, overrides or None)
+    require_splits_task(settings, ("train", "val"))
+    tags = {"lineage.dataset_version": dataset_version_task(settings)}  # what this training reads
+    run_id = start_training_run_task(settings, "train-localizer", "localizer", config, overrides or None, tags)
     result = train_localizer_task(settings, config=config, overrides=overrides or None, progress=False,
                                   mlflow_run_id=run_id)
-    log_training_run_task(settings, "train-localizer", "localizer", config, overrides or None, result, run_id)
+    log_training_run_task(settings, "train-localizer", "localizer", config, overrides or None, result, run_id, tags)
     get_run_logger().info("localizer (%s): %d epochs, metrics %s, checkpoint %s, MLflow run %s", config,
                           result.epochs, result.metrics, result.checkpoint, run_id)
     return _summary(result, run_id)
@@ -46,11 +58,15 @@ def train_localizer_flow(home: str | None = None, config: str = "demo", override
 def train_captioner_flow(home: str | None = None, config: str = "demo", overrides: dict | None = None) -> dict:
     """Train the captioner on the current dataset, log the run to MLflow, register a candidate version."""
     settings = flow_settings(home)
-    run_id = start_training_run_task(settings, "train-captioner", "captioner", config, overrides or None)
+    check_config_task("captioner", config, overrides or None)
+    require_splits_task(settings, ("train", "val"))
+    require_localizer_task(settings)
+    tags = {"lineage.dataset_version": dataset_version_task(settings)}  # what this training reads
+    run_id = start_training_run_task(settings, "train-captioner", "captioner", config, overrides or None, tags)
     result = train_captioner_task(settings, config=config, overrides=overrides or None, progress=False,
                                   mlflow_run_id=run_id)
-    log_training_run_task(settings, "train-captioner", "captioner", config, overrides or None, result, run_id)
-    version = register_candidate_task(settings, result.checkpoint, run_id)
+    log_training_run_task(settings, "train-captioner", "captioner", config, overrides or None, result, run_id, tags)
+    version = register_candidate_task(settings, result.checkpoint, run_id, tags)
     get_run_logger().info("captioner (%s): %d epochs, metrics %s; MLflow run %s; registered as candidate "
                           "version %s", config, result.epochs, result.metrics, run_id, version)
     return {**_summary(result, run_id), "model_version": version}

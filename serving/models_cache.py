@@ -27,16 +27,10 @@ def models_dir(settings: Settings) -> Path:
 
 
 def champion_version(settings: Settings) -> str:
-    """The version holding the champion alias; ``LookupError`` when none does."""
-    from tasks.tracking import configure
+    """The version holding the champion alias; ``PrerequisiteError`` (run promote first) when none does."""
+    from tasks.tracking import champion_version as champion
 
-    client = configure(settings)
-    try:
-        mv = client.get_model_version_by_alias(settings.tracking.registered_model, settings.tracking.champion_alias)
-    except Exception as e:  # noqa: BLE001 - MLflow raises its own RestException / MlflowException kinds
-        raise LookupError(f"no version of {settings.tracking.registered_model} holds the "
-                          f"'{settings.tracking.champion_alias}' alias: run promote-captioner") from e
-    return str(mv.version)
+    return champion(settings)
 
 
 def version_files(settings: Settings, version: str) -> dict[str, Path]:

@@ -28,6 +28,7 @@ from tasks.tracking import (
     experiment_id,
     lineage_tags,
     log_metrics,
+    require_version,
     version_checkpoints,
 )
 
@@ -89,7 +90,7 @@ def promote(settings: Settings, candidate_version: str | int, predict_fn: Predic
     client = configure(settings)
     name, alias = settings.tracking.registered_model, settings.tracking.champion_alias
     candidate_version = str(candidate_version)
-    client.get_model_version(name, candidate_version)  # raises when it does not exist
+    require_version(settings, candidate_version, client)  # PrerequisiteError listing the versions
     champion = _champion(settings, client)
     margin = settings.tracking.promotion_vendor_margin
 

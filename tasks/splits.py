@@ -34,6 +34,7 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
+from data_contracts.errors import PetcapError, PrerequisiteError
 from data_contracts.findings import Vendor
 from data_contracts.settings import Settings, SplitSettings
 from data_contracts.tables import CAPTION_SAMPLES, LESIONS, SPLITS, STUDIES, SplitRow
@@ -42,7 +43,7 @@ SPLIT_NAMES = ("train", "val", "test")
 EVAL_SPLITS = ("val", "test")
 
 
-class SplitError(RuntimeError):
+class SplitError(PetcapError):
     """A write would move a patient to another split (or another stratum), or put one patient in two."""
 
 
@@ -159,7 +160,8 @@ def update_splits(settings: Settings) -> SplitSummary:
     """
     studies_path = settings.table_path("studies")
     if not studies_path.exists():
-        raise FileNotFoundError(f"no studies table at {studies_path}: run ingestion (petcap ingest) first")
+        raise PrerequisiteError("no studies table", path=str(studies_path), reason="nothing_ingested",
+                                hint="run `petcap ingest` or `petcap refresh` first")
     studies = STUDIES.read(studies_path)[["patient_id", "study_id", "acquisition__vendor", "acquisition__tracer"]]
     path = settings.table_path("splits")
     previous = SPLITS.records(SPLITS.read(path), source=str(path))
@@ -180,6 +182,34 @@ def update_splits(settings: Settings) -> SplitSummary:
         per_study, source = lesions.groupby("study_id").size(), "lesions"
     return SplitSummary(patients=len(rows), new_patients=len(new), written=bool(new), lesion_source=source,
                         table=summarize(studies, splits, per_study, source))
+
+
+def require_splits(settings: Settings, needed: tuple[str, ...] = ("train", "val")) -> dict[str, int]:
+    """Caption samples per split; ``PrerequisiteError`` naming the empty split when one of ``needed`` has none.
+
+    The up-front check of training (train + val) and evaluation (the split evaluated): a cohort too small to
+    give a vendor a val and a test patient (``splits.min_patients_for_eval``, 3 per vendor) fails here with
+    what to do, not deep inside training.
+    """
+    splits_path, samples_path = settings.table_path("splits"), settings.table_path("caption_samples")
+    if not splits_path.exists() or not samples_path.exists():
+        raise PrerequisiteError("no caption samples with splits in this home", path=str(splits_path),
+                                reason="not_refreshed", hint="check --home (PETCAP_HOME), then run `petcap refresh`")
+    splits = read_splits(settings)
+    samples = CAPTION_SAMPLES.read(samples_path)
+    per_split = samples["patient_id"].map(splits).value_counts().to_dict()
+    counts = {name: int(per_split.get(name, 0)) for name in SPLIT_NAMES}
+    empty = [name for name in needed if counts[name] == 0]
+    if empty:
+        patients = pd.Series(list(splits.values())).value_counts().to_dict()
+        have = ", ".join(f"{patients.get(n, 0)} {n}" for n in SPLIT_NAMES)
+        raise PrerequisiteError(
+            f"the {' and '.join(empty)} split{'s have' if len(empty) > 1 else ' has'} no caption samples "
+            f"(patients: {have}; samples: {', '.join(f'{counts[n]} {n}' for n in SPLIT_NAMES)})",
+            path=str(samples_path), reason="empty_split",
+            hint=f"a vendor needs at least {settings.splits.min_patients_for_eval} patients for val and test "
+                 f"(splits.min_patients_for_eval): deliver more patients and run `petcap refresh`")
+    return counts
 
 
 def _check_disjoint(df: pd.DataFrame, source: str) -> None:

@@ -30,6 +30,7 @@ import pandas as pd
 import yaml
 from mlflow import MlflowClient
 
+from data_contracts.errors import PetcapError, PrerequisiteError
 from data_contracts.settings import Settings
 from data_contracts.taxonomy import TAXONOMY_VERSION
 
@@ -38,7 +39,7 @@ PARAM_VALUE_MAX = 6000  # MLflow's limit on a param value
 _IDENTITY_KEY = re.compile(r"patient_?(name|id)|birth_?date|accession|(^|_)mrn($|_)|person_?name", re.IGNORECASE)
 
 
-class TrackingError(RuntimeError):
+class TrackingError(PetcapError):
     """A run, experiment or model version that cannot be logged or found; the message says which."""
 
 
@@ -57,13 +58,14 @@ def experiment_name(settings: Settings, flow: str) -> str:
 
 def experiment_id(settings: Settings, flow: str) -> str:
     """The experiment of a flow (``train-localizer``, ``train-captioner``, ``evaluate``, ``promote``), created
-    with its artifacts under ``Settings.artifact_location`` when new."""
+    with its artifacts under ``Settings.artifact_location`` when new (a tracking server's own root when None)."""
     client = configure(settings)
     name = experiment_name(settings, flow)
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    return client.create_experiment(name, artifact_location=f"{settings.artifact_location.rstrip('/')}/{flow}")
+    root = settings.artifact_location  # None with a tracking server: its --serve-artifacts root
+    return client.create_experiment(name, artifact_location=None if root is None else f"{root.rstrip('/')}/{flow}")
 
 
 # ----------------------------------------------------------------------------------------------- params
@@ -99,16 +101,6 @@ def flatten_params(config: Any, prefix: str = "") -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------------------------- lineage
-def _sha256(path: Path) -> str | None:
-    if not path.is_file():
-        return None
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def split_version(settings: Settings) -> str:
     """Hash of the patient -> split assignment (pseudonyms only); 'none' before splits exist."""
     path = settings.table_path("splits")
@@ -119,11 +111,30 @@ def split_version(settings: Settings) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def dataset_version(settings: Settings) -> str:
+    """Hash of the dataset a training reads: every current patch-sample row (sample, caption columns, patch
+    store row and the volume version it was cut from) with its patient's split; 'none' before patches exist.
+    The training flow takes it just before training starts, so the tag names what training actually read."""
+    from tasks.patches.store import read_patch_samples
+
+    if not settings.table_path("patch_samples").exists():
+        return "none"
+    df = read_patch_samples(settings)
+    if not len(df):
+        return "none"
+    cols = ["sample_id", "row", "volume_version", "location_id", "ct_finding", "caption", "split"]
+    text = df[cols].astype(str).sort_values("sample_id").to_csv(index=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def lineage_tags(settings: Settings) -> dict[str, str]:
-    """Dataset lineage of a run: cohort manifest hash, split version, taxonomy version, code commit."""
-    manifest = _sha256(settings.raw.manifest)
-    tags = {"lineage.manifest_sha256": manifest or "none", "lineage.split_version": split_version(settings),
-            "lineage.taxonomy_version": TAXONOMY_VERSION}
+    """Dataset lineage of a run: delivery-log hash, current dataset version (a training passes the version it
+    read as the ``lineage.dataset_version`` tag instead), split version, taxonomy version, code commit."""
+    from tasks.deliveries import log_sha256
+
+    tags = {"lineage.delivery_log_sha256": log_sha256(settings),
+            "lineage.dataset_version": dataset_version(settings),
+            "lineage.split_version": split_version(settings), "lineage.taxonomy_version": TAXONOMY_VERSION}
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False,
                                 cwd=Path(__file__).resolve().parent).stdout.strip()
@@ -131,6 +142,51 @@ def lineage_tags(settings: Settings) -> dict[str, str]:
         commit = ""
     tags["lineage.code_commit"] = commit or "unknown"
     return tags
+
+
+def require_version(settings: Settings, version: str | int, client: MlflowClient | None = None):
+    """The registered model version ``version``; ``PrerequisiteError`` listing the versions that exist."""
+    from mlflow.exceptions import MlflowException
+
+    client = client or configure(settings)
+    name = settings.tracking.registered_model
+    try:
+        return client.get_model_version(name, str(version))
+    except MlflowException:
+        pass
+    try:
+        known = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
+    except MlflowException:
+        known = []
+    raise PrerequisiteError(
+        f"model version {version} of {name} is not registered "
+        f"({'versions: ' + ', '.join(map(str, known)) if known else 'no version is registered'})",
+        reason="unknown_model_version",
+        hint="pick one of those versions" if known else "train one first: `petcap train captioner`")
+
+
+def champion_version(settings: Settings, client: MlflowClient | None = None) -> str:
+    """The version holding the champion alias; ``PrerequisiteError`` (run promote first) when none does."""
+    from mlflow.exceptions import MlflowException
+
+    client = client or configure(settings)
+    name, alias = settings.tracking.registered_model, settings.tracking.champion_alias
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        raise PrerequisiteError(f"no version of {name} holds the '{alias}' alias", reason="no_champion",
+                                hint="run `petcap promote` first, or name a version with --model-version") from None
+
+
+def latest_version(settings: Settings, client: MlflowClient | None = None) -> str:
+    """The newest registered version; ``PrerequisiteError`` (train first) when none is registered."""
+    client = client or configure(settings)
+    name = settings.tracking.registered_model
+    versions = client.search_model_versions(f"name='{name}'")
+    if not versions:
+        raise PrerequisiteError(f"no version of {name} is registered", reason="no_model_version",
+                                hint="run `petcap train localizer` then `petcap train captioner` first")
+    return str(max(int(v.version) for v in versions))
 
 
 # ------------------------------------------------------------------------------------------------- runs
@@ -237,7 +293,7 @@ def log_evaluation(settings: Settings, result, split: str = "test", run_name: st
 def version_checkpoints(settings: Settings, version: str, dst: Path | None = None) -> dict[str, Path]:
     """Download a registered version's two checkpoints -> {"localizer": path, "captioner": path}."""
     client = configure(settings)
-    mv = client.get_model_version(settings.tracking.registered_model, version)
+    mv = require_version(settings, version, client)
     dst = Path(dst or tempfile.mkdtemp(prefix=f"petcap-v{version}-"))
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{mv.name}/{version}", dst_path=str(dst)))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from data_contracts.settings import PatchSettings, Settings, TrainSettings
+from data_contracts.settings import PatchSettings, Settings, SynthSettings, TrainSettings
 # Store patches differ from the model sizes on purpose: the localizer's are area-resized 24^3 -> 16^3, the
 # captioner's centre-cropped 20^3 -> 16^3.
 PATCHES = PatchSettings(localizer_size=(24, 24, 24), localizer_spacing_mm=(16.0, 16.0, 16.0),
@@ -30,7 +30,9 @@ def cohort(tmp_path_factory) -> Settings:
     from tasks.synth.cohort import synthesize_cohort
 
     home = tmp_path_factory.mktemp("train-cohort")
-    settings = Settings(home=home, patches=PATCHES, train=TrainSettings(threads=1))
+    # every study with 3-8 lesions (ingest quarantines a lesion-free study)
+    settings = Settings(home=home, patches=PATCHES, train=TrainSettings(threads=1),
+                        synth=SynthSettings(lesion_free_fraction=0.0, lesions_per_patient=(3, 8)))
     synthesize_cohort(settings.raw_dir, patients=6, seed=5, scale="tiny", settings=settings, progress=False)
     ingest_all(settings, progress=False)
     link_dataset(settings, "rules")
@@ -52,3 +54,6 @@ def trained(cohort, tmp_path_factory):
 
     cap = train_captioner(settings, "b_w_p", CAPTIONER, progress=False, score_captions=validation_scores)
     return settings, loc, cap
+
+
+from tests.pacs_support import dicom_drop, pacs  # noqa: E402,F401 - the PACS fixtures, shared by tasks/pacs and serving

@@ -22,12 +22,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from data_contracts.errors import UsageError
+
 if TYPE_CHECKING:  # imported where needed, so the loop (and a torchrun worker) does not pay for MONAI
     from models.captioner import CaptionerConfig
     from models.localizer import LocalizerConfig
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 MODELS = ("localizer", "captioner")
+
+
+class ConfigError(UsageError, ValueError):
+    """A training config, or an override of one, that cannot be used: the message names it and what is known."""
+
+
+class ConfigNotFound(UsageError, FileNotFoundError):
+    """No training config of that name: the hint lists the available ones."""
 
 
 @dataclass
@@ -117,13 +127,14 @@ def _read(name: str, seen: tuple[str, ...] = ()) -> tuple[dict, list[str]]:
     """The merged raw dict of config ``name`` (its bases first) and the files it came from."""
     path = Path(name) if name.endswith(".toml") else CONFIG_DIR / f"{name}.toml"
     if not path.is_file():
-        raise FileNotFoundError(f"no training config {name!r} ({path}); available: {', '.join(available())}")
+        raise ConfigNotFound(f"no training config {name!r} ({path}); available: {', '.join(available())}",
+                             reason="unknown_config", hint=f"use --config {' | '.join(available())}")
     if str(path) in seen:
-        raise ValueError(f"training config {path}: 'base' chain loops ({' -> '.join(seen)})")
+        raise ConfigError(f"training config {path}: 'base' chain loops ({' -> '.join(seen)})")
     try:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"training config {path}: not valid TOML ({e})") from e
+        raise ConfigError(f"training config {path}: not valid TOML ({e})") from e
     base = data.pop("base", None)
     merged, sources = ({}, []) if base is None else _read(base, (*seen, str(path)))
     return _merge(merged, data), [*sources, str(path)]
@@ -148,11 +159,11 @@ def _build(cls, values: dict, where: str):
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"{where}: unknown keys {unknown} (known: {sorted(known)})")
+        raise ConfigError(f"{where}: unknown keys {unknown} (known: {sorted(known)})")
     try:
         return cls(**values)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"{where}: {e}") from e
+        raise ConfigError(f"{where}: {e}") from e
 
 
 def load_config(kind: str, name: str = "demo", overrides: dict[str, Any] | None = None) -> ModelTrainConfig:
@@ -164,7 +175,7 @@ def load_config(kind: str, name: str = "demo", overrides: dict[str, Any] | None 
     from models.localizer import LocalizerConfig
 
     if kind not in MODELS:
-        raise ValueError(f"model kind must be one of {MODELS}, got {kind!r}")
+        raise ConfigError(f"model kind must be one of {MODELS}, got {kind!r}")
     data, sources = _read(name)
     section = dict(data.get(kind, {}))
     for key, value in (overrides or {}).items():
@@ -172,14 +183,14 @@ def load_config(kind: str, name: str = "demo", overrides: dict[str, Any] | None 
         if parts[0] == kind:
             parts = parts[1:]
         if len(parts) != 2:
-            raise ValueError(f"override {key!r}: use <section>.<field>, e.g. loop.epochs=3 or model.decoder=lstm")
+            raise ConfigError(f"override {key!r}: use <section>.<field>, e.g. loop.epochs=3 or model.decoder=lstm")
         sub = dict(section.get(parts[0], {}))
         sub[parts[1]] = parse_value(value) if isinstance(value, str) else value
         section[parts[0]] = sub
     allowed = {"loop", "model", "augment"} | ({"method"} if kind == "captioner" else set())
     extra = sorted(set(section) - allowed)
     if extra:
-        raise ValueError(f"config {name!r} [{kind}]: unknown sections {extra} (allowed: {sorted(allowed)})")
+        raise ConfigError(f"config {name!r} [{kind}]: unknown sections {extra} (allowed: {sorted(allowed)})")
     where = f"config {name!r} [{kind}"
     model_values = dict(section.get("model", {}))
     if kind == "captioner":
@@ -208,7 +219,7 @@ def parse_overrides(items: list[str] | None) -> dict[str, str]:
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--set {item!r}: expected key=value")
+            raise ConfigError(f"--set {item!r}: expected key=value")
         out[key.strip()] = value.strip()
     return out
 

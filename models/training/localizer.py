@@ -44,7 +44,7 @@ CACHE = "localizer_top5.parquet"
 
 
 def checkpoint_path(settings: Settings) -> Path:
-    return settings.checkpoints_dir / CHECKPOINT
+    return settings.localizer_checkpoint  # <checkpoints_dir>/localizer.pt (CHECKPOINT)
 
 
 def cache_path(settings: Settings) -> Path:

@@ -33,6 +33,9 @@ class StudyCaptions:
     status: str = CAPTIONED  # "no lesions" for a study whose lesion mask is empty
     models: dict = field(default_factory=dict)  # model version or checkpoint names, method parameters
     seconds: dict = field(default_factory=dict)  # ingest / patches / models / outputs / total
+    # clinicians' corrections, by lesion instance: {location_id, previous_location_id, corrected_by, at,
+    # model_version} (``serving.hospital_loop.correct_lesion``)
+    corrections: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -5,3 +5,4 @@ LABELS = {"bleu1": "BLEU-1", "bleu2": "BLEU-2", "bleu3": "BLEU-3", "bleu4": "BLE
           "ct_finding": "CT finding"}
 OURS = "B+W+P"  # the method's configuration
 PRIOR = "Location prior"  # the trivial baseline row: most frequent training caption of (predicted location, tracer)
+POSITION_PRIOR = "Position prior"  # the same, with the location from the scan position alone (no image)

@@ -27,7 +27,7 @@ from data_contracts.atomic import SHARED, atomic_open
 from data_contracts import taxonomy
 from data_contracts.settings import Settings
 from data_contracts.taxonomy import WINDOWS, WindowGroup
-from tasks.evaluate.names import LABELS, OURS, PRIOR
+from tasks.evaluate.names import LABELS, OURS, POSITION_PRIOR, PRIOR
 
 SECTIONS = {
     "summary": "Summary",
@@ -247,6 +247,11 @@ def _summary(result) -> list[str]:
         out.append(f"{OURS} {verdict} the trivial baseline ({PRIOR}: the most frequent training caption of the "
                    f"predicted location and tracer): BLEU-4 {100 * ov.loc[OURS, 'bleu4']:.1f} vs "
                    f"{100 * ov.loc[PRIOR, 'bleu4']:.1f}{p}.")
+    if OURS in ov.index and POSITION_PRIOR in ov.index:
+        out.append(f"{POSITION_PRIOR} (location from the scan position alone, no image; then the most frequent "
+                   f"training caption of it and the tracer): BLEU-4 {100 * ov.loc[POSITION_PRIOR, 'bleu4']:.1f}, "
+                   f"localization {100 * ov.loc[POSITION_PRIOR, 'localization']:.1f} % vs {OURS} "
+                   f"{100 * ov.loc[OURS, 'localization']:.1f} %.")
     n = len(next(iter(result.configs.values())).per_sample)
     out.insert(0, f"{len(result.configs)} configurations on the same {n} lesions.")
     if result.localizer is not None:
@@ -259,6 +264,11 @@ def _summary(result) -> list[str]:
                    f"of lesions reach confidence {L.threshold:g} (top-1 accuracy there "
                    f"{pct(L.above_threshold['top1_accuracy'])}, below "
                    f"{pct(L.below_threshold['top1_accuracy'])}); ECE {L.ece:.3f}.")
+        if L.position_only is not None:
+            P = L.position_only
+            out.append(f"Position-only baseline (k-NN on the scan position among training lesions, no image): "
+                       f"top-1 {pct(P['top1'])}, top-5 {pct(P['top5'])}; the localizer's gain over it: "
+                       f"{100 * P['localizer_gain_top1']:+.1f} points top-1.")
     return out
 
 

@@ -36,7 +36,7 @@ from tasks.evaluate.metrics import (
     shared_scorer,
     tokenize,
 )
-from tasks.evaluate.names import LABELS, OURS, PRIOR  # noqa: F401 - the report's names, used here too
+from tasks.evaluate.names import LABELS, OURS, POSITION_PRIOR, PRIOR  # noqa: F401 - the report's names, used here too
 from tasks.evaluate.stats import PairedTest, bootstrap_ci, paired_ttest
 
 REQUIRED = ("sample_id", "vendor", "tracer", "location_id", "ct_finding", "reference", "generated")
@@ -60,11 +60,35 @@ def location_prior(settings: Settings, predictions: pd.DataFrame) -> pd.DataFram
     return predictions.assign(generated=generated)
 
 
+def position_prior(settings: Settings, predictions: pd.DataFrame) -> pd.DataFrame | None:
+    """The position-only caption baseline: the location from the scan position alone (``tasks.evaluate.position``,
+    no image), then the most frequent training caption of that location and the tracer. None without
+    training samples or positions."""
+    from tasks.evaluate.position import position_baseline_top
+
+    top = position_baseline_top(settings, predictions["sample_id"].tolist())
+    samples = read_patch_samples(settings, with_split=True) if top is not None else []
+    train = samples[samples["split"] == "train"] if len(samples) else samples
+    if top is None or len(train) == 0:
+        return None
+    top1 = [t[0] if t else "" for t in top]
+    generated = location_baseline(train, top1, predictions["tracer"].tolist())
+    return predictions.assign(generated=generated, top1_location=top1)
+
+
 def with_location_prior(settings: Settings, predictions: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """``predictions`` plus the trivial baseline row (``PRIOR``) on ours' lesions, guided by the same localizer;
-    unchanged when ours is absent or there are no training samples to count."""
-    prior = location_prior(settings, predictions[OURS]) if OURS in predictions else None
-    return {**predictions, PRIOR: prior} if prior is not None else dict(predictions)
+    """``predictions`` plus the trivial baseline row (``PRIOR``) on ours' lesions, guided by the same localizer,
+    and the position-only row (``POSITION_PRIOR``: location from the scan position alone); unchanged when ours
+    is absent or there are no training samples to count."""
+    out = dict(predictions)
+    if OURS in predictions:
+        prior = location_prior(settings, predictions[OURS])
+        if prior is not None:
+            out[PRIOR] = prior
+        pos = position_prior(settings, predictions[OURS])
+        if pos is not None:
+            out[POSITION_PRIOR] = pos
+    return out
 
 
 class EvaluationError(ValueError):
@@ -124,6 +148,7 @@ class LocalizerEvaluation:
     threshold: float
     above_threshold: dict[str, float]  # fraction of lesions, and top-1 accuracy, at confidence >= threshold
     below_threshold: dict[str, float]
+    position_only: dict[str, float] | None = None  # top1 / top5 of the position-only baseline, the localizer's gain
 
 
 # ------------------------------------------------------------------------------------------------ checks
@@ -330,6 +355,21 @@ def evaluate_localizer(df: pd.DataFrame, threshold: float, bins: int = 10) -> Lo
     return LocalizerEvaluation(per, by_region, rel, ece, threshold, side(hi), side(~hi))
 
 
+def position_only_accuracy(settings: Settings, loc: LocalizerEvaluation) -> dict[str, float] | None:
+    """Top-1 / top-5 of the position-only baseline on the localizer's lesions, and the localizer's top-1 gain
+    over it (percentage points / 100): what the image adds beyond where the lesion lies in the scan."""
+    from tasks.evaluate.position import position_baseline_top
+
+    per = loc.per_sample
+    top = position_baseline_top(settings, per["sample_id"].tolist())
+    if top is None:
+        return None
+    truth = per["location_id"].tolist()
+    top1 = float(np.mean([bool(t) and t[0] == y for t, y in zip(top, truth)]))
+    top5 = float(np.mean([y in t[:5] for t, y in zip(top, truth)]))
+    return {"top1": top1, "top5": top5, "localizer_gain_top1": float(per["top1_correct"].mean()) - top1}
+
+
 # ------------------------------------------------------------------------------------------------ run
 def evaluate_run(settings: Settings, predictions: dict[str, pd.DataFrame],
                  localizer_predictions: pd.DataFrame | None = None, out_dir: Path | None = None,
@@ -361,6 +401,7 @@ def evaluate_run(settings: Settings, predictions: dict[str, pd.DataFrame],
     if localizer_predictions is not None:
         loc = evaluate_localizer(localizer_predictions.reset_index(drop=True), settings.dws_threshold,
                                  settings.evaluation.reliability_bins)
+        loc.position_only = position_only_accuracy(settings, loc)
     result = EvaluationResult(configs, overall, t1, t2, tests, loc)
     out_dir = Path(out_dir) if out_dir is not None else settings.reports_dir
     write_report(settings, result, paired, out_dir, patch_loader)

@@ -55,7 +55,9 @@ from tasks.ingest.integrity import check_anatomy_sidecar, check_known_labels
 from tasks.ingest.naming import redact, shown_sources
 from tasks.ingest.plausibility import (
     body_dice,
+    axial_offset_mm,
     check_body,
+    check_fov,
     check_acquisition,
     check_grid,
     check_pet_values,
@@ -213,6 +215,7 @@ def _build(row: ManifestRow, settings: Settings, digest: str | None, recipe: str
         check_anatomy_sidecar(root, row, src["anatomy"])
         check_known_labels(anatomy, src["anatomy"])
     lesions = _lesions(writer, mask, anatomy, pet.image, grid, study_id, cfg.min_lesion_voxels, src["lesions"])
+    check_fov(axial_offset_mm(Geometry.of(pet.image), Geometry.of(ct.image)), src["pet"], bands)
     volumes = check_volumes(pet.image, ct.image, anatomy, mask)  # on the PET grid, >= 6 mm
     check_body(body_dice(volumes), src["pet"], bands)
     reference = reference_uptake(volumes, bands)

@@ -35,7 +35,7 @@ import numpy as np
 import pydicom
 import SimpleITK as sitk
 
-from data_contracts.anatomy import label_names_json
+from data_contracts.segmentation import names_json as label_names_json
 from data_contracts.settings import RawLayout
 from data_contracts.tables import ManifestRow
 from tasks.ingest.errors import IngestError
@@ -205,7 +205,7 @@ def check_anatomy_sidecar(raw_root: Path, row: ManifestRow, source: str) -> None
     wrong = [k for k, v in names.items() if ours.get(str(k)) != v]
     if wrong:
         raise IngestError("anatomy_label_mismatch", shown,
-                          f"{len(wrong)} labels name other structures than data_contracts.anatomy, e.g. {wrong[0]}")
+                          f"{len(wrong)} labels name other classes than data_contracts.segmentation, e.g. {wrong[0]}")
 
 
 def check_known_labels(anatomy: sitk.Image, source: str) -> None:

@@ -15,7 +15,8 @@ an injection clock time after the scan with no date, an all-negative PET, a spac
   aorta where the label map has no usable liver, outside the tracer's wide physiological band. This is the
   check that catches wrong units the header does not reveal and a PET that belongs to another patient (its
   activity does not sit in this CT's liver). Labels are looked up by structure name in the label table.
-* ``pet_ct_mismatch``     the PET's body outline does not match the CT's (Dice below ``min_body_dice``): the
+* ``pet_ct_mismatch``     the PET's axial field of view ends more than ``max_axial_offset_mm`` from the CT's, or its
+                          body outline does not match the CT's (Dice below ``min_body_dice``): the
   PET of another patient, which the liver band alone may miss (the tiny cohort: Dice 0.94 for a study's own
   PET, 0.62-0.64 for another patient's; liver SUVmean 2.1 vs 1.4-1.6, inside the band).
 
@@ -31,7 +32,7 @@ from functools import cache
 import numpy as np
 import SimpleITK as sitk
 
-from data_contracts import anatomy
+from data_contracts import segmentation
 from data_contracts.settings import PlausibilitySettings
 from tasks.ingest.errors import IngestError
 from data_contracts.geometry import Geometry
@@ -123,11 +124,12 @@ def check_volumes(pet_suv: sitk.Image, ct_hu: sitk.Image, labels: sitk.Image | N
 # ------------------------------------------------------------------------------------- reference region
 @cache
 def reference_labels(region: str) -> tuple[int, ...]:
-    """Label values of a reference region, by structure name: ``liver`` (the organ or its segments) or
+    """Label values of a reference region in the delivered segmenter map (``data_contracts.segmentation``, the
+    class set ingest checks the map against), by class name: ``liver`` (the organ or its segments) or
     ``blood_pool`` (the aorta)."""
     names = {"liver": lambda n: n == "liver" or n.startswith("liver_segment"),
              "blood_pool": lambda n: n in ("aorta", "thoracic_aorta", "aorta_blood")}[region]
-    return tuple(sorted(v for n, v in anatomy.label_of().items() if names(n)))
+    return tuple(sorted(v for n, v in segmentation.label_of().items() if names(n)))
 
 
 def reference_uptake(v: CheckVolumes, bands: PlausibilitySettings) -> tuple[str, float, float] | None:
@@ -168,6 +170,21 @@ def body_dice(v: CheckVolumes) -> float | None:
     threshold = 0.25 * float(np.median(v.suv[body_ct]))
     body_pet = both & (v.suv > threshold)
     return float(2 * np.count_nonzero(body_ct & body_pet) / (body_ct.sum() + body_pet.sum()))
+
+
+def axial_offset_mm(pet: Geometry, ct: Geometry) -> float:
+    """How far the PET's axial field of view lies from the CT's: the larger of the two end offsets (mm, along the
+    LPS z axis). PET and CT of one acquisition are planned over the same range; another patient's PET, scanned
+    from another start to another stop, lies centimetres away."""
+    (plo, phi), (clo, chi) = pet.bounds_mm(), ct.bounds_mm()
+    return float(max(abs(plo[2] - clo[2]), abs(phi[2] - chi[2])))
+
+
+def check_fov(offset_mm: float, source: str, bands: PlausibilitySettings) -> None:
+    if offset_mm > bands.max_axial_offset_mm:
+        raise IngestError("pet_ct_mismatch", source, f"the PET's axial field of view ends {offset_mm:.0f} mm from "
+                                                     f"the CT's (> {bands.max_axial_offset_mm:g} mm): a PET of "
+                                                     f"another patient or scan")
 
 
 def check_body(dice: float | None, source: str, bands: PlausibilitySettings) -> None:

@@ -6,7 +6,7 @@ Layout of ``<store>/<study pseudonym>/<version>/`` (``version`` = ``v1``, ``v2``
 * ``ct``      int16   HU                     (z, y, x) on the CT grid (or the configured CT spacing)
 * ``pet``     float32 SUVbw                  on the CT grid by default, or on the configured PET spacing
 * ``lesions`` uint16  instance labels (0 = background, 1..n = lesions; the ``lesions`` table's ``instance``)
-* ``anatomy`` uint16  structure labels of ``data_contracts.anatomy`` (absent when the delivery had none)
+* ``anatomy`` uint16  segmenter class labels of ``data_contracts.segmentation`` (absent when the delivery had none)
 
 Every array carries its own grid in its attributes (``shape`` (z, y, x); ``spacing`` and ``origin`` (x, y, z) mm
 LPS; ``direction`` row-major 3x3 — ITK order, see ``data_contracts.geometry``) and ``units``. The group's
@@ -37,7 +37,7 @@ import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 from zarr.core.sync import sync
 
-from data_contracts import anatomy, taxonomy
+from data_contracts import segmentation, taxonomy
 from data_contracts.geometry import Geometry
 from data_contracts.settings import IngestSettings
 from data_contracts.volume_store import (  # noqa: F401 - the readers, re-exported for the writers' callers
@@ -64,8 +64,8 @@ def taxonomy_version() -> str:
 
 @cache
 def anatomy_version() -> str:
-    """A content hash of the anatomy label table (label = index + 1 of these names)."""
-    return hashlib.sha256(json.dumps(list(anatomy.structures())).encode()).hexdigest()[:12]
+    """A content hash of the segmenter class set (label = index + 1 of these names)."""
+    return hashlib.sha256(json.dumps(list(segmentation.CLASSES)).encode()).hexdigest()[:12]
 
 
 def discard(store_url: str, study_id: str) -> None:

@@ -15,7 +15,7 @@ from data_contracts.tables import ManifestRow
 from tasks.ingest import IngestError
 
 
-def _vendor(text: str | None) -> Vendor | None:
+def vendor_from_text(text: str | None) -> Vendor | None:
     t = (text or "").lower()
     if "siemens" in t:
         return Vendor.siemens
@@ -26,7 +26,7 @@ def _vendor(text: str | None) -> Vendor | None:
     return None
 
 
-def _tracer(text: str | None) -> Tracer | None:
+def tracer_from_text(text: str | None) -> Tracer | None:
     t = (text or "").lower()
     if "psma" in t:
         return Tracer.psma
@@ -75,8 +75,8 @@ def describe_study(study_dir: Path | str, vendor: str | None = None, tracer: str
     ct, pet, lesions = pick("ct", "missing_ct"), pick("pet", "missing_pet"), pick("lesions", "missing_mask")
     anatomy = next((r for r in ("anatomy.nii.gz", "anatomy.nii") if (study_dir / r).exists()), None)
     manufacturer, tracer_name, patient_id = _pet_header(study_dir, pet)
-    v = Vendor(vendor) if vendor else _vendor(manufacturer)
-    t = Tracer(tracer) if tracer else _tracer(tracer_name)
+    v = Vendor(vendor) if vendor else vendor_from_text(manufacturer)
+    t = Tracer(tracer) if tracer else tracer_from_text(tracer_name)
     if v is None:
         raise IngestError("unknown_vendor", pet, f"PET Manufacturer {manufacturer!r} is not one of "
                                                  f"{[x.value for x in Vendor]}; pass the vendor explicitly")

@@ -7,7 +7,9 @@ patch store and does only what changed:
   into free rows of the patch store, then register them;
 * caption columns changed (re-linking, another report extractor), or a removed sample came back: register a
   new row pointing at the same patches (no extraction);
-* sample gone from the caption-sample table: register a tombstone;
+* sample gone from the caption-sample table: register a tombstone — only when linking recorded why it left
+  (a ``tombstones`` row: study withdrawn, or a forced removal); otherwise ``RemovalRefused`` before anything
+  is written, unless ``allow_removals``;
 * otherwise nothing — a refresh with nothing new starts no cluster, writes nothing.
 
 Extraction runs one Dask task per study (``tasks.patches.resample.extract_study``: the study's lesions in one
@@ -43,7 +45,9 @@ from tqdm import tqdm
 
 from data_contracts.records import CaptionSample
 from data_contracts.settings import PatchSettings, Settings
-from data_contracts.tables import CAPTION_SAMPLES, PATCH_SAMPLES, PatchSampleRow
+from data_contracts.errors import PetcapError, PrerequisiteError
+from data_contracts.tables import CAPTION_SAMPLES, PATCH_SAMPLES, TOMBSTONES, PatchSampleRow, TombstoneRow
+from tasks.deliveries import RemovalRefused
 from tasks.ingest import store as volumes
 from tasks.patches import resample
 from tasks.patches.resample import Request, StudyJob
@@ -62,13 +66,17 @@ log = logging.getLogger(__name__)
 CAPTION_FIELDS = tuple(name for name in CaptionSample.model_fields if name != "split")
 
 
-class PatchExtractionError(RuntimeError):
+class PatchExtractionError(PetcapError):
     """Some studies could not be extracted; the others were registered. ``summary`` has the details."""
 
     def __init__(self, summary: PatchSummary):
         self.summary = summary
         failures = "; ".join(f"{k}: {v}" for k, v in sorted(summary.failed.items()))
-        super().__init__(f"patch extraction failed for {len(summary.failed)} item(s): {failures}")
+        super().__init__(f"patch extraction failed for {len(summary.failed)} item(s): {failures}"[:2000],
+                         reason="extraction_failed", hint="the others were registered; a rerun retries these")
+
+    def __reduce__(self):
+        return PatchExtractionError, (self.summary,)
 
 
 @dataclass
@@ -203,7 +211,8 @@ def _sample_row(sample: CaptionSample, row: int, commit: int, centre, version: s
                           centre_mm=tuple(centre), volume_version=version, extracted_at=at, removed=removed)
 
 
-def extract_patches(settings: Settings, progress: bool = True, client=None) -> PatchSummary:
+def extract_patches(settings: Settings, progress: bool = True, client=None,
+                    allow_removals: bool | None = None) -> PatchSummary:
     """Bring the patch store and its sample table up to date with the caption-sample table.
 
     ``client``: an existing ``distributed.Client`` to run on (tests share one); by default a cluster is made
@@ -211,9 +220,11 @@ def extract_patches(settings: Settings, progress: bool = True, client=None) -> P
     registering everything that succeeded) when some studies failed.
     """
     t0 = time.perf_counter()
+    allow = settings.refresh.allow_removals if allow_removals is None else allow_removals
     source = settings.table_path("caption_samples")
     if not source.exists():
-        raise FileNotFoundError(f"no caption-sample table at {source}: run linking (petcap link) first")
+        raise PrerequisiteError("no caption-sample table", path=str(source), reason="not_linked",
+                                hint="run `petcap link` (or `petcap refresh`) first")
     samples: list[CaptionSample] = CAPTION_SAMPLES.records(CAPTION_SAMPLES.read(source), source=str(source))
     table = SampleTable(settings.table_path("patch_samples"))
     with table.lock():
@@ -226,6 +237,7 @@ def extract_patches(settings: Settings, progress: bool = True, client=None) -> P
                                                                     sorted({s.study_id for s in samples})))
         summary = PatchSummary(samples=len(samples), unchanged=plan.unchanged, failed=dict(plan.failed))
         now = datetime.now(timezone.utc)
+        tombstones = _removal_tombstones(settings, plan.remove, allow, now)
 
         # Relabels and tombstones need no patches: one commit.
         if plan.relabel or plan.remove:
@@ -233,6 +245,10 @@ def extract_patches(settings: Settings, progress: bool = True, client=None) -> P
             rows = [old.model_copy(update={**_caption_columns(s), "commit": commit, "removed": False})
                     for s, old in plan.relabel]
             rows += [old.model_copy(update={"commit": commit, "removed": True}) for old in plan.remove]
+            if tombstones:
+                path = settings.table_path("tombstones")
+                TOMBSTONES.write(pd.concat([TOMBSTONES.read(path), TOMBSTONES.frame(tombstones)],
+                                           ignore_index=True), path)
             table.append(PATCH_SAMPLES.frame(rows))
             summary.relabelled, summary.removed, summary.commits = len(plan.relabel), len(plan.remove), 1
 
@@ -244,6 +260,28 @@ def extract_patches(settings: Settings, progress: bool = True, client=None) -> P
     if summary.failed:
         raise PatchExtractionError(summary)
     return summary
+
+
+def _removal_tombstones(settings: Settings, remove: list[PatchSampleRow], allow: bool,
+                        now: datetime) -> list[TombstoneRow]:
+    """Tombstones for the patch rows to remove, with linking's reason; ``RemovalRefused`` for a sample whose
+    leaving nobody recorded (e.g. the caption-sample table was replaced by hand) unless ``allow``."""
+    if not remove:
+        return []
+    path = settings.table_path("tombstones")
+    why = {r.key: r for r in TOMBSTONES.records(TOMBSTONES.read(path), source=str(path))
+           if r.table == "caption_samples"}
+    unexplained = [r.sample_id for r in remove if r.sample_id not in why]
+    if unexplained and not allow:
+        raise RemovalRefused(
+            f"{len(unexplained)} samples with patches are gone from the caption-sample table without a recorded "
+            f"reason ({', '.join(unexplained[:3])}{', ...' if len(unexplained) > 3 else ''}); nothing was changed",
+            path=str(settings.table_path("caption_samples")), reason="removal_refused",
+            hint="rerun `petcap link` (it keeps samples and records removals), or pass --allow-removals")
+    return [TombstoneRow(table="patch_samples", key=r.sample_id, study_id=r.study_id,
+                         reason=why[r.sample_id].reason if r.sample_id in why else "forced",
+                         detail=why[r.sample_id].detail if r.sample_id in why else "--allow-removals", at=now)
+            for r in remove]
 
 
 def _extract(settings: Settings, plan: Refresh, history: pd.DataFrame, group, table: SampleTable,

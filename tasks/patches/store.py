@@ -81,6 +81,8 @@ def open_store(settings: Settings, create: bool = False) -> zarr.Group | None:
             return None
         return _create(url, settings)
     found = dict(group.attrs).get("recipe_hash")
+    if found is None:  # creation was interrupted (the recipe is written last): no row can point into it
+        return _create(url, settings, mode="w") if create else None
     if found != recipe_hash(cfg):
         raise PatchStoreError(
             f"the patch store {url} was built with another patch recipe ({found}, now {recipe_hash(cfg)}): "
@@ -89,9 +91,10 @@ def open_store(settings: Settings, create: bool = False) -> zarr.Group | None:
     return group
 
 
-def _create(url: str, settings: Settings) -> zarr.Group:
+def _create(url: str, settings: Settings, mode: str = "a") -> zarr.Group:
+    """An empty store; the recipe attributes go last, so a store without them is an unfinished creation."""
     cfg = settings.patches
-    group = _open(url, mode="a")
+    group = _open(url, mode=mode)
     codecs = compressors(settings.ingest.model_copy(update={"compressor": cfg.compressor,
                                                             "compression_level": cfg.compression_level}))
     for fov in fields_of_view(cfg):

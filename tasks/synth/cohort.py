@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from tasks.synth import lesions as les
 from tasks.synth import phantom as ph
 from tasks.synth import scanners as sc
 from tasks.synth.raw import RawStudy, Volume
+from tasks.synth.segmenter import segmenter_labels
 
 VENDORS = (Vendor.siemens, Vendor.ge, Vendor.united_imaging)
 
@@ -70,6 +71,7 @@ class StudyPlan:
     study_date: datetime
     lesion_range: tuple[int, int]
     min_lesion_voxels: int
+    lesion_free_fraction: float = 0.0
 
 
 @dataclass
@@ -141,7 +143,8 @@ def plan_cohort(patients: int, seed: int, scale: str, settings: Settings) -> lis
                 patient_name=name, birth_date=birth.strftime("%Y%m%d"), age=age + (date - first).days // 365,
                 patient=patient, vendor=vendor, tracer=tracer,
                 source_format="dicom" if vendor in dicom else "nifti", scale=scale, study_date=start,
-                lesion_range=tuple(cfg.lesions_per_patient), min_lesion_voxels=settings.ingest.min_lesion_voxels))
+                lesion_range=tuple(cfg.lesions_per_patient), min_lesion_voxels=settings.ingest.min_lesion_voxels,
+                lesion_free_fraction=cfg.lesion_free_fraction))
     return plans
 
 
@@ -164,17 +167,104 @@ class Generated:
     true_pet: np.ndarray  # SUV before blur and noise
 
 
-def _pose(patient: ph.Patient, rng: np.random.Generator, builder: ph.Builder) -> tuple[ph.Pose, float, tuple]:
-    """Where the patient lies: table height under the back, lateral offset, head position along z."""
+# Scan ranges per tracer: (name, probability). Most oncological PET/CT runs from the skull base (or the vertex)
+# to the mid-thigh; some are whole-body. Where a scan starts and stops varies by centimetres.
+SCAN_RANGES: dict[Tracer, tuple[tuple[str, float], ...]] = {
+    Tracer.fdg: (("skull base to mid-thigh", 0.6), ("vertex to mid-thigh", 0.25), ("vertex to toes", 0.15)),
+    Tracer.psma: (("skull base to mid-thigh", 0.5), ("vertex to mid-thigh", 0.25), ("vertex to toes", 0.25)),
+}
+ARMS_UP = {"skull base to mid-thigh": 0.85, "vertex to mid-thigh": 0.8, "vertex to toes": 0.45}
+SKULL_BASE_W, MID_THIGH_W = 1590.0, 700.0  # reference-man landmarks (mm above the soles)
+
+
+def _scan_range(patient: ph.Patient, pose: ph.Pose, kind: str, rng: np.random.Generator) -> tuple[float, float]:
+    """(z0, z1) in LPS of a scan of ``kind``: landmarks of this patient plus centimetres of variation."""
+    tz = pose.shift[2]
+    z_of = lambda w: float(pose.table_w(w * patient.vscale)) + tz  # noqa: E731
+    if kind.startswith("skull base"):
+        top = z_of(SKULL_BASE_W) + float(rng.uniform(-15.0, 45.0))
+    else:
+        top = z_of(ph.REF_HEIGHT) + float(rng.uniform(5.0, 35.0))
+    if kind.endswith("mid-thigh"):
+        bottom = z_of(MID_THIGH_W) + float(np.clip(rng.normal(0.0, 45.0), -90.0, 90.0))
+    else:
+        bottom = z_of(0.0) - float(rng.uniform(15.0, 40.0))
+    return bottom, top
+
+
+def _pose(patient: ph.Patient, rng: np.random.Generator, builder: ph.Builder, tracer: Tracer
+          ) -> tuple[ph.Pose, float, tuple[float, float], str]:
+    """Where the patient lies (table height under the back, lateral offset, head position along z, the
+    patient's proportions) and what the scan covers."""
     lean = builder.trunk_profile()
     fat = builder.fat_profile(lean)
     back = float(np.max(fat.cv + 0.9 * fat.b))  # the flattened back (phantom ``flat_back``)
     centre_y = float(rng.uniform(-25.0, 15.0))
     z_feet = -float(patient.height_mm + rng.uniform(40.0, 250.0))
-    pose = ph.Pose(patient.roll_deg, (float(rng.uniform(-15.0, 15.0)), centre_y, z_feet))
+    pose = ph.Pose(patient.roll_deg, (float(rng.uniform(-15.0, 15.0)), centre_y, z_feet),
+                   ph.proportions_warp(patient))
     table_y = centre_y + back * np.cos(np.deg2rad(patient.roll_deg)) + 2.0
-    z_range = (z_feet - 15.0, z_feet + patient.height_mm + 15.0)
-    return pose, table_y, z_range
+    names, p = zip(*SCAN_RANGES[tracer])
+    kind = names[int(rng.choice(len(names), p=np.asarray(p) / sum(p)))]
+    return pose, table_y, _scan_range(patient, pose, kind, rng), kind
+
+
+# Follow-up response per patient: (name, probability, size factor range, uptake factor range, P(resolved),
+# new lesions range).
+RESPONSES = (("complete", 0.2, (0.0, 0.0), (0.0, 0.0), 1.0, (0, 0)),
+             ("partial", 0.3, (0.45, 0.8), (0.35, 0.75), 0.3, (0, 0)),
+             ("stable", 0.2, (0.9, 1.1), (0.85, 1.15), 0.0, (0, 0)),
+             ("progression", 0.3, (1.1, 1.5), (1.1, 1.6), 0.0, (1, 3)))
+
+
+GOLDEN = 0.6180339887498949
+
+
+def _lesion_free(plan: StudyPlan) -> bool:
+    """Whether a patient has no disease: a golden-ratio sequence over patient indices from a seeded start, so
+    that any run of consecutive patients holds the intended share (a small cohort is not left without
+    lesion-free studies by chance) and patient i stays the same whatever the cohort size."""
+    start = np.random.SeedSequence(plan.seed[0]).generate_state(1)[0] / 2.0**32
+    return bool((start + plan.index * GOLDEN) % 1.0 < plan.lesion_free_fraction)
+
+
+def plan_disease(plan: StudyPlan) -> tuple[str, list[les.LesionSpec], str]:
+    """(scenario, lesion specs, response) of a study, drawn at patient level so that a follow-up carries the
+    baseline's disease over: the same lesions, grown, shrunk or resolved by a response, plus new ones on
+    progression. Some patients have no disease (``lesion_free_fraction``; at 0 no study is lesion-free, no
+    follow-up a complete response)."""
+    rng = np.random.default_rng(np.random.SeedSequence(plan.seed[0], spawn_key=(plan.seed[1], 99)))
+    lo, hi = plan.lesion_range
+    free = _lesion_free(plan)
+    n = 0 if free else int(np.clip(lo + rng.geometric(0.22) - 1, lo, hi))
+    scenario, specs = les.plan_lesions(plan.tracer, plan.patient.sex, n, rng)
+    if plan.visit == 0:
+        return scenario, specs, ""
+    # lesion_free_fraction 0: every study has disease, so no complete response either
+    responses = [r for r in RESPONSES if plan.lesion_free_fraction > 0 or r[0] != "complete"]
+    w = np.array([r[1] for r in responses])
+    name, _, size_f, suv_f, p_gone, new = responses[int(rng.choice(len(responses), p=w / w.sum()))]
+    out = []
+    for s in specs:
+        if rng.random() < p_gone:
+            continue
+        out.append(les.LesionSpec(**{**s.__dict__, "size_mm": s.size_mm * float(rng.uniform(*size_f)),
+                                     "target_suv": max(s.target_suv * float(rng.uniform(*suv_f)), 1.5)}))
+    k = int(rng.integers(new[0], new[1] + 1)) if specs else 0
+    if k:
+        _, extra = les.plan_lesions(plan.tracer, plan.patient.sex, k, rng)
+        group0 = max((s.group for s in specs), default=-1) + 1
+        out += [les.LesionSpec(**{**s.__dict__, "group": s.group + group0}) for s in extra]
+    return scenario, out, name
+
+
+def scan_setup(plan: StudyPlan) -> tuple[ph.Patient, ph.Pose, float, tuple[float, float], str]:
+    """(patient with this study's arm position, pose, table height, z range, scan range name) of a study,
+    from its own random stream."""
+    rng = np.random.default_rng(np.random.SeedSequence(plan.seed[0], spawn_key=(*plan.seed[1:], 2)))
+    pose, table_y, z_range, scan_range = _pose(plan.patient, rng, ph.Builder(plan.patient), plan.tracer)
+    patient = replace(plan.patient, arms_up=bool(rng.random() < ARMS_UP[scan_range]))
+    return patient, pose, table_y, z_range, scan_range
 
 
 def generate_study(plan: StudyPlan, specs: list[les.LesionSpec] | None = None) -> Generated:
@@ -185,63 +275,72 @@ def generate_study(plan: StudyPlan, specs: list[les.LesionSpec] | None = None) -
     ss = np.random.SeedSequence(plan.seed[0], spawn_key=plan.seed[1:])
     rng = np.random.default_rng(ss)
     prof = sc.profile(plan.vendor, plan.scale)
-    builder = ph.Builder(plan.patient)
-    ops = builder.build()
-    pose, table_y, z_range = _pose(plan.patient, rng, builder)
+    scenario, planned, response = plan_disease(plan)
+    patient, pose, table_y, z_range, scan_range = scan_setup(plan)
+    ops = ph.Builder(patient).build()
     ct_grid, pet_grid = sc.grids(prof, z_range)
     labels_ct = ph.rasterize(ops, ct_grid, pose, table_y)
     labels_pet = ph.rasterize(ops, pet_grid, pose, table_y)
 
-    n = int(rng.integers(plan.lesion_range[0], plan.lesion_range[1] + 1))
-    scenario, planned = les.plan_lesions(plan.tracer, plan.patient.sex, n, rng)
     if specs is None:
         specs = planned
     else:
         scenario = "given"
-    placed = les.place_lesions(specs, labels_ct, ct_grid, pose, ph.structure_bounds(ops), rng,
+    mimics = les.plan_mimics(plan.tracer, patient.sex, rng)
+    placed = les.place_lesions(specs + mimics, labels_ct, ct_grid, pose, ph.structure_bounds(ops), rng,
                                min_voxels=plan.min_lesion_voxels)
     les.number_instances(placed)
 
-    tables_ct = sc.ct_tables(prof, rng)
+    tables_ct = sc.ct_tables(prof, rng, age=plan.age, girth=patient.girth)
     hu = sc.ct_base(labels_ct, tables_ct, ct_grid.spacing[0])
     les.apply_ct(hu, labels_ct, placed, tables_ct.hu, rng)
     sc.add_ct_noise(hu, labels_ct, tables_ct, rng)
-    anat = ph.anatomy_lut()[labels_ct]
-    les.relabel_anatomy(anat, placed)
+    anat = segmenter_labels(labels_ct)  # what a real whole-body segmenter outputs: no stations, no lesions
 
-    suv = sc.suv_table(plan.tracer, rng)
+    suv = sc.suv_table(plan.tracer, rng, brown_fat=patient.brown_fat)
     true = sc.pet_true(labels_pet, suv)
     les.pet_activity(true, pet_grid, ct_grid, placed, prof.pet_fwhm_mm, rng)
     calibration = float(prof.suv_calibration * rng.normal(1.0, 0.006))
     pet = sc.pet_image(true, pet_grid, prof, calibration, rng)
     les.measure(pet, pet_grid, ct_grid, placed)
 
-    dose = round(prof.dose_per_kg(plan.tracer) * plan.patient.weight_kg * float(rng.uniform(0.9, 1.1)), 1)
+    dose = round(prof.dose_per_kg(plan.tracer) * patient.weight_kg * float(rng.uniform(0.9, 1.1)), 1)
     lo, hi = prof.uptake_range(plan.tracer)
     injection = plan.study_date
     acquisition = injection + timedelta(minutes=float(round(rng.uniform(lo, hi), 1)))
+    mimic_names = [f"{p.spec.benign} ({p.spec.location_id})" for p in placed if p.spec.benign]
+    if patient.brown_fat and plan.tracer is Tracer.fdg:
+        mimic_names.append("brown fat")
     vol = lambda a, g: Volume(a, g.spacing, g.origin)  # noqa: E731
     study = RawStudy(
         study_key=plan.study_key, patient_id=plan.patient_id, patient_name=plan.patient_name,
-        birth_date=plan.birth_date, sex=plan.patient.sex, age=plan.age,
-        height_m=round(plan.patient.height_mm / 1000, 2),
-        weight_kg=plan.patient.weight_kg, vendor=plan.vendor, tracer=plan.tracer, injected_dose_mbq=dose,
+        birth_date=plan.birth_date, sex=patient.sex, age=plan.age,
+        height_m=round(patient.height_mm / 1000, 2),
+        weight_kg=patient.weight_kg, vendor=plan.vendor, tracer=plan.tracer, injected_dose_mbq=dose,
         injection_time=injection, acquisition_time=acquisition, ct=vol(hu, ct_grid), pet=vol(pet, pet_grid),
         lesions=vol(les.lesion_mask(hu.shape, placed), ct_grid), anatomy=vol(anat, ct_grid),
         truth=les.truths(plan.study_key, placed, plan.tracer), source_format=plan.source_format,
-        pet_calibration=calibration)
+        pet_calibration=calibration, scan_range=scan_range, arms_up=patient.arms_up, mimics=mimic_names,
+        response=response)
     return Generated(study, placed, labels_ct, labels_pet, ct_grid, pet_grid, pose, prof, scenario, true)
 
 
 def synthesize_study(plan: StudyPlan, out: Path) -> StudyResult:
     """Generate one study, write its report and files into ``out``; return its rows and timings."""
-    from tasks.synth.reports import render_report
+    from tasks.synth.reports import ReportContext, render_report
     from tasks.synth.writers import write_raw_study
 
     t0 = time.perf_counter()
     gen = generate_study(plan)
     ss = np.random.SeedSequence(plan.seed[0], spawn_key=(*plan.seed[1:], 1))
-    rendered = render_report(gen.study, np.random.default_rng(ss))
+    # The patient's disease and, for a follow-up, the baseline's lesion sites (what comparison wording refers to)
+    prior = None
+    if plan.visit > 0:
+        _, baseline, _ = plan_disease(replace(plan, visit=0))
+        prior = frozenset(spec.location_id for spec in baseline)
+    context = ReportContext(disease="" if gen.scenario == "given" else gen.scenario, prior_sites=prior,
+                            response=gen.study.response)
+    rendered = render_report(gen.study, np.random.default_rng(ss), context=context)
     gen.study.report = rendered.text
     t1 = time.perf_counter()
     row = write_raw_study(gen.study, out)

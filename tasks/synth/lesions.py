@@ -5,17 +5,18 @@ Three steps, each on the grids of one study:
 1. ``plan_lesions`` draws *what* a patient has from a disease scenario that fits the tracer (FDG: lymphoma,
    lung, nasopharyngeal, liver, breast cancer; PSMA: prostate cancer) -- groups of lesions at one taxonomy
    location with one CT finding ("two nodes at station 4R", "multiple osteoblastic lesions in T7"), each
-   with a size, a target SUVmax (1.5-25, log-uniform-ish) and the segmenter/report flags (about 5 % not in
-   the mask, 5 % not in the report).
+   with a size, a true uptake (SUV before the PSF: what a large lesion would read) and the segmenter/report
+   flags (about 5 % not in the mask, 5 % not in the report). ``plan_mimics`` adds benign look-alikes
+   (reactive nodes, inflammation): imaged like lesions, never in the mask, the truth or the report.
 2. ``place_lesions`` puts each lesion inside its structure on the CT label map: an ellipsoid (lobulated
    for masses) clipped to the tissue it may occupy (bone lesions stay in their bone, lung lesions in the
    lung of their side, nodes in soft tissue), kept two voxels away from every other lesion so that
    connected components are instances.
 3. ``apply_ct`` writes the CT appearance by window physics (ground glass about -500 HU in lung, osteoblastic
    1200-1600 HU, osteolytic 0-100 HU, hypodense = parenchyma - 10..30 HU, ...); ``pet_activity`` adds the
-   uptake to the PET's true-activity map by area-weighting the CT mask onto the PET grid (partial volume)
-   and pre-compensating the PSF's peak loss; ``measure`` reads SUVmax back from the final PET at the mask's
-   voxels (what a reader measures) and the long axis from the mask.
+   uptake to the PET's true-activity map by area-weighting the CT mask onto the PET grid (partial volume);
+   the PSF then lowers a small lesion's peak (size-dependent recovery), and ``measure`` reads SUVmax back
+   from the final PET at the mask's voxels (what a reader measures) and the long axis from the mask.
 """
 
 from __future__ import annotations
@@ -51,10 +52,11 @@ class LesionSpec:
     ct_finding: CTFinding
     size_mm: float  # intended long axis
     short_ratio: float  # short axes / long axis
-    target_suv: float
+    target_suv: float  # true uptake (SUV) of the lesion's tissue, before the PSF's partial-volume loss
     group: int  # lesions of one group share location and finding
     in_mask: bool = True
     reported: bool = True
+    benign: str = ""  # a benign look-alike ("reactive node", "inflammation"): imaged, never a lesion
 
     @property
     def location(self) -> Location:
@@ -69,6 +71,8 @@ F = CTFinding
 _BONE_FDG = {F.osteolytic: 0.5, F.mixed_bone_lesion: 0.2, F.osteoblastic: 0.1, F.no_ct_correlate: 0.2}
 _BONE_PSMA = {F.osteoblastic: 0.6, F.mixed_bone_lesion: 0.15, F.osteolytic: 0.05, F.no_ct_correlate: 0.2}
 _NODE = {F.enlarged_lymph_node: 0.65, F.non_enlarged_lymph_node: 0.3, F.no_ct_correlate: 0.05}
+# PSMA finds nodal disease early: most PSMA-positive nodes are under 10 mm.
+_NODE_PSMA = {F.enlarged_lymph_node: 0.25, F.non_enlarged_lymph_node: 0.7, F.no_ct_correlate: 0.05}
 _LUNG = {F.solid_nodule: 0.45, F.ground_glass_opacity: 0.2, F.mass: 0.15, F.consolidation: 0.1,
          F.no_ct_correlate: 0.1}
 _AXIAL = ("vertebra_*", "sacrum", "ilium_?", "pubis_?", "ischium_?", "rib_*", "sternum", "femur_?", "humerus_?",
@@ -165,7 +169,7 @@ def default_findings(loc: Location, tracer: Tracer) -> dict[CTFinding, float]:
     if loc.system is System.bone:
         return _BONE_PSMA if tracer is Tracer.psma else _BONE_FDG
     if loc.system is System.lymph_node:
-        return _NODE
+        return _NODE_PSMA if tracer is Tracer.psma else _NODE
     if loc.system is System.lung:
         if loc.id.startswith("pleura"):
             return {F.solid_nodule: 0.5, F.mass: 0.3, F.no_ct_correlate: 0.2}
@@ -182,16 +186,17 @@ def _pick(rng: np.random.Generator, table: dict) -> object:
     return keys[int(rng.choice(len(keys), p=p / p.sum()))]
 
 
-def _size(finding: CTFinding, loc: Location, rng: np.random.Generator) -> tuple[float, float]:
+def _size(finding: CTFinding, loc: Location, rng: np.random.Generator, tracer: Tracer = Tracer.fdg
+          ) -> tuple[float, float]:
     """(long axis mm, short/long ratio) for a finding."""
     u = rng.uniform
     if finding is F.enlarged_lymph_node:
-        short = float(np.exp(u(np.log(11.0), np.log(32.0))))
+        short = float(np.exp(u(np.log(11.0), np.log(20.0 if tracer is Tracer.psma else 32.0))))
         long = min(short * u(1.1, 1.6), 60.0)
         return long, short / long
     if finding is F.non_enlarged_lymph_node:
-        short = u(5.0, 9.5)
-        long = short * u(1.0, 1.45)
+        short = u(4.0, 7.5) if tracer is Tracer.psma else u(5.0, 9.5)
+        long = short * u(1.0, 1.3)
         return long, short / long
     ranges = {
         F.solid_nodule: (6, 28), F.ground_glass_opacity: (8, 30), F.consolidation: (20, 50), F.mass: (18, 55),
@@ -205,13 +210,14 @@ def _size(finding: CTFinding, loc: Location, rng: np.random.Generator) -> tuple[
 
 
 def _target_suv(tracer: Tracer, loc: Location, finding: CTFinding, rng: np.random.Generator) -> float:
-    lo, hi = 1.8, 24.0
-    if tracer is Tracer.psma:
-        lo = 3.0
+    """True uptake (SUV): FDG lesions 3-19x the liver's, PSMA lesions higher; the PSF lowers what a small
+    lesion reads (measured SUVmax / liver SUVmean: median about 3), so SUVmax depends on size as on a real
+    scanner."""
+    lo, hi = (5.5, 38.0) if tracer is Tracer.fdg else (5.0, 60.0)
     if finding is F.non_enlarged_lymph_node:
-        hi = 12.0
+        hi = 22.0 if tracer is Tracer.fdg else 40.0
     if finding is F.no_ct_correlate:
-        lo = max(lo, 2.5)
+        lo = max(lo, 3.0)
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
 
@@ -242,7 +248,7 @@ def plan_lesions(tracer: Tracer, sex: str, n: int, rng: np.random.Generator) -> 
             k = 1 if r < 0.6 else 2 if r < 0.82 else int(rng.integers(3, max_group + 2))
         k = max(1, min(k, max_group + 1, n - len(specs)))
         for _ in range(k):
-            size, ratio = _size(finding, loc, rng)
+            size, ratio = _size(finding, loc, rng, tracer)
             specs.append(LesionSpec(loc_id, finding, size, ratio, _target_suv(tracer, loc, finding, rng), group))
         group += 1
     for s in specs:  # segmenter misses and report distractors (never both on one lesion)
@@ -250,6 +256,32 @@ def plan_lesions(tracer: Tracer, sex: str, n: int, rng: np.random.Generator) -> 
         s.in_mask = not (r < MISSED_FRACTION)
         s.reported = not (MISSED_FRACTION <= r < MISSED_FRACTION + UNREPORTED_FRACTION)
     return name, specs
+
+
+# Benign look-alikes: (kind, tracer, probability per study, location patterns, finding, size range (mm),
+# uptake range (SUV)). Reactive nodes are small and mildly avid; inflammation (pneumonia) is a consolidation.
+MIMICS: tuple[tuple[str, Tracer, float, tuple[str, ...], CTFinding, tuple[float, float], tuple[float, float]], ...] = (
+    ("reactive node", Tracer.fdg, 0.30, ("ln_cervical_ii_?", "ln_axillary_?", "ln_inguinal_?"),
+     F.non_enlarged_lymph_node, (6.0, 11.0), (3.0, 6.0)),
+    ("reactive node", Tracer.psma, 0.15, ("ln_inguinal_?", "ln_axillary_?"), F.non_enlarged_lymph_node,
+     (6.0, 11.0), (2.5, 5.0)),
+    ("inflammation", Tracer.fdg, 0.08, ("lung_*",), F.consolidation, (20.0, 40.0), (2.5, 6.0)),
+)
+
+
+def plan_mimics(tracer: Tracer, sex: str, rng: np.random.Generator) -> list[LesionSpec]:
+    """Benign look-alikes for one study (often none): imaged like lesions, never in the mask or the truth."""
+    out: list[LesionSpec] = []
+    for kind, tr, p, patterns, finding, (lo, hi), (s_lo, s_hi) in MIMICS:
+        if tr is not tracer or rng.random() >= p:
+            continue
+        ids = _expand(patterns, sex)
+        for _ in range(int(rng.integers(1, 3)) if kind == "reactive node" else 1):
+            size = float(rng.uniform(lo, hi))
+            out.append(LesionSpec(str(rng.choice(ids)), finding, size, float(rng.uniform(0.7, 0.95)),
+                                  float(rng.uniform(s_lo, s_hi)), group=-1, in_mask=False, reported=False,
+                                  benign=kind))
+    return out
 
 
 def _site_p(sites: list[Site]) -> np.ndarray:
@@ -343,7 +375,7 @@ def _box_coords(box, grid: ph.Grid, pose: ph.Pose):
     tx, ty, tz = pose.shift
     X = (grid.axis(0)[sx] - tx)[None, None, :]
     Y = (grid.axis(1)[sy] - ty)[None, :, None]
-    W = (grid.axis(2)[sz] - tz)[:, None, None]
+    W = np.asarray(pose.body_w(grid.axis(2)[sz] - tz), float)[:, None, None]
     return (c * X + s * Y).astype(np.float32), (-s * X + c * Y).astype(np.float32), W.astype(np.float32)
 
 
@@ -440,10 +472,19 @@ def place_lesions(specs: list[LesionSpec], labels: np.ndarray, grid: ph.Grid, po
         occupied[done.box] |= done.mask
         pts = np.argwhere(done.mask) + np.array([b.start for b in done.box])
         done.center_mm = tuple(float(x) for x in grid.point_of(pts.mean(axis=0)))
-        done.size_mm = long_axis_mm(pts, vox_mm)
+        # the lesion's long axis: what its voxels span, but never more than the shape drawn (a coarse grid
+        # grows a small node to a few voxels that span more than the node)
+        done.size_mm = min(long_axis_mm(pts, vox_mm), _drawn_long_axis(shapes))
         placed.append(done)
         del targets
     return placed
+
+
+def _drawn_long_axis(shapes: list[ph.Shape]) -> float:
+    """Long axis (mm) of a lesion's drawn ellipsoids: the largest extent of their bounding union."""
+    lo = np.min([s.center - np.max(s.axes) for s in shapes], axis=0)
+    hi = np.max([s.center + np.max(s.axes) for s in shapes], axis=0)
+    return float(max(2 * np.max(shapes[0].axes), np.max(hi - lo) if len(shapes) > 1 else 0.0))
 
 
 def _touches_edge(m: np.ndarray, box: tuple[slice, slice, slice], shape: tuple[int, ...]) -> bool:
@@ -493,16 +534,18 @@ def long_axis_mm(points_zyx: np.ndarray, vox_mm: np.ndarray) -> float:
 
 def number_instances(placed: list[Placed]) -> None:
     """Instances 1..n: lesions in the mask first, in raster order of their first voxel (as a connected-
-    component labelling of the mask numbers them), then the ones the segmenter missed."""
+    component labelling of the mask numbers them), then the ones the segmenter missed; benign look-alikes
+    keep instance 0."""
     def first_voxel(p: Placed) -> tuple[int, int, int]:
         z, y, x = np.argwhere(p.mask)[0]
         return (z + p.box[0].start, y + p.box[1].start, x + p.box[2].start)
 
-    ordered = sorted((p for p in placed if p.spec.in_mask), key=first_voxel)
-    ordered += sorted((p for p in placed if not p.spec.in_mask), key=first_voxel)
+    lesions = [p for p in placed if not p.spec.benign]
+    ordered = sorted((p for p in lesions if p.spec.in_mask), key=first_voxel)
+    ordered += sorted((p for p in lesions if not p.spec.in_mask), key=first_voxel)
     for i, p in enumerate(ordered, start=1):
         p.instance = i
-    placed.sort(key=lambda p: p.instance)
+    placed.sort(key=lambda p: (p.instance == 0, p.instance))  # benign look-alikes (instance 0) last
 
 
 # ------------------------------------------------------------------------------------------ CT and PET
@@ -548,9 +591,9 @@ def pet_activity(true_suv: np.ndarray, pet_grid: ph.Grid, ct_grid: ph.Grid, plac
                  fwhm_mm: float, rng: np.random.Generator) -> None:
     """Add each lesion's uptake to the PET true-activity map (in place).
 
-    The CT mask is area-weighted onto the PET grid (the fraction of each PET voxel the lesion fills). The
-    activity is raised by the lesion's own peak recovery -- its fraction map blurred with the PSF and read at
-    its CT voxels, as ``measure`` will read it -- so the measured SUVmax lands near the target.
+    The CT mask is area-weighted onto the PET grid (the fraction of each PET voxel the lesion fills) and
+    filled with the lesion's true uptake. Nothing compensates the PSF: ``pet_image`` blurs a small lesion's
+    peak away as a scanner does, so SUVmax rises with size towards the true uptake.
     """
     ratio = float(np.prod(ct_grid.spacing) / np.prod(pet_grid.spacing))
     sigma = [fwhm_mm / 2.3548 / pet_grid.spacing[a] for a in (2, 1, 0)]  # z, y, x voxels
@@ -572,11 +615,7 @@ def pet_activity(true_suv: np.ndarray, pet_grid: ph.Grid, ct_grid: ph.Grid, plac
         np.minimum(frac, 1.0, out=frac)
         local = true_suv[box]
         bg = float(np.median(local[frac > 0]))
-        peak = ndimage.map_coordinates(ndimage.gaussian_filter(frac, sigma, mode="constant"), (cont - lo).T,
-                                       order=1, mode="nearest")
-        rc = float(np.clip(peak.max(), 0.05, 1.0))
-        target = max(p.spec.target_suv, bg * 1.6 + 0.5)
-        act = bg + (target - bg) / rc
+        act = max(p.spec.target_suv, bg * 1.3 + 0.3)  # some contrast to its own tissue, even in the liver
         p.activity = float(act)
         local *= 1 - frac
         local += act * frac
@@ -602,6 +641,8 @@ def measure(pet: np.ndarray, pet_grid: ph.Grid, ct_grid: ph.Grid, placed: list[P
 def truths(study_key: str, placed: list[Placed], tracer: Tracer) -> list[LesionTruth]:
     out = []
     for p in placed:
+        if p.spec.benign:
+            continue
         pet = PetFinding(tracer=tracer, grade=grade_for_suv(p.suv_max))
         out.append(LesionTruth(
             study_key=study_key, instance=p.instance, location_id=p.spec.location_id,
@@ -623,6 +664,8 @@ def lesion_mask(shape: tuple[int, int, int], placed: list[Placed]) -> np.ndarray
 def relabel_anatomy(anat: np.ndarray, placed: list[Placed]) -> None:
     """Nodes and pleural lesions take their station's/pleura's label in the anatomy map (in place)."""
     for p in placed:
+        if p.spec.benign:
+            continue
         loc = p.spec.location
         if loc.system is System.lymph_node or loc.id.startswith("pleura"):
             anat[p.box][p.mask] = p.structure_label

@@ -47,8 +47,12 @@ class RawStudy:
     ct: Volume  # HU, int16-representable
     pet: Volume  # SUVbw on the PET grid, float32 (what the scanner would report)
     lesions: Volume  # uint8 binary mask on the CT grid, as nnU-Net writes it
-    anatomy: Volume  # uint16 structure labels on the CT grid (data_contracts.anatomy)
+    anatomy: Volume  # uint16 segmenter class labels on the CT grid (data_contracts.segmentation)
     truth: list[LesionTruth] = field(default_factory=list)
     source_format: str = "nifti"  # "dicom" | "nifti"
     pet_calibration: float = 1.0  # vendor's SUV calibration factor already applied to ``pet``
     report: str = ""  # free-text report, filled by tasks.synth.reports
+    scan_range: str = "vertex to toes"  # what the images cover: "skull base to mid-thigh", "vertex to mid-thigh", ...
+    arms_up: bool = False
+    mimics: list[str] = field(default_factory=list)  # benign look-alikes imaged (brown fat, reactive node, ...)
+    response: str = ""  # follow-up only: "complete", "partial", "stable", "progression" relative to the baseline

@@ -706,16 +706,47 @@ _INTERPRETATION: dict[System, tuple[str, ...]] = {
 _MILD_INTERPRETATION = ("indeterminate", "of uncertain significance", "likely reactive", "follow-up recommended")
 
 
-def _interpretation(s: Said, rng: Rng, terse: bool) -> str:
+_LYMPHOMA_INTERPRETATION = ("consistent with lymphomatous involvement", "in keeping with lymphoma involvement")
+_PRIMARY = "concerning for a primary malignancy"
+
+
+def _interpretation(s: Said, rng: Rng, terse: bool, disease: str = "") -> str:
+    """How the reader reads a finding, in the terms of the patient's disease: lymphoma is never "metastatic",
+    and a lung lesion is a possible primary only when lung cancer is the question."""
     if terse:
-        return pick(rng, ("c/w met", "?met", "suspicious", "likely mets")) if s.grade is not UptakeGrade.mild \
-            else pick(rng, ("indeterminate", "?reactive"))
+        if s.grade is UptakeGrade.mild:
+            return pick(rng, ("indeterminate", "?reactive"))
+        return pick(rng, ("c/w lymphoma", "?lymphoma")) if disease == "lymphoma" else \
+            pick(rng, ("c/w met", "?met", "suspicious", "likely mets"))
     if s.grade is UptakeGrade.mild:
         return pick(rng, _MILD_INTERPRETATION)
-    return pick(rng, _INTERPRETATION[s.location.system])
+    if disease == "lymphoma":
+        return pick(rng, _LYMPHOMA_INTERPRETATION)
+    options = _INTERPRETATION[s.location.system]
+    if disease != "lung_cancer":
+        options = tuple(o for o in options if o != _PRIMARY)
+    return pick(rng, options)
 
 
-def impression_restatement(sides: tuple[Said, ...], rng: Rng, terse: bool) -> str:
+def comparison_clause(phrase: str, sentence: str) -> str:
+    """``sentence`` with a comparison phrase appended inside its final period (if it has one)."""
+    body = sentence.rstrip()
+    if body.endswith("."):
+        return f"{body[:-1]}, {phrase}."
+    return f"{body}; {phrase}"
+
+
+# Follow-up wording per (baseline had disease at the site, response): full, terse.
+COMPARISONS: dict[str, tuple[str, str]] = {
+    "progression": ("increased in size and uptake compared with the prior study", "incr vs prior"),
+    "partial": ("decreased in size and uptake compared with the prior study", "decr vs prior"),
+    "stable": ("unchanged compared with the prior study", "stable vs prior"),
+    "": ("previously known from the prior study", "known from prior"),
+    "new": ("new since the prior study", "new vs prior"),
+}
+
+
+def impression_restatement(sides: tuple[Said, ...], rng: Rng, terse: bool, disease: str = "") -> str:
     """An impression item that repeats a findings statement: same location(s) and CT finding, the same SUVmax
     when it gives one, in other words ("Intensely FDG-avid enlarged right axillary node (SUVmax 12.3),
     consistent with nodal metastasis.")."""
@@ -733,7 +764,7 @@ def impression_restatement(sides: tuple[Said, ...], rng: Rng, terse: bool) -> st
         if s.suv and chance(rng, 0.6):
             body += f" ({suv_inline(s.suv, rng, terse)})"
     sep = " - " if terse else ", "
-    return cap(_squeeze(body)) + sep + _interpretation(s, rng, terse) + ("" if terse else ".")
+    return cap(_squeeze(body)) + sep + _interpretation(s, rng, terse, disease) + ("" if terse else ".")
 
 
 # ------------------------------------------------------------------------------ other sentences
@@ -815,6 +846,29 @@ INCIDENTALS = (  # (full, terse, location-id prefixes it must not overlap)
     ("Diverticulosis of the sigmoid colon without inflammatory change.", "Sigmoid diverticulosis.", ("colon",)),
     ("Cholelithiasis without signs of cholecystitis.", "Gallstones.", ()),
 )
+
+
+# The clinical question per disease (the generator's scenario): (full, terse); "{psa}" is a PSA value.
+DISEASE_INDICATIONS: dict[str, tuple[tuple[str, str], ...]] = {
+    "lymphoma": (("Restaging of diffuse large B-cell lymphoma after four cycles of R-CHOP.",
+                  "DLBCL restaging post R-CHOP x4"),
+                 ("Hodgkin lymphoma, interim staging after two cycles of ABVD.", "HL interim PET post ABVD x2")),
+    "lung_cancer": (("Staging of newly diagnosed non-small cell lung cancer.", "NSCLC staging"),
+                    ("Suspected lung cancer; solitary pulmonary nodule on CT.", "?lung ca, SPN on CT")),
+    "nasopharyngeal": (("Nasopharyngeal carcinoma, initial staging.", "NPC staging"),
+                       ("Squamous cell carcinoma of the head and neck, initial staging.", "HNSCC staging")),
+    "liver_cancer": (("Suspected recurrence of colorectal carcinoma; rising CEA.", "?recurrent CRC, rising CEA"),
+                     ("Colorectal carcinoma with liver metastases, restaging.", "CRC liver mets restaging")),
+    "breast_cancer": (("Restaging of breast cancer after surgery.", "Breast ca restaging"),
+                      ("Newly diagnosed breast cancer, staging.", "Breast ca staging")),
+    "prostate_cancer": (
+        ("Biochemical recurrence of prostate cancer after radical prostatectomy, PSA {psa} ng/mL.",
+         "BCR PCa post RP, PSA {psa}"),
+        ("Primary staging of high-risk prostate cancer (Gleason 4+4, PSA {psa} ng/mL).",
+         "High-risk PCa staging, PSA {psa}"),
+        ("Metastatic castration-resistant prostate cancer, evaluation before radioligand therapy.",
+         "mCRPC pre-RLT")),
+}
 
 
 def indications(tracer: Tracer, sex: str) -> tuple[tuple[str, str], ...]:

@@ -18,9 +18,9 @@ What a statement is (the ground truth's rules):
 
 * Only truth lesions with ``reported=True`` are described; each by exactly one FINDINGS statement.
 * Lesions with the same taxonomy location and CT finding form one statement; two or more read
-  "multiple/two/several … the largest …", and the stated SUVmax, size and uptake grade are the
-  *representative's*: the largest lesion (for findings without a CT correlate, which have no size, the one
-  with the highest SUVmax). ``instances`` lists every lesion the statement describes, mask or not (join with
+  "multiple/two/several … the largest …"; the stated size is the *representative's* (the largest lesion; for
+  findings without a CT correlate, which have no size, the one with the highest SUVmax), the stated SUVmax
+  and uptake grade are the group's hottest lesion's (a "mild" cluster never hides an SUV 20 node). ``instances`` lists every lesion the statement describes, mask or not (join with
   the truth table's ``in_mask`` to know which have a mask). Grouping is by exact location, never by a coarser
   group, so each instance's canonical caption equals its statement's caption.
 * A statement at a paired location whose mirror location has a statement with the same CT finding and
@@ -30,6 +30,10 @@ What a statement is (the ground truth's rules):
   rounded to the mm, in mm or cm (``size_mm`` = the written value in mm); a value not written is ``None``.
 * Spans cover the sentence (or the clause, in terse lists) that states the finding, list markers and
   "Fig. n:" labels excluded; ``finding_index`` runs 0..n-1 in text order.
+* Consistency with the study (``ReportContext``): the indication is the patient's disease, the technique
+  states the range the images cover (``imaged_range``), interpretations speak the disease's terms, and a
+  follow-up appends comparison wording to every statement ("increased ... compared with the prior study",
+  "new since the prior study").
 * Only the FINDINGS section (the key-image captions in ``caption``) carries ground truth. Header, indication,
   technique, physiological-uptake, reference-region, incidental and negative sentences state no finding.
 * **Impression repetitions.** An IMPRESSION / "Imp:" / "Summary:" item may restate a finding. It is a
@@ -73,6 +77,69 @@ class RenderedReport:
     text: str  # contains the patient's name, MRN and birth date (PHI), like a real report
     style: str  # one of HOUSE_STYLES
     findings: list[ReportFindingTruth]  # text order; spans index ``text``
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """What the reading physician knows beyond the images: the patient's disease and history.
+
+    ``disease``: the generator's scenario (``tasks.synth.lesions.SCENARIOS``: "lymphoma", "lung_cancer", ...);
+    "" infers it from the reported lesions. ``prior_sites``: for a follow-up, the sites with disease at the
+    baseline (None: a baseline study, no comparison). ``response``: the follow-up's response ("progression",
+    "partial", "stable", "complete"; "" unknown).
+    """
+
+    disease: str = ""
+    prior_sites: frozenset[str] | None = None
+    response: str = ""
+
+
+def infer_disease(study: RawStudy) -> str:
+    """The scenario the study's lesions fit best, when the generator did not say."""
+    if study.tracer is Tracer.psma:
+        return "prostate_cancer" if study.sex == "M" else ""  # PSMA in women: renal / hepatocellular cancer
+    locs = [t.location_id for t in study.truth]
+    for disease, prefix in (("breast_cancer", "breast_"), ("nasopharyngeal", "nasopharynx"),
+                            ("lung_cancer", "lung_")):
+        if any(x.startswith(prefix) for x in locs):
+            return disease
+    if locs and sum(x.startswith("liver_") for x in locs) * 2 >= len(locs):
+        return "liver_cancer"
+    return "lymphoma"
+
+
+_TOP_WORDS = {"vertex": ("from the vertex", "from vertex"), "skull_base": ("from the skull base",
+              "from the base of the skull"), "neck_or_lower": ("from the neck",)}
+_BOTTOM_WORDS = {"mid_thigh": ("to the mid-thigh", "to mid-thigh"), "knee_or_below": ("to the feet", "to the toes"),
+                 "pelvis_or_higher": ("to the pelvis",)}
+
+
+def imaged_range(study: RawStudy) -> tuple[str, str] | None:
+    """(top, bottom) the images cover, read off the segmenter map as the realism check reads it (z extents of
+    skull, C1 and femurs only: one pass over the map, so a clinical-size study costs well under a second)."""
+    from data_contracts import segmentation
+    from tasks.landmarks import Extent, Landmarks
+    from tasks.realism.position import scan_bottom, scan_top
+
+    step = max(1, int(round(4.0 / min(study.anatomy.spacing[:2]))))  # these bones span >= 1 cm in-plane
+    anat = np.asarray(study.anatomy.array)[:, step // 2::step, step // 2::step]
+    if anat.size == 0:
+        return None
+    names = ("skull", "vertebrae_C1", "femur_left", "femur_right")
+    keep = [segmentation.label_of()[n] for n in names]
+    direction = np.asarray(study.anatomy.direction, dtype=float).reshape(3, 3)
+    z_of = lambda k: float(study.anatomy.origin[2] + direction[2, 2] * study.anatomy.spacing[2] * k)  # noqa: E731
+    lut = np.zeros(max(int(anat.max()), *keep) + 1, bool)
+    lut[keep] = True
+    slices = np.flatnonzero(lut[anat].reshape(anat.shape[0], -1).any(axis=1))
+    marks = Landmarks(scan_z=tuple(sorted((z_of(0), z_of(anat.shape[0] - 1)))))
+    for name, label in zip(names, keep):
+        ks = [int(k) for k in slices if (anat[k] == label).any()]
+        if ks:
+            zs = sorted((z_of(ks[0]), z_of(ks[-1])))
+            marks.classes[name] = Extent(len(ks), np.array([0.0, 0.0, zs[0]]), np.array([0.0, 0.0, zs[1]]),
+                                         np.array([0.0, 0.0, (zs[0] + zs[1]) / 2]))
+    return scan_top(marks), scan_bottom(marks)
 
 
 # ------------------------------------------------------------------------------------------ planning
@@ -137,6 +204,10 @@ def _axes(lesion: LesionTruth, rng: np.random.Generator) -> tuple[int, int]:
     return long, min(max(short, 1), long)
 
 
+def _peak_grade(lesions: list[LesionTruth]):
+    return max(lesions, key=lambda t: (t.suv_max, -t.instance)).pet_finding.grade
+
+
 def _plan(study: RawStudy, rng: np.random.Generator, terse: bool) -> list[_Item]:
     """Group the reported truth lesions into statements, pair mirrored ones, decide which values are written."""
     reported = [t for t in study.truth if t.reported]
@@ -165,7 +236,7 @@ def _plan(study: RawStudy, rng: np.random.Generator, terse: bool) -> list[_Item]
         loc = taxonomy.get(key[0])
         mate = (_mirror(loc), key[1])
         pair = (mate in ordered and mate not in used and key[1] is not CTFinding.no_ct_correlate
-                and ordered[mate][0].pet_finding.grade is lesions[0].pet_finding.grade and chance(rng, 0.8))
+                and _peak_grade(ordered[mate]) is _peak_grade(lesions) and chance(rng, 0.8))
         if pair:
             keys = sorted([key, mate], key=lambda k: taxonomy.get(k[0]).laterality is not Laterality.right)
             plans.append(keys if chance(rng, 0.7) else keys[::-1])
@@ -184,8 +255,9 @@ def _plan(study: RawStudy, rng: np.random.Generator, terse: bool) -> list[_Item]
             lesions = ordered[k]
             rep = lesions[0]
             sized = k[1] is not CTFinding.no_ct_correlate and not omit_size
-            said = Said(location=taxonomy.get(k[0]), ct=k[1], grade=rep.pet_finding.grade, tracer=study.tracer,
-                        count=len(lesions), suv=None if omit_suv else _suv_written(rep.suv_max),
+            hottest = max(lesions, key=lambda t: (t.suv_max, -t.instance))  # grade and SUVmax: the group's peak
+            said = Said(location=taxonomy.get(k[0]), ct=k[1], grade=hottest.pet_finding.grade, tracer=study.tracer,
+                        count=len(lesions), suv=None if omit_suv else _suv_written(hottest.suv_max),
                         size=_axes(rep, rng) if sized else None)
             statements.append(_Statement(tuple(lesions), said))
         items.append(_Item(tuple(statements), _section(statements[0].said.location)))
@@ -265,6 +337,7 @@ class _Ctx:
     study: RawStudy
     rng: np.random.Generator
     items: list[_Item]
+    context: ReportContext = ReportContext()
 
     @property
     def tracer(self) -> Tracer:
@@ -276,8 +349,16 @@ class _Ctx:
     def sentence(self, i: int, register: str, lead: str = "") -> str:
         statements = self.items[i].statements
         if len(statements) == 2:
-            return st.bilateral_sentence((statements[0].said, statements[1].said), self.rng, register, lead)
-        return st.finding_sentence(statements[0].said, self.rng, register, lead)
+            text = st.bilateral_sentence((statements[0].said, statements[1].said), self.rng, register, lead)
+        else:
+            text = st.finding_sentence(statements[0].said, self.rng, register, lead)
+        prior = self.context.prior_sites
+        if prior is None:
+            return text
+        known = any(s.said.location.id in prior for s in statements)
+        key = (self.context.response if self.context.response in st.COMPARISONS else "") if known else "new"
+        full, terse = st.COMPARISONS[key]
+        return st.comparison_clause(terse if register == "terse" else full, text)
 
     def negatives(self, section: str, k: int, terse: bool) -> list[str]:
         locs = [s.said.location for it in self.items for s in it.statements]
@@ -319,7 +400,8 @@ class _Ctx:
             raise RuntimeError(f"study {self.study.study_key}: a (location, CT finding) is stated twice")
         ranked = sorted(range(len(self.items)), key=lambda i: (-self.items[i].suv_max, i))
         k = min(len(ranked), int(self.rng.integers(1, 4)))
-        out = [st.impression_restatement(tuple(s.said for s in self.items[i].statements), self.rng, terse)
+        out = [st.impression_restatement(tuple(s.said for s in self.items[i].statements), self.rng, terse,
+                                         self.context.disease)
                for i in ranked[:k]]
         if not self.items:
             out.append(f"No evidence of {self.tracer.value}-avid malignancy." if not terse else
@@ -349,9 +431,11 @@ class _Header:
     scanner: str
     indication: tuple[str, str]  # (full, terse)
     reader: str
+    scan_range: tuple[str, str] | None = None  # (top, bottom) the images cover (``imaged_range``)
 
 
-def _header(study: RawStudy, rng: np.random.Generator) -> _Header:
+def _header(study: RawStudy, rng: np.random.Generator, disease: str = "",
+            scan_range: tuple[str, str] | None = None) -> _Header:
     parts = study.patient_name.split("^")
     family, given = parts[0], (parts[1] if len(parts) > 1 else "")
     if not family:
@@ -370,14 +454,14 @@ def _header(study: RawStudy, rng: np.random.Generator) -> _Header:
     if chance(rng, 0.2):
         dose += f" ({study.injected_dose_mbq / 37:.1f} mCi)"
     psa = f"{rng.uniform(0.2, 25):.1f}"
-    full, short = st.indications(study.tracer, study.sex)[int(rng.integers(len(st.indications(study.tracer,
-                                                                                               study.sex))))]
+    options = st.DISEASE_INDICATIONS.get(disease) or st.indications(study.tracer, study.sex)
+    full, short = options[int(rng.integers(len(options)))]
     return _Header(
         family=family, given=given, mrn=study.patient_id, dob=dob, exam=study.acquisition_time,
         tracer_label=pick(rng, st.TRACER_LABELS[study.tracer]), dose=dose, uptake_min=uptake, glucose=glucose,
         weight=f"{study.weight_kg:.0f} kg", height=f"{study.height_m * 100:.0f} cm",
         scanner=pick(rng, st.SCANNERS[study.vendor.value]), indication=(full.format(psa=psa), short.format(psa=psa)),
-        reader=pick(rng, st.READERS),
+        reader=pick(rng, st.READERS), scan_range=scan_range,
     )
 
 
@@ -392,8 +476,10 @@ def _date(d: date | datetime, rng: np.random.Generator) -> str:
 
 
 def _technique(h: _Header, rng: np.random.Generator) -> str:
-    extent = pick(rng, ("from the skull base to the mid-thigh", "from vertex to mid-thigh",
-                        "from the vertex to the feet"))
+    if h.scan_range is not None:
+        extent = f"{pick(rng, _TOP_WORDS[h.scan_range[0]])} {pick(rng, _BOTTOM_WORDS[h.scan_range[1]])}"
+    else:
+        extent = "over the whole body"
     text = (f"Whole-body PET/CT was acquired {extent} on a {h.scanner}, {h.uptake_min} minutes after intravenous "
             f"injection of {h.dose} {h.tracer_label}. Low-dose CT was performed for attenuation correction and "
             f"anatomical localisation.")
@@ -588,6 +674,10 @@ def _caption(doc: _Doc, c: _Ctx, h: _Header) -> None:
     others = [c.physiological(False)]
     for section in SECTIONS:  # a denial for each region without findings, sometimes one more
         others += c.negatives(section, int(rng.integers(0, 2)) if c.by_section(section) else 1, False)
+    for section in SECTIONS:  # disease in every region: still deny what the study does not show
+        if len(others) > 1:
+            break
+        others += c.negatives(section, 1, False)
     doc.para([("Other findings: " + " ".join(others), None)], width=pick(rng, (None, 90)))
     doc.line()
     doc.line("Summary: " + " ".join(c.impression(False)))
@@ -600,8 +690,14 @@ _LAYOUTS = {"numbered": _numbered, "prose": _prose, "terse": _terse, "impression
 # ---------------------------------------------------------------------------------------- public API
 
 
-def render_report(study: RawStudy, rng: np.random.Generator, style: str | None = None) -> RenderedReport:
+def render_report(study: RawStudy, rng: np.random.Generator, style: str | None = None,
+                  context: ReportContext | None = None) -> RenderedReport:
     """The free-text report of ``study`` in a house style (drawn from ``rng`` when None) and its ground truth.
+
+    The report agrees with its study: the indication is the patient's disease (``context.disease``, else
+    inferred from the lesions), the stated scan range is the one the images cover, a group's uptake grade and
+    SUVmax are its hottest lesion's, and a follow-up (``context.prior_sites``) compares every statement with
+    the prior study.
 
     Raises ValueError naming the study for a style that does not exist or header facts that cannot be written.
     """
@@ -610,8 +706,11 @@ def render_report(study: RawStudy, rng: np.random.Generator, style: str | None =
     if style not in _LAYOUTS:
         raise ValueError(f"study {study.study_key}: unknown report style {style!r}; choose from {HOUSE_STYLES}")
     terse = style == "terse"
-    header = _header(study, rng)
-    ctx = _Ctx(study, rng, _plan(study, rng, terse))
+    context = context or ReportContext()
+    if not context.disease:
+        context = ReportContext(infer_disease(study), context.prior_sites, context.response)
+    header = _header(study, rng, context.disease, imaged_range(study))
+    ctx = _Ctx(study, rng, _plan(study, rng, terse), context)
     doc = _Doc()
     _LAYOUTS[style](doc, ctx, header)
     text = doc.text
@@ -635,4 +734,4 @@ def render_report(study: RawStudy, rng: np.random.Generator, style: str | None =
     return RenderedReport(text=text, style=style, findings=findings)
 
 
-__all__ = ["HOUSE_STYLES", "RenderedReport", "render_report"]
+__all__ = ["HOUSE_STYLES", "RenderedReport", "ReportContext", "render_report"]

@@ -4,11 +4,13 @@ A ``ScannerProfile`` holds what differs between vendors in the paper's cohort: C
 slice thickness; PET matrix, slice spacing and resolution (post-reconstruction PSF FWHM); CT and PET noise;
 the SUV calibration offset of the site's dose calibrator; and the injected activity per tracer. Three
 scales: ``full`` (clinical size: 512x512 CT, 2-3 mm slices), ``demo`` (small, for the minutes-long demo) and
-``tiny`` (unit tests). Noise is defined at full scale and follows voxel volume at the others (bigger voxels
-hold more counts), so a demo image looks like a smoothed clinical one.
+``tiny`` (unit tests). CT noise and PET noise are the clinical ones at every scale (a model trained at demo
+scale must see the noise it will meet), and CT noise rises with the patient's girth.
 
-``ct_image`` maps internal labels to HU through per-tissue tables, gives bone a cortical rim, adds tissue
-texture and scanner noise (int16). ``pet_image`` blurs a true-activity map (SUV) with the PSF and adds
+``ct_base`` maps internal labels to HU through per-tissue tables (cancellous bone falling with age) and gives
+bone a cortical rim; ``add_ct_noise`` blurs that with the scanner's resolution (partial volume at every
+edge) and adds tissue texture and scanner noise that is correlated between neighbouring voxels, as a
+reconstruction kernel makes it (int16). ``pet_image`` blurs a true-activity map (SUV) with the PSF and adds
 count noise whose variance follows the local activity (Poisson-like), then applies the calibration factor.
 Both work in z-chunks so a full-scale study needs no float copy of the whole CT.
 """
@@ -87,13 +89,9 @@ def profile(vendor: Vendor, scale: str) -> ScannerProfile:
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose from {SCALES}")
     model, ctm, ctfov, ctsl, petm, petfov, petsl, fwhm, ctn, petcv, cal, fdg, psma = _FULL[vendor]
-    full_ct_vox = (ctfov / ctm) ** 2 * ctsl
-    full_pet_vox = (petfov / petm) ** 2 * petsl
-    if scale != "full":
+    if scale != "full":  # bigger voxels, a wider PSF; the noise a reader sees stays the clinical one
         ctm, ctsl, petm, petsl, extra = _SMALL[scale][vendor]
         fwhm = float(np.hypot(fwhm, extra + 0.6 * petfov / petm))
-        ctn = ctn * np.sqrt(full_ct_vox / ((ctfov / ctm) ** 2 * ctsl))
-        petcv = petcv * np.sqrt(full_pet_vox / ((petfov / petm) ** 2 * petsl))
     return ScannerProfile(vendor, scale, model, ctm, ctfov, ctsl, petm, petfov, petsl, float(fwhm), float(ctn),
                           float(petcv), cal, ((Tracer.fdg, fdg), (Tracer.psma, psma)), _UPTAKE)
 
@@ -128,14 +126,27 @@ class CTTables:
     cortical_hu: float
 
 
-def ct_tables(prof: ScannerProfile, rng: np.random.Generator) -> CTTables:
-    """Per-label HU (with a little between-patient variation), noise SD and bone flags."""
+REF_GIRTH = 1.02  # the girth at which a profile's CT noise holds
+NOISE_GIRTH_POWER = 2.0  # CT noise ~ girth^2 at fixed dose (a thicker patient attenuates more)
+CANCELLOUS_HU_PER_YEAR = 2.2  # vertebral cancellous bone loses density with age (osteopenia)
+
+
+def ct_tables(prof: ScannerProfile, rng: np.random.Generator, age: float = 60.0, girth: float = REF_GIRTH
+              ) -> CTTables:
+    """Per-label HU (with a little between-patient variation), noise SD and bone flags.
+
+    Cancellous bone (spine, pelvis) falls with ``age``; scanner noise rises with ``girth``.
+    """
     hu = {}
     for name, t in ph.TISSUES.items():
         jitter = 0.0 if name in ("air", "gas", "table") else rng.normal(0, 4 if not t.bone else 25)
         hu[name] = t.hu + jitter
     hu["lung"] = float(rng.uniform(-880, -820))
-    sd = {name: float(np.hypot(t.hu_sd, prof.ct_noise_hu if name != "air" else prof.ct_noise_hu * 0.6))
+    osteo = -CANCELLOUS_HU_PER_YEAR * (age - 60.0)
+    for name in ("bone_spine", "bone_pelvis"):
+        hu[name] = max(hu[name] + osteo, 60.0)
+    noise = prof.ct_noise_hu * (girth / REF_GIRTH) ** NOISE_GIRTH_POWER
+    sd = {name: float(np.hypot(t.hu_sd, noise if name != "air" else noise * 0.6))
           for name, t in ph.TISSUES.items()}
     return CTTables(
         hu=np.round(ph.tissue_lut(hu)).astype(np.int16),
@@ -143,9 +154,6 @@ def ct_tables(prof: ScannerProfile, rng: np.random.Generator) -> CTTables:
         bone=ph.tissue_lut({n: float(t.bone) for n, t in ph.TISSUES.items()}) > 0,
         cortical_hu=float(rng.uniform(1150, 1450)),
     )
-
-
-BONE_HU = 200  # every bone tissue is above, every soft tissue below (cartilage 120, thyroid 95)
 
 
 CORTEX_MM = 1.5  # cortical shell thickness of vertebrae, ribs and flat bones
@@ -164,7 +172,7 @@ def ct_base(labels: np.ndarray, tables: CTTables, pixel_mm: float = 1.0) -> np.n
     for k0 in range(0, nz, CHUNK):
         k1 = min(k0 + CHUNK, nz)
         a, b = max(k0 - 1, 0), min(k1 + 1, nz)
-        bone = hu[a:b] >= BONE_HU
+        bone = tables.bone[labels[a:b]]
         interior = bone.copy()
         interior[:, 1:, :] &= bone[:, :-1, :]
         interior[:, :-1, :] &= bone[:, 1:, :]
@@ -203,26 +211,62 @@ class NoiseBank:
         return out
 
 
+# Scanner resolution as a gaussian (voxels): partial volume at every edge. In-plane: a voxel's footprint plus
+# the kernel's blur; along z: the slice sensitivity profile.
+PV_SIGMA_XY = 0.6
+PV_SIGMA_Z = 0.45
+# In-plane correlation of the noise (voxels): a reconstruction kernel correlates neighbouring voxels
+# (neighbour correlation ~ exp(-1 / (4 sigma^2)) = 0.6 at 0.7, less the uncorrelated texture).
+NOISE_SIGMA_XY = 0.7
+HALO = 1  # slices read beyond a chunk for the z blur
+KERNEL_TRUNCATE = 2.0  # gaussians cut at one voxel at these sigmas: 3-tap kernels, cheap on 150 M voxels
+
+
+def _unit_kernel_gain(sigma: float) -> float:
+    """SD of white noise of SD 1 after a 2-D gaussian filter of ``sigma`` voxels (to renormalise it)."""
+    d = np.zeros((15, 15), np.float32)
+    d[7, 7] = 1.0
+    k = ndimage.gaussian_filter(d, sigma, mode="constant", truncate=KERNEL_TRUNCATE)
+    return float(np.sqrt(np.sum(k.astype(np.float64) ** 2)))
+
+
 def add_ct_noise(hu: np.ndarray, labels: np.ndarray, tables: CTTables, rng: np.random.Generator) -> np.ndarray:
-    """Tissue texture and scanner noise, in place on int16 HU (chunked; values clipped to -1024..3071)."""
+    """The scanner's blur (partial volume), tissue texture and correlated scanner noise, in place on int16 HU
+    (chunked along z; values clipped to -1024..3071)."""
     nz = hu.shape[0]
     bank = NoiseBank(rng, hu[0].size, hu.size)
+    gain = np.float32(1.0 / _unit_kernel_gain(NOISE_SIGMA_XY))
+    below = None  # the original (unblurred) slices just below the chunk, already overwritten in ``hu``
     for k0 in range(0, nz, CHUNK):
         k1 = min(k0 + CHUNK, nz)
-        noise = bank.slices(k1 - k0).reshape(hu[k0:k1].shape)
+        top = min(k1 + HALO, nz)
+        parts = ([below] if below is not None else []) + [hu[k0:top].astype(np.float32)]
+        block = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        lo = 0 if below is None else below.shape[0]
+        below = hu[max(k1 - HALO, k0):k1].astype(np.float32)
+        ndimage.gaussian_filter(block, (PV_SIGMA_Z, PV_SIGMA_XY, PV_SIGMA_XY), output=block, mode="nearest",
+                                truncate=KERNEL_TRUNCATE)
+        out = block[lo:lo + (k1 - k0)]
+        noise = bank.slices(k1 - k0).reshape(out.shape)
+        ndimage.gaussian_filter(noise, (0, NOISE_SIGMA_XY, NOISE_SIGMA_XY), output=noise, mode="wrap",
+                                truncate=KERNEL_TRUNCATE)
+        noise *= gain
         noise *= tables.sd[labels[k0:k1]]
-        noise += hu[k0:k1]
-        np.clip(noise, -1024, 3071, out=noise)
-        np.rint(noise, out=noise)
-        hu[k0:k1] = noise
+        out += noise
+        np.clip(out, -1024, 3071, out=out)
+        np.rint(out, out=out)
+        hu[k0:k1] = out
     return hu
 
 
 # ----------------------------------------------------------------------------------------- PET formation
 
 
-def suv_table(tracer: Tracer, rng: np.random.Generator) -> np.ndarray:
-    """Physiological SUV per internal label for one patient (float32), tracer-specific."""
+def suv_table(tracer: Tracer, rng: np.random.Generator, brown_fat: bool = False) -> np.ndarray:
+    """Physiological SUV per internal label for one patient (float32), tracer-specific.
+
+    ``brown_fat``: the patient's brown fat is activated (cold, young, lean): FDG SUV 2.5-9 there.
+    """
     vals = {}
     for name, t in ph.TISSUES.items():
         base = t.fdg if tracer is Tracer.fdg else t.psma
@@ -231,6 +275,8 @@ def suv_table(tracer: Tracer, rng: np.random.Generator) -> np.ndarray:
         vals["myocardium"] = float(np.exp(rng.uniform(np.log(1.8), np.log(14.0))))  # fasting state varies
         vals["urine"] = float(np.exp(rng.uniform(np.log(6.0), np.log(60.0))))
         vals["brain"] = float(rng.uniform(5.5, 10.0))
+        if brown_fat:
+            vals["brown_fat"] = float(np.exp(rng.uniform(np.log(2.5), np.log(9.0))))
     else:
         vals["urine"] = float(np.exp(rng.uniform(np.log(5.0), np.log(40.0))))
     return ph.tissue_lut(vals)

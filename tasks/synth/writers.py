@@ -8,8 +8,8 @@ the files of a raw drop folder (``data_contracts.settings.RawLayout``) and retur
   ``study.source_format == "dicom"``; otherwise ``ct.nii.gz`` (HU, int16) and ``pet.nii.gz`` (Bq/mL, float32)
   with a PET-BIDS ``pet.json`` sidecar.
 * ``lesions.nii.gz``: a binary uint8 mask on the CT grid, as nnU-Net writes its predictions.
-* ``anatomy.nii.gz`` (uint16 labels) + ``anatomy.json`` (label -> structure), as a whole-body organ segmenter
-  writes them.
+* ``anatomy.nii.gz`` (uint16 labels) + ``anatomy.json`` (label -> class), as a whole-body organ segmenter
+  writes them (``data_contracts.segmentation``: TotalSegmentator-like classes, no lymph-node stations).
 * the free-text report.
 
 PET voxels hold activity concentration in Bq/mL, the scanner's unit: SUVbw x decayed dose (Bq) / weight (g),
@@ -45,8 +45,8 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from data_contracts.anatomy import label_names_json
 from data_contracts.atomic import atomic_open
+from data_contracts.segmentation import names_json
 from data_contracts.findings import Tracer, Vendor
 from data_contracts.settings import RawLayout
 from data_contracts.tables import ManifestRow
@@ -383,7 +383,7 @@ def write_raw_study(study: RawStudy, raw_root: Path) -> ManifestRow:
             lambda: write_nifti(pet_path, activity_bq_per_ml(study), study.pet),
             lambda: _write_bytes(layout.sidecar(pet_path), _json_bytes(_pet_sidecar(study, model))),
         ]
-    jobs.append(lambda: _write_bytes(layout.sidecar(layout.anatomy(key)), _json_bytes(label_names_json())))
+    jobs.append(lambda: _write_bytes(layout.sidecar(layout.anatomy(key)), _json_bytes(names_json())))
     report_path = None
     if study.report:
         report_path = layout.report(key)

@@ -111,11 +111,13 @@ def prefect_server() -> Server:
 @pytest.fixture(scope="session")
 def tiny_raw(tmp_path_factory) -> Path:
     """A tiny synthetic delivery (6 patients, 9 studies), written once by the project's generator."""
-    from data_contracts.settings import Settings
+    from data_contracts.settings import Settings, SynthSettings
     from tasks.synth.cohort import synthesize_cohort
 
     root = tmp_path_factory.mktemp("tiny_raw")
-    synthesize_cohort(root, patients=PATIENTS, seed=11, scale="tiny", settings=Settings(home=root.parent / "synth_home"),
+    # every study with lesions: ingest quarantines a lesion-free study (empty_mask)
+    synthesize_cohort(root, patients=PATIENTS, seed=11, scale="tiny",
+                      settings=Settings(home=root.parent / "synth_home", synth=SynthSettings(lesion_free_fraction=0.0)),
                       progress=False)
     return root
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from data_contracts.settings import Settings
+from data_contracts.settings import Settings, SynthSettings
 from tasks.ingest.pseudonym import study_pseudonym
 from tests.flows.conftest import TINY_CAPTIONER, TINY_LOCALIZER, home_copy
 
@@ -26,7 +26,8 @@ def test_caption_studies_on_dask_reports_a_corrupt_study_and_captions_the_others
     assert promote_captioner_flow(home=str(home))["promoted"]
 
     drop = tmp_path / "drop"
-    synthesize_cohort(drop, patients=2, seed=777, scale="tiny", settings=Settings(home=home), progress=False)
+    synthesize_cohort(drop, patients=2, seed=777, scale="tiny",
+                      settings=Settings(home=home, synth=SynthSettings(lesion_free_fraction=0.0)), progress=False)
     studies = sorted(p.name for p in (drop / "studies").iterdir())
     bad = studies[0]
     (drop / "studies" / bad / "lesions.nii.gz").write_bytes(b"not a nifti file")

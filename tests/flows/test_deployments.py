@@ -20,7 +20,7 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
-from data_contracts.settings import Settings
+from data_contracts.settings import Settings, SynthSettings
 from tests.flows.conftest import (
     PATIENTS,
     PETCAP,
@@ -125,6 +125,12 @@ def test_train_captioner_deployment_then_caption_a_new_study(deployed, refreshed
     assert (params["loop.epochs"], params["model.dim"], params["model.decoder"]) == ("1", "32", "xtransformer")
     versions = client.search_model_versions(f"name='{settings.tracking.registered_model}'")
     assert [str(v.version) for v in versions] == ["1"] and versions[0].run_id == runs[0].info.run_id
+    from tasks.deliveries import log_sha256
+    from tasks.tracking import dataset_version
+
+    tags = client.get_model_version(settings.tracking.registered_model, "1").tags
+    assert tags["lineage.dataset_version"] == dataset_version(settings) != "none"  # what training read
+    assert tags["lineage.delivery_log_sha256"] == log_sha256(settings) != "none"
     assert localizer["mlflow_run_id"] != runs[0].info.run_id
 
     decision = promote_captioner_flow(home=str(home))
@@ -134,7 +140,8 @@ def test_train_captioner_deployment_then_caption_a_new_study(deployed, refreshed
     from tasks.synth.cohort import synthesize_cohort
 
     drop = tmp_path / "incoming"
-    synthesize_cohort(drop, patients=1, seed=4242, scale="tiny", settings=settings, progress=False)
+    synthesize_cohort(drop, patients=1, seed=4242, scale="tiny", progress=False,
+                      settings=settings.model_copy(update={"synth": SynthSettings(lesion_free_fraction=0.0)}))
     study = min((drop / "studies").iterdir())
     out = tmp_path / "captions"
     proc = subprocess.run([PETCAP, "--home", str(home), "caption", str(study),

@@ -1,6 +1,6 @@
 import math
 
-from data_contracts import anatomy
+from data_contracts import segmentation
 from data_contracts.findings import Tracer, UptakeGrade, Vendor
 from data_contracts.records import (
     Acquisition,
@@ -15,7 +15,7 @@ from tasks.link import caption_samples, equivalent_diameter_mm, link_study, pair
 
 SID = "S00000000000a"
 CFG = LinkSettings()
-LAB = anatomy.label_of()
+LAB = segmentation.label_of()
 
 
 def lesion(instance, structure, suv, diameter_mm, x=0.0):
@@ -38,8 +38,8 @@ def test_links_by_anatomy_suv_and_size_with_distractor_and_maskless_finding():
     lesions = [
         lesion(1, "rib_right_7", 8.0, 15),
         lesion(2, "lung_upper_lobe_right", 3.0, 12),
-        lesion(3, "ln_cervical_ii_left", 6.0, 18),
-        lesion(4, "liver_segment_7", 2.0, 25),  # distractor: the report does not mention it
+        lesion(3, None, 6.0, 18),  # a node in fat: its station comes from its position (``sites``)
+        lesion(4, "liver", 2.0, 25),  # distractor: the report does not mention it
     ]
     findings = [
         finding("lung_rul", "right", "ground_glass_opacity", suv=3.0, size=14, text="GGO RUL"),
@@ -47,14 +47,14 @@ def test_links_by_anatomy_suv_and_size_with_distractor_and_maskless_finding():
         finding("ln_cervical_ii_l", "left", "enlarged_lymph_node", suv=6.2, size=20, text="L level II"),
         finding("adrenal_l", "left", "mass", suv=9.0, size=30, text="adrenal"),  # segmenter missed it
     ]
-    res = link_study(SID, lesions, findings, CFG)
+    res = link_study(SID, lesions, findings, CFG, sites={3: ("ln_cervical_ii_l",)})
     assert {(p.instance, p.finding_index) for p in res.pairs} == {(1, 1), (2, 0), (3, 2)}
     unmatched = {(u.kind, u.ref, u.reason) for u in res.unmatched}
     assert unmatched == {("lesion", 4, "no_matching_finding"), ("finding", 3, "no_matching_mask")}
 
 
 def test_near_location_links_but_other_system_never():
-    l = lesion(1, "vertebra_T8", 7.0, 15)
+    l = lesion(1, "vertebrae_T8", 7.0, 15)
     near = finding("vertebra_t7", "midline", "osteolytic", suv=7.0, size=15)
     other = finding("liver_s7", "midline", "hypodense_lesion", suv=7.0, size=15)
     assert pair_cost(l, near, CFG) == CFG.cost_near_location
@@ -63,21 +63,30 @@ def test_near_location_links_but_other_system_never():
 
 
 def test_suv_disagreement_decides_between_two_nodes_at_one_station():
-    lesions = [lesion(1, "ln_axillary_right", 12.0, 20), lesion(2, "ln_axillary_right", 3.0, 20)]
+    lesions = [lesion(1, None, 12.0, 20), lesion(2, None, 3.0, 20)]
     findings = [finding("ln_axillary_r", "right", "enlarged_lymph_node", suv=3.1, size=20),
                 finding("ln_axillary_r", "right", "enlarged_lymph_node", suv=11.8, size=20)]
-    pairs = {(p.instance, p.finding_index) for p in link_study(SID, lesions, findings, CFG).pairs}
+    sites = {1: ("ln_axillary_r",), 2: ("ln_axillary_r",)}
+    pairs = {(p.instance, p.finding_index) for p in link_study(SID, lesions, findings, CFG, sites=sites).pairs}
     assert pairs == {(1, 1), (2, 0)}
 
 
 def test_multiple_the_largest_statement_takes_the_other_masks_at_its_location():
-    lesions = [lesion(i, "vertebra_L2", suv, 14) for i, suv in ((1, 9.0), (2, 5.0), (3, 6.5))]
-    lesions.append(lesion(4, "vertebra_L3", 9.0, 14))  # next level: never a member
+    lesions = [lesion(i, "vertebrae_L2", suv, 14) for i, suv in ((1, 9.0), (2, 5.0), (3, 6.5))]
+    lesions.append(lesion(4, "vertebrae_L3", 9.0, 14))  # next level: never a member
     findings = [finding("vertebra_l2", "midline", "osteoblastic", suv=9.0, size=14, text="multiple ... largest")]
     res = link_study(SID, lesions, findings, CFG)
     kinds = {p.instance: p.kind for p in res.pairs}
     assert kinds == {1: "hungarian", 2: "group", 3: "group"}
     assert [(u.kind, u.ref) for u in res.unmatched] == [("lesion", 4)]
+
+
+def test_the_report_decides_among_a_class_s_candidate_sites():
+    l = lesion(1, "liver", 6.0, 20)  # the segmenter has one liver; segments come from position or the report
+    s6 = finding("liver_s6", "midline", "hypodense_lesion", suv=6.0, size=20)
+    assert pair_cost(l, s6, CFG) == CFG.cost_same_location
+    assert pair_cost(l, s6, CFG, sites={1: ("liver_s8", "liver_s6")}) == CFG.cost_same_location
+    assert pair_cost(l, s6, CFG, sites={1: ("liver_s8",)}) == CFG.cost_near_location
 
 
 def test_without_label_map_side_decides():
@@ -100,6 +109,24 @@ def test_caption_samples_keep_the_chain():
     assert s.span.text == "lytic R7" and s.vendor is Vendor.siemens
 
 
+def test_a_position_derived_station_never_rules_out_another_station():
+    l = lesion(1, None, 6.0, 18)
+    sites = {1: ("ln_mediastinal_7",)}  # derived from position: uncertain
+    assert pair_cost(l, finding("ln_hilar_r", "right", "enlarged_lymph_node"), CFG, sites=sites) == \
+        CFG.cost_unknown_location
+    assert pair_cost(l, finding("vertebra_t7", "midline", "osteolytic"), CFG, sites=sites) == CFG.cost_other_location
+    bone = lesion(2, "vertebrae_T7", 6.0, 18)  # inside a segmented class: a station finding is another site
+    assert pair_cost(bone, finding("ln_hilar_r", "right", "enlarged_lymph_node"), CFG) == CFG.cost_other_location
+
+
+def test_a_station_group_takes_nodes_derived_at_a_near_station_but_never_a_bone():
+    lesions = [lesion(1, None, 9.0, 14), lesion(2, None, 6.0, 12), lesion(3, "vertebrae_T4", 6.0, 12)]
+    sites = {1: ("ln_mediastinal_2r",), 2: ("ln_mediastinal_4r",)}  # position put node 2 one station off
+    findings = [finding("ln_mediastinal_2r", "right", "enlarged_lymph_node", suv=9.0, size=14, text="multiple")]
+    kinds = {p.instance: p.kind for p in link_study(SID, lesions, findings, CFG, sites=sites).pairs}
+    assert kinds == {1: "hungarian", 2: "group"}
+
+
 def _study(tracer=Tracer.fdg):
     acq = Acquisition(vendor=Vendor.ge, tracer=tracer, ct_spacing_mm=(1, 1, 2), ct_shape=(10, 10, 10),
                       pet_spacing_mm=(4, 4, 4), pet_shape=(5, 5, 5), injected_dose_mbq=300, uptake_minutes=60,
@@ -108,13 +135,15 @@ def _study(tracer=Tracer.fdg):
 
 
 def test_coarse_finding_links_to_a_mask_inside_its_node_but_not_outside():
-    station7 = lesion(1, "ln_mediastinal_7", 6.0, 15)
-    axilla = lesion(2, "ln_axillary_right", 6.0, 15)
+    station7 = lesion(1, None, 6.0, 15)  # a node in fat: its station from position (``sites``)
+    axilla = lesion(2, None, 6.0, 15)
+    sites = {1: ("ln_mediastinal_7",), 2: ("ln_axillary_r",)}
     coarse = finding("ln_mediastinal", "unspecified", "enlarged_lymph_node", suv=6.0)
-    assert pair_cost(station7, coarse, CFG) == CFG.cost_same_location + 0.05
-    assert pair_cost(axilla, coarse, CFG) == CFG.cost_other_location + 0.0
+    assert pair_cost(station7, coarse, CFG, sites=sites) == CFG.cost_same_location + 0.05
+    # a station guessed from position never rules another station out: unknown, not other
+    assert pair_cost(axilla, coarse, CFG, sites=sites) == CFG.cost_unknown_location
     exact = finding("ln_mediastinal_7", "midline", "enlarged_lymph_node", suv=6.0)
-    assert [p.finding_index for p in link_study(SID, [station7], [coarse, exact], CFG).pairs] == [1]
+    assert [p.finding_index for p in link_study(SID, [station7], [coarse, exact], CFG, sites=sites).pairs] == [1]
     # a sided coarse node keeps its side: "right rib" never takes a left rib mask
     right_rib = finding("rib_r", "right", "osteolytic", suv=6.0)
     assert pair_cost(lesion(3, "rib_left_4", 6.0, 15), right_rib, CFG) > CFG.max_cost
@@ -127,15 +156,20 @@ def test_one_coarse_finding_from_text_through_link_to_a_caption_sample():
     text = "FINDINGS: Hypermetabolic mediastinal lymph nodes, SUVmax 7.4."
     (f,) = extract(text).findings  # no tracer named, none given
     assert (f.location_id, f.pet_finding.tracer, f.suv_max) == ("ln_mediastinal", None, 7.4)
-    masks = [lesion(1, "ln_mediastinal_4r", 7.2, 16), lesion(2, "liver_segment_7", 7.4, 16)]
-    res = link_study(SID, masks, [f], CFG)
+    masks = [lesion(1, None, 7.2, 16), lesion(2, "liver", 7.4, 16)]
+    sites = {1: ("ln_mediastinal_4r",)}  # the station is only a guess from position
+    res = link_study(SID, masks, [f], CFG, sites=sites)
     assert [(p.instance, p.finding_index) for p in res.pairs] == [(1, 0)]
-    (s,) = caption_samples(_study(Tracer.fdg), [f], res, masks)
-    # linking decided the leaf the report left open; the study's tracer fills the report's silence
-    assert s.location_id == "ln_mediastinal_4r"
-    assert s.caption == ("right lower paratracheal lymph node (station 4R), non-enlarged lymph node with "
-                         "increased FDG uptake")
+    (s,) = caption_samples(_study(Tracer.fdg), [f], res, masks, sites)
+    # a station guessed from position never replaces the stated node; the study's tracer fills the silence
+    assert s.location_id == "ln_mediastinal"
+    assert s.caption == "mediastinal lymph node, non-enlarged lymph node with increased FDG uptake"
     assert s.span.text == f.span.text
+    # a segmented class with one site does decide the leaf a coarse finding left open
+    rib = finding("rib_r", "right", "osteolytic", suv=6.0, text="right rib lesion")
+    on_rib = [lesion(1, "rib_right_4", 6.0, 15)]
+    (s,) = caption_samples(_study(Tracer.fdg), [rib], link_study(SID, on_rib, [rib], CFG), on_rib)
+    assert s.location_id == "rib_4_r"
     # without the masks' labels the sample keeps the stated node and its name
     (s,) = caption_samples(_study(Tracer.fdg), [f], res)
     assert (s.location_id, s.caption.split(",")[0]) == ("ln_mediastinal", "mediastinal lymph node")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +20,12 @@ import SimpleITK as sitk
 import zarr
 from distributed import Client, LocalCluster
 
-from data_contracts.settings import IngestSettings, PatchSettings, Settings
-from data_contracts.tables import CAPTION_SAMPLES
+from data_contracts.settings import IngestSettings, PatchSettings, Settings, SynthSettings
+from data_contracts.tables import CAPTION_SAMPLES, TOMBSTONES, TombstoneRow
 from tasks.ingest import ingest_all, open_study
 from data_contracts.geometry import Geometry
 from tasks.ingest.store import StudyWriter
+from tasks.deliveries import RemovalRefused
 from tasks.link import link_dataset
 from tasks.patches import extract, resample
 from tasks.patches.extract import PatchExtractionError, extract_patches
@@ -49,7 +51,7 @@ IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 def cohort(tmp_path_factory) -> Path:
     """A tiny cohort synthesized, ingested and linked once: its home holds the store and the tables."""
     home = tmp_path_factory.mktemp("cohort")
-    settings = Settings(home=home)
+    settings = Settings(home=home, synth=SynthSettings(lesion_free_fraction=0.0))
     synthesize_cohort(settings.raw_dir, patients=5, seed=11, scale="tiny", settings=settings, progress=False)
     ingest_all(settings, progress=False)
     link_dataset(settings, "rules")
@@ -370,8 +372,17 @@ def test_relabelled_and_removed_samples_append_rows_without_extraction(cohort, c
     changed, gone = samples.sample_id.iloc[0], samples.sample_id.iloc[1]
     samples.loc[samples.sample_id == changed, "caption"] = "a corrected caption"
     CAPTION_SAMPLES.write(samples[samples.sample_id != gone].reset_index(drop=True), path)
+    with pytest.raises(RemovalRefused):  # nobody recorded why it left
+        extract_patches(settings, progress=False, client=client)
+    study = samples.loc[samples.sample_id == gone, "study_id"].iloc[0]
+    TOMBSTONES.write(TOMBSTONES.frame([TombstoneRow(table="caption_samples", key=gone, study_id=study,
+                                                    reason="withdrawn", detail="consent withdrawn",
+                                                    at=datetime.now(timezone.utc))]),
+                     settings.table_path("tombstones"))  # as linking records a withdrawn study's samples
     summary = extract_patches(settings, progress=False, client=client)
     assert (summary.relabelled, summary.removed, summary.extracted, summary.tasks, summary.commits) == (1, 1, 0, 0, 1)
+    tombstones = TOMBSTONES.read(settings.table_path("tombstones"))
+    assert tombstones.loc[tombstones.table == "patch_samples", "detail"].tolist() == ["consent withdrawn"]
     after = read_patch_samples(settings, with_split=False).set_index("sample_id")
     assert gone not in after.index and after.loc[changed, "caption"] == "a corrected caption"
     assert after.loc[changed, "row"] == before.loc[changed, "row"]  # same patches, new registration

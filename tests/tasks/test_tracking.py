@@ -13,6 +13,7 @@ from models.captioner import CaptionerConfig, build_captioner, save_checkpoint
 from models.cglp import DEFAULT_LENGTH, prompt_texts
 from models.localizer import LocalizerConfig, build_localizer, save_localizer
 from models.vocab import Vocab
+from tasks.deliveries import log_sha256, register_delivery
 from tasks.evaluate.run import evaluate_run
 from tasks.tracking import (
     TrackingError,
@@ -69,13 +70,17 @@ def tracked(tmp_path_factory):
     settings = Settings(home=home, evaluation=EvalSettings(bootstrap_samples=100, example_panels=2))
     # a raw manifest that carries the planted identity: only its hash may reach MLflow
     settings.raw.manifest.parent.mkdir(parents=True)
-    settings.raw.manifest.write_text(f"study,patient_name,patient_id\nst1,{PLANTED_NAME},{PLANTED_ID}\n")
+    settings.raw.manifest.write_text(
+        "study_key,patient_id,vendor,tracer,ct_path,pet_path,lesions_path,anatomy_path,report_path\n"
+        f"st1,{PLANTED_ID},GE,FDG,s/ct.nii.gz,s/pet.nii.gz,s/lesions.nii.gz,,reports/{PLANTED_NAME}.txt\n")
+    register_delivery(settings)
     loc, cap = tiny_checkpoints(home)
     config = {"model": {"dim": 32, "decoder": "xtransformer"}, "loop": {"lr": 1e-3, "epochs": 2},
               "method": {"dws": True, "cglp": True}}
     result = FakeTrainResult("captioner", "demo", str(cap), 2, 0.5, 0.6, {"bleu4": 0.41},
                              extra={"history": [{"epoch": 1, "train_loss": 0.9}, {"epoch": 2, "train_loss": 0.5}]})
-    train_run = log_training_run(settings, "train-captioner", config, result, run_name="demo")
+    train_run = log_training_run(settings, "train-captioner", config, result, run_name="demo",
+                                 tags={"lineage.dataset_version": "0123456789abcdef"})
     lesions = make_lesions(24, seed=4)
     preds = {k: v for k, v in config_predictions(lesions).items() if k in ("B", "B+W+P")}
     for df in preds.values():  # identities that must never leave the table
@@ -94,7 +99,10 @@ def test_training_run_has_config_metrics_lineage_and_checkpoint(tracked):
     assert run.data.params["loop.lr"] == "0.001" and run.data.params["method.dws"] == "True"
     assert run.data.metrics["val/bleu4"] == pytest.approx(0.41) and run.data.metrics["train_loss"] == 0.5
     assert [m.step for m in client.get_metric_history(train_run, "epoch/train_loss")] == [1, 2]
-    assert run.data.tags["lineage.manifest_sha256"] == lineage_tags(settings)["lineage.manifest_sha256"] != "none"
+    assert run.data.tags["lineage.delivery_log_sha256"] == log_sha256(settings) != "none"
+    assert lineage_tags(settings)["lineage.delivery_log_sha256"] == log_sha256(settings)
+    assert run.data.tags["lineage.dataset_version"] == "0123456789abcdef"  # the version training read
+    assert lineage_tags(settings)["lineage.dataset_version"] == "none"  # no patches in this home
     assert run.data.tags["lineage.split_version"] == "none"
     exp = client.get_experiment(run.info.experiment_id)
     assert exp.name == experiment_name(settings, "train-captioner") == "petcap/train-captioner"
@@ -151,7 +159,7 @@ def test_no_patient_name_or_raw_id_anywhere_in_mlflow(tracked):
     for mv in client.search_model_versions(f"name = '{settings.tracking.registered_model}'"):
         texts += list(mv.tags.items())
     blob = repr(texts)
-    assert "lineage.manifest_sha256" in blob and "bleu4/siemens" in blob  # the scan saw real content
+    assert "lineage.delivery_log_sha256" in blob and "bleu4/siemens" in blob  # the scan saw real content
     files = [p for p in (settings.home / "mlruns").rglob("*") if p.is_file()]
     assert any(p.name == "report.html" for p in files) and any(p.suffix == ".png" for p in files)
     for needle in (PLANTED_NAME, PLANTED_ID, "Zwanziger", "7734921"):

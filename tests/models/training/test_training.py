@@ -190,8 +190,12 @@ def test_evaluation_reports_the_captioner_next_to_the_trivial_baseline(trained):
 
     settings, _, cap = trained
     df = predict(settings, cap.checkpoint, split="test")
-    prior = location_prior(settings, df)
     train = data.samples(settings, "train")
+    # a 2-epoch localizer's top-1 is near arbitrary: point the first lesion at a location that training holds
+    # for its tracer, so at least one lesion checks the most-frequent-caption rule
+    same = train[train["tracer"].astype(str) == str(df["tracer"].iloc[0])]
+    df.loc[df.index[0], "top1_location"] = same["location_id"].iloc[0]
+    prior = location_prior(settings, df)
     assert prior.drop(columns="generated").equals(df.drop(columns="generated"))  # same lesions, same localizer
     counts = train.groupby(["location_id", "tracer"])["caption"].value_counts()
     seen = 0

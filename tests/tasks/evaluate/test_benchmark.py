@@ -4,7 +4,7 @@ import pytest
 
 from models.training.configs import load_config, preset_loop_overrides
 from tasks.evaluate.benchmark import CONFIGS
-from tasks.evaluate.run import PRIOR
+from tasks.evaluate.run import POSITION_PRIOR, PRIOR
 
 
 def test_loop_overrides_take_the_preset_then_the_callers_values():
@@ -26,8 +26,13 @@ def test_benchmark_tiny_cohort(tmp_path, monkeypatch):
                         overrides={"localizer.loop.epochs": 1, "captioner.loop.epochs": 1,
                                    "localizer.loop.val_every": 1, "captioner.loop.val_every": 1})
     ev = out.evaluation
-    assert set(ev.configs) == {*CONFIGS, PRIOR} and out.test_samples > 0  # the seven rows + the trivial baseline
-    assert "the trivial baseline (Location prior" in ev.markdown_path.read_text()
+    # the seven rows + the trivial baseline + the position-only baseline
+    assert set(ev.configs) == {*CONFIGS, PRIOR, POSITION_PRIOR} and out.test_samples > 0
+    md = ev.markdown_path.read_text()
+    assert "the trivial baseline (Location prior" in md and "Position prior (location from the scan position" in md
+    P = ev.localizer.position_only
+    assert 0 <= P["top1"] <= P["top5"] <= 1 and "Position-only baseline (k-NN on the scan position" in md
+    assert P["localizer_gain_top1"] == pytest.approx(ev.localizer.per_sample["top1_correct"].mean() - P["top1"])
     assert ev.table1 is not None and ev.table2 is not None
     assert ev.html_path.is_file() and (ev.html_path.parent / "figures" / "examples.png").is_file()
     assert out.mlflow_run_id is not None

@@ -33,7 +33,8 @@ class Delivery:
 
 def _synth_settings(tmp: Path) -> tuple[Settings, int]:
     """Settings and the first seed whose tiny cohort holds both DICOM and at least two NIfTI studies."""
-    settings = Settings(home=tmp, synth=SynthSettings(dicom_vendors=("Siemens", "GE"), workers=1))
+    settings = Settings(home=tmp, synth=SynthSettings(dicom_vendors=("Siemens", "GE"), workers=1,
+                                                         lesion_free_fraction=0.0))
     for seed in range(50):
         formats = [p.source_format for p in plan_cohort(PATIENTS, seed, "tiny", settings)]
         if formats.count("dicom") >= 1 and formats.count("nifti") >= 2:

@@ -267,8 +267,9 @@ def corpus(delivery, tmp_path_factory) -> Corpus:
         key = f"CASE{i:02d}_{case.name}"
         src = nifti[0] if case.fmt == "nifti" else dicom
         row, folder = copy_study(src, key)
-        if case.other:
-            case.damage(folder, root / "studies" / nifti[1])
+        if case.other:  # a study of another patient (not this patient's other visit)
+            other = next(k for k in nifti if rows[k]["patient_id"] != rows[src]["patient_id"])
+            case.damage(folder, root / "studies" / other)
         else:
             case.damage(folder)
         if case.row:

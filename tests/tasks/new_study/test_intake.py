@@ -24,7 +24,8 @@ from tasks.synth.cohort import synthesize_cohort
 @pytest.fixture(scope="module")
 def drop(tmp_path_factory):
     root = tmp_path_factory.mktemp("drop")
-    settings = Settings(home=root.parent / "h", synth=SynthSettings(dicom_vendors=("Siemens", "GE"), workers=1))
+    settings = Settings(home=root.parent / "h", synth=SynthSettings(dicom_vendors=("Siemens", "GE"), workers=1,
+                                                                             lesion_free_fraction=0.0))
     synthesize_cohort(root, patients=3, seed=3, scale="tiny", settings=settings, progress=False)
     return root
 

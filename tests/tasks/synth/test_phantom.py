@@ -151,3 +151,31 @@ def test_girth_adds_fat_not_organs():
     assert (b == lab["body_fat"]).sum() > 1.5 * (a == lab["body_fat"]).sum()
     liver = [lab[f"liver_segment_{i}"] for i in range(1, 9)]
     assert abs(np.isin(b, liver).sum() / np.isin(a, liver).sum() - 1) < 0.05
+
+
+def test_proportions_stretch_each_segment_and_keep_the_height():
+    assert ph.proportions_warp(ph.reference_patient("M")) == ((), ())
+    rng = np.random.default_rng(0)
+    heights = []
+    for _ in range(30):
+        pt = ph.sample_patient(rng, "M")
+        body, table = (np.array(k) for k in ph.proportions_warp(pt))
+        assert np.all(np.diff(body) > 0) and np.all(np.diff(table) > 0)
+        pose = ph.Pose(0.0, (0.0, 0.0, 0.0), ph.proportions_warp(pt))
+        assert pose.table_w(0.0) == pytest.approx(0.0) and pose.table_w(pt.height_mm) == pytest.approx(pt.height_mm)
+        assert pose.body_w(pose.table_w(1234.5)) == pytest.approx(1234.5)
+        b = ph.Builder(pt)
+        l1, l5 = b.level("L1"), b.level("L5")
+        heights.append((pose.table_w(l1.top * pt.vscale) - pose.table_w(l5.disc_bottom * pt.vscale)) / pt.height_mm)
+    assert np.std(heights) > 0.004  # the lumbar spine's share of the height varies (rigid scaling: 0)
+
+
+def test_arms_up_put_the_humeri_beside_the_head():
+    lab = anatomy.label_of()
+    down = ph.reference_patient("M")
+    up = ph.Patient(**{**down.__dict__, "arms_up": True})
+    grid = ph.Grid((60, 40, 64), (8.0, 8.0, 8.0), (-252.0, -156.0, 1300.0))
+    for pt, above in ((down, False), (up, True)):
+        labels = ph.rasterize(ph.build_phantom(pt), grid, ph.Pose(), None)
+        z = np.argwhere(ph.anatomy_lut()[labels] == lab["humerus_left"])[:, 0]
+        assert bool(grid.point_of((z.max(), 0, 0))[2] > 1600.0) is above

@@ -129,8 +129,8 @@ def test_every_style_renders_the_example_study(style):
         ("ln_cervical_ii_r", (1,)), ("ln_cervical_ii_l", (2,)), ("lung_rul", (3,)), ("vertebra_t7", (4, 5)),
         ("liver_s7", (6,)), ("rib_7_r", (7,))])
     by_loc = {f.finding.location_id: f.finding for f in r.findings}
-    # the largest T7 lesion (18 mm, SUV 6.44) speaks for the pair, not the more avid small one (7.9)
-    assert by_loc["vertebra_t7"].suv_max in (6.4, None) and by_loc["vertebra_t7"].size_mm == 18.0
+    # the size is the largest T7 lesion's (18 mm), the SUVmax and grade the more avid small one's (7.9): the peak
+    assert by_loc["vertebra_t7"].suv_max in (7.9, None) and by_loc["vertebra_t7"].size_mm == 18.0
     assert by_loc["lung_rul"].suv_max in (8.3, None)  # 8.25 rounds half up
     assert by_loc["rib_7_r"].size_mm is None and by_loc["rib_7_r"].ct_finding is C.no_ct_correlate
     begin, end = FINDINGS_BOUNDS[style]
@@ -185,7 +185,7 @@ def test_reported_lesions_are_covered_exactly_once_and_unreported_never(corpus):
         assert set(covered.values()) <= {1}
 
 
-def test_finding_values_are_the_representative_lesions_as_written(corpus):
+def test_finding_values_are_the_representative_and_hottest_lesions_as_written(corpus):
     for study, r in corpus:
         truth = {t.instance: t for t in study.truth}
         for f in r.findings:
@@ -198,9 +198,10 @@ def test_finding_values_are_the_representative_lesions_as_written(corpus):
                 assert sf.size_mm is None
             else:
                 rep = max(lesions, key=lambda t: (t.size_mm, t.suv_max, -t.instance))
-            assert sf.pet_finding == rep.pet_finding and sf.laterality is taxonomy.get(sf.location_id).laterality
+            hottest = max(lesions, key=lambda t: (t.suv_max, -t.instance))  # grade and SUVmax: the group's peak
+            assert sf.pet_finding == hottest.pet_finding and sf.laterality is taxonomy.get(sf.location_id).laterality
             if sf.suv_max is not None:
-                assert sf.suv_max == pytest.approx(_round_half_up(rep.suv_max, 0.1), abs=1e-9)
+                assert sf.suv_max == pytest.approx(_round_half_up(hottest.suv_max, 0.1), abs=1e-9)
                 assert re.search(rf"(?<![\d.]){re.escape(f'{sf.suv_max:.1f}')}(?![\d])", flat)
             if sf.size_mm is not None:
                 assert sf.size_mm == max(1, math.floor(rep.size_mm + 0.5))
@@ -387,3 +388,31 @@ def test_bad_inputs_name_the_study():
         render_report(psma, np.random.default_rng(0), "numbered")
     with pytest.raises(ValueError, match=r"S1: birth date '1956-03-14'"):
         render_report(_study([], birth="1956-03-14"), np.random.default_rng(0), "numbered")
+
+
+def test_report_agrees_with_its_disease_history_and_images():
+    from data_contracts import segmentation
+    from tasks.realism import reports as check
+    from tasks.synth.reports import ReportContext
+
+    anat = np.zeros((40, 4, 4), np.uint16)  # 1 mm slices: femur cut by the bottom slice, the whole skull inside
+    anat[0:5, 1:3, 1:3] = segmentation.label_of()["femur_left"]
+    anat[25:32, 1:3, 1:3] = segmentation.label_of()["skull"]
+    study = _fdg_study()
+    study.anatomy = Volume(anat, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0))
+    context = ReportContext(disease="lymphoma", prior_sites=frozenset({"vertebra_t7"}), response="progression")
+    for k, style in enumerate(HOUSE_STYLES):
+        r = render_report(study, np.random.default_rng(k), style, context)
+        assert check.indication_consistent(r.text, "FDG") is True, style
+        assert check.diseases_in(check.indication(r.text)) == {"lymphoma"}
+        said = check.stated_range(r.text)  # terse notes and key-image captions state no technique
+        assert said in ((("vertex", "mid_thigh"),) if style in ("numbered", "prose") else
+                        (None, ("vertex", "mid_thigh"))), style
+        for f in r.findings:
+            assert check.has_comparison(f.finding.span.text), (style, f.finding.span.text)
+            word = ("incr", "increased") if f.finding.location_id == "vertebra_t7" else ("new",)
+            assert any(w in f.finding.span.text for w in word), (style, f.finding.span.text)
+    plain = render_report(study, np.random.default_rng(0), "numbered")  # a baseline: no comparison wording
+    assert not any("prior study" in f.finding.span.text for f in plain.findings)
+    assert "metastatic" not in render_report(study, np.random.default_rng(1), "numbered", context).text.split(
+        "IMPRESSION")[-1]

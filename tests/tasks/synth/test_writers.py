@@ -13,7 +13,7 @@ import pytest
 import SimpleITK as sitk
 from pydicom.uid import CTImageStorage, PositronEmissionTomographyImageStorage
 
-from data_contracts.anatomy import label_names_json
+from data_contracts.segmentation import names_json
 from data_contracts.findings import Tracer, Vendor
 from data_contracts.tables import MANIFEST
 from tasks.synth.raw import RawStudy, Volume
@@ -98,7 +98,7 @@ def test_pet_sidecar_and_activity(tmp_path):
     decayed = 250e6 * 2 ** (-uptake / F18_HALF_LIFE_S)
     pet = sitk.GetArrayFromImage(_read(tmp_path / row.pet_path))
     np.testing.assert_allclose(pet, study.pet.array * decayed / 92400.0, rtol=1e-6)
-    assert json.loads((tmp_path / row.anatomy_path.replace(".nii.gz", ".json")).read_text()) == label_names_json()
+    assert json.loads((tmp_path / row.anatomy_path.replace(".nii.gz", ".json")).read_text()) == names_json()
     assert (tmp_path / row.report_path).read_text() == study.report
 
 

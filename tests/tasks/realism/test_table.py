@@ -1,0 +1,30 @@
+import pandas as pd
+
+from tasks.realism.table import ReportFacts, format_table, report_figures
+
+BASE = "Indication: Restaging of diffuse large B-cell lymphoma.\nIMPRESSION:\n- Nodal lymphoma.\n"
+
+
+def _truth():
+    truth = pd.DataFrame({"study_key": ["A", "B", "B"], "instance": [1, 1, 2],
+                          "location_id": ["ln_axillary_r", "ln_axillary_r", "spleen"], "suv_max": [19.0, 12.0, 3.0]})
+    rt = pd.DataFrame({
+        "study_key": ["A", "B", "B"], "instances": [[1], [1], [2]],
+        "finding__location_id": ["ln_axillary_r", "ln_axillary_r", "spleen"],
+        "finding__pet_finding__grade": ["intense", "intense", "mild"],
+        "finding__span__text": ["Node SUVmax 19.0.", "Node SUVmax 12.0, increased compared with the prior study.",
+                                "Spleen SUVmax 3.0, new since the prior study."]})
+    return truth, rt
+
+
+def test_report_figures_count_carry_over_grades_and_negative_reports():
+    truth, rt = _truth()
+    rows = [ReportFacts("A", "p1", "FDG", BASE, None), ReportFacts("B", "p1", "FDG", BASE, None),
+            ReportFacts("C", "p2", "FDG", BASE.replace("Nodal lymphoma", "Primary lung malignancy"), None)]
+    figs = {f.figure: f for f in report_figures(rows, truth, rt)}
+    assert figs["indication consistent with the disease"].value == "0.67"
+    assert figs["follow-up lesions carried over with comparison"].value == "0.50"  # the new splenic one is not
+    assert figs["stated uptake grade fits the hottest lesion"].value == "1.00"  # grade_for_suv(3.0) is mild
+    assert figs["lesion-free studies with a negative report"].value == "1.00"  # C: no statement
+    assert figs["stated scan range matches the images"].status == "n/a"  # no study in the store
+    assert "follow-up lesions carried over" in format_table(list(figs.values()))
