@@ -182,3 +182,24 @@ def test_an_unreachable_endpoint_is_unavailable_after_bounded_retries_and_stops_
 def test_messages_never_carry_credentials_from_the_url():
     assert endpoint_for_humans("http://user:pw@127.0.0.1:8000/v1?key=abc") == "http://127.0.0.1:8000/v1"
     assert endpoint_for_humans("http://[::1]:8000/v1") == "http://[::1]:8000/v1"
+
+
+def test_cli_prints_one_line_and_exits_non_zero_when_the_llm_is_unreachable(tmp_path, monkeypatch, capsys):
+    from data_contracts.settings import get_settings
+    from flows import cli
+
+    report = tmp_path / "report.txt"
+    report.write_text(REPORT)
+    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    for name, value in (("PETCAP_HOME", str(tmp_path)), ("PETCAP_LLM__BASE_URL", url),
+                        ("PETCAP_LLM__MAX_RETRIES", "1"), ("PETCAP_LLM__BACKOFF_BASE_S", "0.01")):
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        code = cli.main(["structure", "--backend", "openai", str(report)])
+    finally:
+        get_settings.cache_clear()
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    [line] = [ln for ln in err.splitlines() if "error:" in ln]
+    assert line.startswith(f"petcap structure: error: report text: llm_unavailable: {url}: connection error")
