@@ -26,7 +26,7 @@ from benchmarks.real_prose import (  # noqa: E402
     table,
 )
 from benchmarks.real_prose_format import DEFAULT_EXCERPTS, load_excerpts  # noqa: E402
-from tasks.structure import phi  # noqa: E402
+from tasks.structure import phi_scrubber as phi  # noqa: E402
 from tasks.structure.rules import extract  # noqa: E402
 
 

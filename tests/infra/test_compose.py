@@ -49,7 +49,7 @@ def test_every_petcap_variable_is_a_real_setting():
 
 
 def test_the_settings_the_containers_get_parse_and_allow_the_llm_host(monkeypatch):
-    from tasks.structure.phi import check_endpoint
+    from tasks.structure.endpoint_guard import check_endpoint
 
     env = SERVICES["prefect-worker"]["environment"]
     for key, value in env.items():

@@ -174,7 +174,8 @@ def test_petcap_caption_shares_the_model_files_and_answers_a_lesion_free_study(r
 
 SERVE_ALONE = r"""
 import importlib.util, json, sys
-sys.path[:] = [p for p in sys.path if p and not p.startswith(REPO)]
+# the checkout's sources go; the environment's packages stay, also where the venv lies inside the checkout (CI)
+sys.path[:] = [p for p in sys.path if p and (p.startswith(sys.prefix) or not p.startswith(REPO))]
 editable = lambda f: "editable" in (getattr(f, "__name__", "") + type(f).__name__ + getattr(f, "__module__", "")).lower()
 sys.meta_path[:] = [f for f in sys.meta_path if not editable(f)]
 sys.path_hooks[:] = [h for h in sys.path_hooks if not editable(h)]
