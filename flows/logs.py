@@ -4,7 +4,8 @@ The pipeline's modules log through standard loggers named after them (``tasks.in
 ``models.training.loop``, ``serving.study``, ...). ``configure_logging`` gives those packages one stderr handler
 with a timestamped format at INFO (``PETCAP_LOG_LEVEL`` to change it), and names them to Prefect as extra
 loggers (``PREFECT_LOGGING_EXTRA_LOGGERS``) so inside a flow run the same lines reach the run's log in the UI (and
-Prefect's console handler prints them there, ours stays quiet: one line each). Libraries keep their own levels.
+once Prefect's logging is set up its console handler prints them, in a run or not, and ours stays quiet: one
+line each). Libraries keep their own levels.
 """
 
 from __future__ import annotations
@@ -18,13 +19,11 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _done: list[bool] = []
 
 
-def _outside_prefect_runs(record: logging.LogRecord) -> bool:
-    """Inside a flow or task run Prefect prints (and stores) these loggers' records itself: ours would repeat."""
-    if "prefect" not in sys.modules:
-        return True
-    from prefect.context import FlowRunContext, TaskRunContext
-
-    return FlowRunContext.get() is None and TaskRunContext.get() is None
+def _prefect_does_not_print(record: logging.LogRecord) -> bool:
+    """Once Prefect has set up its logging it prints these loggers' records itself (its console handler on the
+    package logger, inside a run and outside one): ours would repeat them."""
+    logger = logging.getLogger(record.name.split(".")[0])
+    return not any(type(h).__module__.startswith("prefect") for h in logger.handlers)
 
 
 def configure_logging(level: str | None = None) -> None:
@@ -32,9 +31,11 @@ def configure_logging(level: str | None = None) -> None:
     if _done:
         return
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", ",".join(PACKAGES))  # read when prefect is imported
+    # outside a flow run (``petcap caption`` without a server) a record has no run to go to: not worth a warning
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(FORMAT, datefmt="%H:%M:%S"))
-    handler.addFilter(_outside_prefect_runs)
+    handler.addFilter(_prefect_does_not_print)
     lvl = (level or os.environ.get("PETCAP_LOG_LEVEL") or "INFO").upper()
     for name in PACKAGES:
         logger = logging.getLogger(name)
