@@ -26,6 +26,22 @@ def _prefect_does_not_print(record: logging.LogRecord) -> bool:
     return not any(type(h).__module__.startswith("prefect") for h in logger.handlers)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of the record (a test's capture, a redirected CLI), never
+    to the stream that happened to be there when logging was configured (which may be closed by then)."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):  # StreamHandler.__init__ / setStream assign it; the property above always wins
+        pass
+
+
 def configure_logging(level: str | None = None) -> None:
     """Idempotent: the first call sets the handlers, later calls change nothing."""
     if _done:
@@ -33,7 +49,7 @@ def configure_logging(level: str | None = None) -> None:
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", ",".join(PACKAGES))  # read when prefect is imported
     # outside a flow run (``petcap caption`` without a server) a record has no run to go to: not worth a warning
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter(FORMAT, datefmt="%H:%M:%S"))
     handler.addFilter(_prefect_does_not_print)
     lvl = (level or os.environ.get("PETCAP_LOG_LEVEL") or "INFO").upper()

@@ -23,7 +23,9 @@ def test_pull_caption_push_and_correct(pacs, dicom_drop, trained, tmp_path):
     settings, loc, cap = trained
     source = min(p for p in (dicom_drop / "studies").iterdir() if p.is_dir())
     study_uid = upload_study(pacs, source, "ACC77")
-    hospital = settings.model_copy(update={"home": tmp_path / "home", "raw_dir": tmp_path / "drop",
+    home = tmp_path / "home"  # a home of its own: tables (corrections) must not land in the shared cohort's
+    hospital = settings.model_copy(update={"home": home, "raw_dir": tmp_path / "drop", "tables_dir": home / "tables",
+                                           "store_url": str(home / "volumes.zarr"),
                                            "pacs": PacsSettings(url=pacs.dicomweb)})
     pulled = pull_studies(hospital, study_uids=[study_uid])
     assert len(pulled.pulled) == 1
