@@ -12,9 +12,9 @@ next dataset refresh uses as the lesion's training label.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -28,10 +28,10 @@ from data_contracts.settings import Settings
 from data_contracts.tables import CorrectionRow
 from models.inference import TOP_K, CaptionPipeline
 from tasks.caption_output.records import StudyCaptions
-from tasks.caption_output.writers import write_json
+from tasks.caption_output.writers import JSON_NAME, write_json
 from tasks.corrections import record_correction
-from tasks.new_study.intake import study_patches
-from tasks.pacs.export import CAPTIONS_NAME, SR_NAME, STORE_NAME, DicomExport, export_study
+from tasks.new_study.intake import STORE_NAME, study_patches
+from tasks.pacs.export import SR_NAME, DicomExport, export_study
 from tasks.pacs.push import push_files
 from tasks.pacs.seg_export import Algorithm
 
@@ -51,7 +51,7 @@ def export_and_push(study_dir: Path | str, out_dir: Path | str, settings: Settin
     return {"seg": str(result.seg) if result.seg else None, "sr": str(result.sr), "pushed": pushed}
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Correction:
     instance: int
     location_id: str
@@ -62,7 +62,7 @@ class Correction:
 
 
 def _load_captions(out_dir: Path) -> StudyCaptions:
-    path = out_dir / CAPTIONS_NAME
+    path = out_dir / JSON_NAME
     if not path.is_file():
         raise UsageError("the study has not been captioned here", path=str(path),
                          hint="run `petcap caption STUDY` first, with the same --out")
@@ -82,7 +82,7 @@ def correct_lesion(study_dir: Path | str, out_dir: Path | str, settings: Setting
                          "e.g. vertebra_t8, ln_mediastinal_4r, lung_rul") from None
     by_instance = {les.instance: k for k, les in enumerate(captions.lesions)}
     if instance not in by_instance:
-        raise UsageError(f"the study has no lesion {instance}", path=str(out_dir / CAPTIONS_NAME),
+        raise UsageError(f"the study has no lesion {instance}", path=str(out_dir / JSON_NAME),
                          hint=f"its lesions are {sorted(by_instance)}")
     lesion = captions.lesions[by_instance[instance]]
     previous = lesion.top5[0]["location_id"]
@@ -100,8 +100,7 @@ def correct_lesion(study_dir: Path | str, out_dir: Path | str, settings: Setting
     answer = pipeline.caption_guided(small, top_ids, top_conf, [captions.tracer])[0]
 
     at = datetime.now(timezone.utc)
-    fixed = type(lesion)(**{**lesion.__dict__, "window": answer.window, "prompt": answer.prompt,
-                            "caption": answer.caption})
+    fixed = dataclasses.replace(lesion, window=answer.window, prompt=answer.prompt, caption=answer.caption)
     captions.lesions[by_instance[instance]] = fixed
     captions.corrections[str(instance)] = {"location_id": location_id, "previous_location_id": previous,
                                            "corrected_by": corrected_by, "at": at.isoformat(),

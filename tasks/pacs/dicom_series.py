@@ -52,8 +52,7 @@ def slice_indices(datasets: list[pydicom.Dataset], grid: Geometry, source: str =
         iop = np.asarray(ds.ImageOrientationPatient, dtype=float)
         if not (np.allclose(iop[:3], direction[:, 0], atol=1e-3) and np.allclose(iop[3:], direction[:, 1], atol=1e-3)):
             raise SeriesMismatch(f"instance {ds.SOPInstanceUID} has another orientation than the grid", source)
-        ijk = np.linalg.solve(grid.matrix, np.asarray(ds.ImagePositionPatient, dtype=float) - grid.origin)
-        index = ijk[::-1]  # (z, y, x), fractional
+        index = grid.continuous_index(np.asarray(ds.ImagePositionPatient, dtype=float))  # (z, y, x), fractional
         k = int(round(index[0]))
         if not (0 <= k < z) or np.max(np.abs(index - [k, 0, 0])) > 0.05:
             raise SeriesMismatch(f"instance {ds.SOPInstanceUID} at {list(ds.ImagePositionPatient)} mm lies on no "

@@ -14,17 +14,17 @@ from pathlib import Path
 import pydicom
 from pydicom.uid import generate_uid
 
+from data_contracts import volume_store as volumes
 from data_contracts.atomic import atomic_open
 from data_contracts.errors import PetcapError
-from data_contracts import volume_store as volumes
+from tasks.caption_output.writers import JSON_NAME
+from tasks.new_study.intake import STORE_NAME
 from tasks.pacs.dicom_series import read_series
 from tasks.pacs.seg_export import Algorithm, lesion_seg
 from tasks.pacs.sr_export import LesionReport, measurement_report
 
 SEG_NAME = "lesions_seg.dcm"
 SR_NAME = "captions_sr.dcm"
-CAPTIONS_NAME = "captions.json"
-STORE_NAME = "volumes.zarr"
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def export_study(study_dir: Path | str, out_dir: Path | str, algorithm: Algorith
     if not (study_dir / "ct").is_dir():
         raise PetcapError("only a DICOM study can be exported as SEG and SR", path=study_dir.name,
                           reason="not_dicom", hint="the CT must be a folder of DICOM instances")
-    captions = json.loads((out_dir / CAPTIONS_NAME).read_text(encoding="utf-8"))
+    captions = json.loads((out_dir / JSON_NAME).read_text(encoding="utf-8"))
     ct = read_series(study_dir / "ct")
     previous = pydicom.dcmread(previous_sr) if previous_sr is not None else None
     if not captions["lesions"]:

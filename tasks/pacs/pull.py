@@ -11,7 +11,8 @@ comes from the RIS export, matched by accession number; a manifest row is added 
   row follows. A pull killed at any point leaves either nothing of a study or the whole study; a rerun retrieves
   every study that has no manifest row yet (replacing a complete folder left without its row), so nothing is lost
   or listed twice.
-- A study that cannot be pulled (no PET, no mask, a SEG that does not lie on the CT, the PACS failing on it)
+- A study that cannot be pulled (no PET, no mask, a SEG that does not lie on the CT, a report that is not text,
+  the PACS failing on it)
   gets a quarantine row (stage ``pull``) and the others go on.
 """
 
@@ -29,13 +30,15 @@ import pandas as pd
 import pydicom
 import SimpleITK as sitk
 
+from data_contracts.atomic import atomic_open
 from data_contracts.errors import PetcapError
+from data_contracts.geometry import Geometry
 from data_contracts.settings import Settings
 from data_contracts.tables import MANIFEST, QUARANTINE, ManifestRow, QuarantineRow
-from data_contracts.geometry import Geometry
+from tasks.ingest.report_text import decode_report
 from tasks.new_study.header import tracer_from_text, vendor_from_text
 from tasks.pacs import dicomweb
-from tasks.pacs.dicom_series import SeriesMismatch, read_series, slice_indices
+from tasks.pacs.dicom_series import SeriesMismatch, slice_indices
 
 log = logging.getLogger(__name__)
 STAGE = "pull"
@@ -123,13 +126,13 @@ def _write_series(datasets: list[pydicom.Dataset], folder: Path) -> None:
         ds.save_as(folder / f"{i:04d}.dcm", enforce_file_format=True)
 
 
-def seg_labels(seg: pydicom.Dataset, ct: list[pydicom.Dataset], grid: Geometry, source: str) -> np.ndarray:
+def seg_labels(seg: pydicom.Dataset, ct_frame_of_reference: str, grid: Geometry, source: str) -> np.ndarray:
     """A SEG's segments as one label volume on the CT grid ((z, y, x), label = segment number).
 
     Raises ``SeriesMismatch`` when the SEG is not on the CT's frame of reference, rows and columns, or a frame
     lies on no CT slice.
     """
-    if str(seg.get("FrameOfReferenceUID", "")) != str(ct[0].FrameOfReferenceUID):
+    if str(seg.get("FrameOfReferenceUID", "")) != str(ct_frame_of_reference):
         raise SeriesMismatch("the SEG is on another frame of reference than the CT", source)
     frames = seg.pixel_array.reshape(-1, int(seg.Rows), int(seg.Columns))  # (n_frames, rows, cols)
     labels = np.zeros(grid.shape, dtype=np.uint16)
@@ -154,31 +157,28 @@ def _frame_dataset(seg: pydicom.Dataset, fg: pydicom.Dataset) -> pydicom.Dataset
     return ds
 
 
-def _write_labels(labels: np.ndarray, ct_folder: Path, path: Path) -> None:
+def _ct_image(ct_folder: Path) -> sitk.Image:
+    """The CT series as one image (its grid is the grid the mask is written on)."""
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(ct_folder)))
-    reader.MetaDataDictionaryArrayUpdateOff()
-    ct = reader.Execute()
+    return reader.Execute()
+
+
+def _write_labels(labels: np.ndarray, ct: sitk.Image, path: Path) -> None:
     image = sitk.GetImageFromArray(labels)
     image.CopyInformation(ct)
     sitk.WriteImage(image, str(path), useCompression=True)
 
 
-def _ct_grid(ct_folder: Path) -> Geometry:
-    names = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(ct_folder))
-    series = sitk.ImageSeriesReader()
-    series.SetFileNames(names)
-    return Geometry.of(series.Execute())
-
-
-def _report_text(settings: Settings, accession: str) -> str | None:
-    """The RIS export's report for an accession number: ``<accession>.txt`` or a row of ``reports.csv``."""
+def _report_text(settings: Settings, accession: str, key: str) -> str | None:
+    """The RIS export's report for an accession number: ``<accession>.txt`` or a row of ``reports.csv``; a file
+    that does not decode as text is ``undecodable_report`` (named by the study key, never the accession number)."""
     folder = settings.pacs.reports_dir
     if folder is None or not accession:
         return None
     text_file = Path(folder) / f"{accession}.txt"
     if text_file.is_file():
-        return text_file.read_bytes().decode("utf-8", errors="replace")
+        return decode_report(text_file.read_bytes(), f"{key}/report")  # as ingest reads reports
     table = Path(folder) / "reports.csv"
     if table.is_file():
         df = pd.read_csv(table, dtype=str)
@@ -219,7 +219,6 @@ def pull_study(settings: Settings, c, ref: StudyRef) -> ManifestRow:
             uid = _largest(series[modality])["uid"]
             datasets = dicomweb.call(f"WADO-RS {name} series", lambda: c.retrieve_series(ref.study_uid, uid), ref.key)
             _write_series(datasets, partial / name)
-        grid = _ct_grid(partial / "ct")
         lesions = partial / "lesions.nii.gz"
         if settings.pacs.mask_source == "seg":
             segs = [s for s in series.get(SEG_MODALITY, []) if not s["description"].startswith("petcap")]
@@ -228,8 +227,10 @@ def pull_study(settings: Settings, c, ref: StudyRef) -> ManifestRow:
                                   hint="run the lesion segmenter first, or set PETCAP_PACS__MASK_SOURCE=folder")
             seg_uid = _largest(segs)["uid"]
             seg = dicomweb.call("WADO-RS SEG", lambda: c.retrieve_series(ref.study_uid, seg_uid), ref.key)[0]
-            labels = seg_labels(seg, read_series(partial / "ct"), grid, f"{ref.key}/seg")
-            _write_labels(labels, partial / "ct", lesions)
+            ct = _ct_image(partial / "ct")  # read once: its grid places the frames, its header goes on the mask
+            first = pydicom.dcmread(next(iter(sorted((partial / "ct").iterdir()))), stop_before_pixels=True)
+            labels = seg_labels(seg, str(first.FrameOfReferenceUID), Geometry.of(ct), f"{ref.key}/seg")
+            _write_labels(labels, ct, lesions)
         else:
             found = [Path(settings.pacs.mask_dir or ".") / f"{name}.nii.gz" for name in (ref.study_uid, ref.accession)
                      if name]
@@ -240,10 +241,8 @@ def pull_study(settings: Settings, c, ref: StudyRef) -> ManifestRow:
             shutil.copyfile(mask, lesions)
         pet = pydicom.dcmread(next(iter(sorted((partial / "pet").iterdir()))), stop_before_pixels=True)
         vendor, tracer = _vendor_and_tracer(pet, ref.key)
-        report = _report_text(settings, ref.accession)
+        report = _report_text(settings, ref.accession, ref.key)
         if report is not None:
-            from data_contracts.atomic import atomic_open
-
             with atomic_open(raw.report(ref.key)) as f:
                 f.write(report.encode("utf-8"))
         else:

@@ -16,7 +16,7 @@ import requests
 import SimpleITK as sitk
 
 from data_contracts.settings import PacsSettings, Settings
-from data_contracts.tables import MANIFEST, QUARANTINE
+from data_contracts.tables import MANIFEST, QUARANTINE, STUDIES
 from tasks.pacs.pull import StudyRef, find_studies, pull_studies
 from tests.pacs_support import upload_study
 
@@ -73,11 +73,11 @@ def test_pulled_studies_ingest_like_any_delivery(pacs, uploaded, tmp_path):
     from tasks.ingest import ingest_all
 
     settings = _settings(tmp_path, pacs)
-    pull_studies(settings)
-    result = ingest_all(settings, progress=False)
-    studies = result.studies if hasattr(result, "studies") else None
-    table = settings.table_path("studies")
-    assert table.exists() and len(__import__("pandas").read_parquet(table)) == 2, studies
+    pulled = pull_studies(settings)
+    ingest_all(settings, progress=False)
+    studies = STUDIES.records(STUDIES.read(settings.table_path("studies")))
+    assert len(studies) == len(pulled.pulled) == 2
+    assert QUARANTINE.read(settings.table_path("quarantine")).empty
 
 
 def test_bad_studies_are_quarantined_and_the_others_pulled(pacs, dicom_drop, uploaded, tmp_path, monkeypatch):
