@@ -407,11 +407,16 @@ class Settings(BaseSettings):
         return self.patches.store_url if self.patches.store_url is not None else str(self.home / "patches.zarr")
 
     @property
+    def tracking_db(self) -> Path:
+        """The embedded MLflow database, ``<home>/mlflow.db`` (used when ``tracking.uri`` is None)."""
+        return self.home / "mlflow.db"
+
+    @property
     def tracking_uri(self) -> str:
         """MLflow tracking URI: ``tracking.uri``, else ``sqlite:///<home>/mlflow.db`` (absolute path)."""
         if self.tracking.uri is not None:
             return self.tracking.uri
-        return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+        return f"sqlite:///{self.tracking_db.resolve()}"
 
     @property
     def registry_uri(self) -> str:

@@ -120,7 +120,7 @@ def require_localizer(settings: Settings) -> None:
 
 def require_registry(settings: Settings) -> None:
     """A local registry (the default sqlite file) exists; a tracking server is asked later by the flow."""
-    if settings.tracking.uri is None and not (settings.home / "mlflow.db").is_file():
-        raise PrerequisiteError("no model is registered in this home", path=str(settings.home / "mlflow.db"),
+    if settings.tracking.uri is None and not settings.tracking_db.is_file():
+        raise PrerequisiteError("no model is registered in this home", path=str(settings.tracking_db),
                                 reason="run_order", hint=f"train first: `petcap train localizer`, `petcap train "
                                                          f"captioner` (run order: {RUN_ORDER})")
