@@ -6,7 +6,7 @@ Text-only checks run on any drop; checks that need the synthetic truth say so.
   impression names one, and PSMA indications must be prostate (or another PSMA-avid primary) diseases.
 * Comparison wording: follow-up statements that describe a lesion the baseline already had must compare
   ("previously", "compared with", "increased", "stable", ...).
-* Stated range: "from <top> to <bottom>" in the technique against the range the images cover.
+* Stated range: "from <top> to <bottom>" (or terse "<top>-<bottom>") against the range the images cover.
 """
 
 from __future__ import annotations
@@ -14,15 +14,23 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+# Disease names only: an organ's adjective ("para-oesophageal node", "nasopharyngeal thickening", "uptake in
+# the prostate") names a location, not the patient's disease, so it never counts as one.
 DISEASES: dict[str, tuple[str, ...]] = {
-    "lymphoma": ("lymphoma", "dlbcl", "r-chop", "hodgkin"),
-    "lung": ("lung cancer", "nsclc", "lung malignancy", "bronchial carcinoma", "non-small cell"),
-    "head_neck": ("head and neck", "hnscc", "nasopharyngeal", "oropharyngeal"),
-    "colorectal": ("colorectal", "crc", "rectal carcinoma", "colon carcinoma"),
+    "lymphoma": ("lymphoma", "dlbcl", "r-chop", "hodgkin", "hl", "nhl", "abvd"),
+    "lung": ("lung cancer", "lung ca", "lung carcinoma", "nsclc", "sclc", "lung malignancy", "bronchial carcinoma",
+             "non-small cell"),
+    "head_neck": ("head and neck cancer", "carcinoma of the head and neck", "head and neck squamous", "hnscc",
+                  "nasopharyngeal carcinoma", "nasopharyngeal cancer", "npc", "oropharyngeal carcinoma",
+                  "oropharyngeal cancer"),
+    "colorectal": ("colorectal cancer", "colorectal carcinoma", "crc", "rectal carcinoma", "rectal cancer",
+                   "colon carcinoma", "colon cancer"),
     "melanoma": ("melanoma",),
-    "oesophageal": ("oesophageal", "esophageal", "oesoph"),
+    "oesophageal": ("oesophageal cancer", "esophageal cancer", "oesophageal carcinoma", "esophageal carcinoma",
+                    "oesophageal adenocarcinoma", "esophageal adenocarcinoma", "oesoph adenoca", "oesophageal ca"),
     "breast": ("breast cancer", "breast ca", "breast carcinoma"),
-    "prostate": ("prostate", "pca", "mcrpc", "prostatectomy", "psa"),
+    "prostate": ("prostate cancer", "prostate ca", "prostate carcinoma", "prostatic carcinoma",
+                 "prostate adenocarcinoma", "pca", "mcrpc", "crpc", "prostatectomy", "psa"),
     "renal": ("renal cell", "mrcc", "rcc"),
     "hepatocellular": ("hepatocellular", "hcc"),
     "unknown_primary": ("unknown primary", "cup"),
@@ -36,9 +44,10 @@ _INDICATION = re.compile(r"^\s*(?:clinical indication|indication|clinical histor
 _INDICATION_BLOCK = re.compile(r"^\s*clinical indication\s*:\s*\n\s*(.+)$", re.I | re.M)
 _IMPRESSION = re.compile(r"^\s*(?:impression|imp|summary|conclusion)\s*:?(.*?)(?=^\s*[A-Z][A-Za-z /&]+:\s*$|\Z)",
                          re.I | re.M | re.S)
-_RANGE = re.compile(r"from\s+(?:the\s+)?(vertex|skull\s+base|base\s+of\s+(?:the\s+)?skull|orbits?|neck)\s+"
-                    r"(?:to|through)\s+(?:the\s+)?(mid-?\s?thighs?|proximal\s+thighs?|feet|toes|knees?|"
-                    r"upper\s+thighs?|pelvis)", re.I)
+# "from the skull base to the mid-thigh", "vertex through the feet", terse "Skull base-mid thigh"
+_RANGE = re.compile(r"(?:from\s+)?(?:the\s+)?\b(vertex|skull\s+base|base\s+of\s+(?:the\s+)?skull|orbits?|neck)\s*"
+                    r"(?:-|\u2013|to|through)\s*(?:the\s+)?(mid-?\s?thighs?|proximal\s+thighs?|feet|toes|knees?|"
+                    r"upper\s+thighs?|pelvis)\b", re.I)
 
 
 def diseases_in(text: str) -> set[str]:

@@ -18,10 +18,21 @@ def test_indication_against_the_impression_and_tracer():
     assert reports.indication_consistent("FINDINGS: none", "FDG") is None
 
 
+def test_indication_reads_abbreviations_and_ignores_organ_adjectives():
+    hl = "Ind: HL interim PET post ABVD x2\nImp:\n- FDG-avid para-oesophageal node - c/w lymphoma\n"
+    assert reports.diseases_in("HL interim PET post ABVD x2") == {"lymphoma"}
+    assert reports.indication_consistent(hl, "FDG") is True  # "para-oesophageal" is a place, not a disease
+    assert reports.indication_consistent(hl.replace("c/w lymphoma", "oesophageal carcinoma"), "FDG") is False
+    assert reports.diseases_in("Intense uptake in the prostate and a nasopharyngeal thickening") == set()
+    assert reports.diseases_in("?lung ca, SPN on CT") == {"lung"}
+
+
 def test_stated_range_and_comparison():
     assert reports.stated_range(REPORT) == ("skull_base", "mid_thigh")
     assert reports.stated_range("acquired from vertex to the feet") == ("vertex", "knee_or_below")
     assert reports.stated_range("no range") is None
+    assert reports.stated_range("Tech: FDG 300 MBq iv. GE. Skull base-mid thigh.") == ("skull_base", "mid_thigh")
+    assert reports.stated_range("Tech: FDG iv. Vertex-toes.") == ("vertex", "knee_or_below")
     assert reports.has_comparison("Previously 12 mm, now 15 mm (SUVmax 6.1).")
     assert not reports.has_comparison("A 12 mm node with SUVmax 6.1.")
 
