@@ -10,8 +10,9 @@ read by evaluation alone) are written last, atomically, so a rerun into the same
 result.
 
 Per study (``synthesize_study``): patient anatomy (``phantom``) rasterised on the vendor's CT and PET grids
-(``scanners``), lesions planned, placed and imaged (``lesions``), CT with noise, PET with physiology, PSF and
-count noise; the lesion SUVmax recorded in the truth is measured on that final PET.
+(``scanners``), lesions planned (``lesions``), placed (``lesion_placement``) and imaged (``lesion_imaging``),
+CT with noise, PET with physiology, PSF and count noise; the lesion SUVmax recorded in the truth is measured
+on that final PET.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from data_contracts.findings import Tracer, Vendor
 from data_contracts.records import LesionTruth
 from data_contracts.settings import RawLayout, Settings, get_settings
 from data_contracts.tables import ManifestRow, ReportFindingTruth
+from tasks.synth import lesion_imaging as imaging
+from tasks.synth import lesion_placement as placement
 from tasks.synth import lesions as les
 from tasks.synth import phantom as ph
 from tasks.synth import scanners as sc
@@ -156,7 +159,7 @@ class Generated:
     """A generated study in memory, before writing (tests use this directly)."""
 
     study: RawStudy
-    placed: list[les.Placed]
+    placed: list[placement.Placed]
     labels_ct: np.ndarray  # internal labels on the CT grid
     labels_pet: np.ndarray
     ct_grid: ph.Grid
@@ -168,9 +171,10 @@ class Generated:
 
 
 # Scan ranges per tracer: (name, probability). Most oncological PET/CT runs from the skull base (or the vertex)
-# to the mid-thigh; some are whole-body. Where a scan starts and stops varies by centimetres.
+# to the mid-thigh; whole-body FDG (to the toes: melanoma, myeloma, sarcoma) is a few per cent of a clinic's
+# FDG scans. Where a scan starts and stops varies by centimetres.
 SCAN_RANGES: dict[Tracer, tuple[tuple[str, float], ...]] = {
-    Tracer.fdg: (("skull base to mid-thigh", 0.6), ("vertex to mid-thigh", 0.25), ("vertex to toes", 0.15)),
+    Tracer.fdg: (("skull base to mid-thigh", 0.62), ("vertex to mid-thigh", 0.3), ("vertex to toes", 0.08)),
     Tracer.psma: (("skull base to mid-thigh", 0.5), ("vertex to mid-thigh", 0.25), ("vertex to toes", 0.25)),
 }
 ARMS_UP = {"skull base to mid-thigh": 0.85, "vertex to mid-thigh": 0.8, "vertex to toes": 0.45}
@@ -287,22 +291,22 @@ def generate_study(plan: StudyPlan, specs: list[les.LesionSpec] | None = None) -
     else:
         scenario = "given"
     mimics = les.plan_mimics(plan.tracer, patient.sex, rng)
-    placed = les.place_lesions(specs + mimics, labels_ct, ct_grid, pose, ph.structure_bounds(ops), rng,
+    placed = placement.place_lesions(specs + mimics, labels_ct, ct_grid, pose, ph.structure_bounds(ops), rng,
                                min_voxels=plan.min_lesion_voxels)
-    les.number_instances(placed)
+    placement.number_instances(placed)
 
     tables_ct = sc.ct_tables(prof, rng, age=plan.age, girth=patient.girth)
     hu = sc.ct_base(labels_ct, tables_ct, ct_grid.spacing[0])
-    les.apply_ct(hu, labels_ct, placed, tables_ct.hu, rng)
+    imaging.apply_ct(hu, labels_ct, placed, tables_ct.hu, rng)
     sc.add_ct_noise(hu, labels_ct, tables_ct, rng)
     anat = segmenter_labels(labels_ct)  # what a real whole-body segmenter outputs: no stations, no lesions
 
     suv = sc.suv_table(plan.tracer, rng, brown_fat=patient.brown_fat)
     true = sc.pet_true(labels_pet, suv)
-    les.pet_activity(true, pet_grid, ct_grid, placed, prof.pet_fwhm_mm, rng)
+    imaging.pet_activity(true, pet_grid, ct_grid, placed, prof.pet_fwhm_mm, rng)
     calibration = float(prof.suv_calibration * rng.normal(1.0, 0.006))
     pet = sc.pet_image(true, pet_grid, prof, calibration, rng)
-    les.measure(pet, pet_grid, ct_grid, placed)
+    imaging.measure(pet, pet_grid, ct_grid, placed)
 
     dose = round(prof.dose_per_kg(plan.tracer) * patient.weight_kg * float(rng.uniform(0.9, 1.1)), 1)
     lo, hi = prof.uptake_range(plan.tracer)
@@ -318,8 +322,8 @@ def generate_study(plan: StudyPlan, specs: list[les.LesionSpec] | None = None) -
         height_m=round(patient.height_mm / 1000, 2),
         weight_kg=patient.weight_kg, vendor=plan.vendor, tracer=plan.tracer, injected_dose_mbq=dose,
         injection_time=injection, acquisition_time=acquisition, ct=vol(hu, ct_grid), pet=vol(pet, pet_grid),
-        lesions=vol(les.lesion_mask(hu.shape, placed), ct_grid), anatomy=vol(anat, ct_grid),
-        truth=les.truths(plan.study_key, placed, plan.tracer), source_format=plan.source_format,
+        lesions=vol(imaging.lesion_mask(hu.shape, placed), ct_grid), anatomy=vol(anat, ct_grid),
+        truth=imaging.truths(plan.study_key, placed, plan.tracer), source_format=plan.source_format,
         pet_calibration=calibration, scan_range=scan_range, arms_up=patient.arms_up, mimics=mimic_names,
         response=response)
     return Generated(study, placed, labels_ct, labels_pet, ct_grid, pet_grid, pose, prof, scenario, true)
