@@ -214,11 +214,13 @@ def _pose(patient: ph.Patient, rng: np.random.Generator, builder: ph.Builder, tr
 
 
 # Follow-up response per patient: (name, probability, size factor range, uptake factor range, P(resolved),
-# new lesions range).
+# new lesions range). Progression grows the known lesions, and in two of three adds one or two new ones: a
+# follow-up report mostly compares known disease (1-3 new lesions per progression made a 24-patient cohort's
+# share of carried-over statements fall under 80 % in 29 of 100 plan-level draws; 0-2: 10 of 100).
 RESPONSES = (("complete", 0.2, (0.0, 0.0), (0.0, 0.0), 1.0, (0, 0)),
              ("partial", 0.3, (0.45, 0.8), (0.35, 0.75), 0.3, (0, 0)),
              ("stable", 0.2, (0.9, 1.1), (0.85, 1.15), 0.0, (0, 0)),
-             ("progression", 0.3, (1.1, 1.5), (1.1, 1.6), 0.0, (1, 3)))
+             ("progression", 0.3, (1.1, 1.5), (1.1, 1.6), 0.0, (0, 2)))
 
 
 GOLDEN = 0.6180339887498949
