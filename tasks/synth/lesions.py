@@ -1,22 +1,15 @@
-"""Lesions: where a patient's disease sits, what it looks like on CT, how avid it is on PET.
+"""Lesion plans: where a patient's disease sits, what it looks like on CT, how avid it is on PET.
 
-Three steps, each on the grids of one study:
+``plan_lesions`` draws *what* a patient has from a disease scenario that fits the tracer (FDG: lymphoma,
+lung, nasopharyngeal, liver, breast cancer; PSMA: prostate cancer) -- groups of lesions at one taxonomy
+location with one CT finding ("two nodes at station 4R", "multiple osteoblastic lesions in T7"), each with a
+size, a true uptake (SUV before the PSF: what a large lesion would read) and the segmenter/report flags
+(about 5 % not in the mask, 5 % not in the report). ``plan_mimics`` adds benign look-alikes (reactive nodes,
+inflammation): imaged like lesions, never in the mask, the truth or the report.
 
-1. ``plan_lesions`` draws *what* a patient has from a disease scenario that fits the tracer (FDG: lymphoma,
-   lung, nasopharyngeal, liver, breast cancer; PSMA: prostate cancer) -- groups of lesions at one taxonomy
-   location with one CT finding ("two nodes at station 4R", "multiple osteoblastic lesions in T7"), each
-   with a size, a true uptake (SUV before the PSF: what a large lesion would read) and the segmenter/report
-   flags (about 5 % not in the mask, 5 % not in the report). ``plan_mimics`` adds benign look-alikes
-   (reactive nodes, inflammation): imaged like lesions, never in the mask, the truth or the report.
-2. ``lesion_placement.place_lesions`` puts each lesion inside its structure on the CT label map: an ellipsoid (lobulated
-   for masses) clipped to the tissue it may occupy (bone lesions stay in their bone, lung lesions in the
-   lung of their side, nodes in soft tissue), kept two voxels away from every other lesion so that
-   connected components are instances.
-3. ``lesion_imaging.apply_ct`` writes the CT appearance by window physics (ground glass about -500 HU in lung, osteoblastic
-   1200-1600 HU, osteolytic 0-100 HU, hypodense = parenchyma - 10..30 HU, ...); ``pet_activity`` adds the
-   uptake to the PET's true-activity map by area-weighting the CT mask onto the PET grid (partial volume);
-   the PSF then lowers a small lesion's peak (size-dependent recovery), and ``measure`` reads SUVmax back
-   from the final PET at the mask's voxels (what a reader measures) and the long axis from the mask.
+The plan is then placed on the CT label map (``lesion_placement``: inside its structure, two voxels from
+every other lesion) and imaged (``lesion_imaging``: CT appearance by window physics, PET uptake with partial
+volume and the PSF's size-dependent recovery, SUVmax measured on the final PET).
 """
 
 from __future__ import annotations
