@@ -149,10 +149,14 @@ def image_figures(facts: list[StudyFacts]) -> list[Figure]:
              _spread(col("liver_suv_mean", fdg))),
         _fig("FDG blood pool SUVmean (aorta)", _median(col("blood_pool_suv", fdg)), "1.7 ± 0.3",
              lambda v: 1.4 <= v <= 2.0, _spread(col("blood_pool_suv", fdg))),
-        _fig("liver PET CV (PET's own grid)", _median(col("liver_pet_cv_native")), "0.10-0.15",
-             lambda v: 0.10 <= v <= 0.15, _spread(col("liver_pet_cv_native"))),
-        _fig("liver PET CV (stored, on the CT grid)", _median(col("liver_pet_cv")), "info", lambda v: True,
-             _spread(col("liver_pet_cv")) + "; linear resampling smooths the noise"),
+        # The 10-15 % is FDG's liver image-quality figure; a PSMA liver (SUV about 5) has more counts, so less
+        # noise: pooling both tracers measured a mix (demo seed 4242: FDG 0.11, PSMA 0.07, pooled 0.10).
+        _fig("FDG liver PET CV (PET's own grid)", _median(col("liver_pet_cv_native", fdg)), "0.10-0.15",
+             lambda v: 0.10 <= v <= 0.15, _spread(col("liver_pet_cv_native", fdg))),
+        _fig("PSMA liver PET CV (PET's own grid)", _median(col("liver_pet_cv_native", psma)), "info",
+             lambda v: True, _spread(col("liver_pet_cv_native", psma)) + "; higher uptake, less relative noise"),
+        _fig("FDG liver PET CV (stored, on the CT grid)", _median(col("liver_pet_cv", fdg)), "info", lambda v: True,
+             _spread(col("liver_pet_cv", fdg)) + "; linear resampling smooths the noise"),
         _fig("PSMA kidney SUVmax (median)", _median(col("kidney_suv_max", psma)), ">= 35", lambda v: v >= 35,
              _spread(col("kidney_suv_max", psma)), 1),
     ]

@@ -28,3 +28,23 @@ def test_report_figures_count_carry_over_grades_and_negative_reports():
     assert figs["lesion-free studies with a negative report"].value == "1.00"  # C: no statement
     assert figs["stated scan range matches the images"].status == "n/a"  # no study in the store
     assert "follow-up lesions carried over" in format_table(list(figs.values()))
+
+
+def test_liver_pet_cv_is_the_fdg_figure():
+    """10-15 % is FDG's liver noise: PSMA's liver (more counts) is reported apart, never pooled into it."""
+    from tasks.realism.facts import StudyFacts
+    from tasks.realism.table import image_figures
+
+    keys = ("liver_hu", "cancellous_hu", "liver_noise_hu", "noise_corr", "box5_ratio", "skin_inbetween",
+            "lung_inbetween", "liver_suv_mean", "blood_pool_suv", "liver_pet_cv", "kidney_suv_max",
+            "salivary_suv_max", "lacrimal_suv_max")
+
+    def study(tracer: str, cv: float) -> StudyFacts:
+        img = dict.fromkeys(keys, 1.0) | {"liver_pet_cv_native": cv}
+        return StudyFacts("k", "s", "p", tracer, 70.0, 60.0, None, img, [], None)
+
+    figs = {f.figure: f for f in image_figures([study("FDG", 0.12), study("FDG", 0.13), study("PSMA", 0.06),
+                                                study("PSMA", 0.07), study("PSMA", 0.05)])}
+    assert figs["FDG liver PET CV (PET's own grid)"].value == "0.12"  # median of 0.12, 0.13 -> 0.125
+    assert figs["FDG liver PET CV (PET's own grid)"].status == "pass"
+    assert figs["PSMA liver PET CV (PET's own grid)"].value == "0.06"
