@@ -156,6 +156,15 @@ def _region_suvmax(pet: np.ndarray, lesions: np.ndarray, geometry: Geometry, x_o
     return float(vals.max()) if vals.size else float("nan")
 
 
+def body_diameter_mm(ct: np.ndarray, geometry: Geometry) -> float:
+    """Effective diameter of the body's cross-section (2 sqrt(area / pi), median over the slices given): the
+    patient size that sets CT noise at a given dose, read off the image (weight also grows with height)."""
+    body = _body(ct)
+    areas = body.reshape(body.shape[0], -1).sum(axis=1) * geometry.spacing[0] * geometry.spacing[1]
+    areas = areas[areas > 0]
+    return float(2.0 * np.sqrt(np.median(areas) / np.pi)) if areas.size else float("nan")
+
+
 def study_image_figures(ct: np.ndarray, pet: np.ndarray, anat: np.ndarray, lesions: np.ndarray,
                         geometry: Geometry, marks: Landmarks) -> dict[str, float]:
     """Per-study image numbers; ``anat`` holds canonical labels (``tasks.landmarks.canonical_lut``)."""
@@ -163,10 +172,11 @@ def study_image_figures(ct: np.ndarray, pet: np.ndarray, anat: np.ndarray, lesio
     out: dict[str, float] = {k: nan for k in (
         "liver_hu", "liver_noise_hu", "noise_corr", "box5_ratio", "liver_suv_mean", "liver_pet_cv",
         "blood_pool_suv", "kidney_suv_max", "cancellous_hu", "skin_inbetween", "lung_inbetween",
-        "salivary_suv_max", "lacrimal_suv_max")}
+        "salivary_suv_max", "lacrimal_suv_max", "body_diameter_mm")}
     liver = organ_roi(anat, lesions, ("liver",), geometry, erode_mm=8.0)
     if liver is not None:
         box, roi = liver
+        out["body_diameter_mm"] = body_diameter_mm(ct[box[0]], geometry)
         hu = ct[box].astype(np.float64)
         out["liver_hu"] = float(np.median(hu[roi]))
         out["liver_noise_hu"] = float(hu[roi].std())

@@ -77,6 +77,15 @@ def _spread(xs) -> str:
 
 
 
+def _tercile_ratio(pairs: list[tuple[float, float]]) -> float:
+    """Mean of the second value in the top tercile of the first over its mean in the bottom tercile."""
+    pairs = sorted((a, b) for a, b in pairs if not (math.isnan(a) or math.isnan(b)))
+    if len(pairs) < 6:
+        return float("nan")
+    t = len(pairs) // 3
+    return float(np.mean([b for _, b in pairs[-t:]]) / np.mean([b for _, b in pairs[:t]]))
+
+
 # ----------------------------------------------------------------------------------------------- figures
 def atlas_top1(facts: list[StudyFacts], truth: pd.DataFrame, atlas_patients: int = 10) -> tuple[float, int]:
     """Top-1 of looking the label up at the same relative scan position in other patients' label maps.
@@ -129,13 +138,12 @@ def image_figures(facts: list[StudyFacts]) -> list[Figure]:
                     f"n={len(aged)} studies with an age (DICOM or report header)"))
     out.append(_fig("liver CT noise, SD HU", _median(col("liver_noise_hu")), "15 ± 5", lambda v: 10 <= v <= 20,
                     _spread(col("liver_noise_hu")), 1))
-    noise = [(f.weight, f.img["liver_noise_hu"]) for f in facts if not math.isnan(f.img["liver_noise_hu"])]
-    ratio = float("nan")
-    if len(noise) >= 6:
-        noise.sort()
-        t = len(noise) // 3
-        ratio = float(np.mean([n for _, n in noise[-t:]]) / np.mean([n for _, n in noise[:t]]))
-    out.append(_fig("liver noise, heaviest / lightest tercile", ratio, ">= 1.3", lambda v: v >= 1.3, "by weight"))
+    noise = [(f.weight, f.img["liver_noise_hu"]) for f in facts]
+    out.append(_fig("liver noise, heaviest / lightest tercile", _tercile_ratio(noise), ">= 1.3", lambda v: v >= 1.3,
+                    "by weight"))
+    size = [(f.img.get("body_diameter_mm", float("nan")), f.img["liver_noise_hu"]) for f in facts]
+    out.append(_fig("liver noise, widest / thinnest tercile", _tercile_ratio(size), "info", lambda v: True,
+                    "by the body's effective diameter at the liver (what attenuates the beam)"))
     out += [
         _fig("neighbour noise correlation (liver)", _median(col("noise_corr")), "0.3-0.7", lambda v: 0.3 <= v <= 0.7,
              _spread(col("noise_corr"))),
