@@ -254,6 +254,9 @@ def score_one(excerpt: Excerpt, preds: Sequence[Predicted], scores: Scores,
             scores.suv_gold += 1
             if j in by_gold and _suv_equal(preds[by_gold[j]].suv_max, g.suv_max):
                 scores.suv_on_lesion += 1
+            elif j in by_gold:
+                scores.misses.append(f"{excerpt.id} SUV {g.suv_max} not on {g.location} "
+                                     f"(got {preds[by_gold[j]].suv_max})")
         if j not in by_gold:
             scores.misses.append(f"{excerpt.id} missed {g.location}: {g.span[:70]!r}")
     matched_preds = {i for i, _ in pairs}
@@ -274,11 +277,14 @@ def score_one(excerpt: Excerpt, preds: Sequence[Predicted], scores: Scores,
         else:
             scores.misses.append(f"{excerpt.id} finding read inside negative {neg.span[:60]!r}")
         if predicted_negatives is not None:
-            scores.negatives_detected = (scores.negatives_detected or 0) + any(
-                (n is None and neg.location is None) or
-                (n is not None and neg.location is not None and
-                 (is_within(neg.location, n) or is_within(n, neg.location)))
-                for n in predicted_negatives)
+            hit = any((n is None and neg.location is None) or
+                      (n is not None and neg.location is not None and
+                       (is_within(neg.location, n) or is_within(n, neg.location)))
+                      for n in predicted_negatives)
+            scores.negatives_detected = (scores.negatives_detected or 0) + hit
+            if not hit:
+                scores.misses.append(f"{excerpt.id} negative not detected {neg.location}: {neg.span[:60]!r} "
+                                     f"(read {list(predicted_negatives)})")
 
 
 def _tracer(name: str | None):

@@ -1,0 +1,81 @@
+"""Restatements (``tasks.structure.rules``, step 6): a finding told again (a figure caption, the impression, a
+later sentence about the same place) is merged into the finding it repeats.
+"""
+
+from __future__ import annotations
+
+import re
+
+from data_contracts import taxonomy
+from tasks.structure import lexicon as lx
+from tasks.structure.drafts import SUV_TOLERANCE, Draft
+
+
+def _same(a: Draft, b: Draft, loose: bool) -> bool:
+    """Whether b restates a. Loose (impression): a missing SUV/size or a defaulted CT finding agrees."""
+    if a.location_id != b.location_id and not (loose and (b.location_id in a.alternatives
+                                                        or a.location_id in b.alternatives)):
+        return False
+    if a.ct_finding != b.ct_finding and not (loose and not (a.ct_explicit and b.ct_explicit)):
+        return False
+    if a.suv_max is not None and b.suv_max is not None:
+        return abs(a.suv_max - b.suv_max) <= SUV_TOLERANCE
+    if a.size_mm is not None and b.size_mm is not None and abs(a.size_mm - b.size_mm) > 1.0:
+        return False
+    if loose:
+        return True
+    return a.suv_max is None and b.suv_max is None and a.size_mm is not None and a.size_mm == b.size_mm
+
+
+def _merge(into: Draft, other: Draft) -> None:
+    """Complete a finding with what a restatement adds (an SUVmax, a size, an explicit CT finding)."""
+    if into.suv_max is None and other.suv_max is not None:
+        into.suv_max, into.grade = other.suv_max, other.grade
+    if into.size_mm is None and other.size_mm is not None:
+        into.size_mm = other.size_mm
+    if not into.ct_explicit and other.ct_explicit:
+        into.ct_finding, into.ct_explicit = other.ct_finding, True
+
+
+_NEW_LESION = re.compile(r"\b(?:a|an|another|second|third|new|additional|further|other)\s+(?:[\w-]+\s+){0,3}?"
+                         r"(?:lesions?|nodules?|mass|focus|foci|nodes?|deposits?|opacit\w+|metastas[ie]s)\b",
+                         re.IGNORECASE)
+
+
+def add_draft(drafts: list[Draft], new: Draft) -> None:
+    """Append a finding unless it restates one of another sentence of the body text (figure captions and
+    repeated mentions: same place, CT finding and SUVmax). In free prose without headings (a case report,
+    a figure legend) a place named again with no value that contradicts is the same lesion told again."""
+    a, b = new.clause if new.clause is not None else (0, len(new.sentence.text))
+    if new.section == "body" and not _NEW_LESION.search(new.sentence.text[a:b]):
+        for old in drafts:
+            if (old.section == "body" and old.sentence is not new.sentence and old.location_id == new.location_id
+                    and _same(old, new, loose=True)):
+                _merge(old, new)
+                return
+    if new.section != "impression":
+        for old in drafts:
+            if old.section != "impression" and old.sentence is not new.sentence and _same(old, new, loose=False):
+                _merge(old, new)
+                return
+    drafts.append(new)
+
+
+def drop_impression_repeats(drafts: list[Draft]) -> list[Draft]:
+    """Impression items restating a body finding (before or after it: some houses put the impression
+    first) are merged into it; impression items with no counterpart stay, they may be the only statement."""
+    body = [d for d in drafts if d.section != "impression"]
+    out = []
+    for d in drafts:
+        if d.section == "impression":
+            twin = next((b for b in body if _same(b, d, loose=True)), None)
+            if twin is not None:
+                if twin.location_id != d.location_id and not d.alternatives:
+                    # The impression names the place unambiguously ("segment I of the liver" for "S1").
+                    twin.location_id, twin.alternatives = d.location_id, ()
+                    if not lx.compatible(twin.ct_finding, taxonomy.get(d.location_id).system):
+                        twin.ct_finding, twin.ct_explicit = d.ct_finding, d.ct_explicit
+                _merge(twin, d)
+                continue
+        out.append(d)
+    return out
