@@ -84,7 +84,7 @@ OTHER_STUDY = re.compile(
     r"\b(?:(?-i:MRI?)|magnetic\s+resonance|ultrasound|ultrasonograph\w*|sonograph\w*|(?-i:US)|X-?ray|radiograph\w*|"
     r"mammogra\w*|endoscop\w*|colonoscop\w*|laryngoscop\w*|bronchoscop\w*|scintigra\w*|bone\s+scan|"
     r"contrast[\s-]*enhanced\s+CT|CECT|CT\s+(?:scan\s+)?of\s+the|(?:outside|prior|previous|earlier|initial)\s+"
-    r"(?:CT|imaging|scan|study)|biops\w+|(?-i:FNA)|cytolog\w*|patholog\w*|surgery|resect\w*|excision|excised|"
+    r"(?:CT|imaging|scan|study)|biops\w+|(?-i:FNA)|cytolog\w*|patholog(?!ic(?:al)?(?:ly)?\b)\w*|surgery|resect\w*|excision|excised|"
     r"signal|T[12][\s-]*weighted|radiographic|"
     r"(?<!PET/)(?<!PET-)(?<!PET\s)CT(?:\s+scan)?\s+(?:revealed|showed|demonstrated|depicted|confirmed))\b",
     re.IGNORECASE)
@@ -110,7 +110,7 @@ GENERIC_PLACE = re.compile(
 _REGION_WORDS = [
     ("head_neck", r"\b(?:head|neck|face|facial|scalp|orbit\w*|nasal|sinus\w*|pharyn\w*|cervical|jaw|ear|parapharyngeal|"
                   r"retropharyngeal|masticator)\b"),
-    ("chest", r"\b(?:chest|thora\w*|sulcus|diaphragm\w*|pericardi\w*|mediastin\w*|pulmonary|pleur\w*|axill\w*|"
+    ("chest", r"\b(?:chest|thora\w*|hemithora\w*|sulcus|diaphragm\w*|pericardi\w*|mediastin\w*|pulmonary|pleur\w*|axill\w*|"
               r"sternal|costophrenic|apical|apex|breast)\b"),
     ("abdomen", r"\b(?:abdom\w*|epigastri\w*|hypochondri\w*|umbilic\w*|flank|mesenter\w*|retroperiton\w*|"
                 r"perirenal|paracolic|peri-?colic)\b"),
@@ -133,13 +133,29 @@ def region_of(words: str):
 # A report about the female pelvis, where a bare "cervical" names the uterine cervix.
 GYNAECOLOGICAL = re.compile(r"\b(?:cervix|uter\w+|gyn(?:a)?ecolog\w*|ovar\w+|endometri\w+|vagin\w+|vulv\w+|"
                             r"(?-i:FIGO)|parametri\w+|cervical\s+(?:cancer|carcinoma))\b", re.IGNORECASE)
+# "The surgical bed" after an organ's removal is that organ's bed: the operation the report names, and the node.
+SURGICAL_BED = re.compile(r"\b(?:(?:post[\s-]*)?(?:surgical|operative|operated|resection|prostatectomy)\s+bed|"
+                          r"(?:resection|operative)\s+site)\b", re.IGNORECASE)
+OPERATIONS = ((re.compile(r"\bprostatectom\w*", re.IGNORECASE), "prostate_bed"),
+              (re.compile(r"\bthyroidectom\w*", re.IGNORECASE), "thyroid"))
+
+
+def operated_bed(text: str) -> str | None:
+    """The node of "the surgical bed" when the report names exactly one organ removal, else None."""
+    found = {node for pattern, node in OPERATIONS if pattern.search(text)}
+    return found.pop() if len(found) == 1 else None
+
+
 # The words after "cervical" that make it the neck's nodes.
 NODAL_AFTER = re.compile(r"[\s-]+(?:lymph|nodes?|nodal|(?:lymph)?adenopath\w*|levels?|chains?|stations?|"
                          r"spine|vertebr\w*|region|neck)\b", re.IGNORECASE)
 
-# A negative statement about the whole body ("No evidence of distant metastatic disease", "no other findings").
+# A negative statement about the whole body ("No evidence of distant metastatic disease", "no other findings"),
+# a system ("no nodal disease") or a region ("no disease in the abdomen"): the negation, up to nine words of
+# one clause, and the head noun of what is denied.
 WHOLE_BODY_NEGATIVE = re.compile(
-    r"\b(?:no|without|negative\s+for|absence\s+of|neither|nor|normal)\b(?:\s+[\w/-]+){0,6}?\s+(?:metasta\w*|"
+    r"\b(?:no|without|negative\s+for|free\s+of|absence\s+of|neither|nor|normal)\b"
+    r"(?:\s+(?!(?:but|however|although|whereas|while|except)\b)[\w/-]+){0,9}?\s+(?:metasta\w*|"
     r"disease|lesions?|recurrence|abnormalit\w*|findings?|uptake|sites?|malignan\w*|involvement|locations?|"
     r"elsewhere)\b",
     re.IGNORECASE)

@@ -69,6 +69,7 @@ class ReadState:
     named: dict = field(default_factory=dict)  # a pair's ids → the side the report last named it with
     negatives: list = field(default_factory=list)  # NegativeFinding: what the report says is not there
     gynaecological: bool = False  # the report is about the female pelvis: a bare "cervical" is the cervix
+    operated_bed: str | None = None  # the node "the surgical bed" names (``cues.operated_bed``)
 
 
 

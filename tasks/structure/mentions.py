@@ -29,6 +29,8 @@ _COORD_FILLER = re.compile(
 _TYPED_AT = re.compile(r"[\s-]*(?:[\w-]+\s+){0,2}?(?:nodules?|lesions?|mass(?:es)?|opacit\w+|metastas[ie]s|"
                        r"deposits?|foci|focus|tumou?rs?|carcinoma|cancer|uptake)\s+(?:[\w-]+\s+){0,2}?"
                        r"(?:in|at|within|of|involving|on)\s+(?:the\s+)?(?:[\w-]+\s+)?.$", re.IGNORECASE)
+# "extra-adrenal", "extranodal", "extrahepatic": outside the place named, not in it.
+_OUTSIDE = re.compile(r"\bextra[\s-]?$", re.IGNORECASE)
 _TNM = re.compile(r"^\s*[,/]?\s*N[0-3xX]", re.IGNORECASE)
 
 
@@ -75,7 +77,12 @@ def find_mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: 
             out.append(Mention(min(side_start, h.start), h.end, value[Laterality(s)], h.start))
         if side in ("left", "right"):
             state.last_side = side
-    out = [m for m in out if not cues.REFERENCE.search(norm[max(0, m.start - 40):m.start])
+    if state.operated_bed is not None:  # "recurrence in the surgical bed" after a prostatectomy
+        for bed in cues.SURGICAL_BED.finditer(norm):
+            if not any(h.start <= bed.start() < h.end for h in loc_hits):
+                out.append(Mention(bed.start(), bed.end(), state.operated_bed, bed.start()))
+    out = [m for m in out if not _OUTSIDE.search(norm[max(0, m.start - 8):m.anchor])
+           and not cues.REFERENCE.search(norm[max(0, m.start - 40):m.start])
            and not cues.NOT_A_LESION.match(norm, m.end) and not cues.MODALITY_AFTER.match(norm, m.end)
            and not other_exam_subject(norm, m.start)
            and not (cues.BENIGN.search(norm) and not cues.PET_EVIDENCE.search(norm))
@@ -108,7 +115,8 @@ def find_mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: 
         o is not m and o.location_id != m.location_id and hierarchy.contains(m.location_id, o.location_id)
         and not strong_negation_between(norm, m, o) for o in out)]
     # One place named twice in a sentence is one finding ("multiple lesions in T9, the largest in T9 ...").
-    # Not across a ";": "10R LN, SUVmax 6.5; right hilar node, SUVmax 17.8" states two nodes.
+    # Not across a ";" or a turn ("but", "however"): "10R LN, SUVmax 6.5; right hilar node, SUVmax 17.8" states
+    # two nodes; nor across a denial: "pleural disease, but no pleural effusion" denies the second.
     first: dict[str, Mention] = {}
     kept: list[Mention] = []
     for m in sorted(out, key=lambda m: (m.start, m.anchor)):
@@ -116,7 +124,8 @@ def find_mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: 
         if prior is not None and (m.spot or prior.spot) and prior.words != m.words:
             kept.append(m)  # "prevascular, precarinal": two spots of one coarse node
             continue
-        if prior is not None and ";" not in norm[prior.end:m.start]:
+        if (prior is not None and not lx.SCOPE_END.search(norm, prior.end, max(prior.end, m.start))
+                and not strong_negation_between(norm, prior, m)):  # "pleural disease, however no pleural effusion"
             prior.repeats.append(m.anchor)
             continue
         first[m.location_id] = m

@@ -63,7 +63,7 @@ from tasks.structure.mentions import (
     inside,
     make_groups,
 )
-from tasks.structure.negation import NO_CHANGE, negated, scope_end
+from tasks.structure.negation import NO_CHANGE, absence_statements, denied_mentions, negated, scope_end
 from tasks.structure.restatements import add_draft, drop_impression_repeats
 from tasks.structure.sites import deny, other_site, weak
 from tasks.structure.text import Sentence, split_report
@@ -83,7 +83,8 @@ def extract(text: str, tracer: Tracer | None = None, scoping: str = "rules") -> 
     report_tracer = tracer if tracer is not None else report_tracer_of(text)
     if scoping not in ("rules", "medspacy"):
         raise ValueError(f"unknown scoping {scoping!r}: rules or medspacy")
-    state = ReadState(hand_scoping=scoping == "rules", gynaecological=bool(cues.GYNAECOLOGICAL.search(text)))
+    state = ReadState(hand_scoping=scoping == "rules", gynaecological=bool(cues.GYNAECOLOGICAL.search(text)),
+                      operated_bed=cues.operated_bed(text))
     drafts: list[Draft] = []
     recent: list[Sentence] = []
     for sentence in split_report(text):
@@ -155,8 +156,9 @@ def _sentence_findings(sentence: Sentence, state: ReadState) -> list[Draft]:
         mentions = heading_mentions(sentence)
         if not mentions:
             other = other_site(sentence, loc_hits, ct_hits, state)
-            if other is None and state.hand_scoping and cues.WHOLE_BODY_NEGATIVE.search(norm):
-                deny(state, sentence, [None], (0, len(norm)))  # "No evidence of distant metastatic disease."
+            if other is None and state.hand_scoping:  # "No evidence of distant metastatic disease."
+                for ids, where in absence_statements(norm):
+                    deny(state, sentence, ids, where)
             return [other] if other is not None else []
     suv_hits = lx.find_suv(norm)
     size_hits = lx.find_sizes(norm)
@@ -203,6 +205,10 @@ def _sentence_findings(sentence: Sentence, state: ReadState) -> list[Draft]:
         if all(negated_at(p) for p in evidence):
             if evidence:  # said and denied ("no uptake in the liver"): a negative statement
                 deny(state, sentence, [m.location_id for m in group.mentions], clause_of(norm, group, []))
+            elif state.hand_scoping:  # a place and a denial only: "the right axilla is negative"
+                denied = denied_mentions(norm, group, fwd_scopes, bwd)
+                if denied:
+                    deny(state, sentence, [m.location_id for m in denied], clause_of(norm, group, []))
             continue
         described_before, prev_group_end = True, group.end
         # A lesion whose uptake is denied ("GGO without significant uptake", "non-avid nodule") is a CT
@@ -235,8 +241,8 @@ def _sentence_findings(sentence: Sentence, state: ReadState) -> list[Draft]:
                 sentence=sentence, section=sentence.section, alternatives=m.alternatives,
                 clause=clause_of(norm, group, [c for c, _, _ in fwd_scopes])))
     if state.hand_scoping:  # "..., with normal uptake elsewhere", "; no other sites were identified"
-        for neg in cues.WHOLE_BODY_NEGATIVE.finditer(norm):
-            if not any(neg.start() <= m.anchor < neg.end() + 15 for m in mentions):
-                deny(state, sentence, [None], (neg.start(), neg.end()))
+        for ids, (a, b) in absence_statements(norm):
+            if not any(a <= m.anchor < b + 15 for m in mentions):
+                deny(state, sentence, ids, (a, b))
     return drafts
 
