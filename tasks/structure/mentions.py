@@ -96,10 +96,7 @@ def find_mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: 
     out = [m for m in out if not any(
         o is not m and o.start > m.end and cues.PART_OF.fullmatch(norm, m.end, o.start)
         and not hierarchy.contains(o.location_id, m.location_id) for o in out)]
-    for m in out:
-        m.relational = bool(lx.RELATIONAL.search(norm[max(0, m.start - 40):m.start]))
-    if any(not m.relational for m in out):
-        out = [m for m in out if not m.relational]
+    out = _relations(norm, out)
     # A coarse word that names the diagnosis beside a place ("lytic T7 lesion, suspicious for bone metastasis").
     if len(out) > 1:
         out = [m for m in out if hierarchy.is_leaf(m.location_id) or not (
@@ -131,6 +128,43 @@ def find_mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: 
         first[m.location_id] = m
         kept.append(m)
     return kept
+
+
+# The subject of a relation: what extends to / abuts the place. A nodal head makes the place the nodes' own
+# ("the tumour and associated lymphadenopathy extends to the left hilar region"); a definite lesion noun is
+# the lesion told before ("the mass extends to the pleural surface": its extent, not a new lesion).
+_NODAL_HEAD = re.compile(r"\b(?:(?:lymph)?adenopath\w*|lymph\s+nodes?|nodes?|nodal\s+(?:mass\w*|disease|"
+                         r"conglomerate\w*)|conglomerate\w*)\b", re.IGNORECASE)
+_DEFINITE_LESION = re.compile(r"\b(?:the|this|that|these|those|its)\s+(?:[\w-]+\s+){0,2}?(?:mass|masses|tumou?rs?|"
+                              r"lesions?|nodules?|neoplasm|carcinoma|cancer|primary|foci|focus)\b", re.IGNORECASE)
+_CLAUSE_START = re.compile(r"[;:.]|,\s+(?=[A-Z])|\b(?:but|however|whereas|while|and\s+there)\b", re.IGNORECASE)
+
+
+def _relations(norm: str, out: list[Mention]) -> list[Mention]:
+    """Drop places named only as landmarks ("extends to", "adjacent to", "dorsal to"). A place listed right
+    after a landmark ("encasing the left upper lobe, lingular and lower lobe bronchi") is one too. When every
+    place of the sentence is a landmark, the subject decides: a nodal subject keeps the nodal places, a
+    definite lesion already described keeps none, any other subject keeps them all."""
+    ordered = sorted(out, key=lambda m: m.start)
+    for k, m in enumerate(ordered):
+        m.relational = bool(lx.RELATIONAL.search(norm[max(0, m.start - 40):m.start]))
+        prev = ordered[k - 1] if k else None
+        if (not m.relational and prev is not None and prev.relational and prev.end <= m.start
+                and not _COORD_FILLER.sub("", norm[prev.end:m.start])):
+            m.relational = True
+    if any(not m.relational for m in out):
+        return [m for m in out if not m.relational]
+    if not out:
+        return out
+    first = min(m.start for m in out)
+    cut = max([0, *(c.end() for c in _CLAUSE_START.finditer(norm, 0, first))])
+    subject = norm[cut:first]
+    if _NODAL_HEAD.search(subject):
+        nodal = [m for m in out if taxonomy.get(m.location_id).system is System.lymph_node]
+        return nodal or out
+    if _DEFINITE_LESION.search(subject):
+        return []
+    return out
 
 
 def _disambiguate(ids: tuple[str, ...], norm: str, hit: lx.Hit, sentence: Sentence, ct_hits: list[lx.Hit]) -> str:

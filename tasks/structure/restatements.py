@@ -37,18 +37,46 @@ def _merge(into: Draft, other: Draft) -> None:
         into.ct_finding, into.ct_explicit = other.ct_finding, True
 
 
-_NEW_LESION = re.compile(r"\b(?:a|an|another|second|third|new|additional|further|other)\s+(?:[\w-]+\s+){0,3}?"
-                         r"(?:lesions?|nodules?|mass|focus|foci|nodes?|deposits?|opacit\w+|metastas[ie]s)\b",
-                         re.IGNORECASE)
+# How a clause refers to its lesion: "there is/are ..." and an indefinite noun phrase ("a nodule", "another
+# lesion", "several nodes") introduce a new one; a definite one ("the lesion", "this focus", "the submandibular
+# nodal focus") refers to one told before, whatever the clause says of it afterwards ("... localized to an
+# 8-mm node").
+_LESION_NP = re.compile(
+    r"\b(?P<det>a|an|another|second|third|new|additional|further|other|several|multiple|numerous|few|two|three|"
+    r"the|this|that|these|those|its|said|both)\s+(?:[\w-]+\s+){0,4}?(?:lesions?|nodules?|mass(?:es)?|focus|foci|"
+    r"nodes?|deposits?|opacit\w+|metastas[ie]s|tumou?rs?)\b", re.IGNORECASE)
+_DEFINITE = {"the", "this", "that", "these", "those", "its", "said", "both"}
+_EXISTENTIAL = re.compile(r"\bthere\s+(?:is|are|was|were)\s+(?:also\s+)?(?!the\b|no\b|none\b)", re.IGNORECASE)
+
+
+def reference_of(clause: str) -> str | None:
+    """"new" (an existential or an indefinite lesion noun phrase comes first), "definite" (a definite one does),
+    or None (no lesion noun phrase: a place named again)."""
+    if _EXISTENTIAL.search(clause):
+        return "new"
+    np = _LESION_NP.search(clause)
+    if np is None:
+        return None
+    return "definite" if np.group("det").lower() in _DEFINITE else "new"
+
+
+def _clause_text(d: Draft) -> str:
+    a, b = d.clause if d.clause is not None else (0, len(d.sentence.text))
+    return d.sentence.text[a:b]
 
 
 def add_draft(drafts: list[Draft], new: Draft) -> None:
     """Append a finding unless it restates one of another sentence of the body text (figure captions and
     repeated mentions: same place, CT finding and SUVmax). In free prose without headings (a case report,
-    a figure legend) a place named again with no value that contradicts is the same lesion told again."""
-    a, b = new.clause if new.clause is not None else (0, len(new.sentence.text))
-    if new.section == "body" and not _NEW_LESION.search(new.sentence.text[a:b]):
+    a figure legend) a place named again with no value that contradicts is the same lesion told again,
+    unless the clause introduces a new lesion ("there is a second nodule in ...")."""
+    fresh = reference_of(_clause_text(new)) == "new"
+    if new.section == "body":
         for old in drafts:
+            # Two introductions ("there is a mass in the left lower lobe" ... "there are small nodules in the
+            # left lower lobe") are two lesions; a bare mention told again is one.
+            if fresh and reference_of(_clause_text(old)) == "new":
+                continue
             if (old.section == "body" and old.sentence is not new.sentence and old.location_id == new.location_id
                     and _same(old, new, loose=True)):
                 _merge(old, new)

@@ -87,8 +87,17 @@ def extract(text: str, tracer: Tracer | None = None, scoping: str = "rules") -> 
                       operated_bed=cues.operated_bed(text))
     drafts: list[Draft] = []
     recent: list[Sentence] = []
+    history_paragraph, prev_end = False, None
     for sentence in split_report(text):
         if sentence.section == "skip":
+            continue
+        # A paragraph that opens with the history ("35 year old male status post ... New lesion in the liver
+        # concerning for metastatic disease. PET/CT ordered for restaging.") is the indication throughout,
+        # up to a sentence that speaks of the PET.
+        if prev_end is None or sentence.item or re.search(r"\n\s*\n", text[prev_end:sentence.start]):
+            history_paragraph = state.hand_scoping and _history(sentence.norm) and not _PET_NAMED.search(sentence.norm)
+        prev_end = sentence.end
+        if history_paragraph and not cues.PET_EVIDENCE.search(sentence.norm) and not _PET_NAMED.search(sentence.norm):
             continue
         found = _sentence_findings(sentence, state)
         for draft in found:
@@ -116,6 +125,14 @@ def extract(text: str, tracer: Tracer | None = None, scoping: str = "rules") -> 
 
         report = medspacy_scope(text, report)
     return report
+
+
+_PET_NAMED = re.compile(r"\b(?:PET|FDG|PSMA)\b", re.IGNORECASE)
+
+
+def _history(norm: str) -> bool:
+    """A sentence of the history or of another exam, with no PET words."""
+    return bool(cues.HISTORY.search(norm) or cues.OTHER_STUDY.search(norm)) and not cues.PET_EVIDENCE.search(norm)
 
 
 def _value_follows(last: Draft, recent: list[Sentence], sentence: Sentence) -> None:
