@@ -95,7 +95,9 @@ OTHER_SITE_CUE = re.compile(
     r"\b(?:(?:increased|intense|focal|moderate|mild|marked|abnormal|avid|hypermetabolic|FDG|PSMA|tracer)[\s-]+"
     r"(?:\w+[\s-]+)?(?:uptake|activity|accumulation|hypermetabolism|avidity|expression)|"
     r"(?:focus|foci)\s+of\s+(?:\w+\s+){0,2}(?:uptake|activity|accumulation)|"
-    r"hypermetabolic\s+(?:\w+\s+)?(?:mass|lesion|focus|nodule)|avid\s+(?:\w+\s+)?(?:mass|lesion|focus|nodule))",
+    r"hypermetabolic\s+(?:\w+\s+)?(?:mass|lesion|focus|nodule)|avid\s+(?:\w+\s+)?(?:mass|lesion|focus|nodule)|"
+    r"(?P<node>(?:\d+|one|two|three|a|an|single|solitary)\s+(?:(?:small|enlarged|tiny)\s+)?lymph\s+nodes?\s+"
+    r"(?:with|showing)\s+(?:[\w-]+\s+){0,3}?(?:uptake|activity|accumulation|avidity)))",
     re.IGNORECASE)
 OTHER_SITE_PLACE = re.compile(
     r"\b(?:in|within|at|along|of|involving|(?:posterior|anterior|lateral|medial|superior|inferior)\s+to)\s+"

@@ -65,7 +65,7 @@ from tasks.structure.mentions import (
 )
 from tasks.structure.negation import NO_CHANGE, absence_statements, denied_mentions, negated, scope_end
 from tasks.structure.restatements import add_draft, drop_impression_repeats
-from tasks.structure.sites import deny, other_site, weak
+from tasks.structure.sites import deny, other_site, other_sites, weak
 from tasks.structure.text import Sentence, split_report
 from tasks.structure.values import ct_for, largest, pick
 
@@ -257,6 +257,8 @@ def _sentence_findings(sentence: Sentence, state: ReadState) -> list[Draft]:
                 size_mm=round(size.value, 1) if size is not None else None,
                 sentence=sentence, section=sentence.section, alternatives=m.alternatives,
                 clause=clause_of(norm, group, [c for c, _, _ in fwd_scopes])))
+    # "Moderate activity in the right anterior sulcus is present, as is a small focus in the right hilum."
+    drafts += other_sites(sentence, loc_hits, ct_hits, state, [m.anchor for m in mentions])
     if state.hand_scoping:  # "..., with normal uptake elsewhere", "; no other sites were identified"
         for ids, (a, b) in absence_statements(norm):
             if not any(a <= m.anchor < b + 15 for m in mentions):
