@@ -204,19 +204,41 @@ def _side_for(norm: str, hit: lx.Hit, sides: list[lx.Hit], loc_hits: list[lx.Hit
     if before:
         s = before[-1]
         gap = norm[s.end:hit.start]
-        between_locs = any(s.end <= o.start < hit.start for o in loc_hits)
+        # a place between them, or one whose phrase holds the side word ("left breast mass and axillary nodes")
+        between_locs = any(o.end > s.end and o.start < hit.start and o is not hit for o in loc_hits)
         if not between_locs and len(gap.split()) <= 3 and not re.search(r"[,;()]", gap):
             return resolve(s.value), s.start
     after = lx.SIDE_AFTER.match(norm[hit.end:])
     if after:
         return lx.side_of(after.group("side")), hit.start
     # The nearest side word earlier in the same clause ("left axillary and supraclavicular nodes").
+    # Not past a midline place of the list ("Right paratracheal, prevascular, ..., hilar nodes": the side was
+    # the first item's), nor onto another kind of place ("left breast mass and axillary nodes").
     carried = [s for s in before if not s.extra["adjacent_only"] and ";" not in norm[s.end:hit.start]]
-    if carried:
+    if carried and _carries(carried[-1], hit, loc_hits):
         return resolve(carried[-1].value), hit.start
     if hit.extra.get("dual"):
         return "both", hit.start  # "adrenals", "axillae", "hila" with no side: both sides
     return None, hit.start
+
+
+def _systems(hit: lx.Hit) -> set:
+    kind, value = hit.value
+    ids = value if kind == "term" else tuple(value.values())
+    return {taxonomy.get(i).system for i in ids}
+
+
+def _carries(side: lx.Hit, hit: lx.Hit, loc_hits: list[lx.Hit]) -> bool:
+    """Whether a side word said earlier in the clause carries to this stem: the place it names is of the same
+    kind (both nodes, both bones, ...) and no midline place is listed in between."""
+    owner = next((o for o in loc_hits if o.start <= side.end + 2 and o.end > side.start and o is not hit), None)
+    if owner is not None and not (_systems(owner) & _systems(hit)):
+        return False
+    for o in loc_hits:
+        if side.end <= o.start < hit.start and o.value[0] == "term" and o.value[1] and all(
+                taxonomy.get(i).laterality is Laterality.midline for i in o.value[1]):
+            return False
+    return True
 
 
 def heading_mentions(sentence: Sentence) -> list[Mention]:
