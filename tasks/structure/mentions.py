@@ -118,7 +118,8 @@ def find_mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: 
     kept: list[Mention] = []
     for m in sorted(out, key=lambda m: (m.start, m.anchor)):
         prior = first.get(m.location_id)
-        if prior is not None and (m.spot or prior.spot) and prior.words != m.words:
+        if prior is not None and (((m.spot or prior.spot) and prior.words != m.words)
+                                  or _parts_differ(norm, prior, m)):
             kept.append(m)  # "prevascular, precarinal": two spots of one coarse node
             continue
         if (prior is not None and not lx.SCOPE_END.search(norm, prior.end, max(prior.end, m.start))
@@ -220,6 +221,19 @@ def _side_for(norm: str, hit: lx.Hit, sides: list[lx.Hit], loc_hits: list[lx.Hit
     if hit.extra.get("dual"):
         return "both", hit.start  # "adrenals", "axillae", "hila" with no side: both sides
     return None, hit.start
+
+
+# A part of a place written before it: "anterosuperior right pleura and posterobasal right pleura" are two.
+_PART_WORD = re.compile(r"\b((?:antero|postero|supero|infero|medio|latero)?(?:anterior|posterior|superior|inferior|"
+                        r"medial|lateral|apical|basal|basilar|upper|lower|proximal|distal|mid|central|peripheral)|"
+                        r"(?:antero|postero|supero|infero)[a-z]+)[\s-]+(?:(?:right|left)[\s-]+)?$", re.IGNORECASE)
+
+
+def _parts_differ(norm: str, a: Mention, b: Mention) -> bool:
+    """Two mentions of one place, each written with its own part of it (different parts)."""
+    pa = _PART_WORD.search(norm, max(0, a.start - 30), a.anchor)
+    pb = _PART_WORD.search(norm, max(0, b.start - 30), b.anchor)
+    return pa is not None and pb is not None and pa.group(1).lower() != pb.group(1).lower()
 
 
 def _systems(hit: lx.Hit) -> set:

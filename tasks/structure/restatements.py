@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from data_contracts import taxonomy
+from data_contracts import hierarchy, taxonomy
 from tasks.structure import lexicon as lx
 from tasks.structure.drafts import SUV_TOLERANCE, Draft
 
@@ -81,6 +81,14 @@ def add_draft(drafts: list[Draft], new: Draft) -> None:
                     and _same(old, new, loose=True)):
                 _merge(old, new)
                 return
+        # A coarser word for a place told before ("... right perihilar adenopathy ... lung cancer and associated
+        # hilar adenopathy"), with no value of its own, is that lesion told again.
+        if not fresh and new.suv_max is None and new.size_mm is None and not hierarchy.is_leaf(new.location_id):
+            for old in reversed(drafts):
+                if (old.section == "body" and old.sentence is not new.sentence
+                        and old.location_id != new.location_id and hierarchy.contains(new.location_id, old.location_id)
+                        and not hierarchy.is_open(new.location_id)):
+                    return
     if new.section != "impression":
         for old in drafts:
             if old.section != "impression" and old.sentence is not new.sentence and _same(old, new, loose=False):
