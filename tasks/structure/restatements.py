@@ -60,6 +60,15 @@ def reference_of(clause: str) -> str | None:
     return "definite" if np.group("det").lower() in _DEFINITE else "new"
 
 
+_GENERIC_DEFINITE = re.compile(r"^(?:(?!\b(?:a|an|another)\b).)*?\b(?:the|this|that)\s+(?:lesion|mass|tumou?r|focus|"
+                               r"abnormality|finding|uptake)\b(?!\s+(?:of|in|at)\s+the\s+(?:right|left))",
+                               re.IGNORECASE)
+
+
+def _region(node: str):
+    return taxonomy.get(node).region
+
+
 def _clause_text(d: Draft) -> str:
     a, b = d.clause if d.clause is not None else (0, len(d.sentence.text))
     return d.sentence.text[a:b]
@@ -71,6 +80,17 @@ def add_draft(drafts: list[Draft], new: Draft) -> None:
     a figure legend) a place named again with no value that contradicts is the same lesion told again,
     unless the clause introduces a new lesion ("there is a second nodule in ...")."""
     fresh = reference_of(_clause_text(new)) == "new"
+    if new.section == "body" and _GENERIC_DEFINITE.search(_clause_text(new)) and not fresh and drafts:
+        # "... intense uptake in the left supraglottic region. CT images localize the lesion at the base of the
+        # tongue.": "the lesion" is the one just told, placed again in the same body region and system.
+        last = drafts[-1]
+        if (last.section == "body" and last.sentence is not new.sentence and last.location_id != new.location_id
+                and _region(last.location_id) == _region(new.location_id)
+                and taxonomy.get(last.location_id).system is taxonomy.get(new.location_id).system):
+            if hierarchy.contains(last.location_id, new.location_id):
+                last.location_id, last.alternatives = new.location_id, ()
+            _merge(last, new)
+            return
     if new.section == "body":
         for old in drafts:
             # Two introductions ("there is a mass in the left lower lobe" ... "there are small nodules in the
