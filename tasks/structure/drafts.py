@@ -69,6 +69,8 @@ class ReadState:
     named: dict = field(default_factory=dict)  # a pair's ids → the side the report last named it with
     negatives: list = field(default_factory=list)  # NegativeFinding: what the report says is not there
     gynaecological: bool = False  # the report is about the female pelvis: a bare "cervical" is the cervix
+    other_exam: bool = False  # reading a history or other-exam sentence for what it tells (``rules._told``)
+    told: list = field(default_factory=list)  # Draft: lesions of the last history / other-exam sentence
     operated_bed: str | None = None  # the node "the surgical bed" names (``cues.operated_bed``)
 
 

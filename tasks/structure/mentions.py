@@ -84,7 +84,7 @@ def find_mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: 
     out = [m for m in out if not _OUTSIDE.search(norm[max(0, m.start - 8):m.anchor])
            and not cues.REFERENCE.search(norm[max(0, m.start - 40):m.start])
            and not cues.NOT_A_LESION.match(norm, m.end) and not cues.MODALITY_AFTER.match(norm, m.end)
-           and not other_exam_subject(norm, m.start)
+           and (state.other_exam or not other_exam_subject(norm, m.start))
            and not (cues.BENIGN.search(norm) and not cues.PET_EVIDENCE.search(norm))
            and not (cues.DISEASE_WORD.search(norm[m.start:m.end])
                     and (not lx.UPTAKE_NOUN.search(norm) or cues.DIAGNOSIS_BEFORE.search(norm[:m.start])))

@@ -7,8 +7,9 @@ from __future__ import annotations
 import re
 
 from data_contracts import hierarchy, taxonomy
+from tasks.structure import cues
 from tasks.structure import lexicon as lx
-from tasks.structure.drafts import SUV_TOLERANCE, Draft
+from tasks.structure.drafts import SUV_TOLERANCE, Draft, grade_of
 
 
 def _same(a: Draft, b: Draft, loose: bool) -> bool:
@@ -135,3 +136,30 @@ def drop_impression_repeats(drafts: list[Draft]) -> list[Draft]:
                 continue
         out.append(d)
     return out
+
+
+# "the lesion", "the bronchial tumor": a definite lesion noun phrase, said of something already told.
+_DEFINITE_LESION = re.compile(r"\b(?:the|this|that|these|such)\s+(?:[\w-]+\s+){0,2}?(?:lesions?|mass|tumou?r|nodule|"
+                              r"focus|abnormality|neoplasm|primary)\b", re.IGNORECASE)
+
+
+def refer_back(found: list[Draft], sentence, state) -> list[Draft]:
+    """A PET sentence about "the lesion" that another exam's sentence has just described ("CT revealed a 3 cm
+    lesion in the right upper lobe. A PET scan showed that the lesion was hypermetabolic."): the lesion is a
+    finding of this PET/CT at the place told (a finer one than the PET sentence names: "the bronchial tumor"
+    after "a lesion in the right main bronchus"); its values come from the PET sentence."""
+    told, state.told = state.told, []
+    if not told or not _DEFINITE_LESION.search(sentence.norm) or not cues.PET_EVIDENCE.search(sentence.norm):
+        return found
+    if not found and len(told) == 1:
+        t = told[0]
+        values = lx.find_suv(sentence.norm)
+        suv = round(values[0].value, 2) if len(values) == 1 else None
+        return [Draft(location_id=t.location_id, ct_finding=t.ct_finding, ct_explicit=t.ct_explicit,
+                      grade=grade_of(suv, lx.find_grades(sentence.norm)), suv_max=suv, size_mm=t.size_mm,
+                      sentence=sentence, section=sentence.section, clause=(0, len(sentence.norm)))]
+    for d in found:
+        finer = [t for t in told if t.location_id != d.location_id and hierarchy.contains(d.location_id, t.location_id)]
+        if len(finer) == 1:
+            d.location_id, d.alternatives = finer[0].location_id, ()
+    return found

@@ -48,6 +48,7 @@ and coreference ``restatements``; context cues ``cues``; the vocabulary ``lexico
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from data_contracts import taxonomy
 from data_contracts.findings import Tracer
@@ -64,7 +65,7 @@ from tasks.structure.mentions import (
     make_groups,
 )
 from tasks.structure.negation import NO_CHANGE, absence_statements, denied_mentions, negated, scope_end
-from tasks.structure.restatements import add_draft, drop_impression_repeats
+from tasks.structure.restatements import add_draft, drop_impression_repeats, refer_back
 from tasks.structure.sites import deny, other_site, other_sites, weak
 from tasks.structure.text import Sentence, split_report
 from tasks.structure.values import ct_for, largest, pick
@@ -98,8 +99,9 @@ def extract(text: str, tracer: Tracer | None = None, scoping: str = "rules") -> 
             history_paragraph = state.hand_scoping and _history(sentence.norm) and not _PET_NAMED.search(sentence.norm)
         prev_end = sentence.end
         if history_paragraph and not cues.PET_EVIDENCE.search(sentence.norm) and not _PET_NAMED.search(sentence.norm):
+            state.told = _told(sentence, state) or state.told
             continue
-        found = _sentence_findings(sentence, state)
+        found = refer_back(_sentence_findings(sentence, state), sentence, state)
         for draft in found:
             add_draft(drafts, draft)
         if not found and drafts and recent:
@@ -128,6 +130,11 @@ def extract(text: str, tracer: Tracer | None = None, scoping: str = "rules") -> 
 
 
 _PET_NAMED = re.compile(r"\b(?:PET|FDG|PSMA)\b", re.IGNORECASE)
+
+
+def _told(sentence: Sentence, state: ReadState) -> list[Draft]:
+    """The lesions a history or other-exam sentence describes (not findings of this study)."""
+    return _sentence_findings(sentence, replace(state, hand_scoping=False, other_exam=True, negatives=[], told=[]))
 
 
 def _history(norm: str) -> bool:
@@ -164,7 +171,9 @@ def _sentence_findings(sentence: Sentence, state: ReadState) -> list[Draft]:
     if (state.hand_scoping and (cues.HISTORY.search(norm) or cues.OTHER_STUDY.search(norm))
             and not cues.PET_EVIDENCE.search(norm)):
         # The history, another study's findings ("a contrast-enhanced CT of the neck showed ...", "FNA of the
-        # node showed ...") and the treatment, told among the findings: not findings of this PET/CT.
+        # node showed ...") and the treatment, told among the findings: not findings of this PET/CT. Its lesions
+        # are kept aside: a PET sentence may go on about "the lesion" (``refer_back``).
+        state.told = _told(sentence, state) or state.told  # "... biopsies showed carcinoma": still that lesion
         return []
     loc_hits = lx.find_locations(norm)
     ct_hits = lx.find_ct(lx.mask(norm, loc_hits))
