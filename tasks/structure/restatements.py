@@ -151,15 +151,16 @@ def refer_back(found: list[Draft], sentence, state) -> list[Draft]:
     told, state.told = state.told, []
     if not told or not _DEFINITE_LESION.search(sentence.norm) or not cues.PET_EVIDENCE.search(sentence.norm):
         return found
-    if not found and len(told) == 1:
-        t = told[0]
+    if not found and len({t.location_id for t in told}) == 1:  # one place told (maybe twice)
+        t = told[-1]
         values = lx.find_suv(sentence.norm)
         suv = round(values[0].value, 2) if len(values) == 1 else None
         return [Draft(location_id=t.location_id, ct_finding=t.ct_finding, ct_explicit=t.ct_explicit,
                       grade=grade_of(suv, lx.find_grades(sentence.norm)), suv_max=suv, size_mm=t.size_mm,
                       sentence=sentence, section=sentence.section, clause=(0, len(sentence.norm)))]
     for d in found:
-        finer = [t for t in told if t.location_id != d.location_id and hierarchy.contains(d.location_id, t.location_id)]
+        finer = list(dict.fromkeys(t.location_id for t in told if t.location_id != d.location_id
+                                   and hierarchy.contains(d.location_id, t.location_id)))
         if len(finer) == 1:
-            d.location_id, d.alternatives = finer[0].location_id, ()
+            d.location_id, d.alternatives = finer[0], ()
     return found
