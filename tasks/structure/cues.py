@@ -26,7 +26,7 @@ MODALITY_AFTER = re.compile(r"(?:[\s-]+(?:high[\s-]resolution|dedicated|tomograp
 
 # A place named with what is not a lesion there ("kidney stones", "renal artery aneurysm", "bone infarct").
 NOT_A_LESION = re.compile(r"[\s-]+(?:[\w-]+\s+){0,2}?(?:stones?|calcul\w+|aneurysms?|infarcts?|cysts?|fluid|"
-                          r"artery|arteries|vein|veins|vessels?)\b", re.IGNORECASE)
+                          r"artery|arteries|vein|veins|vessels?|effusions?)\b", re.IGNORECASE)
 # A benign entity the sentence is about ("a calcified calculus in the renal pelvis"): no lesion unless PET says so.
 BENIGN = re.compile(r"\b(?:calcul(?:us|i)|stones?|aneurysm\w*|simple\s+cysts?|hemangioma\w*|haemangioma\w*)\b",
                     re.IGNORECASE)

@@ -701,7 +701,10 @@ RELATIONAL = re.compile(
     r"inferior|medial|lateral|caudal|cranial|proximal|distal)\s+to(?:\s+the)?|compress\w*(?:\s+the)?|"
     r"displac\w*(?:\s+the)?|encas\w*(?:\s+the)?|invad\w*(?:\s+the)?|infiltrat\w*(?:\s+the)?|"
     r"contact\s+with(?:\s+the)?|towards(?:\s+the)?|into(?:\s+the)?|reach\w*(?:\s+the)?|"
-    r"(?:below|above|beneath|behind)(?:\s+the)?|cross\w*(?:\s+the)?|involv\w+\s+the\s+adjacent)\s*$",
+    r"(?:below|above|beneath|behind)(?:\s+the)?|cross\w*(?:\s+the)?|involv\w+\s+the\s+adjacent|"
+    # the emphasis inside a finding already placed ("marrow activity, especially involving the spine")
+    r"(?:especially|particularly|notably|predominantly|mainly|chiefly|most\s+(?:marked|prominent|pronounced|"
+    r"intense|evident))(?:\s+(?:in|at|involving|within|of|along))?(?:\s+the)?)\s*$",
     re.IGNORECASE,
 )
 # Words that mark a phrase as describing a lesion at all (besides CT words, grades and SUV values).

@@ -29,6 +29,8 @@ _COORD_FILLER = re.compile(
 _TYPED_AT = re.compile(r"[\s-]*(?:[\w-]+\s+){0,2}?(?:nodules?|lesions?|mass(?:es)?|opacit\w+|metastas[ie]s|"
                        r"deposits?|foci|focus|tumou?rs?|carcinoma|cancer|uptake)\s+(?:[\w-]+\s+){0,2}?"
                        r"(?:in|at|within|of|involving|on)\s+(?:the\s+)?(?:[\w-]+\s+)?.$", re.IGNORECASE)
+# "no pleural effusion": a place named with what is not a lesion there, denied: a negative statement.
+_DENIED_BEFORE = re.compile(r"\b(?:no|without|nor)\s+(?:[\w-]+\s+){0,2}$", re.IGNORECASE)
 # "extra-adrenal", "extranodal", "extrahepatic": outside the place named, not in it.
 _OUTSIDE = re.compile(r"\bextra[\s-]?$", re.IGNORECASE)
 _TNM = re.compile(r"^\s*[,/]?\s*N[0-3xX]", re.IGNORECASE)
@@ -83,7 +85,7 @@ def find_mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: 
                 out.append(Mention(bed.start(), bed.end(), state.operated_bed, bed.start()))
     out = [m for m in out if not _OUTSIDE.search(norm[max(0, m.start - 8):m.anchor])
            and not cues.REFERENCE.search(norm[max(0, m.start - 40):m.start])
-           and not cues.NOT_A_LESION.match(norm, m.end) and not cues.MODALITY_AFTER.match(norm, m.end)
+           and not (cues.NOT_A_LESION.match(norm, m.end) and not _DENIED_BEFORE.search(norm, 0, m.start)) and not cues.MODALITY_AFTER.match(norm, m.end)
            and (state.other_exam or not other_exam_subject(norm, m.start))
            and not (cues.BENIGN.search(norm) and not cues.PET_EVIDENCE.search(norm))
            and not (cues.DISEASE_WORD.search(norm[m.start:m.end])
