@@ -57,6 +57,9 @@ def find_mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: 
                                 spot=h.extra.get("spot", False), words=lx.key(h.text)))
             if taxonomy.get(lid).laterality is not Laterality.midline:
                 state.last_side = taxonomy.get(lid).laterality.value
+                twin = _twin(lid)
+                if twin is not None:  # "a left level II node ... the level II nodal focus": the left one
+                    state.named[frozenset((lid, twin))] = state.last_side
             continue
         if len(value) == 1:  # a stem only one side has ("lung middle lobe"): it names that location
             out.append(Mention(h.start, h.end, next(iter(value.values())), h.start))
@@ -68,7 +71,8 @@ def find_mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: 
             out.append(Mention(h.start, h.end, "cervix_uteri", h.start))  # "a cervical mass", "cervical recurrence"
             continue
         if side is None and pair in state.named and re.search(r"(?i)\bthe\s+(?:\w+\s+){0,2}$",
-                                                             norm[max(0, h.start - 30):h.start]):
+                                                             norm[max(0, h.start - 30):h.start]) \
+                and _DEFINITE_HEAD.match(norm, h.end):
             side = state.named[pair]  # "the submandibular nodal focus": the one named before, with its side
         if side is None:  # a side-free stem ("hilar nodes", "a rib lesion"): the pair's common node
             out.append(Mention(h.start, h.end, hierarchy.common_ancestor(value.values()), h.start))
@@ -236,6 +240,24 @@ def _parts_differ(norm: str, a: Mention, b: Mention) -> bool:
     pa = _PART_WORD.search(norm, max(0, a.start - 30), a.anchor)
     pb = _PART_WORD.search(norm, max(0, b.start - 30), b.anchor)
     return pa is not None and pb is not None and pa.group(1).lower() != pb.group(1).lower()
+
+
+# "the submandibular nodal focus", "the level II node": a definite lesion noun phrase (not "the breast of ...").
+_DEFINITE_HEAD = re.compile(r"(?:[\s-]+[\w-]+){0,2}?[\s-]+(?:nod\w*|lesions?|focus|foci|mass|masses|nodules?|"
+                            r"lymphadenopathy|adenopathy|deposits?|tumou?r)\b", re.IGNORECASE)
+
+
+def _twin(lid: str) -> str | None:
+    """The other side's id of a sided id ("ln_cervical_ii_l" → "ln_cervical_ii_r"), when the hierarchy has it."""
+    for a, b in (("_l", "_r"), ("_r", "_l")):
+        if lid.endswith(a):
+            other = lid[: -len(a)] + b
+            try:
+                taxonomy.get(other)
+            except KeyError:
+                return None
+            return other
+    return None
 
 
 def _systems(hit: lx.Hit) -> set:
