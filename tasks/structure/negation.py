@@ -74,7 +74,8 @@ def absence_statements(norm: str) -> list[tuple[list[str | None], tuple[int, int
             if regions:
                 ids += [hierarchy.region_node(r) for r in dict.fromkeys(regions)]
                 end = place.end()
-        system = next((node for node, pattern in _SYSTEM_WORDS if pattern.search(words)), None)
+        said = words + (" " + place.group("place") if place is not None else "")  # "no uptake in the lymph nodes"
+        system = next((node for node, pattern in _SYSTEM_WORDS if pattern.search(said)), None)
         if system is not None and not re.search(r"\bextra[\s-]", words, re.IGNORECASE):
             ids.insert(0, system)
         elif not ids or _ELSEWHERE.search(words):

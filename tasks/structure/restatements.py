@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from data_contracts import hierarchy, taxonomy
+from data_contracts.taxonomy import System
 from tasks.structure import cues
 from tasks.structure import lexicon as lx
 from tasks.structure.drafts import SUV_TOLERANCE, Draft, grade_of
@@ -139,8 +140,8 @@ def drop_impression_repeats(drafts: list[Draft]) -> list[Draft]:
 
 
 # "the lesion", "the bronchial tumor": a definite lesion noun phrase, said of something already told.
-_DEFINITE_LESION = re.compile(r"\b(?:the|this|that|these|such)\s+(?:[\w-]+\s+){0,2}?(?:lesions?|mass|tumou?r|nodule|"
-                              r"focus|abnormality|neoplasm|primary)\b", re.IGNORECASE)
+_DEFINITE_LESION = re.compile(r"\b(?:the|this|that|these|such)\s+(?:[\w-]+\s+){0,2}?(?:lesions?|mass|tumou?r|nodules?|"
+                              r"nodes?|focus|abnormality|neoplasm|primary)\b", re.IGNORECASE)
 
 
 def refer_back(found: list[Draft], sentence, state) -> list[Draft]:
@@ -149,10 +150,16 @@ def refer_back(found: list[Draft], sentence, state) -> list[Draft]:
     finding of this PET/CT at the place told (a finer one than the PET sentence names: "the bronchial tumor"
     after "a lesion in the right main bronchus"); its values come from the PET sentence."""
     told, state.told = state.told, []
-    if not told or not _DEFINITE_LESION.search(sentence.norm) or not cues.PET_EVIDENCE.search(sentence.norm):
+    definite = _DEFINITE_LESION.search(sentence.norm)
+    if not told or definite is None or not cues.PET_EVIDENCE.search(sentence.norm):
         return found
-    if not found and len({t.location_id for t in told}) == 1:  # one place told (maybe twice)
-        t = told[-1]
+    # "the nodule" is the lesion told, not the nodes told beside it (and "the node" a node)
+    nodal = re.search(r"(?i)\bnod(?:e|es|al)\b|adenopathy", definite.group(0)) is not None
+    told = [t for t in told if (taxonomy.get(t.location_id).system is System.lymph_node) == nodal]
+    places = {t.location_id for t in told}  # the finest: "right lung" told beside "right upper lobe" is that lobe
+    places = {p for p in places if not any(q != p and hierarchy.contains(p, q) for q in places)}
+    if not found and len(places) == 1:  # one place told (maybe twice)
+        t = next(t for t in reversed(told) if t.location_id in places)
         values = lx.find_suv(sentence.norm)
         suv = round(values[0].value, 2) if len(values) == 1 else None
         return [Draft(location_id=t.location_id, ct_finding=t.ct_finding, ct_explicit=t.ct_explicit,

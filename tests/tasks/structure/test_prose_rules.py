@@ -148,3 +148,17 @@ def test_a_lymph_node_with_uptake_and_no_place():
 def test_several_values_after_a_lesion_give_it_the_highest():
     report = extract("A nodule in the right upper lobe was FDG avid. SUVmax was 3.1 and 2.4 in its two components.")
     assert [(f.location_id, f.suv_max) for f in report.findings] == [("lung_rul", 3.1)]
+
+
+def test_the_nodule_is_the_lesion_told_not_the_nodes_beside_it():
+    text = ("A chest CT scan revealed a nodule in the right upper lobe and enlarged right hilar lymph nodes. "
+            "FDG PET/CT showed faint uptake in the nodule (SUVmax 2.1) and no uptake in the lymph nodes.")
+    report = extract(text)
+    assert [(f.location_id, f.suv_max) for f in report.findings] == [("lung_rul", 2.1)]
+    assert "lymph_nodes" in {n.location_id for n in report.negatives}
+
+
+def test_a_lower_case_panel_label_starts_a_sentence():
+    text = ("a CT shows two small nodes at left level II, suggesting the absence of nodal spread. "
+            "b FDG PET shows moderate uptake (SUVmax 3.7) in the two left level II nodes.")
+    assert [(f.location_id, f.suv_max) for f in extract(text).findings] == [("ln_cervical_ii_l", 3.7)]
