@@ -134,6 +134,8 @@ _EXTRA_STEMS: dict[str, str] = {
     "lower jugular": "ln_cervical_iv", "low jugular": "ln_cervical_iv", "posterior triangle":
         "ln_cervical_v", "spinal accessory": "ln_cervical_v", "posterior cervical": "ln_cervical_v",
     "supraclavicular fossa": "ln_supraclavicular", "axillary region": "ln_axillary",
+    "supra-clavicular": "ln_supraclavicular", "supra clavicular": "ln_supraclavicular",
+    "infra-clavicular": "ln_infraclavicular", "infra clavicular": "ln_infraclavicular",
     "hila": "ln_hilar", "interlobar": "ln_hilar", "perihilar": "ln_hilar", "subhilar": "ln_hilar", "station 11": "ln_hilar", "ilia": "ilium",
     "humeri": "humerus", "femora": "femur", "proximal humeri": "humerus", "proximal femora": "femur",
     "iliac crests": "ilium", "pubic bones": "pubis", "ischia": "ischium",

@@ -33,6 +33,7 @@ _TYPED_AT = re.compile(r"[\s-]*(?:[\w-]+\s+){0,2}?(?:nodules?|lesions?|mass(?:es
 _DENIED_BEFORE = re.compile(r"\b(?:no|without|nor)\s+(?:[\w-]+\s+){0,2}$", re.IGNORECASE)
 # "extra-adrenal", "extranodal", "extrahepatic": outside the place named, not in it.
 _OUTSIDE = re.compile(r"\bextra[\s-]?$", re.IGNORECASE)
+_SUBORDINATOR = re.compile(r"\b(?:although|though|whereas|if|unless|since|because)\b", re.IGNORECASE)
 _TNM = re.compile(r"^\s*[,/]?\s*N[0-3xX]", re.IGNORECASE)
 
 
@@ -319,5 +320,12 @@ def assign_ranges(norm: str, groups: list[Group]) -> None:
         cuts.append(strong if strong is not None else cut)  # after a ";" the next clause has begun
     cuts.append(len(norm))
     for i, g in enumerate(groups):
-        g.ranges = [(cuts[i], cuts[i + 1])]
+        a, b = cuts[i], cuts[i + 1]
+        # A place in a subordinate clause ("Even though the lung abscess is no longer avid, the nodes ...") owns
+        # the words up to the comma that closes it; the main clause speaks of something else.
+        for sub in _SUBORDINATOR.finditer(norm, 0, g.start):
+            close = re.compile(r"[,;]").search(norm, sub.end())
+            if close is not None and sub.end() <= g.start < close.start():
+                b = min(b, close.start())
+        g.ranges = [(a, b)]
 

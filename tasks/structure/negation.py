@@ -16,9 +16,18 @@ NO_CHANGE = re.compile(r"\b(?:no|without)\s+(?:significant\s+|interval\s+|apprec
                         r"|\bnot\s+(?:changed|significantly\s+changed)\b", re.IGNORECASE)
 
 
+_SUBORDINATE = re.compile(r"\b(?:although|though|even\s+though|whereas|while|if|when)\b[^,;]*$", re.IGNORECASE)
+
+
 def scope_end(masked: str, start: int) -> int:
+    """Where a forward negation stops: the next turn ("but", ";", "however"), or the comma that closes the
+    subordinate clause it is said in ("Although no uptake was seen on the first scan, the second showed ...")."""
     m = lx.SCOPE_END.search(masked, start)
-    return m.start() if m else len(masked)
+    end = m.start() if m else len(masked)
+    if _SUBORDINATE.search(masked, 0, start):
+        comma = masked.find(",", start, end)
+        end = comma if comma >= 0 else end
+    return end
 
 
 def negated(norm: str, m: Mention, group: Group, fwd_scopes, bwd: list[lx.Hit], suv, g_ct) -> bool:

@@ -162,3 +162,16 @@ def test_a_lower_case_panel_label_starts_a_sentence():
     text = ("a CT shows two small nodes at left level II, suggesting the absence of nodal spread. "
             "b FDG PET shows moderate uptake (SUVmax 3.7) in the two left level II nodes.")
     assert [(f.location_id, f.suv_max) for f in extract(text).findings] == [("ln_cervical_ii_l", 3.7)]
+
+
+def test_a_negation_in_a_subordinate_clause_stops_at_its_comma():
+    text = ("Although no uptake was detected on the first scan, the second PET/CT revealed a lesion with intense "
+            "uptake in the urinary bladder wall.")
+    assert _locations(text) == ["bladder"]
+    text = "Even though the lung abscess is no longer FDG avid, the regional lymph nodes still show FDG uptake."
+    assert _locations(text) == []
+    assert "lung" in _negatives(text)
+
+
+def test_hyphenated_nodal_stations():
+    assert _locations("Increased uptake in multiple supra-clavicular lymph nodes.") == ["ln_supraclavicular"]
