@@ -30,6 +30,14 @@ NOT_A_LESION = re.compile(r"[\s-]+(?:[\w-]+\s+){0,2}?(?:stones?|calcul\w+|aneury
 # A benign entity the sentence is about ("a calcified calculus in the renal pelvis"): no lesion unless PET says so.
 BENIGN = re.compile(r"\b(?:calcul(?:us|i)|stones?|aneurysm\w*|simple\s+cysts?|hemangioma\w*|haemangioma\w*)\b",
                     re.IGNORECASE)
+# A lesion without uptake explained as benign ("a 12 mm adrenal nodule is non avid in keeping with adenoma"):
+# an incidental CT finding, not a lesion of this study.
+BENIGN_EXPLAINED = re.compile(
+    r"\b(?:non[\s-]*(?:FDG[\s-]*|PSMA[\s-]*)?avid|no(?:\s+significant)?\s+(?:FDG\s+|PSMA\s+)?uptake|without\s+"
+    r"(?:significant\s+)?(?:FDG\s+|PSMA\s+)?uptake|photopenic)\b[^.;?]{0,40}?\b(?:in\s+keeping\s+with|consistent\s+with|"
+    r"compatible\s+with|typical\s+of|likely|probably|representing|suggestive\s+of)\s+(?:an?\s+|a\s+benign\s+)?"
+    r"(?:(?:lipid[\s-]rich\s+|benign\s+)?adenomas?|(?:simple\s+)?cysts?|lipomas?|h(?:a)?emangiomas?|fibroadenomas?|"
+    r"hamartomas?|calcifications?|scar(?:ring)?|atelectasis|fibrosis)\b", re.IGNORECASE)
 # A place named with a disease word inside it ("cervical cancer", "lung carcinoma").
 DISEASE_WORD = re.compile(r"\b(?:cancer|carcinoma|adenocarcinoma|malignancy|neoplasm)\b", re.IGNORECASE)
 # Another exam as the subject of a report verb ("a bone scan showed", "MRI demonstrated").

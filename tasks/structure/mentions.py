@@ -33,6 +33,10 @@ _TYPED_AT = re.compile(r"[\s-]*(?:[\w-]+\s+){0,2}?(?:nodules?|lesions?|mass(?:es
 _DENIED_BEFORE = re.compile(r"\b(?:no|without|nor)\s+(?:[\w-]+\s+){0,2}$", re.IGNORECASE)
 # "extra-adrenal", "extranodal", "extrahepatic": outside the place named, not in it.
 _OUTSIDE = re.compile(r"\bextra[\s-]?$", re.IGNORECASE)
+# In a sentence about the prostate, "apex"/"base" are the gland's.
+_GLAND_PART = re.compile(r"\b(?:apex|apical|base)\b", re.IGNORECASE)
+_PROSTATE_SENTENCE = re.compile(r"\b(?:Gleason|prostat\w*|PI-?RADS|ISUP)\b", re.IGNORECASE)
+_BIOPSY_SCORE = re.compile(r"\b(?:Gleason|ISUP|grade\s+group)\b[^;)]*$", re.IGNORECASE)
 _SUBORDINATOR = re.compile(r"\b(?:although|though|whereas|if|unless|since|because)\b", re.IGNORECASE)
 _TNM = re.compile(r"^\s*[,/]?\s*N[0-3xX]", re.IGNORECASE)
 
@@ -54,6 +58,10 @@ def find_mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: 
             if _TNM.match(norm[h.end:h.end + 4]) and h.text[:1].upper() in "CTL":
                 continue  # a TNM stage ("T2 N1"), not a vertebra
             lid = _disambiguate(value, norm, h, sentence, ct_hits)
+            if _GLAND_PART.search(h.text) and _PROSTATE_SENTENCE.search(norm):
+                if _BIOPSY_SCORE.search(norm, max(0, h.start - 30), h.start):
+                    continue  # "(Gleason 3 + 4 left apex)": where the biopsy core was, a pathology result
+                lid = "prostate"  # "uptake in the left apex" of a prostate report: the gland's, not the lung's
             out.append(Mention(h.start, h.end, lid, h.start, alternatives=tuple(i for i in value if i != lid),
                                 spot=h.extra.get("spot", False), words=lx.key(h.text)))
             if taxonomy.get(lid).laterality is not Laterality.midline:
@@ -93,6 +101,7 @@ def find_mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: 
            and not (cues.NOT_A_LESION.match(norm, m.end) and not _DENIED_BEFORE.search(norm, 0, m.start)) and not cues.MODALITY_AFTER.match(norm, m.end)
            and (state.other_exam or not other_exam_subject(norm, m.start))
            and not (cues.BENIGN.search(norm) and not cues.PET_EVIDENCE.search(norm))
+           and not cues.BENIGN_EXPLAINED.search(norm, m.end)
            and not (cues.DISEASE_WORD.search(norm[m.start:m.end])
                     and (not lx.UPTAKE_NOUN.search(norm) or cues.DIAGNOSIS_BEFORE.search(norm[:m.start])))
            and not (cues.DISEASE_AFTER.match(norm, m.end)

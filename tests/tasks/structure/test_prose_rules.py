@@ -175,3 +175,15 @@ def test_a_negation_in_a_subordinate_clause_stops_at_its_comma():
 
 def test_hyphenated_nodal_stations():
     assert _locations("Increased uptake in multiple supra-clavicular lymph nodes.") == ["ln_supraclavicular"]
+
+
+def test_a_non_avid_lesion_explained_as_benign_is_no_finding():
+    text = "A left adrenal nodule of 12 mm is non avid, in keeping with an adenoma. Intense uptake in a right adrenal nodule."
+    assert _locations(text) == ["adrenal_r"]
+    assert _locations("A right middle lobe nodule is non avid, malignancy or granuloma.") == ["lung_rml"]
+
+
+def test_apex_in_a_prostate_sentence():
+    assert _locations("Intense PSMA uptake in the left apex of the prostate gland, SUVmax 12.") == ["prostate"]
+    assert _locations("PSMA PET/CT for staging of prostate cancer (Gleason 4 + 3, right apex).") == []
+    assert _locations("Intense FDG uptake in a nodule of the left apex, SUVmax 6.") == ["lung_lul"]
