@@ -60,6 +60,8 @@ class Draft:
     alternatives: tuple[str, ...] = ()
     other_site: OtherSite | None = None  # the report's words, for a finding at an open node
     clause: tuple[int, int] | None = None  # the sentence part the finding was read from (sentence offsets)
+    latest: Sentence | None = None  # the last sentence that told this lesion again
+    renewed: bool = False  # told again as it is "now": its earlier values belong to an earlier time
 
 
 @dataclass

@@ -557,7 +557,10 @@ _SUV = re.compile(
       r"\s*(?:,|and|/|&|to|-|\u2013|or|vs\.?)\s*" + _NUM + r"(?![\d.]*\s*(?:mm|cm|%|[x\u00d7*]\s*\d|x\b|\u00d7)))*)",
     re.IGNORECASE,
 )
-_PRIOR = re.compile(r"(?:previously|prior|before|baseline|formerly|earlier|compared\s+(?:to|with)|from|was|"
+# "was" marks a prior value in a comparison aside ("SUVmax 8.2 (was 5.1)", "..., was SUVmax 5.1"), not as the
+# verb of a sentence ("The activity of this lesion was SUVmax 2.2").
+_PRIOR = re.compile(r"(?:previously|prior|before|baseline|formerly|earlier|compared\s+(?:to|with)|from|"
+                    r"(?:[(,;]\s*|\b(?:it|then)\s+)was|"
                     r"last\s+(?:study|scan|exam)|on\s+the\s+previous)[\s:(]*(?:SUV\w*|measuring|of|at)?[\s:=]*$",
                     re.IGNORECASE)
 

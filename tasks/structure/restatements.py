@@ -21,7 +21,7 @@ def _same(a: Draft, b: Draft, loose: bool) -> bool:
     if a.ct_finding != b.ct_finding and not (loose and not (a.ct_explicit and b.ct_explicit)):
         return False
     if a.suv_max is not None and b.suv_max is not None:
-        return abs(a.suv_max - b.suv_max) <= SUV_TOLERANCE
+        return abs(a.suv_max - b.suv_max) <= SUV_TOLERANCE or (loose and _NOW.search(_clause_text(b)) is not None)
     if a.size_mm is not None and b.size_mm is not None and abs(a.size_mm - b.size_mm) > 1.0:
         return False
     if loose:
@@ -29,8 +29,21 @@ def _same(a: Draft, b: Draft, loose: bool) -> bool:
     return a.suv_max is None and b.suv_max is None and a.size_mm is not None and a.size_mm == b.size_mm
 
 
+# "The SPN was now FDG avid", "currently measures": the lesion as it is at this study, after an earlier one.
+_NOW = re.compile(r"\b(?:now|currently|at\s+present|has\s+(?:grown|increased|progressed)|on\s+the\s+(?:current|"
+                  r"present|follow-?up)\s+(?:study|scan|examination))\b", re.IGNORECASE)
+
+
 def _merge(into: Draft, other: Draft) -> None:
-    """Complete a finding with what a restatement adds (an SUVmax, a size, an explicit CT finding)."""
+    """Complete a finding with what a restatement adds (an SUVmax, a size, an explicit CT finding). A
+    restatement of the lesion as it is "now" replaces the values told of an earlier time."""
+    into.latest = other.sentence
+    if other.section == into.section and _NOW.search(_clause_text(other)):
+        into.renewed = True
+        if other.suv_max is not None:
+            into.suv_max, into.grade = other.suv_max, other.grade
+        if other.size_mm is not None:
+            into.size_mm = other.size_mm
     if into.suv_max is None and other.suv_max is not None:
         into.suv_max, into.grade = other.suv_max, other.grade
     if into.size_mm is None and other.size_mm is not None:
@@ -171,3 +184,25 @@ def refer_back(found: list[Draft], sentence, state) -> list[Draft]:
         if len(finer) == 1:
             d.location_id, d.alternatives = finer[0], ()
     return found
+
+
+_DEFINITE_SUBJECT = re.compile(r"^\s*(?:the|this|that)\s+(?:[\w-]+\s+){0,2}?(?:lesion|mass|tumou?r|nodule|node|focus|"
+                               r"SPN|abnormality|primary)\b", re.IGNORECASE)
+
+
+def told_again(last: Draft, sentence) -> None:
+    """A sentence with no place whose subject is the lesion just told ("The SPN was now FDG avid, and its size
+    was 14mm.") tells it again: values it gives are that lesion's, and "now" makes them its current ones."""
+    if last.section != sentence.section or not _DEFINITE_SUBJECT.match(sentence.norm):
+        return
+    if not cues.PET_EVIDENCE.search(sentence.norm) and not lx.find_sizes(sentence.norm):
+        return
+    now = _NOW.search(sentence.norm) is not None
+    last.latest, last.renewed = sentence, last.renewed or now
+    values = lx.find_suv(sentence.norm)
+    if values and (now or last.suv_max is None):
+        last.suv_max = round(max(v.value for v in values), 2)
+        last.grade = grade_of(last.suv_max, [])
+    sizes = lx.find_sizes(sentence.norm)
+    if sizes and (now or last.size_mm is None):
+        last.size_mm = round(max(h.value for h in sizes), 1)

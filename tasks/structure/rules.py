@@ -65,7 +65,7 @@ from tasks.structure.mentions import (
     make_groups,
 )
 from tasks.structure.negation import NO_CHANGE, absence_statements, denied_mentions, negated, scope_end
-from tasks.structure.restatements import add_draft, drop_impression_repeats, refer_back
+from tasks.structure.restatements import add_draft, drop_impression_repeats, refer_back, told_again
 from tasks.structure.sites import deny, other_site, other_sites, weak
 from tasks.structure.text import Sentence, split_report
 from tasks.structure.values import ct_for, largest, pick
@@ -105,6 +105,7 @@ def extract(text: str, tracer: Tracer | None = None, scoping: str = "rules") -> 
         for draft in found:
             add_draft(drafts, draft)
         if not found and drafts and recent:
+            told_again(drafts[-1], sentence)
             _value_follows(drafts[-1], recent[-2:], sentence)
         recent.append(sentence)
     drafts = drop_impression_repeats(drafts)
@@ -145,11 +146,12 @@ def _history(norm: str) -> bool:
 def _value_follows(last: Draft, recent: list[Sentence], sentence: Sentence) -> None:
     """"The SPN was FDG avid. The max SUV was 12.7.": a sentence with one SUVmax and no place of its own right
     after a finding without one gives it that value; one sentence further when it refers back ("it is also
-    hypermetabolic (SUV of 8.3)")."""
-    if last.suv_max is not None or lx.find_locations(sentence.norm):
+    hypermetabolic (SUV of 8.3)"). After a restatement of the lesion as it is "now", the value is its new one."""
+    if (last.suv_max is not None and not last.renewed) or lx.find_locations(sentence.norm):
         return
-    if last.sentence is not recent[-1] and not (
-            len(recent) > 1 and last.sentence is recent[-2] and cues.BACK_REFERENCE.search(sentence.norm)):
+    told = last.latest or last.sentence  # the sentence that last told the lesion ("The SPN was now FDG avid.")
+    if told is not recent[-1] and not (
+            len(recent) > 1 and told is recent[-2] and cues.BACK_REFERENCE.search(sentence.norm)):
         return
     values = lx.find_suv(sentence.norm)
     if values:  # several values with no place of their own: parts of that lesion, its SUVmax the highest

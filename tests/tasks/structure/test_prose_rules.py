@@ -187,3 +187,16 @@ def test_apex_in_a_prostate_sentence():
     assert _locations("Intense PSMA uptake in the left apex of the prostate gland, SUVmax 12.") == ["prostate"]
     assert _locations("PSMA PET/CT for staging of prostate cancer (Gleason 4 + 3, right apex).") == []
     assert _locations("Intense FDG uptake in a nodule of the left apex, SUVmax 6.") == ["lung_lul"]
+
+
+def test_the_lesion_as_it_is_now_takes_the_current_value():
+    text = ("A solitary pulmonary nodule in the right lower lobe showed minimal FDG uptake, SUVmax 1.6. "
+            "The nodule was re-examined by FDG PET/CT six months later. The nodule was now FDG avid. "
+            "The max SUV was 9.4.")
+    assert [(f.location_id, f.suv_max) for f in extract(text).findings] == [("lung_rll", 9.4)]
+
+
+def test_was_as_a_verb_is_no_prior_value():
+    report = extract("There is a small lesion in the left lower lobe. The activity of this lesion was SUVmax 2.2.")
+    assert [f.suv_max for f in report.findings] == [2.2]
+    assert [f.suv_max for f in extract("Left hilar node, SUVmax 8.2 (was 5.1).").findings] == [8.2]
