@@ -117,3 +117,25 @@ def denied_mentions(norm: str, group: Group, fwd_scopes, bwd: list[lx.Hit]) -> l
                 for c in bwd):
             out.append(m)
     return out
+
+
+# Words that name a body compartment rather than an organ: a denial there denies the whole region ("no
+# evidence of disease in the right hemithorax" is about the chest, not only its pleura).
+_COMPARTMENT = re.compile(r"\b(?:hemi-?thora(?:x|ces)|thora(?:x|cic\s+cavity)|chest|abdomen|abdominal\s+cavity|"
+                          r"pelvis|pelvic\s+cavity|neck)\b", re.IGNORECASE)
+
+
+def denied_ids(norm: str, mentions: list[Mention]) -> list[str | None]:
+    """The ids a denial of these mentions states: each mention's node, and the region's open node when the
+    words name a compartment."""
+    from data_contracts import hierarchy
+    from tasks.structure import cues
+
+    out: list[str | None] = []
+    for m in mentions:
+        out.append(m.location_id)
+        words = norm[m.start:m.end]
+        region = cues.region_of(words) if _COMPARTMENT.search(words) else None
+        if region is not None:
+            out.append(hierarchy.region_node(region))
+    return out

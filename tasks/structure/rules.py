@@ -64,7 +64,7 @@ from tasks.structure.mentions import (
     inside,
     make_groups,
 )
-from tasks.structure.negation import NO_CHANGE, absence_statements, denied_mentions, negated, scope_end
+from tasks.structure.negation import NO_CHANGE, absence_statements, denied_ids, denied_mentions, negated, scope_end
 from tasks.structure.restatements import add_draft, drop_impression_repeats, refer_back, told_again
 from tasks.structure.sites import deny, other_site, other_sites, weak
 from tasks.structure.text import Sentence, split_report
@@ -232,11 +232,11 @@ def _sentence_findings(sentence: Sentence, state: ReadState) -> list[Draft]:
             evidence = [group.start]
         if all(negated_at(p) for p in evidence):
             if evidence:  # said and denied ("no uptake in the liver"): a negative statement
-                deny(state, sentence, [m.location_id for m in group.mentions], clause_of(norm, group, []))
+                deny(state, sentence, denied_ids(norm, group.mentions), clause_of(norm, group, []))
             elif state.hand_scoping:  # a place and a denial only: "the right axilla is negative"
                 denied = denied_mentions(norm, group, fwd_scopes, bwd)
                 if denied:
-                    deny(state, sentence, [m.location_id for m in denied], clause_of(norm, group, []))
+                    deny(state, sentence, denied_ids(norm, denied), clause_of(norm, group, []))
             continue
         described_before, prev_group_end = True, group.end
         # A lesion whose uptake is denied ("GGO without significant uptake", "non-avid nodule") is a CT
@@ -244,7 +244,7 @@ def _sentence_findings(sentence: Sentence, state: ReadState) -> list[Draft]:
         uptake = [m.start() for a, b in group.ranges for m in lx.UPTAKE_NOUN.finditer(masked, a, b)
                   if not m.group(0).upper().startswith(("SUV", "FDG", "PSMA"))]
         if not g_suv and uptake and all(negated_at(p) for p in uptake):
-            deny(state, sentence, [m.location_id for m in group.mentions], clause_of(norm, group, []))
+            deny(state, sentence, denied_ids(norm, group.mentions), clause_of(norm, group, []))
             continue
         marker, target = largest(norm, group)
         for i, m in enumerate(group.mentions):
@@ -257,7 +257,7 @@ def _sentence_findings(sentence: Sentence, state: ReadState) -> list[Draft]:
             suv = pick(norm, m_suv, i, group, side)
             size = pick(norm, m_size, i, group, side)
             if state.hand_scoping and negated(norm, m, group, fwd_scopes, bwd, suv, g_ct):
-                deny(state, sentence, [m.location_id], clause_of(norm, group, []))
+                deny(state, sentence, denied_ids(norm, [m]), clause_of(norm, group, []))
                 continue
             loc = taxonomy.get(m.location_id)
             ct, explicit = ct_for(loc.system, g_ct, size, inherited)

@@ -200,3 +200,8 @@ def test_was_as_a_verb_is_no_prior_value():
     report = extract("There is a small lesion in the left lower lobe. The activity of this lesion was SUVmax 2.2.")
     assert [f.suv_max for f in report.findings] == [2.2]
     assert [f.suv_max for f in extract("Left hilar node, SUVmax 8.2 (was 5.1).").findings] == [8.2]
+
+
+def test_a_denied_compartment_denies_its_region():
+    negatives = _negatives("Extensive left pleural uptake, but no evidence of disease in the right hemithorax.")
+    assert "region_chest" in negatives
