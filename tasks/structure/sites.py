@@ -93,7 +93,8 @@ def _other_site_at(sentence: Sentence, cue: re.Match, loc_hits: list[lx.Hit], ct
                                or any(c.start >= cue.start() and not lx.SCOPE_END.search(norm, place.end(), c.start)
                                       for c in bwd)):
         return None
-    region = cues.region_of(words) or cues.region_of(sentence.heading or "")
+    # Beside a mention, the words themselves must tell the region (not the heading: "..., 15 mm in size").
+    region = cues.region_of(words) or (None if anchors else cues.region_of(sentence.heading or ""))
     if region is None and not nodal:
         return None  # words that tell no body region ("the main component"): too little to keep
     suv = lx.find_suv(norm)
