@@ -78,7 +78,9 @@ PET_EVIDENCE = re.compile(
     r"\b(?:uptake|avid\w*|activity|accumulation|expression|hypermetaboli\w*|hypometaboli\w*|metabolism|"
     r"metabolic(?:ally)?|SUV\w*|S\s?U\s?V|glycoly\w*|glucose\s+(?:consumption|metabolism|utili[sz]ation)|foci|focus|"
     r"focal|hot\s*spots?|photopeni\w*|tracer|radiotracer|(?:FDG|PSMA|PET|tracer)[\s-]*(?:positive|negative|avid)|"
-    r"(?:on|at|by|in)\s+(?:the\s+)?(?:FDG[\s-]*|PSMA[\s-]*)?PET(?![\s/-]*CT\s+(?:was|is)\s+performed)|"
+    r"(?:on|at|by|in|(?:detected|seen|identified|visuali[sz]ed|shown|depicted)\s+(?:from|with))\s+(?:the\s+|a\s+)?"
+    r"(?:FDG[\s-]*|PSMA[\s-]*)?(?:PET|positron\s+emission\s+tomography)"
+    r"(?![\s/-]*CT\s+(?:was|is)\s+performed)|"
     r"concentrat\w+|incorporat\w+|captation|retention|binding|staining|(?:in)?tense|increased|elevated|"
     r"intensity|hyperfixation|fixation)\b", re.IGNORECASE)
 # The clinical history told inside the findings ("73 yrs old male presented with a neck mass", "FNA showed").

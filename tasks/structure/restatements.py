@@ -5,6 +5,7 @@ later sentence about the same place) is merged into the finding it repeats.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from data_contracts import hierarchy, taxonomy
 from data_contracts.taxonomy import System
@@ -153,6 +154,7 @@ def drop_impression_repeats(drafts: list[Draft]) -> list[Draft]:
 
 
 # "the lesion", "the bronchial tumor": a definite lesion noun phrase, said of something already told.
+_OSSEOUS = re.compile(r"\b(?:bone|bony|osseous|skeletal|osteo\w*)\b", re.IGNORECASE)
 _DEFINITE_LESION = re.compile(r"\b(?:the|this|that|these|such)\s+(?:[\w-]+\s+){0,2}?(?:lesions?|mass|tumou?r|nodules?|"
                               r"nodes?|focus|abnormality|neoplasm|primary)\b", re.IGNORECASE)
 
@@ -162,28 +164,53 @@ def refer_back(found: list[Draft], sentence, state) -> list[Draft]:
     lesion in the right upper lobe. A PET scan showed that the lesion was hypermetabolic."): the lesion is a
     finding of this PET/CT at the place told (a finer one than the PET sentence names: "the bronchial tumor"
     after "a lesion in the right main bronchus"); its values come from the PET sentence."""
-    told, state.told = state.told, []
+    told_by_sentence, state.told = state.told, []
     definite = _DEFINITE_LESION.search(sentence.norm)
-    if not told or definite is None or not cues.PET_EVIDENCE.search(sentence.norm):
+    if not any(told_by_sentence) or definite is None or not cues.PET_EVIDENCE.search(sentence.norm):
         return found
+    # The antecedent is the nearest sentence that told a lesion of the kind the noun phrase names.
+    for told in reversed(told_by_sentence):
+        out = _refer_to(found, told, sentence, definite)
+        if out is not None:
+            return out
+    return found
+
+
+def _refer_to(found: list[Draft], told: list[Draft], sentence, definite: re.Match) -> list[Draft] | None:
+    """``refer_back`` against one sentence's told lesions; None when none of them is the one referred to."""
     # "the nodule" is the lesion told, not the nodes told beside it (and "the node" a node)
     nodal = re.search(r"(?i)\bnod(?:e|es|al)\b|adenopathy", definite.group(0)) is not None
     told = [t for t in told if (taxonomy.get(t.location_id).system is System.lymph_node) == nodal]
-    places = {t.location_id for t in told}  # the finest: "right lung" told beside "right upper lobe" is that lobe
-    places = {p for p in places if not any(q != p and hierarchy.contains(p, q) for q in places)}
-    if not found and len(places) == 1:  # one place told (maybe twice)
-        t = next(t for t in reversed(told) if t.location_id in places)
+    if _OSSEOUS.search(definite.group(0)):  # "these bone lesions": the told lesions of the skeleton
+        told = [t for t in told if taxonomy.get(t.location_id).system is System.bone]
+    plural = re.match(r"(?i)these|those", definite.group(0)) is not None or definite.group(0).endswith("s")
+    places = list(dict.fromkeys(t.location_id for t in told))
+    # the finest: "right lung" told beside "right upper lobe" is that lobe
+    places = [p for p in places if not any(q != p and hierarchy.contains(p, q) for q in places)]
+    if not places:
+        return None
+    if not found and (len(places) == 1 or plural):  # one place told (maybe twice), or "these lesions"
         values = lx.find_suv(sentence.norm)
-        suv = round(values[0].value, 2) if len(values) == 1 else None
-        return [Draft(location_id=t.location_id, ct_finding=t.ct_finding, ct_explicit=t.ct_explicit,
-                      grade=grade_of(suv, lx.find_grades(sentence.norm)), suv_max=suv, size_mm=t.size_mm,
-                      sentence=sentence, section=sentence.section, clause=(0, len(sentence.norm)))]
+        suv = round(values[0].value, 2) if len(values) == 1 and len(places) == 1 else None
+        out = []
+        for place in places:
+            t = next(t for t in reversed(told) if t.location_id == place)
+            out.append(Draft(location_id=t.location_id, ct_finding=t.ct_finding, ct_explicit=t.ct_explicit,
+                             grade=grade_of(suv, lx.find_grades(sentence.norm)), suv_max=suv, size_mm=t.size_mm,
+                             sentence=sentence, section=sentence.section, clause=(0, len(sentence.norm))))
+        return out
+    if not found:
+        return []  # "the lesion" after several places told: which one is not said
+    out, refined = [], False
     for d in found:
-        finer = list(dict.fromkeys(t.location_id for t in told if t.location_id != d.location_id
-                                   and hierarchy.contains(d.location_id, t.location_id)))
-        if len(finer) == 1:
-            d.location_id, d.alternatives = finer[0], ()
-    return found
+        finer = [p for p in places if p != d.location_id and hierarchy.contains(d.location_id, p)]
+        if len(finer) == 1 or (plural and finer):
+            refined = True
+            for place in finer:  # "these bone lesions" after "lesions of the vertebrae, ribs and left femur"
+                out.append(replace(d, location_id=place, alternatives=()))
+        else:
+            out.append(d)
+    return out if refined else None
 
 
 _DEFINITE_SUBJECT = re.compile(r"^\s*(?:the|this|that)\s+(?:[\w-]+\s+){0,2}?(?:lesion|mass|tumou?r|nodule|node|focus|"

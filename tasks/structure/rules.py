@@ -99,7 +99,7 @@ def extract(text: str, tracer: Tracer | None = None, scoping: str = "rules") -> 
             history_paragraph = state.hand_scoping and _history(sentence.norm) and not _PET_NAMED.search(sentence.norm)
         prev_end = sentence.end
         if history_paragraph and not cues.PET_EVIDENCE.search(sentence.norm) and not _PET_NAMED.search(sentence.norm):
-            state.told = [*state.told, *_told(sentence, state)]
+            state.told = [*state.told, _told(sentence, state)]
             continue
         found = refer_back(_sentence_findings(sentence, state), sentence, state)
         for draft in found:
@@ -175,7 +175,7 @@ def _sentence_findings(sentence: Sentence, state: ReadState) -> list[Draft]:
         # The history, another study's findings ("a contrast-enhanced CT of the neck showed ...", "FNA of the
         # node showed ...") and the treatment, told among the findings: not findings of this PET/CT. Its lesions
         # are kept aside: a PET sentence may go on about "the lesion" (``refer_back``).
-        state.told = [*state.told, *_told(sentence, state)]  # "... biopsies showed carcinoma": still that lesion
+        state.told = [*state.told, _told(sentence, state)]  # "... biopsies showed carcinoma": still that lesion
         return []
     loc_hits = lx.find_locations(norm)
     ct_hits = lx.find_ct(lx.mask(norm, loc_hits))

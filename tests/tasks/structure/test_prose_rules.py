@@ -205,3 +205,9 @@ def test_was_as_a_verb_is_no_prior_value():
 def test_a_denied_compartment_denies_its_region():
     negatives = _negatives("Extensive left pleural uptake, but no evidence of disease in the right hemithorax.")
     assert "region_chest" in negatives
+
+
+def test_these_lesions_take_up_every_lesion_the_history_told():
+    text = ("The patient presented with a liver mass and multiple bone lesions involving the ribs and the left femur. "
+            "These bone lesions were first detected on a PET scan.")
+    assert _locations(text) == ["femur_l", "rib"]
