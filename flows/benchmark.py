@@ -111,9 +111,10 @@ def benchmark_seeds_flow(home: str | None = None, seeds: list[int] | None = None
                          overrides: dict | None = None, configs: dict[str, str] | None = None, track: bool = True,
                          progress: bool = False) -> SeedSummary:
     """The benchmark once per training seed (default 0, 1, 2) on one cohort and split, then mean ± SD and paired
-    tests per seed and pooled, in ``<reports>/benchmark/seeds``. Resumes after a stop: the prepared cohort
+    tests per seed and pooled, in ``<reports>/benchmark/seeds``; ``home`` defaults to ``<PETCAP_HOME>/benchmark``
+    (as ``petcap benchmark``), so the working set is never touched. Resumes after a stop: the prepared cohort
     (``cohort_ready``), every finished seed (``seed_done``) and each trained checkpoint are reused."""
-    settings = benchmark_settings(flow_settings(home))
+    settings = benchmark_settings(flow_settings(home or str(flow_settings().home / "benchmark")))
     configs = configs or CONFIGS
     seeds = list(seeds if seeds is not None else (0, 1, 2))
     out = settings.reports_dir / "benchmark" / "seeds"

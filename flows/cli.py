@@ -145,10 +145,6 @@ def prefect_server_configured() -> bool:
 def cmd_caption(args: argparse.Namespace) -> int:
     """One study. With a Prefect server configured, as the ``caption-study`` flow (a run in the UI); without
     one, the flow's two steps as plain calls (no ephemeral server: start-up cost ~15 s per call)."""
-    import os
-
-    # a started ephemeral server gets time on a loaded machine (Prefect's default gave up while 2 cores were busy)
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     if (args.lesion is None) != (args.location is None):
         from data_contracts.errors import UsageError
 
@@ -516,8 +512,13 @@ def error_exit(command: str, error: BaseException) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
+
     from flows.logs import configure_logging
 
+    # a started ephemeral Prefect server gets time on a loaded machine (Prefect's default of 20 s gave up while
+    # 2 cores were busy training); a setting the user made wins
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     configure_logging()
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
