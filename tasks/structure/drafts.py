@@ -9,7 +9,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from data_contracts.findings import UPTAKE_THRESHOLDS, CTFinding, UptakeGrade, grade_for_suv
+from data_contracts.findings import (
+    UPTAKE_THRESHOLDS,
+    CTFinding,
+    UptakeGrade,
+    grade_for_suv,
+)
 from data_contracts.records import OtherSite, TextSpan
 from tasks.structure import lexicon as lx
 from tasks.structure.text import Sentence

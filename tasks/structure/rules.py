@@ -64,8 +64,20 @@ from tasks.structure.mentions import (
     inside,
     make_groups,
 )
-from tasks.structure.negation import NO_CHANGE, absence_statements, denied_ids, denied_mentions, negated, scope_end
-from tasks.structure.restatements import add_draft, drop_impression_repeats, refer_back, told_again
+from tasks.structure.negation import (
+    NO_CHANGE,
+    absence_statements,
+    denied_ids,
+    denied_mentions,
+    negated,
+    scope_end,
+)
+from tasks.structure.restatements import (
+    add_draft,
+    drop_impression_repeats,
+    refer_back,
+    told_again,
+)
 from tasks.structure.sites import deny, other_site, other_sites, weak
 from tasks.structure.text import Sentence, split_report
 from tasks.structure.values import ct_for, largest, pick
