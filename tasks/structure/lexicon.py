@@ -703,7 +703,8 @@ MULTIPLE = re.compile(r"\b(?:multiple|several|numerous|innumerable|multifocal|va
 RELATIONAL = re.compile(
     r"(?:extend\w*\s+(?:in)?to(?:\s+the)?|abutt\w*(?:\s+the)?|adjacent\s+to(?:\s+the)?|near(?:\s+the)?|"
     r"close\s+to(?:\s+the)?|next\s+to(?:\s+the)?|at\s+the\s+level\s+of(?:\s+the)?|(?:anterior|posterior|superior|"
-    r"inferior|medial|lateral|caudal|cranial|proximal|distal)\s+to(?:\s+the)?|compress\w*(?:\s+the)?|"
+    r"inferior|medial|lateral|caudal|cranial|proximal|distal|dorsal|ventral)(?:ly)?\s+(?:to|of)(?:\s+the)?|"
+    r"compress\w*(?:\s+the)?|"
     r"displac\w*(?:\s+the)?|encas\w*(?:\s+the)?|invad\w*(?:\s+the)?|infiltrat\w*(?:\s+the)?|"
     r"contact\s+with(?:\s+the)?|towards(?:\s+the)?|into(?:\s+the)?|reach\w*(?:\s+the)?|"
     r"(?:below|above|beneath|behind)(?:\s+the)?|cross\w*(?:\s+the)?|involv\w+\s+the\s+adjacent|"

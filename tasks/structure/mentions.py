@@ -98,7 +98,8 @@ def find_mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: 
                 out.append(Mention(bed.start(), bed.end(), state.operated_bed, bed.start()))
     out = [m for m in out if not _OUTSIDE.search(norm[max(0, m.start - 8):m.anchor])
            and not cues.REFERENCE.search(norm[max(0, m.start - 40):m.start])
-           and not (cues.NOT_A_LESION.match(norm, m.end) and not _DENIED_BEFORE.search(norm, 0, m.start)) and not cues.MODALITY_AFTER.match(norm, m.end)
+           and not (cues.NOT_A_LESION.match(norm, m.end) and not _DENIED_BEFORE.search(norm, 0, m.start)
+                    and not _nodal_station_of_node(norm, m, None)) and not cues.MODALITY_AFTER.match(norm, m.end)
            and (state.other_exam or not other_exam_subject(norm, m.start))
            and not (cues.BENIGN.search(norm) and not cues.PET_EVIDENCE.search(norm))
            and not cues.BENIGN_EXPLAINED.search(norm, m.end)
@@ -157,6 +158,16 @@ _DEFINITE_LESION = re.compile(r"\b(?:the|this|that|these|those|its)\s+(?:[\w-]+\
 _CLAUSE_START = re.compile(r"[;:.]|,\s+(?=[A-Z])|\b(?:but|however|whereas|while|and\s+there)\b", re.IGNORECASE)
 
 
+def _nodal_station_of_node(norm: str, m: Mention, prev: Mention | None) -> bool:
+    """Whether a landmark is a nodal station named by its vessel or region, said of a node: the head noun
+    before the relation is a node ("lymph node dorsal of the right external iliac vein")."""
+    if taxonomy.get(m.location_id).system is not System.lymph_node:
+        return False
+    lo = max(prev.end if prev is not None else 0, m.start - 60)
+    cut = max([lo, *(c.end() for c in _CLAUSE_START.finditer(norm, lo, m.start))])
+    return re.search(r"(?i)\b(?:lymph\s+)?nod(?:e|es)\b[^,;]*$", norm[cut:m.start]) is not None
+
+
 def _relations(norm: str, out: list[Mention]) -> list[Mention]:
     """Drop places named only as landmarks ("extends to", "adjacent to", "dorsal to"). A place listed right
     after a landmark ("encasing the left upper lobe, lingular and lower lobe bronchi") is one too. When every
@@ -165,6 +176,8 @@ def _relations(norm: str, out: list[Mention]) -> list[Mention]:
     ordered = sorted(out, key=lambda m: m.start)
     for k, m in enumerate(ordered):
         m.relational = bool(lx.RELATIONAL.search(norm[max(0, m.start - 40):m.start]))
+        if m.relational and _nodal_station_of_node(norm, m, ordered[k - 1] if k else None):
+            m.relational = False  # "a lymph node dorsal of the right external iliac vein": an external iliac node
         prev = ordered[k - 1] if k else None
         if (not m.relational and prev is not None and prev.relational and prev.end <= m.start
                 and not _COORD_FILLER.sub("", norm[prev.end:m.start])):

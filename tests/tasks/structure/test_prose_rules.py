@@ -211,3 +211,9 @@ def test_these_lesions_take_up_every_lesion_the_history_told():
     text = ("The patient presented with a liver mass and multiple bone lesions involving the ribs and the left femur. "
             "These bone lesions were first detected on a PET scan.")
     assert _locations(text) == ["femur_l", "rib"]
+
+
+def test_a_node_beside_a_vessel_lies_at_the_vessel_s_station():
+    text = "Intense PSMA uptake in a 4 mm lymph node dorsal of the right external iliac vein."
+    assert _locations(text) == ["ln_external_iliac_r"]
+    assert _locations("A hypermetabolic mass in the right lower lobe abuts the right hilar vessels.") == ["lung_rll"]
