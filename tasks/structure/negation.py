@@ -53,7 +53,7 @@ _SYSTEM_WORDS = (
     ("lymph_nodes", re.compile(r"\b(?:nodal|lymph\w*|(?:lymph)?adenopath\w*|nodes?)\b", re.IGNORECASE)),
     ("skeleton", re.compile(r"\b(?:osseous|bone|bony|skeletal|osteo\w*)\b", re.IGNORECASE)),
 )
-_ELSEWHERE = re.compile(r"\b(?:distant|other|elsewhere|further|remaining|additional|extra[\s-]+\w+|"
+_ELSEWHERE = re.compile(r"\b(?:distant|other|elsewhere|further|remaining|rest\s+of|additional|extra[\s-]+\w+|"
                         r"systemic|widespread|whole[\s-]+body)\b", re.IGNORECASE)
 # "... [or metastasis] within the abdomen or pelvis": the coordinated heads, then the place phrase.
 _COORDINATED_HEAD = re.compile(r"\s+(?:(?:or|nor|and)\s+(?:[\w-]+\s+){0,3}?)?(?:metasta\w*|disease|lesions?|"
@@ -139,3 +139,14 @@ def denied_ids(norm: str, mentions: list[Mention]) -> list[str | None]:
         if region is not None:
             out.append(hierarchy.region_node(region))
     return out
+
+
+def said_of_place(norm: str, m: Mention, start: int) -> bool:
+    """Whether a statement of absence at ``start`` is said of the place named before it in the same clause
+    ("The liver is free of metastases"), not of the rest of the body ("..., with no distant metastases")."""
+    if m.anchor >= start:
+        return False
+    between = norm[m.end:start]
+    if re.search(r"[,;:.]|\b(?:but|however|whereas|while|although|and|with|as\s+well\s+as)\b", between, re.IGNORECASE):
+        return False
+    return not _ELSEWHERE.search(norm, start, start + 80)

@@ -67,6 +67,7 @@ from tasks.structure.mentions import (
 from tasks.structure.negation import (
     NO_CHANGE,
     absence_statements,
+    said_of_place,
     denied_ids,
     denied_mentions,
     negated,
@@ -284,7 +285,10 @@ def _sentence_findings(sentence: Sentence, state: ReadState) -> list[Draft]:
     drafts += other_sites(sentence, loc_hits, ct_hits, state, [m.anchor for m in mentions])
     if state.hand_scoping:  # "..., with normal uptake elsewhere", "; no other sites were identified"
         for ids, (a, b) in absence_statements(norm):
-            if not any(a <= m.anchor < b + 15 for m in mentions):
-                deny(state, sentence, ids, (a, b))
+            if any(a <= m.anchor < b + 15 for m in mentions):
+                continue  # "no uptake in the liver": the mention's own negation
+            if ids == [None] and any(said_of_place(norm, m, a) for m in mentions):
+                continue  # "The liver is free of metastases": about the liver, not the whole body
+            deny(state, sentence, ids, (a, b))
     return drafts
 

@@ -217,3 +217,8 @@ def test_a_node_beside_a_vessel_lies_at_the_vessel_s_station():
     text = "Intense PSMA uptake in a 4 mm lymph node dorsal of the right external iliac vein."
     assert _locations(text) == ["ln_external_iliac_r"]
     assert _locations("A hypermetabolic mass in the right lower lobe abuts the right hilar vessels.") == ["lung_rll"]
+
+
+def test_an_absence_said_of_a_place_is_not_a_whole_body_negative():
+    assert _negatives("The liver is free of metastases.") == {"liver"}
+    assert None in _negatives("Avid nodes in the neck with no distant metastases.")
