@@ -283,6 +283,13 @@ def _roman_value(token: str) -> int:
     return int(token) if token.isdigit() else _ROMAN.index(token) + 1
 
 
+_LIVER_WORD = re.compile(r"\b(?:liver|hepatic|hepato\w*)\b", re.IGNORECASE)
+_SEGMENT_LIST = re.compile(r"\bsegments\s+(?P<list>(?:[IVX]{1,4}|[1-8])[ab]?(?:\s*(?:,|and|/|&|-|\u2013|to|or)\s*"
+                           r"(?:[IVX]{1,4}|[1-8])[ab]?)+)(?![A-Za-z0-9])", re.IGNORECASE)
+_JUNCTION = re.compile(r"\b(?:junction|border|interface|boundary)\s+(?:of|between)\s+(?:the\s+)?$|\bbetween\s+$",
+                       re.IGNORECASE)
+
+
 def _list_hits(text: str) -> list[Hit]:
     """Extra stem hits for the later members of level lists and the earlier members of rib lists."""
     lex = locations()
@@ -313,6 +320,17 @@ def _list_hits(text: str) -> list[Hit]:
             out.append(Hit(m.start(a), m.end(a), m.group(a), ("term", ids)))
         elif sides:
             out.append(Hit(m.start(a), m.end(a), m.group(a), ("stem", sides), {"plural": False, "dual": False}))
+    if _LIVER_WORD.search(text):  # "liver segments 5 and 8", "segments IVb/V": one hit per segment
+        for m in _SEGMENT_LIST.finditer(text):
+            toks = list(re.finditer(r"(?<![A-Za-z0-9])([IVX]{1,4}|[1-8])([ab])?(?![A-Za-z0-9])", m.group("list"),
+                                    re.IGNORECASE))
+            if _JUNCTION.search(text, max(0, m.start() - 20), m.start()):
+                toks = toks[:1]  # "at the junction of segments V and IVB": one lesion, at the first named
+            for t in toks:
+                n = _roman_value(t.group(1)) if not t.group(1).isdigit() else int(t.group(1))
+                if 1 <= n <= 8:
+                    pos = m.start("list") + t.start()
+                    out.append(Hit(pos, pos + len(t.group(0)), t.group(0), ("term", (f"liver_s{n}",))))
     for m in _RIB_LIST.finditer(text):
         for t in re.finditer(r"\d{1,2}(?:st|nd|rd|th)|" + "|".join(_ORDINAL_WORDS), m.group("list"), re.IGNORECASE):
             word = t.group(0).lower()

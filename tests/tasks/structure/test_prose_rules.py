@@ -222,3 +222,11 @@ def test_a_node_beside_a_vessel_lies_at_the_vessel_s_station():
 def test_an_absence_said_of_a_place_is_not_a_whole_body_negative():
     assert _negatives("The liver is free of metastases.") == {"liver"}
     assert None in _negatives("Avid nodes in the neck with no distant metastases.")
+
+
+def test_liver_segment_lists():
+    report = extract("Two hypermetabolic lesions in liver segments 5 and 8, SUVmax 6.2 and 4.1.")
+    assert [(f.location_id, f.suv_max) for f in report.findings] == [("liver_s5", 6.2), ("liver_s8", 4.1)]
+    assert _locations("A hypodense liver lesion at the junction of segments V and VIII with intense uptake.") == [
+        "liver_s5"]
+    assert _locations("Avid lung nodules in segments 6 and 10 of the right lower lobe.") == ["lung_rll"]
