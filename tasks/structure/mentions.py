@@ -16,6 +16,7 @@ from data_contracts.taxonomy import Laterality, System
 from tasks.structure import cues
 from tasks.structure import lexicon as lx
 from tasks.structure.drafts import Group, Mention, ReadState
+from tasks.structure.restatements import introduces_new
 from tasks.structure.sites import other_exam_subject, strong_negation_between
 from tasks.structure.text import Sentence
 
@@ -34,6 +35,8 @@ _DENIED_BEFORE = re.compile(r"\b(?:no|without|nor)\s+(?:[\w-]+\s+){0,2}$", re.IG
 # "extra-adrenal", "extranodal", "extrahepatic": outside the place named, not in it.
 _OUTSIDE = re.compile(r"\bextra[\s-]?$", re.IGNORECASE)
 # In a sentence about the prostate, "apex"/"base" are the gland's.
+_NON_NODAL_MASS = re.compile(r"[\s-]+(?:soft[\s-]+tissue\s+)?(?:mass(?:es)?|implants?|deposits?|nodularity|thickening|"
+                             r"stranding|infiltration)\b", re.IGNORECASE)
 _GLAND_PART = re.compile(r"\b(?:apex|apical|base)\b", re.IGNORECASE)
 _PROSTATE_SENTENCE = re.compile(r"\b(?:Gleason|prostat\w*|PI-?RADS|ISUP)\b", re.IGNORECASE)
 _BIOPSY_SCORE = re.compile(r"\b(?:Gleason|ISUP|grade\s+group)\b[^;)]*$", re.IGNORECASE)
@@ -58,6 +61,8 @@ def find_mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: 
             if _TNM.match(norm[h.end:h.end + 4]) and h.text[:1].upper() in "CTL":
                 continue  # a TNM stage ("T2 N1"), not a vertebra
             lid = _disambiguate(value, norm, h, sentence, ct_hits)
+            if lid == "ln_mesenteric" and _NON_NODAL_MASS.match(norm, h.end):
+                lid = "peritoneum"  # "a mesenteric mass", "mesenteric implants": the peritoneal fold, not a node
             if _GLAND_PART.search(h.text) and _PROSTATE_SENTENCE.search(norm):
                 if _BIOPSY_SCORE.search(norm, max(0, h.start - 30), h.start):
                     continue  # "(Gleason 3 + 4 left apex)": where the biopsy core was, a pathology result
@@ -140,7 +145,8 @@ def find_mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: 
             kept.append(m)  # "prevascular, precarinal": two spots of one coarse node
             continue
         if (prior is not None and not lx.SCOPE_END.search(norm, prior.end, max(prior.end, m.start))
-                and not strong_negation_between(norm, prior, m)):  # "pleural disease, however no pleural effusion"
+                and not strong_negation_between(norm, prior, m)
+                and not introduces_new(norm[prior.end:m.start])):  # "..., and multiple masses at the omentum"  # "pleural disease, however no pleural effusion"
             prior.repeats.append(m.anchor)
             continue
         first[m.location_id] = m

@@ -90,6 +90,22 @@ def _clause_text(d: Draft) -> str:
     return d.sentence.text[a:b]
 
 
+_PREDICATE = re.compile(r"\b(?:reflects?|represents?|representing|suggest\w*|is|are|was|were|be|likely|probably|"
+                        r"possibly|(?:consistent|compatible|in\s+keeping)\s+with|suspicious\s+(?:for|of)|concerning\s+for|"
+                        r"such\s+as|as|or)\s+$", re.IGNORECASE)
+
+
+def introduces_new(text: str) -> bool:
+    """Whether words between two mentions of one place introduce a second lesion ("..., and multiple nodular
+    masses at the omentum"), not a predicate about the first ("..., which may reflect a hyperfunctioning
+    nodule")."""
+    if _EXISTENTIAL.search(text):
+        return True
+    np = _LESION_NP.search(text)
+    return (np is not None and np.group("det").lower() not in _DEFINITE
+            and not _PREDICATE.search(text, max(0, np.start() - 40), np.start()))
+
+
 def add_draft(drafts: list[Draft], new: Draft) -> None:
     """Append a finding unless it restates one of another sentence of the body text (figure captions and
     repeated mentions: same place, CT finding and SUVmax). In free prose without headings (a case report,

@@ -230,3 +230,16 @@ def test_liver_segment_lists():
     assert _locations("A hypodense liver lesion at the junction of segments V and VIII with intense uptake.") == [
         "liver_s5"]
     assert _locations("Avid lung nodules in segments 6 and 10 of the right lower lobe.") == ["lung_rll"]
+
+
+def test_a_second_lesion_at_a_place_named_again_in_one_sentence():
+    text = ("PET showed an avid band in the omental region, and multiple nodular masses at the omentum with "
+            "increased metabolic activity.")
+    assert _locations(text) == ["peritoneum", "peritoneum"]
+    text = "There is an intensely avid left thyroid nodule, which may reflect a hyperfunctioning thyroid nodule."
+    assert _locations(text) == ["thyroid"]
+
+
+def test_a_mesenteric_mass_is_peritoneal_and_a_mesenteric_node_nodal():
+    assert _locations("Intense uptake in the mesenteric mass.") == ["peritoneum"]
+    assert _locations("Intense uptake in a mesenteric lymph node.") == ["ln_mesenteric"]
