@@ -141,6 +141,14 @@ def add_draft(drafts: list[Draft], new: Draft) -> None:
                         and old.location_id != new.location_id and hierarchy.contains(new.location_id, old.location_id)
                         and not hierarchy.is_open(new.location_id)):
                     return
+    if new.section == "impression" and reference_of(_clause_text(new)) == "definite":
+        # "... defined the primary pancreatic tumor and the extent of liver metastases": the impression's own
+        # lesions named again
+        for old in drafts:
+            if (old.section == "impression" and old.sentence is not new.sentence
+                    and old.location_id == new.location_id and _same(old, new, loose=True)):
+                _merge(old, new)
+                return
     if new.section != "impression":
         for old in drafts:
             if old.section != "impression" and old.sentence is not new.sentence and _same(old, new, loose=False):

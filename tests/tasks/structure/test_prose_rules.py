@@ -243,3 +243,9 @@ def test_a_second_lesion_at_a_place_named_again_in_one_sentence():
 def test_a_mesenteric_mass_is_peritoneal_and_a_mesenteric_node_nodal():
     assert _locations("Intense uptake in the mesenteric mass.") == ["peritoneum"]
     assert _locations("Intense uptake in a mesenteric lymph node.") == ["ln_mesenteric"]
+
+
+def test_an_impression_naming_its_lesions_again_with_definite_phrases():
+    text = ("IMPRESSION:\nThe lesion in the head of the pancreas is the primary tumour, with multiple liver metastases. "
+            "The study defined the primary pancreatic tumour and the extent of the liver metastases.")
+    assert _locations(text) == ["liver", "pancreas"]
