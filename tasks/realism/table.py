@@ -1,15 +1,15 @@
 """The realism check: every acceptance figure of issue 14 measured on a raw drop folder and its ingested store.
 
 ``realism_table(settings)`` reads the manifest, the reports, the anatomy sidecars (and DICOM headers for the
-patient's age) from ``settings.raw``, and the volumes and tables from the store ingest wrote; it returns one
-row per figure: (figure, value, target, status "pass" | "fail" | "n/a", note). It works unchanged on a real
+patient's age) from ``settings.raw``, and the volumes and tables from the store ingest wrote (through
+``tasks.realism.facts``); it returns one row per figure: (figure, value, target, status "pass" | "fail" | "n/a", note). It works unchanged on a real
 hospital drop: figures that need the synthetic ground truth (``truth/``) read "n/a" when it is absent.
 
 Optional synthetic truth it uses when present: ``truth/lesions.parquet`` (locations, sizes, ``benign`` if
 the generator writes it), ``truth/report_findings.parquet`` (statement spans), ``truth/studies.parquet``
 (per study: ``study_key`` and any of ``age``, ``visit``). The age otherwise comes from the DICOM header
 (PatientAge) or the report header (birth date and exam date).
-Patient IDs group studies and never leave this module; the table holds cohort-level numbers only.
+Patient IDs group studies and never leave the realism package; the table holds cohort-level numbers only.
 """
 
 from __future__ import annotations
