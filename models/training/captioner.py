@@ -154,7 +154,8 @@ def train_captioner(settings: Settings, config: str = "demo", overrides: dict | 
     loss_fn = _loss(device, model_cfg.label_smoothing)
     state = fit(model, loss_fn, train_set, cfg.loop, device, save=save, validate=validate,
                 resume_state=resume_state, progress=progress, desc=f"captioner {config}",
-                loader_workers=settings.train.loader_workers, on_epoch=on_epoch, val_loss=val_loss)
+                loader_workers=settings.train.loader_workers, on_epoch=on_epoch,
+                quick_validate=lambda m: {} if len(val_df) == 0 else {"loss": val_loss(m)})
     if dist_rank() != 0:
         return TrainResult("captioner", config, str(path), state.epoch, float("nan"), None)
     last = state.history[-1] if state.history else {}

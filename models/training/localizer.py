@@ -137,18 +137,14 @@ def train_localizer(settings: Settings, config: str = "demo", overrides: dict | 
                 model.position_prior.fitted.fill_(False)
     model.to(device)
 
-    def val_loss(m: CLIPLocalizer) -> float | None:
-        """The contrastive loss of (at most) 256 val samples, canonical names (eval mode); None below two."""
-        if len(val_x) <= 1:
-            return None
-        with torch.no_grad():
-            extra = {k: v[:256].float().to(device) for k, v in val_g.items()}
-            return float(m(val_x[:256].float().to(device), val_y[:256].to(device), **extra))
-
     def validate(m: CLIPLocalizer) -> dict[str, float]:
+        """Top-1 / top-5 of the val split, and the contrastive loss of (at most) 256 val samples (two at least)."""
         out = accuracy(m, val_x, val_y, device, val_g)
-        loss = val_loss(m)
-        return out if loss is None else {**out, "loss": loss}
+        if len(val_x) > 1:
+            with torch.no_grad():
+                extra = {k: v[:256].float().to(device) for k, v in val_g.items()}
+                out["loss"] = float(m(val_x[:256].float().to(device), val_y[:256].to(device), **extra))
+        return out
 
     def save(extra: dict) -> None:
         save_localizer(model, path, extra={**extra, "train_config": cfg.to_dict(),
@@ -156,7 +152,8 @@ def train_localizer(settings: Settings, config: str = "demo", overrides: dict | 
 
     state = fit(model, _loss(device), train_set, cfg.loop, device, save=save, validate=validate,
                 resume_state=resume_state, progress=progress, desc="localizer",
-                loader_workers=settings.train.loader_workers, on_epoch=on_epoch, val_loss=val_loss)
+                loader_workers=settings.train.loader_workers, on_epoch=on_epoch,
+                quick_validate=validate)  # a forward pass of the val split: every epoch
     if dist_rank() != 0:
         return TrainResult("localizer", config, str(path), state.epoch, float("nan"), None)
 

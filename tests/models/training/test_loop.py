@@ -156,19 +156,19 @@ def test_every_epoch_logs_a_line_and_reports_its_row(caplog):
     assert len(lines) == 3 and lines[1].startswith("toy epoch 2/3: train_loss ") and "val_loss 0.25" in lines[1]
 
 
-def test_every_epoch_carries_a_validation_metric_when_a_val_loss_is_given(caplog):
-    """Full validation every ``val_every`` epochs; the cheap ``val_loss`` in between (and only there), in the
+def test_every_epoch_carries_a_validation_metric_with_a_quick_validation(caplog):
+    """Full validation every ``val_every`` epochs; the cheap ``quick_validate`` in between (and only there), in the
     epoch's line and its row (the MLflow step)."""
     rows, calls = [], []
 
-    def val_loss(m):
+    def quick(m):
         calls.append(m.training)
-        return 0.5 + len(calls)
+        return {"loss": 0.5 + len(calls)}
 
     with caplog.at_level("INFO", logger="models.training.loop"):
         fit(toy_model(), toy_loss, Toy(), LoopConfig(**{**CFG, "epochs": 4, "val_every": 3}), torch.device("cpu"),
             validate=lambda m: {"loss": 0.25, "bleu4": 0.1}, progress=False, desc="toy", on_epoch=rows.append,
-            val_loss=val_loss)
+            quick_validate=quick)
     assert calls == [False, False]  # epochs 1 and 2, in eval mode; 3 and 4 are full validations
     assert [r["val_loss"] for r in rows] == [1.5, 2.5, 0.25, 0.25] and "val_bleu4" in rows[2]
     lines = [r.getMessage() for r in caplog.records if r.name == "models.training.loop"]
