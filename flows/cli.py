@@ -150,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("benchmark", help="fresh synthetic cohort, every baseline and ablation config, one report")
     s.add_argument("--patients", type=int, help="patients in the cohort (default: BENCHMARK_PATIENTS, 400)")
     s.add_argument("--preset", default="benchmark")
+    s.add_argument("--seeds", type=int, metavar="N",
+                   help="train every configuration with N training seeds (0..N-1) on the same cohort: mean ± SD and "
+                        "paired tests per seed and pooled; a rerun resumes where a stop left it")
     s.set_defaults(func=cmd_benchmark)
 
     s = sub.add_parser("caption", help="caption every lesion of one new study (DICOM or NIfTI + lesion mask)")
@@ -217,8 +220,13 @@ def error_exit(command: str, error: BaseException) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
+
     from flows.logs import configure_logging
 
+    # a started ephemeral Prefect server gets time on a loaded machine (Prefect's default of 20 s gave up while
+    # 2 cores were busy training); a setting the user made wins
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     configure_logging()
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv

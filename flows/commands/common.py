@@ -41,11 +41,7 @@ def wants_flow_run(args: argparse.Namespace) -> bool:
 
 def run_flow(flow, args: argparse.Namespace, **params):
     """``flow(**params)`` as a flow run when ``wants_flow_run(args)``, else its body with plain step calls."""
-    import os
-
-    if wants_flow_run(args):
-        # a started ephemeral server gets time on a loaded machine (Prefect's default gave up while 2 cores were busy)
-        os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    if wants_flow_run(args):  # an ephemeral server gets 120 s to start (``flows.cli.main``)
         return flow(**params)
     from flows.common import plain_calls
 

@@ -70,14 +70,28 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from flows.benchmark import benchmark_flow
+    from flows.benchmark import benchmark_flow, benchmark_seeds_flow
     from tasks.evaluate.benchmark import BENCHMARK_PATIENTS
 
     settings = _settings(args)
     if not args.home:  # the benchmark's cohort, models and report never mix with the working set's
         settings = Settings(home=settings.home / "benchmark")
-    result = benchmark_flow(home=str(settings.home), patients=args.patients or BENCHMARK_PATIENTS,
-                            preset=args.preset, progress=True)
+    patients = args.patients or BENCHMARK_PATIENTS
+    if args.seeds is not None:
+        if args.seeds < 1:
+            from data_contracts.errors import UsageError
+
+            raise UsageError(f"--seeds must be at least 1, got {args.seeds}")
+        summary = benchmark_seeds_flow(home=str(settings.home), seeds=list(range(args.seeds)), patients=patients,
+                                       preset=args.preset, progress=True)
+        from tasks.evaluate.seeds import mean_sd_table
+
+        print(f"benchmark over seeds {list(summary.seeds)}: {summary.lesions} test lesions")
+        print(mean_sd_table(summary, ("bleu4", "meteor", "rouge_l", "cider", "localization", "ct_finding"))
+              .to_string())
+        print(f"summary: {settings.reports_dir / 'benchmark' / 'seeds' / 'summary.md'}")
+        return 0
+    result = benchmark_flow(home=str(settings.home), patients=patients, preset=args.preset, progress=True)
     ev = result.evaluation
     print(f"benchmark: {result.test_samples} test lesions; seconds per stage {result.seconds}")
     for title, table in (("Table 1", ev.table1), ("Table 2", ev.table2)):
