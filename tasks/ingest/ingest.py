@@ -1,17 +1,20 @@
 """Ingest raw studies into the volume store: one study (``ingest_study``) and a whole delivery (``ingest_all``).
 
-Per study: read CT (HU) and PET (-> SUVbw), cross-check patient and geometry, write ``ct`` and ``pet`` onto
-the CT grid (or the configured spacings), label the lesion mask's connected components (26-connectivity,
-components under ``min_lesion_voxels`` dropped) and write the instance map, write the anatomy labels, compute
-per-lesion statistics, and commit the group with its completion marker. IDs become pseudonyms before anything
-is written. Any defect raises ``IngestError(reason, source, detail)``.
+Per study: read CT (HU) and PET (-> SUVbw), cross-check patient and geometry, write ``ct`` on the CT grid (or
+the configured CT spacing) and ``pet`` on the PET's own grid (or the configured PET spacing over the PET's field
+of view), label the lesion mask's connected components (26-connectivity, components under
+``min_lesion_voxels`` dropped) and write the instance map, write the anatomy labels, compute per-lesion
+statistics, and commit the group with its completion marker. IDs become pseudonyms before anything is written.
+Any defect raises ``IngestError(reason, source, detail)``.
 
-Memory and speed (full scale: ~150 M voxel CT): the four files are read concurrently (SimpleITK releases
-the GIL). The CT grid comes from the NIfTI header alone, so the PET is resampled onto it while the CT is
-still being inflated; PET goes slab by slab (whole chunks along z), the next slab resampled while zarr
-compresses the last, so the float32 PET never exists at full size on the CT grid. Lesions are labelled
-inside the bounding box of the mask's foreground only, and measured inside each lesion's own box.
-``benchmarks/ingest.py`` measures the whole against SimpleITK's read of the same files.
+Memory and speed (full scale: ~150 M voxel CT, ~20 M voxel PET): the four files are read concurrently
+(SimpleITK releases the GIL). The PET is stored as read, with its own origin, spacing and direction: patch
+extraction interpolates it straight onto each patch grid (one interpolation, not two), and no 600 MB float32
+PET on the CT grid is ever made. A volume on another grid than its source (configured spacings) is resampled
+slab by slab, the next slab on a helper thread while zarr compresses the last. Lesions are labelled inside
+the bounding box of the mask's foreground only, and measured inside each lesion's own box (their SUV
+statistics on the stored CT grid, interpolated from the PET there). ``benchmarks/ingest.py`` measures the
+whole against SimpleITK's read of the same files.
 
 For a delivery: the manifest is validated, each study is skipped when its group is complete and was made from
 the same raw bytes (content hash) with the same recipe, ingested otherwise, or quarantined with its reason; the
@@ -78,7 +81,7 @@ from tasks.ingest.readers import (
 
 log = logging.getLogger(__name__)
 
-INGEST_VERSION = "2"  # bump when the same input and settings would give a different group
+INGEST_VERSION = "3"  # bump when the same input and settings would give a different group (3: native PET)
 STAGE = "ingest"
 SLAB_CHUNKS = 2  # chunk rows along z per resampling slab
 CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity
@@ -198,7 +201,8 @@ def _build(row: ManifestRow, settings: Settings, digest: str | None, recipe: str
     check_pet_values(sitk.GetArrayViewFromImage(pet.image), src["pet"], bands)
     _check_pair(row, ct_grid, pet, ct, src)
     grid = ct_grid if cfg.ct_spacing_mm is None else ct_grid.with_spacing(cfg.ct_spacing_mm)
-    pet_grid = grid if cfg.pet_spacing_mm is None else grid.with_spacing(cfg.pet_spacing_mm)
+    native_pet = Geometry.of(pet.image)
+    pet_grid = native_pet if cfg.pet_spacing_mm is None else native_pet.with_spacing(cfg.pet_spacing_mm)
 
     writer = store.StudyWriter(settings.store_url, study_id, cfg)
     ct_array, pet_array = writer.create("ct", grid), writer.create("pet", pet_grid)
@@ -227,7 +231,7 @@ def _build(row: ManifestRow, settings: Settings, digest: str | None, recipe: str
     acquisition = Acquisition(
         vendor=row.vendor, tracer=row.tracer,
         ct_spacing_mm=ct_grid.spacing, ct_shape=ct_grid.shape,
-        pet_spacing_mm=tuple(pet.image.GetSpacing()), pet_shape=Geometry.of(pet.image).shape,
+        pet_spacing_mm=native_pet.spacing, pet_shape=native_pet.shape,
         injected_dose_mbq=quant.injected_dose_mbq, uptake_minutes=quant.uptake_minutes,
         patient_weight_kg=quant.weight_kg, source_format=ct.fmt,
     )

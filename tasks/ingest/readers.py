@@ -3,7 +3,9 @@
 * DICOM series (a folder of slices): headers with pydicom (``stop_before_pixels``: fast, and every file is
   checked, so a corrupt slice is named), pixels with SimpleITK's ``ImageSeriesReader`` (sorted by position,
   per-slice RescaleSlope/Intercept applied).
-* NIfTI: SimpleITK; a PET image's units and dose come from its PET-BIDS JSON sidecar.
+* NIfTI: the voxels inflated once (zlib-ng) and checked whole in the same pass, the grid from SimpleITK's
+  reading of the header (other NIfTI kinds: SimpleITK); a PET image's units and dose come from its PET-BIDS
+  JSON sidecar.
 
 SUVbw = activity concentration (Bq/mL) x body weight (g) / injected dose (Bq) decayed to the time the image
 is decay-corrected to (DICOM DecayCorrection START: series start; ADMIN: injection; BIDS:
@@ -14,8 +16,10 @@ Error messages name the file and the problem but never a patient's name or ID.
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
+import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +30,7 @@ import pydicom
 import SimpleITK as sitk
 from pydicom.errors import InvalidDicomError
 from pydicom.valuerep import DA, DT, TM
+from zlib_ng import gzip_ng
 
 from data_contracts.settings import RawLayout
 from tasks.ingest.errors import IngestError
@@ -35,6 +40,7 @@ from tasks.ingest.integrity import (
     check_nifti_size,
     check_pixel_data,
     check_rescale,
+    nifti_layout,
 )
 from data_contracts.geometry import Geometry
 
@@ -64,6 +70,7 @@ class Series:
     patient_id: str | None = None  # DICOM PatientID (PHI: compared, never stored)
     frame_of_reference: str | None = None
     header: pydicom.Dataset | None = None  # first slice's header (DICOM only)
+    nonfinite: int | None = None  # NaN / inf voxels counted while reading (None: not counted, see read_pet)
 
 
 def _short(err: BaseException) -> str:
@@ -75,19 +82,83 @@ def _short(err: BaseException) -> str:
 
 
 # --------------------------------------------------------------------------------------------- NIfTI
+_ITK_SCALARS = (np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32, np.uint64, np.int64, np.float32,
+                np.float64)
+_NO_SCALING = ((None, None), (1.0, 0.0))
+
+
 def read_nifti(path: Path, source: str, missing_reason: str, pixel_type: int | None = None) -> Series:
+    """A NIfTI image as SimpleITK reads it (its geometry, its voxel type, or ``pixel_type``), never shorter than
+    its header says (``truncated_file``).
+
+    An unscaled scalar 3-D image is inflated once, in one pass that also proves it whole (``_voxels``: zlib-ng,
+    as fast as ITK's own inflate), and its grid taken from ITK's reading of the header, so ITK's and our view
+    of where each voxel lies cannot differ; anything else (scaled voxels, 4-D, vectors) goes through
+    ``sitk.ReadImage`` after ``check_nifti_size`` has inflated the stream to count it. The voxels are
+    identical either way (``tests/tasks/ingest/test_readers.py``), except that NaN stays NaN here where ITK
+    reads it as 0 (see ``nifti_nonfinite``; ``Series.nonfinite`` counts them).
+    """
     if not path.is_file():
         raise IngestError(missing_reason, source, "file not found")
-    check_nifti_size(path, source)  # ITK would read the missing tail as zeros
+    voxels = _voxels(path, source)
+    if voxels is None:
+        check_nifti_size(path, source)  # ITK would read the missing tail as zeros
+        try:
+            image = sitk.ReadImage(str(path)) if pixel_type is None else sitk.ReadImage(str(path), pixel_type)
+        except RuntimeError as e:
+            raise IngestError("unreadable_file", source, _short(e)) from None
+        if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+            raise IngestError("unreadable_file", source,
+                              f"expected a 3-D scalar image, got {image.GetDimension()}-D with "
+                              f"{image.GetNumberOfComponentsPerPixel()} components")
+        return Series(image, source, "nifti")
+    grid = read_grid(path)
+    if grid is None or grid.shape != voxels.shape:
+        raise IngestError("unreadable_file", source, "ITK cannot read the NIfTI header nibabel reads")
+    nonfinite = int(np.count_nonzero(~np.isfinite(voxels))) if voxels.dtype.kind == "f" else 0
+    if pixel_type == sitk.sitkFloat32 and voxels.dtype != np.float32:
+        voxels = voxels.astype(np.float32)
+    image = sitk.GetImageFromArray(voxels)  # one copy into ITK's buffer
+    del voxels
+    image.SetSpacing(grid.spacing)
+    image.SetOrigin(grid.origin)
+    image.SetDirection(grid.direction)
+    if pixel_type is not None and image.GetPixelID() != pixel_type:
+        image = sitk.Cast(image, pixel_type)
+    return Series(image, source, "nifti", nonfinite=nonfinite)
+
+
+def _voxels(path: Path, source: str) -> np.ndarray | None:
+    """The (z, y, x) voxels of an unscaled scalar 3-D NIfTI, read in one pass that fails on a short file; None
+    for any other NIfTI (or a header nibabel cannot parse: ``check_nifti_size`` then names the problem)."""
     try:
-        image = sitk.ReadImage(str(path)) if pixel_type is None else sitk.ReadImage(str(path), pixel_type)
-    except RuntimeError as e:
-        raise IngestError("unreadable_file", source, _short(e)) from None
-    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
-        raise IngestError("unreadable_file", source,
-                          f"expected a 3-D scalar image, got {image.GetDimension()}-D with "
-                          f"{image.GetNumberOfComponentsPerPixel()} components")
-    return Series(image, source, "nifti")
+        header = nib.load(str(path)).header
+        offset, nbytes = nifti_layout(path)
+    except Exception:  # noqa: BLE001 - nibabel raises many kinds; the ITK path reports it properly
+        return None
+    shape = tuple(int(v) for v in header.get_data_shape())
+    dtype = header.get_data_dtype()
+    if (len(shape) != 3 or dtype.type not in _ITK_SCALARS or header.get_slope_inter() not in _NO_SCALING
+            or int(header["dim"][0]) != 3):
+        return None
+    out = np.empty(shape[::-1], dtype.newbyteorder("="))  # NIfTI stores x fastest: C order (z, y, x)
+    got = 0
+    try:
+        opener = gzip_ng.open if path.name.endswith(".gz") else open
+        with opener(path, "rb") as f:
+            skip = offset
+            while skip > 0 and (block := f.read(min(skip, 1 << 16))):
+                skip -= len(block)
+            got = f.readinto(memoryview(out).cast("B"))
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise IngestError("truncated_file" if isinstance(e, EOFError) else "unreadable_file", source,
+                          f"the gzip stream ends early or is damaged ({type(e).__name__})") from None
+    if got < nbytes:
+        raise IngestError("truncated_file", source, f"{offset + got} bytes once uncompressed, the header needs "
+                                                    f"{offset + nbytes}")
+    if dtype.byteorder not in ("=", "|", "<" if np.little_endian else ">"):
+        out = out.view(dtype).astype(out.dtype)  # a file of the other byte order
+    return out
 
 
 def nifti_nonfinite(path: Path) -> int:
@@ -312,7 +383,7 @@ def read_ct(path: Path, source: str) -> Series:
         return read_dicom_series(path, source, "CT", "missing_ct", sitk.sitkInt16)
     series = read_nifti(path, source, "missing_ct")
     if series.image.GetPixelID() != sitk.sitkInt16:
-        if nifti_nonfinite(path):
+        if (series.nonfinite if series.nonfinite is not None else nifti_nonfinite(path)):
             raise IngestError("nan_in_ct", source, "CT contains NaN or infinite values")
         a = sitk.GetArrayViewFromImage(series.image)
         if a.min() < -32768 or a.max() > 32767:
@@ -333,7 +404,8 @@ def read_pet(path: Path, source: str) -> tuple[Series, PetQuant]:
         sidecar_source = RawLayout.sidecar(source).as_posix()
         quant = pet_quant_from_sidecar(read_sidecar(RawLayout.sidecar(path), sidecar_source), sidecar_source)
     values = sitk.GetArrayViewFromImage(series.image)
-    bad = int(np.count_nonzero(~np.isfinite(values))) if series.fmt == "dicom" else nifti_nonfinite(path)
+    bad = (int(np.count_nonzero(~np.isfinite(values))) if series.fmt == "dicom" else
+           series.nonfinite if series.nonfinite is not None else nifti_nonfinite(path))
     if bad:
         raise IngestError("nan_in_pet", source, f"PET has {bad} NaN or infinite voxels")
     series.image = sitk.ShiftScale(series.image, 0.0, quant.suv_per_unit) if quant.suv_per_unit != 1.0 \
