@@ -29,7 +29,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -162,7 +162,7 @@ def ingest_study(row: ManifestRow, settings: Settings) -> IngestedStudy:
 def _ingest(row: ManifestRow, settings: Settings, digest: str | None, recipe: str) -> IngestedStudy:
     """``_build`` on a private thread pool; on any failure the pool is drained, then the group removed."""
     study_id = study_pseudonym(row.study_key, settings.pseudonym_key)
-    pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ingest-study")
+    pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="ingest-study")
     try:
         return _build(row, settings, digest, recipe, study_id, pool)
     except BaseException:
@@ -175,8 +175,9 @@ def _ingest(row: ManifestRow, settings: Settings, digest: str | None, recipe: st
 
 def _build(row: ManifestRow, settings: Settings, digest: str | None, recipe: str, study_id: str,
            pool: ThreadPoolExecutor) -> IngestedStudy:
-    """The per-study pipeline. Threads: CT read | PET read, then PET resample+write | mask and anatomy reads
-    | content hash; the caller's thread writes CT, labels lesions, writes anatomy and commits."""
+    """The per-study pipeline. Threads: CT read | PET read, then PET write | mask read, then lesions labelled
+    and written | anatomy read, checked and written | content hash; the caller's thread writes the CT, runs
+    the PET/CT plausibility checks and commits."""
     root, cfg, bands = settings.raw.root, settings.ingest, settings.ingest.plausibility
     src = shown_sources(row, study_id)
     f_ct = pool.submit(read_ct, root / row.ct_path, src["ct"])
@@ -207,25 +208,25 @@ def _build(row: ManifestRow, settings: Settings, digest: str | None, recipe: str
     writer = store.StudyWriter(settings.store_url, study_id, cfg)
     ct_array, pet_array = writer.create("ct", grid), writer.create("pet", pet_grid)
     f_pet_written = pool.submit(_write_slabs, pet_array, pet.image, pet_grid, sitk.sitkLinear, 0.0)
+    # Anatomy and lesions are checked, labelled and written as soon as their files are read, while the CT
+    # is still being inflated: each task waits only on futures submitted before it (no deadlock).
+    f_anatomy_stored = (pool.submit(_store_anatomy, writer, f_anatomy, ct_grid, grid, root, row, src["anatomy"])
+                        if f_anatomy is not None else None)
+    f_lesions = pool.submit(_store_lesions, writer, f_mask, f_anatomy_stored, pet.image, ct_grid, grid, study_id,
+                            cfg.min_lesion_voxels, src["lesions"])
     ct = f_ct.result()
     _check_pair(row, ct_grid, pet, ct, src)
     if not Geometry.of(ct.image).same_grid(ct_grid):  # header and pixels read by the same reader: cannot differ
         raise IngestError("unreadable_file", src["ct"], "CT header and image disagree on the grid")
     _write_slabs(ct_array, ct.image, grid, sitk.sitkLinear, -1024.0)
 
-    mask = _on_grid(f_mask.result(), ct_grid, grid)
-    anatomy = _on_grid(f_anatomy.result(), ct_grid, grid) if f_anatomy is not None else None
-    if anatomy is not None:
-        check_anatomy_sidecar(root, row, src["anatomy"])
-        check_known_labels(anatomy, src["anatomy"])
-    lesions = _lesions(writer, mask, anatomy, pet.image, grid, study_id, cfg.min_lesion_voxels, src["lesions"])
+    mask, lesions = f_lesions.result()  # a bad mask is reported before a bad anatomy map, as it always was
+    anatomy = f_anatomy_stored.result() if f_anatomy_stored is not None else None
     check_fov(axial_offset_mm(Geometry.of(pet.image), Geometry.of(ct.image)), src["pet"], bands)
     volumes = check_volumes(pet.image, ct.image, anatomy, mask)  # on the PET grid, >= 6 mm
     check_body(body_dice(volumes), src["pet"], bands)
     reference = reference_uptake(volumes, bands)
     check_reference(reference, row.tracer.value, src["pet"], bands)
-    if anatomy is not None:
-        writer.create("anatomy", grid)[...] = sitk.GetArrayViewFromImage(anatomy)
     f_pet_written.result()
 
     acquisition = Acquisition(
@@ -260,6 +261,25 @@ def _check_pair(row: ManifestRow, ct_grid: Geometry, pet: Series, ct: Series | N
         raise IngestError("geometry_mismatch", src["pet"], "PET and CT have different FrameOfReferenceUIDs")
     if not ct_grid.overlaps(Geometry.of(pet.image)):
         raise IngestError("geometry_mismatch", src["pet"], "PET and CT fields of view do not overlap")
+
+
+def _store_anatomy(writer: store.StudyWriter, f_read: Future, ct_grid: Geometry, grid: Geometry, root: Path,
+                   row: ManifestRow, source: str) -> sitk.Image:
+    """The anatomy label map (read by ``f_read``) checked on the CT grid, its sidecar and labels checked, written."""
+    anatomy = _on_grid(f_read.result(), ct_grid, grid)
+    check_anatomy_sidecar(root, row, source)
+    check_known_labels(anatomy, source)
+    writer.create("anatomy", grid)[...] = sitk.GetArrayViewFromImage(anatomy)
+    return anatomy
+
+
+def _store_lesions(writer: store.StudyWriter, f_mask: Future, f_anatomy: Future | None, pet_suv: sitk.Image,
+                   ct_grid: Geometry, grid: Geometry, study_id: str, min_voxels: int,
+                   source: str) -> tuple[sitk.Image, list[Lesion]]:
+    """The lesion mask (read by ``f_mask``) checked on the CT grid, then labelled, written and measured."""
+    mask = _on_grid(f_mask.result(), ct_grid, grid)
+    anatomy = f_anatomy.result() if f_anatomy is not None else None
+    return mask, _lesions(writer, mask, anatomy, pet_suv, grid, study_id, min_voxels, source)
 
 
 def _on_grid(series: Series, ct_grid: Geometry, grid: Geometry) -> sitk.Image:

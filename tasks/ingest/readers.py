@@ -421,8 +421,8 @@ def read_mask(path: Path, source: str, missing_reason: str, pixel_type: int, bin
     image = series.image
     values = sitk.GetArrayViewFromImage(image)
     # A binary mask takes any non-negative integer label; a label map must fit ``pixel_type``.
-    check_label_values(values, source, np.iinfo(np.uint64).max if binary else np.iinfo(_INT_TYPES[pixel_type]).max)
-    if binary:
+    hi = check_label_values(values, source, np.iinfo(np.uint64).max if binary else np.iinfo(_INT_TYPES[pixel_type]).max)
+    if binary and not (image.GetPixelID() == pixel_type and hi <= 1):  # a 0/1 mask of that type is kept as read
         series.image = sitk.Cast(sitk.NotEqual(image, 0), pixel_type)
     elif image.GetPixelID() != pixel_type:
         series.image = sitk.Cast(image, pixel_type)

@@ -48,6 +48,7 @@ from data_contracts.volume_store import (  # noqa: F401 - the readers, re-export
     MARKER,
     UNITS,
     StoredStudy,
+    VolumeStoreError,
     arrays_group,
     completed,
     list_studies,

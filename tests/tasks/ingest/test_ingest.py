@@ -76,8 +76,16 @@ def test_round_trip_equals_source_with_geometry_and_lesion_statistics(raw, setti
         assert stored.geometry.direction == pytest.approx(study.ct.direction)
         assert stored.attrs["units"] == {"ct": "HU", "pet": "SUVbw", "lesions": "instance", "anatomy": "label"}
         assert stored.attrs["vendor"] == study.vendor.value and stored.attrs["tracer"] == study.tracer.value
-        # DICOM PET is int16 with a per-slice slope: relative precision ~1/32767 of each slice's maximum.
-        pet = stored.pet[...]
+        # PET on its own grid: the source PET's geometry and its SUV voxel for voxel. DICOM PET is int16 with a
+        # per-slice slope: relative precision ~1/32767 of each slice's maximum.
+        assert stored.pet_geometry.shape == study.pet.shape == stored.pet.shape
+        assert stored.pet_geometry.spacing == pytest.approx(study.pet.spacing)
+        assert stored.pet_geometry.origin == pytest.approx(study.pet.origin, abs=1e-3)
+        assert stored.pet_geometry.direction == pytest.approx(study.pet.direction)
+        native = stored.pet[...]
+        np.testing.assert_allclose(native, study.pet.array, rtol=1e-3, atol=1e-3 * native.max())
+        # Interpolated onto the CT grid, it is what SimpleITK makes of the source PET there.
+        pet = stored.pet_on(stored.geometry)
         np.testing.assert_allclose(pet, _pet_on_ct_grid(study), rtol=1e-3, atol=1e-3 * pet.max())
         np.testing.assert_array_equal(stored.anatomy[...], study.anatomy.array)
 
@@ -346,7 +354,7 @@ def test_configured_spacing_resamples_every_array(raw, settings):
     key = raw.key("nifti")
     study = raw.studies[key]
     ct_spacing = tuple(round(s * 0.8, 3) for s in study.ct.spacing)  # finer: lesions keep their voxels
-    pet_spacing = tuple(float(s) for s in study.pet.spacing)
+    pet_spacing = tuple(round(s * 1.5, 3) for s in study.pet.spacing)
     custom = settings.model_copy(update={"ingest": settings.ingest.model_copy(
         update={"ct_spacing_mm": ct_spacing, "pet_spacing_mm": pet_spacing})})
     ingest_all(custom, raw_dir=raw.root, progress=False)
@@ -356,7 +364,11 @@ def test_configured_spacing_resamples_every_array(raw, settings):
     assert stored.ct.shape == tuple(np.round(extent / ct_spacing).astype(int))[::-1]
     assert stored.lesions.shape == stored.anatomy.shape == stored.ct.shape
     assert stored.pet_geometry.spacing == pytest.approx(pet_spacing)
-    assert stored.pet.shape == tuple(np.round(extent / pet_spacing).astype(int))[::-1]
+    pet_extent = np.asarray(study.pet.shape[::-1]) * np.asarray(study.pet.spacing)  # over the PET's own view
+    assert stored.pet.shape == tuple(np.round(pet_extent / pet_spacing).astype(int))[::-1]
+    pet_corner = np.asarray(study.pet.origin) - np.asarray(study.pet.spacing) / 2
+    np.testing.assert_allclose(np.asarray(stored.pet_geometry.origin) - np.asarray(pet_spacing) / 2, pet_corner,
+                               atol=1e-3)
     corner = np.asarray(study.ct.origin) - np.asarray(study.ct.spacing) / 2  # outer corner of voxel 0
     np.testing.assert_allclose(np.asarray(stored.geometry.origin) - np.asarray(ct_spacing) / 2, corner, atol=1e-6)
     assert stored.study.lesion_count >= 1
