@@ -16,6 +16,7 @@ Error messages name the file and the problem but never a patient's name or ID.
 
 from __future__ import annotations
 
+import ctypes
 import gzip
 import json
 import re
@@ -82,26 +83,26 @@ def _short(err: BaseException) -> str:
 
 
 # --------------------------------------------------------------------------------------------- NIfTI
-_ITK_SCALARS = (np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32, np.uint64, np.int64, np.float32,
-                np.float64)
-_NO_SCALING = ((None, None), (1.0, 0.0))
+_ITK_PIXEL = {np.uint8: sitk.sitkUInt8, np.int8: sitk.sitkInt8, np.uint16: sitk.sitkUInt16, np.int16: sitk.sitkInt16,
+              np.uint32: sitk.sitkUInt32, np.int32: sitk.sitkInt32, np.uint64: sitk.sitkUInt64,
+              np.int64: sitk.sitkInt64, np.float32: sitk.sitkFloat32, np.float64: sitk.sitkFloat64}
 
 
 def read_nifti(path: Path, source: str, missing_reason: str, pixel_type: int | None = None) -> Series:
     """A NIfTI image as SimpleITK reads it (its geometry, its voxel type, or ``pixel_type``), never shorter than
     its header says (``truncated_file``).
 
-    An unscaled scalar 3-D image is inflated once, in one pass that also proves it whole (``_voxels``: zlib-ng,
-    as fast as ITK's own inflate), and its grid taken from ITK's reading of the header, so ITK's and our view
-    of where each voxel lies cannot differ; anything else (scaled voxels, 4-D, vectors) goes through
-    ``sitk.ReadImage`` after ``check_nifti_size`` has inflated the stream to count it. The voxels are
-    identical either way (``tests/tasks/ingest/test_readers.py``), except that NaN stays NaN here where ITK
-    reads it as 0 (see ``nifti_nonfinite``; ``Series.nonfinite`` counts them).
+    An unscaled scalar 3-D image is inflated once, straight into the image's buffer, in one pass that also
+    proves it whole (``_inflated``: zlib-ng, as fast as ITK's own inflate), and its grid taken from ITK's
+    reading of the header, so ITK's and our view of where each voxel lies cannot differ; anything else (scaled
+    voxels, 4-D, vectors) goes through ``sitk.ReadImage`` after ``check_nifti_size`` has inflated the stream to
+    count it. The voxels are identical either way (``tests/tasks/ingest/test_readers.py``), except that NaN
+    stays NaN here where ITK reads it as 0 (see ``nifti_nonfinite``; ``Series.nonfinite`` counts them).
     """
     if not path.is_file():
         raise IngestError(missing_reason, source, "file not found")
-    voxels = _voxels(path, source)
-    if voxels is None:
+    image = _inflated(path, source)
+    if image is None:
         check_nifti_size(path, source)  # ITK would read the missing tail as zeros
         try:
             image = sitk.ReadImage(str(path)) if pixel_type is None else sitk.ReadImage(str(path), pixel_type)
@@ -112,36 +113,38 @@ def read_nifti(path: Path, source: str, missing_reason: str, pixel_type: int | N
                               f"expected a 3-D scalar image, got {image.GetDimension()}-D with "
                               f"{image.GetNumberOfComponentsPerPixel()} components")
         return Series(image, source, "nifti")
-    grid = read_grid(path)
-    if grid is None or grid.shape != voxels.shape:
-        raise IngestError("unreadable_file", source, "ITK cannot read the NIfTI header nibabel reads")
-    nonfinite = int(np.count_nonzero(~np.isfinite(voxels))) if voxels.dtype.kind == "f" else 0
-    if pixel_type == sitk.sitkFloat32 and voxels.dtype != np.float32:
-        voxels = voxels.astype(np.float32)
-    image = sitk.GetImageFromArray(voxels)  # one copy into ITK's buffer
-    del voxels
-    image.SetSpacing(grid.spacing)
-    image.SetOrigin(grid.origin)
-    image.SetDirection(grid.direction)
+    values = sitk.GetArrayViewFromImage(image)
+    nonfinite = int(np.count_nonzero(~np.isfinite(values))) if values.dtype.kind == "f" else 0
+    del values
     if pixel_type is not None and image.GetPixelID() != pixel_type:
         image = sitk.Cast(image, pixel_type)
     return Series(image, source, "nifti", nonfinite=nonfinite)
 
 
-def _voxels(path: Path, source: str) -> np.ndarray | None:
-    """The (z, y, x) voxels of an unscaled scalar 3-D NIfTI, read in one pass that fails on a short file; None
-    for any other NIfTI (or a header nibabel cannot parse: ``check_nifti_size`` then names the problem)."""
+def _inflated(path: Path, source: str) -> sitk.Image | None:
+    """An unscaled scalar 3-D NIfTI inflated straight into a new SimpleITK image's buffer, in one pass that fails
+    on a short file, its grid as ITK reads the header; None for any other NIfTI (or a header nibabel cannot
+    parse: ``check_nifti_size`` then names the problem)."""
     try:
-        header = nib.load(str(path)).header
+        nifti = nib.load(str(path))
         offset, nbytes = nifti_layout(path)
+        # A loaded header's scl_* read NaN: nibabel moves the file's scaling onto the array proxy.
+        scaling = (float(nifti.dataobj.slope), float(nifti.dataobj.inter))
     except Exception:  # noqa: BLE001 - nibabel raises many kinds; the ITK path reports it properly
         return None
+    header = nifti.header
     shape = tuple(int(v) for v in header.get_data_shape())
     dtype = header.get_data_dtype()
-    if (len(shape) != 3 or dtype.type not in _ITK_SCALARS or header.get_slope_inter() not in _NO_SCALING
-            or int(header["dim"][0]) != 3):
+    if len(shape) != 3 or dtype.type not in _ITK_PIXEL or scaling != (1.0, 0.0) or int(header["dim"][0]) != 3:
         return None
-    out = np.empty(shape[::-1], dtype.newbyteorder("="))  # NIfTI stores x fastest: C order (z, y, x)
+    grid = read_grid(path)
+    if grid is None or grid.shape != shape[::-1]:
+        raise IngestError("unreadable_file", source, "ITK cannot read the NIfTI header nibabel reads")
+    image = sitk.Image(list(shape), _ITK_PIXEL[dtype.type])  # NIfTI stores x fastest: ITK's buffer order
+    image.SetSpacing(grid.spacing)
+    image.SetOrigin(grid.origin)
+    image.SetDirection(grid.direction)
+    out = _writable_view(image)
     got = 0
     try:
         opener = gzip_ng.open if path.name.endswith(".gz") else open
@@ -157,8 +160,16 @@ def _voxels(path: Path, source: str) -> np.ndarray | None:
         raise IngestError("truncated_file", source, f"{offset + got} bytes once uncompressed, the header needs "
                                                     f"{offset + nbytes}")
     if dtype.byteorder not in ("=", "|", "<" if np.little_endian else ">"):
-        out = out.view(dtype).astype(out.dtype)  # a file of the other byte order
-    return out
+        out.byteswap(inplace=True)  # a file of the other byte order
+    return image
+
+
+def _writable_view(image: sitk.Image) -> np.ndarray:
+    """A writable numpy view of a fresh image's pixel buffer (SimpleITK offers read-only views only). Valid while
+    ``image`` lives and is not copied-on-write; used only to fill the buffer right after allocating it."""
+    view = sitk.GetArrayViewFromImage(image)
+    buffer = (ctypes.c_char * view.nbytes).from_address(view.__array_interface__["data"][0])
+    return np.frombuffer(buffer, dtype=view.dtype).reshape(view.shape)
 
 
 def nifti_nonfinite(path: Path) -> int:

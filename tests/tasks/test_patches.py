@@ -175,7 +175,8 @@ def test_patches_equal_whole_volume_resampling(cohort, client, tmp_path):
 # Native-grid PET against the layout before (PET resampled onto the CT grid at ingest, then onto the patch
 # grid). Measured on this tiny cohort (CT 7.8-8.3 mm, PET 9.4-12.5 mm voxels): mean |diff| 0.5 % of a patch's
 # SUVmax on average, at most ~1.5 % in one patch; the patch's summed SUV within ~3 %; single voxels at hot
-# peaks differ by up to ~45 % of the SUVmax, the peaks the second interpolation flattened (native peaks ~9 % higher, median).
+# peaks differ by up to ~45 % of the SUVmax: the peaks the second interpolation flattened (native peaks ~9 %
+# higher, median).
 NATIVE_PET_MEAN = 0.01  # mean over patches of mean |diff| / SUVmax
 NATIVE_PET_PATCH_MEAN = 0.03  # any one patch's mean |diff| / SUVmax
 NATIVE_PET_TOTAL = 0.06  # relative difference of a patch's summed SUV
