@@ -180,7 +180,15 @@ def _build(row: ManifestRow, settings: Settings, digest: str | None, recipe: str
     the PET/CT plausibility checks and commits."""
     root, cfg, bands = settings.raw.root, settings.ingest, settings.ingest.plausibility
     src = shown_sources(row, study_id)
-    f_ct = pool.submit(read_ct, root / row.ct_path, src["ct"])
+    writer = store.StudyWriter(settings.store_url, study_id, cfg)
+    # The CT grid from the NIfTI header alone lets the CT be written while it is inflated, and the PET start
+    # meanwhile; a DICOM series must be read (and its patient checked) first. (A truncated CT fails in
+    # ``read_ct``, and what was written meanwhile is discarded with the group.)
+    header_grid = read_grid(root / row.ct_path)
+    stream = (_SlabWriter(writer.create("ct", header_grid), pool)
+              if header_grid is not None and cfg.ct_spacing_mm is None else None)
+    f_ct = pool.submit(read_ct, root / row.ct_path, src["ct"], stream,
+                       stream.rows if stream is not None else 64)
     f_pet = pool.submit(read_pet, root / row.pet_path, src["pet"])
     f_mask = pool.submit(read_mask, root / row.lesions_path, src["lesions"], "missing_mask", sitk.sitkUInt8,
                          binary=True)
@@ -188,12 +196,8 @@ def _build(row: ManifestRow, settings: Settings, digest: str | None, recipe: str
                              sitk.sitkUInt16) if row.anatomy_path else None)
     f_digest = pool.submit(content_hash, row, root) if digest is None else None
 
-    # The CT grid from the NIfTI header alone lets the PET start while the CT is still being inflated;
-    # a DICOM series must be read (and its patient checked) first. (A truncated CT fails in ``read_ct``,
-    # and the PET written meanwhile is discarded with the group.)
-    ct_grid = read_grid(root / row.ct_path)
-    ct: Series | None = None if ct_grid is not None else f_ct.result()
-    ct_grid = ct_grid or Geometry.of(ct.image)
+    ct: Series | None = None if header_grid is not None else f_ct.result()
+    ct_grid = header_grid or Geometry.of(ct.image)
     check_grid(ct_grid, src["ct"], bands)
     pet, quant = f_pet.result()
     check_acquisition(quant.weight_kg, quant.uptake_minutes, quant.injected_dose_mbq, row.tracer.value,
@@ -205,8 +209,7 @@ def _build(row: ManifestRow, settings: Settings, digest: str | None, recipe: str
     native_pet = Geometry.of(pet.image)
     pet_grid = native_pet if cfg.pet_spacing_mm is None else native_pet.with_spacing(cfg.pet_spacing_mm)
 
-    writer = store.StudyWriter(settings.store_url, study_id, cfg)
-    ct_array, pet_array = writer.create("ct", grid), writer.create("pet", pet_grid)
+    pet_array = writer.create("pet", pet_grid)
     f_pet_written = pool.submit(_write_slabs, pet_array, pet.image, pet_grid, sitk.sitkLinear, 0.0)
     # Anatomy and lesions are checked, labelled and written as soon as their files are read, while the CT
     # is still being inflated: each task waits only on futures submitted before it (no deadlock).
@@ -218,7 +221,9 @@ def _build(row: ManifestRow, settings: Settings, digest: str | None, recipe: str
     _check_pair(row, ct_grid, pet, ct, src)
     if not Geometry.of(ct.image).same_grid(ct_grid):  # header and pixels read by the same reader: cannot differ
         raise IngestError("unreadable_file", src["ct"], "CT header and image disagree on the grid")
-    _write_slabs(ct_array, ct.image, grid, sitk.sitkLinear, -1024.0)
+    if stream is None or not stream.complete():  # DICOM, another CT spacing, or a CT converted after reading
+        _write_slabs(stream.array if stream is not None else writer.create("ct", grid), ct.image, grid,
+                     sitk.sitkLinear, -1024.0)
 
     mask, lesions = f_lesions.result()  # a bad mask is reported before a bad anatomy map, as it always was
     anatomy = f_anatomy_stored.result() if f_anatomy_stored is not None else None
@@ -294,6 +299,31 @@ def _on_grid(series: Series, ct_grid: Geometry, grid: Geometry) -> sitk.Image:
 
 
 # ----------------------------------------------------------------------------------- volume writing
+class _SlabWriter:
+    """Writes the CT into its array slab by slab while the reader inflates it (``read_ct``'s ``on_slab``), on the
+    study's pool: the compression overlaps the inflation. Slabs are whole chunk rows along z, so every chunk
+    is written by exactly one slab. A slab of another dtype than the array's (a CT converted after the read)
+    is not written; ``complete`` then says False and the caller writes the converted CT."""
+
+    def __init__(self, array: zarr.Array, pool: ThreadPoolExecutor):
+        self.array, self.pool = array, pool
+        self.rows = array.chunks[0] * SLAB_CHUNKS
+        self.futures: list[Future] = []
+        self.written = 0  # slices handed to a write
+
+    def __call__(self, z0: int, z1: int, slab: np.ndarray) -> None:
+        if slab.dtype != self.array.dtype or z0 != self.written:
+            return
+        self.futures.append(self.pool.submit(self.array.__setitem__, slice(z0, z1), slab))
+        self.written = z1
+
+    def complete(self) -> bool:
+        """Wait for the slab writes; whether they covered the whole array."""
+        for future in self.futures:
+            future.result()
+        return self.written == self.array.shape[0]
+
+
 def _slabs(image: sitk.Image, grid: Geometry, step: int, interpolator: int,
            default: float) -> Iterator[tuple[int, int, np.ndarray]]:
     """(z0, z1, float32 array) slabs of ``image`` resampled onto ``grid``, ``step`` slices at a time."""

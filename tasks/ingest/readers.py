@@ -21,6 +21,7 @@ import gzip
 import json
 import re
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -88,7 +89,11 @@ _ITK_PIXEL = {np.uint8: sitk.sitkUInt8, np.int8: sitk.sitkInt8, np.uint16: sitk.
               np.int64: sitk.sitkInt64, np.float32: sitk.sitkFloat32, np.float64: sitk.sitkFloat64}
 
 
-def read_nifti(path: Path, source: str, missing_reason: str, pixel_type: int | None = None) -> Series:
+SlabSink = Callable[[int, int, np.ndarray], None]  # (z0, z1, (z1 - z0, y, x) voxels as stored in the file)
+
+
+def read_nifti(path: Path, source: str, missing_reason: str, pixel_type: int | None = None,
+               on_slab: SlabSink | None = None, slab_rows: int = 64) -> Series:
     """A NIfTI image as SimpleITK reads it (its geometry, its voxel type, or ``pixel_type``), never shorter than
     its header says (``truncated_file``).
 
@@ -98,10 +103,12 @@ def read_nifti(path: Path, source: str, missing_reason: str, pixel_type: int | N
     voxels, 4-D, vectors) goes through ``sitk.ReadImage`` after ``check_nifti_size`` has inflated the stream to
     count it. The voxels are identical either way (``tests/tasks/ingest/test_readers.py``), except that NaN
     stays NaN here where ITK reads it as 0 (see ``nifti_nonfinite``; ``Series.nonfinite`` counts them).
+    ``on_slab`` sees the file's voxels slab by slab while they are read (one-pass reads only: it is never called
+    on SimpleITK's path, nor for a short file's missing tail).
     """
     if not path.is_file():
         raise IngestError(missing_reason, source, "file not found")
-    image = _inflated(path, source)
+    image = _inflated(path, source, on_slab, slab_rows)
     if image is None:
         check_nifti_size(path, source)  # ITK would read the missing tail as zeros
         try:
@@ -121,10 +128,11 @@ def read_nifti(path: Path, source: str, missing_reason: str, pixel_type: int | N
     return Series(image, source, "nifti", nonfinite=nonfinite)
 
 
-def _inflated(path: Path, source: str) -> sitk.Image | None:
+def _inflated(path: Path, source: str, on_slab: SlabSink | None = None, slab_rows: int = 64) -> sitk.Image | None:
     """An unscaled scalar 3-D NIfTI inflated straight into a new SimpleITK image's buffer, in one pass that fails
     on a short file, its grid as ITK reads the header; None for any other NIfTI (or a header nibabel cannot
-    parse: ``check_nifti_size`` then names the problem)."""
+    parse: ``check_nifti_size`` then names the problem). ``on_slab(z0, z1, voxels)`` is handed every
+    ``slab_rows`` slices as soon as they are inflated (a view of the image's buffer, which it keeps alive)."""
     try:
         nifti = nib.load(str(path))
         offset, nbytes = nifti_layout(path)
@@ -152,23 +160,41 @@ def _inflated(path: Path, source: str) -> sitk.Image | None:
             skip = offset
             while skip > 0 and (block := f.read(min(skip, 1 << 16))):
                 skip -= len(block)
-            got = f.readinto(memoryview(out).cast("B"))
+            swap = dtype.byteorder not in ("=", "|", "<" if np.little_endian else ">")  # the other byte order
+            step = slab_rows if on_slab is not None else out.shape[0]
+            for z0 in range(0, out.shape[0], step):
+                part = out[z0:z0 + step]
+                n = _fill(f, memoryview(part).cast("B"))
+                got += n
+                if n < part.nbytes:
+                    break
+                if swap:
+                    part.byteswap(inplace=True)
+                if on_slab is not None:
+                    on_slab(z0, z0 + part.shape[0], part)
     except (EOFError, zlib.error, gzip.BadGzipFile) as e:
         raise IngestError("truncated_file" if isinstance(e, EOFError) else "unreadable_file", source,
                           f"the gzip stream ends early or is damaged ({type(e).__name__})") from None
     if got < nbytes:
         raise IngestError("truncated_file", source, f"{offset + got} bytes once uncompressed, the header needs "
                                                     f"{offset + nbytes}")
-    if dtype.byteorder not in ("=", "|", "<" if np.little_endian else ">"):
-        out.byteswap(inplace=True)  # a file of the other byte order
     return image
+
+
+def _fill(f, view: memoryview) -> int:
+    """Read into ``view`` until it is full or the stream ends; the bytes read."""
+    got = 0
+    while got < len(view) and (n := f.readinto(view[got:])):
+        got += n
+    return got
 
 
 def _writable_view(image: sitk.Image) -> np.ndarray:
     """A writable numpy view of a fresh image's pixel buffer (SimpleITK offers read-only views only). Valid while
-    ``image`` lives and is not copied-on-write; used only to fill the buffer right after allocating it."""
+    the image is not copied-on-write; used only to fill the buffer right after allocating it."""
     view = sitk.GetArrayViewFromImage(image)
     buffer = (ctypes.c_char * view.nbytes).from_address(view.__array_interface__["data"][0])
+    buffer.image = image  # the view (and every slice of it) keeps the image, and so its buffer, alive
     return np.frombuffer(buffer, dtype=view.dtype).reshape(view.shape)
 
 
@@ -388,11 +414,12 @@ def is_dicom(path: Path) -> bool:
     return not path.name.endswith((".nii", ".nii.gz"))
 
 
-def read_ct(path: Path, source: str) -> Series:
-    """CT in HU as int16 (the DICOM rescale is applied by the reader)."""
+def read_ct(path: Path, source: str, on_slab: SlabSink | None = None, slab_rows: int = 64) -> Series:
+    """CT in HU as int16 (the DICOM rescale is applied by the reader). A NIfTI CT is handed to ``on_slab`` slab by
+    slab as it is inflated (its voxels as stored: int16 HU, or another type converted only after the read)."""
     if is_dicom(path):
         return read_dicom_series(path, source, "CT", "missing_ct", sitk.sitkInt16)
-    series = read_nifti(path, source, "missing_ct")
+    series = read_nifti(path, source, "missing_ct", on_slab=on_slab, slab_rows=slab_rows)
     if series.image.GetPixelID() != sitk.sitkInt16:
         if (series.nonfinite if series.nonfinite is not None else nifti_nonfinite(path)):
             raise IngestError("nan_in_ct", source, "CT contains NaN or infinite values")

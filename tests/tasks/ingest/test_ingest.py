@@ -375,3 +375,28 @@ def test_configured_spacing_resamples_every_array(raw, settings):
     # CT resampled linearly: the air outside and soft tissue inside keep their HU classes.
     assert stored.ct[0, 0, 0] < -900
     assert np.median(stored.ct[...][stored.anatomy[...] > 0]) > -200
+
+
+def test_a_float_ct_is_converted_after_reading_and_an_int16_ct_streamed(raw, settings, monkeypatch):
+    """An int16 NIfTI CT is written slab by slab while it is inflated; a float one (not streamable: its voxels
+    become int16 HU only after the read) is written whole afterwards. Both store the same HU."""
+    key = raw.key("nifti")
+    study, path = raw.studies[key], raw.root / raw.rows[key].ct_path
+    image = sitk.ReadImage(str(path))
+    assert image.GetPixelID() == sitk.sitkInt16
+    streamed = []
+    monkeypatch.setattr(ingest_module._SlabWriter, "__call__", _spy(ingest_module._SlabWriter.__call__, streamed))
+    ingest_all(settings, raw_dir=raw.root, progress=False)
+    assert streamed and all(z1 - z0 <= 64 for z0, z1 in streamed)
+    np.testing.assert_array_equal(open_study(settings.store_url, _sid(settings, key)).ct[...], study.ct.array)
+    sitk.WriteImage(sitk.Cast(image, sitk.sitkFloat32), str(path))
+    streamed.clear()
+    ingest_all(settings, raw_dir=raw.root, progress=False)
+    np.testing.assert_array_equal(open_study(settings.store_url, _sid(settings, key)).ct[...], study.ct.array)
+
+
+def _spy(method, calls: list):
+    def wrapper(self, z0, z1, slab):
+        calls.append((z0, z1))
+        return method(self, z0, z1, slab)
+    return wrapper
