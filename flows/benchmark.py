@@ -1,6 +1,8 @@
 """``benchmark`` (``petcap benchmark``): a held-out synthetic cohort, every configuration trained, evaluated on its
 test split — composed from the same tasks as the other flows (a Prefect flow like them, with their retries and
-their runs in the UI).
+their runs in the UI). ``benchmark-seeds`` (``petcap benchmark --seeds 3``) does it once per training seed on the
+same cohort and split, then reports mean ± SD and paired tests per seed and pooled (``tasks.evaluate.seeds``);
+it resumes after a stop: a prepared cohort, a finished seed and a trained checkpoint are each kept.
 
 synthesize -> ingest -> structure + link -> patches -> splits (``BENCHMARK_SPLITS``) -> the localizer once -> one
 captioner per training config (B and X-Transformer share one) -> predict the test split -> Tables 1-2 next to
@@ -18,7 +20,10 @@ from flows.task_wrappers import (
     ingest_task,
     link_task,
     log_training_run_task,
+    mark_cohort_ready_task,
     predict_task,
+    save_seed_scores_task,
+    summarize_seeds_task,
     synthesize_cohort_task,
     train_captioner_task,
     train_localizer_task,
@@ -31,33 +36,30 @@ from tasks.evaluate.benchmark import (
     CONFIGS,
     BenchmarkResult,
     benchmark_settings,
+    cohort_ready,
+    seed_overrides,
+    seed_settings,
 )
+from tasks.evaluate.seeds import SeedSummary, seed_dir, seed_done
 from tasks.timing import Laps
 
 TAGS = {"petcap.benchmark": "true"}
 
 
-@flow(name="benchmark", log_prints=True)
-def benchmark_flow(home: str | None = None, patients: int = BENCHMARK_PATIENTS, seed: int = BENCHMARK_SEED,
-                   preset: str = "benchmark", overrides: dict | None = None, configs: dict[str, str] | None = None,
-                   prepare: bool = True, track: bool = True, out_dir: str | None = None,
-                   progress: bool = False) -> BenchmarkResult:
-    """Train every configuration on a fresh synthetic cohort and evaluate them on its test split.
+def _prepare(settings, patients: int, seed: int, progress: bool, laps: Laps) -> None:
+    """synthesize -> ingest -> structure + link -> patches -> splits, into the benchmark's home."""
+    synthesize_cohort_task(settings.raw_dir, patients=patients, seed=seed, scale=settings.synth.scale,
+                           settings=settings, progress=progress)
+    ingest_task(settings, raw_dir=settings.raw_dir, store_url=settings.store_url, progress=progress)
+    link_task(settings, None)
+    extract_patches_task(settings, progress=progress)
+    update_splits_task(settings)
+    laps.lap("dataset")
 
-    ``prepare=False`` reuses the dataset already in the home. ``configs`` (row -> training config) defaults to
-    the paper's seven rows; ``overrides`` (``{"captioner.loop.epochs": 5}``) go on the preset's loops.
-    """
-    settings = benchmark_settings(flow_settings(home))
-    configs = configs or CONFIGS
-    laps = Laps()
-    if prepare:
-        synthesize_cohort_task(settings.raw_dir, patients=patients, seed=seed, scale=settings.synth.scale,
-                               settings=settings, progress=progress)
-        ingest_task(settings, raw_dir=settings.raw_dir, store_url=settings.store_url, progress=progress)
-        link_task(settings, None)
-        extract_patches_task(settings, progress=progress)
-        update_splits_task(settings)
-        laps.lap("dataset")
+
+def _train_and_evaluate(settings, preset: str, overrides: dict | None, configs: dict[str, str], track: bool,
+                        out_dir: str, run_config: dict, progress: bool, laps: Laps):
+    """The localizer once, one captioner per training config, predictions of the test split, the report."""
     loc_over = preset_loop_overrides("localizer", preset, overrides)
     loc = train_localizer_task(settings, preset, loc_over, progress=progress)
     if track:
@@ -74,10 +76,68 @@ def benchmark_flow(home: str | None = None, patients: int = BENCHMARK_PATIENTS, 
     by_config = {name: predict_task(settings, ckpt, split="test") for name, ckpt in checkpoints.items()}
     laps.lap("predict")
     evaluation, run_id = evaluate_configs_task(
-        settings, {row: by_config[name] for row, name in configs.items()},
-        out_dir=out_dir or str(settings.reports_dir / "benchmark"), track=track,
-        config={"patients": patients, "seed": seed, "preset": preset, **(overrides or {})}, tags=TAGS)
+        settings, {row: by_config[name] for row, name in configs.items()}, out_dir=out_dir, track=track,
+        config=run_config, tags=TAGS)
     laps.lap("evaluate")
+    return evaluation, run_id, checkpoints
+
+
+@flow(name="benchmark", log_prints=True)
+def benchmark_flow(home: str | None = None, patients: int = BENCHMARK_PATIENTS, seed: int = BENCHMARK_SEED,
+                   preset: str = "benchmark", overrides: dict | None = None, configs: dict[str, str] | None = None,
+                   prepare: bool = True, track: bool = True, out_dir: str | None = None,
+                   progress: bool = False) -> BenchmarkResult:
+    """Train every configuration on a fresh synthetic cohort and evaluate them on its test split.
+
+    ``prepare=False`` reuses the dataset already in the home. ``configs`` (row -> training config) defaults to
+    the paper's seven rows; ``overrides`` (``{"captioner.loop.epochs": 5}``) go on the preset's loops.
+    """
+    settings = benchmark_settings(flow_settings(home))
+    configs = configs or CONFIGS
+    laps = Laps()
+    if prepare:
+        _prepare(settings, patients, seed, progress, laps)
+    evaluation, run_id, checkpoints = _train_and_evaluate(
+        settings, preset, overrides, configs, track, out_dir or str(settings.reports_dir / "benchmark"),
+        {"patients": patients, "seed": seed, "preset": preset, **(overrides or {})}, progress, laps)
     n = len(next(iter(evaluation.configs.values())).per_sample)
     get_run_logger().info("benchmark: %d test lesions, seconds per stage %s", n, laps.seconds)
     return BenchmarkResult(evaluation, laps.seconds, checkpoints, n, run_id)
+
+
+@flow(name="benchmark-seeds", log_prints=True)
+def benchmark_seeds_flow(home: str | None = None, seeds: list[int] | None = None,
+                         patients: int = BENCHMARK_PATIENTS, seed: int = BENCHMARK_SEED, preset: str = "benchmark",
+                         overrides: dict | None = None, configs: dict[str, str] | None = None, track: bool = True,
+                         progress: bool = False) -> SeedSummary:
+    """The benchmark once per training seed (default 0, 1, 2) on one cohort and split, then mean ± SD and paired
+    tests per seed and pooled, in ``<reports>/benchmark/seeds``; ``home`` defaults to ``<PETCAP_HOME>/benchmark``
+    (as ``petcap benchmark``), so the working set is never touched. Resumes after a stop: the prepared cohort
+    (``cohort_ready``), every finished seed (``seed_done``) and each trained checkpoint are reused."""
+    settings = benchmark_settings(flow_settings(home or str(flow_settings().home / "benchmark")))
+    configs = configs or CONFIGS
+    seeds = list(seeds if seeds is not None else (0, 1, 2))
+    out = settings.reports_dir / "benchmark" / "seeds"
+    log = get_run_logger()
+    laps = Laps()
+    if cohort_ready(settings, patients, seed):
+        log.info("benchmark: cohort of %d patients (seed %d) already prepared, reused", patients, seed)
+    else:
+        _prepare(settings, patients, seed, progress, laps)
+        mark_cohort_ready_task(settings, patients, seed)
+    for i, s in enumerate(seeds, 1):
+        if seed_done(out, s):
+            log.info("benchmark: seed %d (%d of %d) already done, reused", s, i, len(seeds))
+            continue
+        log.info("benchmark: seed %d (%d of %d)", s, i, len(seeds))
+        evaluation, _, _ = _train_and_evaluate(
+            seed_settings(settings, s), preset, seed_overrides(s, overrides), configs, track, str(seed_dir(out, s)),
+            {"patients": patients, "seed": seed, "training_seed": s, "preset": preset, **(overrides or {})},
+            progress, laps)
+        save_seed_scores_task(evaluation, out, s)
+        log.info("benchmark: seed %d done; seconds per stage so far %s", s, laps.seconds)
+    summary, path = summarize_seeds_task(out, seeds, settings.evaluation.significance_alpha,
+                                         {"patients": patients, "cohort seed": seed, "preset": preset,
+                                          **(overrides or {})})
+    log.info("benchmark over %d seeds: %d test lesions; report %s", len(seeds), summary.lesions, path)
+    return summary

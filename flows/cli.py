@@ -145,10 +145,6 @@ def prefect_server_configured() -> bool:
 def cmd_caption(args: argparse.Namespace) -> int:
     """One study. With a Prefect server configured, as the ``caption-study`` flow (a run in the UI); without
     one, the flow's two steps as plain calls (no ephemeral server: start-up cost ~15 s per call)."""
-    import os
-
-    # a started ephemeral server gets time on a loaded machine (Prefect's default gave up while 2 cores were busy)
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     if (args.lesion is None) != (args.location is None):
         from data_contracts.errors import UsageError
 
@@ -297,14 +293,28 @@ def cmd_link_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from flows.benchmark import benchmark_flow
+    from flows.benchmark import benchmark_flow, benchmark_seeds_flow
     from tasks.evaluate.benchmark import BENCHMARK_PATIENTS
 
     settings = _settings(args)
     if not args.home:  # the benchmark's cohort, models and report never mix with the working set's
         settings = Settings(home=settings.home / "benchmark")
-    result = benchmark_flow(home=str(settings.home), patients=args.patients or BENCHMARK_PATIENTS,
-                            preset=args.preset, progress=True)
+    patients = args.patients or BENCHMARK_PATIENTS
+    if args.seeds is not None:
+        if args.seeds < 1:
+            from data_contracts.errors import UsageError
+
+            raise UsageError(f"--seeds must be at least 1, got {args.seeds}")
+        summary = benchmark_seeds_flow(home=str(settings.home), seeds=list(range(args.seeds)), patients=patients,
+                                       preset=args.preset, progress=True)
+        from tasks.evaluate.seeds import mean_sd_table
+
+        print(f"benchmark over seeds {list(summary.seeds)}: {summary.lesions} test lesions")
+        print(mean_sd_table(summary, ("bleu4", "meteor", "rouge_l", "cider", "localization", "ct_finding"))
+              .to_string())
+        print(f"summary: {settings.reports_dir / 'benchmark' / 'seeds' / 'summary.md'}")
+        return 0
+    result = benchmark_flow(home=str(settings.home), patients=patients, preset=args.preset, progress=True)
     ev = result.evaluation
     print(f"benchmark: {result.test_samples} test lesions; seconds per stage {result.seconds}")
     for title, table in (("Table 1", ev.table1), ("Table 2", ev.table2)):
@@ -428,6 +438,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("benchmark", help="fresh synthetic cohort, every baseline and ablation config, one report")
     s.add_argument("--patients", type=int, help="patients in the cohort (default: BENCHMARK_PATIENTS, 400)")
     s.add_argument("--preset", default="benchmark")
+    s.add_argument("--seeds", type=int, metavar="N",
+                   help="train every configuration with N training seeds (0..N-1) on the same cohort: mean ± SD and "
+                        "paired tests per seed and pooled; a rerun resumes where a stop left it")
     s.set_defaults(func=cmd_benchmark)
 
     s = sub.add_parser("caption", help="caption every lesion of one new study (DICOM or NIfTI + lesion mask)")
@@ -499,8 +512,13 @@ def error_exit(command: str, error: BaseException) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
+
     from flows.logs import configure_logging
 
+    # a started ephemeral Prefect server gets time on a loaded machine (Prefect's default of 20 s gave up while
+    # 2 cores were busy training); a setting the user made wins
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     configure_logging()
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv

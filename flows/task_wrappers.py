@@ -36,6 +36,8 @@ from serving.models_cache import resolve_models
 from serving.hospital_loop import correct_lesion_files, export_and_push
 from serving.study import caption_study_files
 from tasks.deliveries import find_drops, register_delivery
+from tasks.evaluate.benchmark import mark_cohort_ready
+from tasks.evaluate.seeds import save_seed_scores, summarize_seeds
 from tasks.ingest import ingest_all
 from tasks.link import link_dataset
 from tasks.patches.extract import extract_patches
@@ -242,6 +244,9 @@ champion_checkpoints_task = _io(champion_checkpoints, "champion-checkpoints")
 predict_task = _once(predict, "predict")
 evaluate_task = _io(evaluate, "evaluate")
 evaluate_configs_task = _io(evaluate_configs, "evaluate-configs")
+mark_cohort_ready_task = _once(mark_cohort_ready, "mark-cohort-ready")
+save_seed_scores_task = _once(save_seed_scores, "save-seed-scores")
+summarize_seeds_task = _once(summarize_seeds, "summarize-seeds")
 promote_task = _io(promote, "promote")
 caption_study_files_task = _io(caption_study_files, "caption-study-files")
 export_and_push_task = _io(export_and_push, "dicom-sr-seg")

@@ -20,8 +20,12 @@ run to a machine.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from data_contracts.atomic import atomic_open
+from data_contracts.errors import UsageError
 from data_contracts.settings import Settings
 from tasks.evaluate.run import EvaluationResult
 
@@ -42,6 +46,43 @@ def benchmark_settings(settings: Settings) -> Settings:
     """The benchmark's settings: ``settings`` with the benchmark split ratios (its own home is the caller's)."""
     splits = settings.splits.model_copy(update={"ratios": BENCHMARK_SPLITS})
     return settings.model_copy(update={"splits": splits})
+
+
+COHORT_FILE = "benchmark_cohort.json"  # in the benchmark's home: the cohort it holds, once fully prepared
+
+
+def seed_settings(settings: Settings, seed: int) -> Settings:
+    """A training seed's settings: its own checkpoint folder (``<checkpoints>/seed_<s>``), so every seed's models
+    and the localizer's top-5 cache stay apart and a stopped run resumes each from its checkpoint."""
+    train = settings.train.model_copy(update={"checkpoints_dir": settings.checkpoints_dir / f"seed_{seed}"})
+    return settings.model_copy(update={"train": train})
+
+
+def seed_overrides(seed: int, overrides: dict | None = None) -> dict:
+    """``overrides`` with both models' loop seed set to ``seed`` (initialisation, sampling, augmentation)."""
+    return {**(overrides or {}), "localizer.loop.seed": seed, "captioner.loop.seed": seed}
+
+
+def cohort_ready(settings: Settings, patients: int, seed: int) -> bool:
+    """Whether the benchmark home already holds the prepared cohort of ``patients`` / ``seed`` (a rerun skips
+    preparing it). A home holding another cohort is a usage error: its models and scores would mix."""
+    path = settings.home / COHORT_FILE
+    if not path.is_file():
+        return False
+    held = json.loads(path.read_text())
+    wanted = {"patients": patients, "seed": seed, "scale": settings.synth.scale}
+    if {k: held.get(k) for k in wanted} != wanted:
+        raise UsageError(f"this benchmark home holds another cohort ({held}); asked for {wanted}",
+                         path=str(path), hint="give the benchmark another --home, or delete this one")
+    return True
+
+
+def mark_cohort_ready(settings: Settings, patients: int, seed: int) -> Path:
+    """Record that the cohort is synthesized, ingested, linked, cut into patches and split."""
+    path = settings.home / COHORT_FILE
+    with atomic_open(path) as f:
+        f.write(json.dumps({"patients": patients, "seed": seed, "scale": settings.synth.scale}).encode())
+    return path
 
 
 @dataclass

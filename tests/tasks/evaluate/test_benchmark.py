@@ -36,3 +36,26 @@ def test_benchmark_tiny_cohort(tmp_path, monkeypatch):
     assert ev.table1 is not None and ev.table2 is not None
     assert ev.html_path.is_file() and (ev.html_path.parent / "figures" / "examples.png").is_file()
     assert out.mlflow_run_id is not None
+
+
+@pytest.mark.slow
+def test_benchmark_seeds_resume(tmp_path, monkeypatch):
+    """Two training seeds on one tiny cohort; a rerun reuses the cohort and both seeds (no training)."""
+    from flows.benchmark import benchmark_seeds_flow
+    from tasks.evaluate.seeds import seed_dir
+
+    monkeypatch.setenv("PETCAP_SYNTH__SCALE", "tiny")
+    monkeypatch.setenv("PETCAP_EVALUATION__BOOTSTRAP_SAMPLES", "100")
+    monkeypatch.setenv("PETCAP_EVALUATION__EXAMPLE_PANELS", "0")
+    over = {"localizer.loop.epochs": 1, "captioner.loop.epochs": 1, "localizer.loop.val_every": 1,
+            "captioner.loop.val_every": 1}
+    first = benchmark_seeds_flow(home=str(tmp_path), seeds=[0, 1], patients=9, overrides=over, track=False)
+    assert first.seeds == (0, 1) and first.lesions > 0
+    assert set(first.overall_mean.index) >= {*CONFIGS, PRIOR, POSITION_PRIOR}
+    assert (tmp_path / "checkpoints" / "seed_1" / "captioner-b_w_p.pt").is_file()
+    out = tmp_path / "reports" / "benchmark" / "seeds"
+    stamp = (seed_dir(out, 0) / "scores.parquet").stat().st_mtime_ns
+    again = benchmark_seeds_flow(home=str(tmp_path), seeds=[0, 1], patients=9, overrides=over, track=False)
+    assert (seed_dir(out, 0) / "scores.parquet").stat().st_mtime_ns == stamp  # resumed: not rerun
+    assert again.overall_mean.equals(first.overall_mean)
+    assert "over 2 training seeds" in (out / "summary.md").read_text()

@@ -1,0 +1,286 @@
+"""The benchmark over several training seeds: each seed's per-lesion scores kept on disk, then mean ± SD per
+configuration and paired tests per seed and pooled over seeds.
+
+A seed's run (``petcap benchmark --seeds 3``) trains every configuration with that seed on the same cohort and
+split, predicts the test split and evaluates it (``tasks.evaluate.run``). What the summary needs of it is saved
+as one long table, ``<out>/seed_<s>/scores.parquet`` (``save_seed_scores``): one row per (configuration, lesion)
+with the per-lesion metrics, plus the seed's corpus scores (``overall.csv``). A seed whose table exists is done:
+a rerun after a stop skips it, so the benchmark resumes where it was cut off.
+
+Statistics (``seed_summary``), for each comparison of ``COMPARISONS`` and each metric of ``TESTED_METRICS``:
+- per seed: scipy's paired t-test over the test lesions (``tasks.evaluate.stats.paired_ttest``);
+- pooled: each lesion's difference averaged over the seeds, then a paired t-test over lesions (the lesion is
+  the unit that repeats across seeds, so seeds are not counted as independent samples), and how many seeds
+  have the difference's sign.
+Corpus scores (BLEU by pycocoevalcap over the whole test split) are reported as mean ± SD over seeds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from data_contracts.atomic import SHARED, atomic_open
+from data_contracts.errors import PetcapError
+from tasks.evaluate.names import LABELS, OURS, POSITION_PRIOR, PRIOR
+from tasks.evaluate.run import METRICS, EvaluationResult
+from tasks.evaluate.stats import StatsError, paired_ttest
+
+SCORES_FILE = "scores.parquet"
+OVERALL_FILE = "overall.csv"
+LOCALIZER_FILE = "localizer.csv"
+# (configuration, versus): the questions the paper's tables ask (B is the X-Transformer row, one model), and
+# whether the model beats the trivial rows.
+COMPARISONS: tuple[tuple[str, str], ...] = (
+    ("B+W", "B"), ("B+P", "B"), ("B+W+P", "B"), ("B+W+P", "B+P"),
+    ("B+W+P", "LSTM"), ("B+W+P", "Transformer"), ("B+W+P", PRIOR), ("B+W+P", POSITION_PRIOR),
+)
+TESTED_METRICS = ("bleu4", "meteor", "rouge_l", "localization", "ct_finding")
+
+
+class SeedResultError(PetcapError):
+    """A seed's saved scores that cannot be read or do not match the other seeds."""
+
+
+def seed_dir(out_dir: Path | str, seed: int) -> Path:
+    return Path(out_dir) / f"seed_{seed}"
+
+
+def seed_done(out_dir: Path | str, seed: int) -> bool:
+    """The seed's scores are saved (a rerun skips it)."""
+    return (seed_dir(out_dir, seed) / SCORES_FILE).is_file()
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path, SHARED) as f:
+        f.write(data)
+    return path
+
+
+def save_seed_scores(evaluation: EvaluationResult, out_dir: Path | str, seed: int) -> Path:
+    """The seed's per-lesion scores of every configuration (long table), its corpus scores and its localizer
+    figures, written atomically; the scores table last, since its presence marks the seed as done."""
+    d = seed_dir(out_dir, seed)
+    overall = evaluation.overall.copy()
+    overall.insert(0, "seed", seed)
+    _write(d / OVERALL_FILE, overall.to_csv().encode())
+    loc = evaluation.localizer
+    if loc is not None:
+        row = {"seed": seed, "top1": float(loc.per_sample["top1_correct"].mean()),
+               "top5": float(loc.per_sample["top5_correct"].mean()), "ece": float(loc.ece),
+               "above_threshold": float(loc.above_threshold.get("fraction", np.nan))}
+        if loc.position_only:
+            row.update({"position_top1": loc.position_only.get("top1"),
+                        "position_top5": loc.position_only.get("top5")})
+        _write(d / LOCALIZER_FILE, pd.DataFrame([row]).to_csv(index=False).encode())
+    long = []
+    for name, c in evaluation.configs.items():
+        per = c.per_sample[[m for m in METRICS if m in c.per_sample.columns] + ["vendor", "tracer"]].copy()
+        per.index = per.index.astype(str)
+        per = per.rename_axis("sample_id").reset_index()
+        per.insert(0, "config", name)
+        long.append(per)
+    table = pd.concat(long, ignore_index=True)
+    table.insert(0, "seed", seed)
+    return _write(d / SCORES_FILE, table.to_parquet(index=False))
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    seeds: tuple[int, ...]
+    overall_mean: pd.DataFrame  # config x METRICS: mean over seeds of the corpus scores
+    overall_sd: pd.DataFrame  # config x METRICS: sample SD over seeds (n-1; NaN with one seed)
+    by_seed: pd.DataFrame  # seed, config, METRICS: every seed's corpus scores
+    tests_by_seed: pd.DataFrame  # seed, config, versus, metric, mean_diff, t, p_value, n
+    tests_pooled: pd.DataFrame  # config, versus, metric, mean_diff, t, p_value, n, seeds_same_sign, seeds
+    localizer: pd.DataFrame  # seed, top1, top5, ece, above_threshold, position_top1, position_top5
+    lesions: int  # test lesions every seed scored
+
+
+def load_seed_scores(out_dir: Path | str, seeds: list[int] | tuple[int, ...]
+                     ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(per-lesion long table, corpus scores, localizer figures) of the given seeds, all of them done."""
+    scores, overall, loc = [], [], []
+    for s in seeds:
+        d = seed_dir(out_dir, s)
+        if not seed_done(out_dir, s):
+            raise SeedResultError(f"seed {s} has no saved scores", path=d / SCORES_FILE,
+                                  hint="run the benchmark for that seed first (a rerun resumes)")
+        scores.append(pd.read_parquet(d / SCORES_FILE))
+        overall.append(pd.read_csv(d / OVERALL_FILE))
+        if (d / LOCALIZER_FILE).is_file():
+            loc.append(pd.read_csv(d / LOCALIZER_FILE))
+    return (pd.concat(scores, ignore_index=True), pd.concat(overall, ignore_index=True),
+            pd.concat(loc, ignore_index=True) if loc else pd.DataFrame(columns=["seed"]))
+
+
+def _paired(long: pd.DataFrame, seed: int | None, a: str, b: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    rows = long if seed is None else long[long["seed"] == seed]
+    wide = rows[rows["config"].isin((a, b))].pivot_table(index=["seed", "sample_id"], columns="config",
+                                                          values=metric, aggfunc="first")
+    if a not in wide or b not in wide:
+        return np.array([]), np.array([])
+    wide = wide.dropna()
+    return wide[a].to_numpy(float), wide[b].to_numpy(float)
+
+
+def seed_summary(long: pd.DataFrame, overall: pd.DataFrame, localizer: pd.DataFrame) -> SeedSummary:
+    """Mean ± SD of the corpus scores over seeds, and the paired tests of ``COMPARISONS`` per seed and pooled."""
+    seeds = tuple(sorted(int(s) for s in long["seed"].unique()))
+    per_seed_lesions = long.groupby(["seed", "config"])["sample_id"].nunique()
+    metrics = [m for m in METRICS if m in overall.columns]
+    by_seed = overall[["seed", "config", *metrics]]
+    grouped = by_seed.groupby("config", sort=False)[metrics]
+    mean, sd = grouped.mean(), grouped.std(ddof=1)
+    per_test, pooled = [], []
+    for a, b in COMPARISONS:
+        for m in TESTED_METRICS:
+            if m not in long.columns:
+                continue
+            for s in seeds:
+                x, y = _paired(long, s, a, b, m)
+                try:
+                    t = paired_ttest(x, y)
+                except StatsError:
+                    continue
+                per_test.append({"seed": s, "config": a, "versus": b, "metric": m, "mean_diff": t.mean_diff,
+                                 "t": t.statistic, "p_value": t.p_value, "n": t.n})
+            rows = long[long["config"].isin((a, b))]
+            wide = rows.pivot_table(index=["sample_id", "seed"], columns="config", values=m, aggfunc="first")
+            if a not in wide or b not in wide:
+                continue
+            diff = (wide[a] - wide[b]).dropna().groupby(level="sample_id").mean()
+            try:
+                t = paired_ttest(diff.to_numpy(float), np.zeros(len(diff)))
+            except StatsError:
+                continue
+            seed_means = (wide[a] - wide[b]).dropna().groupby(level="seed").mean()
+            same = int((np.sign(seed_means) == np.sign(t.mean_diff)).sum()) if t.mean_diff != 0 else 0
+            pooled.append({"config": a, "versus": b, "metric": m, "mean_diff": t.mean_diff, "t": t.statistic,
+                           "p_value": t.p_value, "n": t.n, "seeds_same_sign": same, "seeds": len(seed_means)})
+    cols = ["seed", "config", "versus", "metric", "mean_diff", "t", "p_value", "n"]
+    return SeedSummary(seeds, mean, sd, by_seed, pd.DataFrame(per_test, columns=cols),
+                       pd.DataFrame(pooled, columns=[*cols[1:], "seeds_same_sign", "seeds"]), localizer,
+                       int(per_seed_lesions.min()) if len(per_seed_lesions) else 0)
+
+
+# ------------------------------------------------------------------------------------------------ report
+def _mean_sd(metric: str, mean: float, sd: float) -> str:
+    if pd.isna(mean):
+        return "n/a"
+    scale, fmt = (1.0, "{:.3f}") if metric == "cider" else (100.0, "{:.1f}")
+    if pd.isna(sd):
+        return fmt.format(scale * mean)
+    return f"{fmt.format(scale * mean)} ± {fmt.format(scale * sd)}"
+
+
+def mean_sd_table(summary: SeedSummary, metrics: tuple[str, ...]) -> pd.DataFrame:
+    """config x metric strings "mean ± SD" (percent; CIDEr raw)."""
+    out = pd.DataFrame({LABELS[m]: [_mean_sd(m, summary.overall_mean.loc[c, m], summary.overall_sd.loc[c, m])
+                                    for c in summary.overall_mean.index]
+                        for m in metrics if m in summary.overall_mean.columns},
+                       index=summary.overall_mean.index)
+    out.index.name = "config"
+    return out
+
+
+def _md(df: pd.DataFrame) -> str:
+    cols = [df.index.name or "", *map(str, df.columns)]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for idx, row in df.iterrows():
+        lines.append("| " + " | ".join([str(idx), *map(str, row.tolist())]) + " |")
+    return "\n".join(lines)
+
+
+def _tests_md(summary: SeedSummary, alpha: float) -> str:
+    lines = ["| comparison | metric | pooled mean diff | pooled p | seeds with that sign | p per seed |",
+             "|---|---|---|---|---|---|"]
+    for _, r in summary.tests_pooled.iterrows():
+        per = summary.tests_by_seed[(summary.tests_by_seed["config"] == r["config"])
+                                    & (summary.tests_by_seed["versus"] == r["versus"])
+                                    & (summary.tests_by_seed["metric"] == r["metric"])]
+        scale = 1.0 if r["metric"] == "cider" else 100.0
+        mark = "*" if r["p_value"] < alpha else ""
+        lines.append(f"| {r['config']} vs {r['versus']} | {LABELS[r['metric']]} | {scale * r['mean_diff']:+.1f} | "
+                     f"{r['p_value']:.2g}{mark} | {r['seeds_same_sign']}/{r['seeds']} | "
+                     + ", ".join(f"{p:.2g}" for p in per["p_value"]) + " |")
+    return "\n".join(lines)
+
+
+def _bleu4_figure(summary: SeedSummary, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    configs = list(summary.overall_mean.index)
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(configs)), 3.6))
+    x = np.arange(len(configs))
+    ax.bar(x, 100 * summary.overall_mean["bleu4"].to_numpy(), yerr=100 * summary.overall_sd["bleu4"].fillna(0),
+           color="#9cb8d9", capsize=4, label="mean ± SD over seeds")
+    for i, c in enumerate(configs):
+        vals = summary.by_seed.loc[summary.by_seed["config"] == c, "bleu4"].to_numpy()
+        ax.scatter(np.full(len(vals), i), 100 * vals, color="#1f3b63", s=12, zorder=3)
+    ax.set_xticks(x, configs, rotation=30, ha="right")
+    ax.set_ylabel("BLEU-4 (test split)")
+    ax.set_title(f"BLEU-4 over {len(summary.seeds)} training seeds (dots: seeds)")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_seed_report(summary: SeedSummary, out_dir: Path | str, alpha: float, context: dict | None = None
+                      ) -> Path:
+    """``<out>/summary.md`` (mean ± SD tables, tests, localizer), the CSVs behind it and a BLEU-4 figure."""
+    out = Path(out_dir)
+    mean_sd = mean_sd_table(summary, tuple(METRICS))
+    _write(out / "overall_by_seed.csv", summary.by_seed.to_csv(index=False).encode())
+    _write(out / "overall_mean_sd.csv", mean_sd.to_csv().encode())
+    _write(out / "tests_by_seed.csv", summary.tests_by_seed.to_csv(index=False).encode())
+    _write(out / "tests_pooled.csv", summary.tests_pooled.to_csv(index=False).encode())
+    fig = _bleu4_figure(summary, out / "figures" / "bleu4_seeds.png")
+    loc = summary.localizer
+    lines = [f"# petcap benchmark over {len(summary.seeds)} training seeds", ""]
+    if context:
+        lines += ["- " + ", ".join(f"{k}: {v}" for k, v in context.items())]
+    lines += [f"- seeds {', '.join(map(str, summary.seeds))}; {summary.lesions} test lesions, the same for every "
+              "seed and configuration (one cohort, one patient split; a seed changes initialisation, sampling "
+              "and augmentation).",
+              f"- corpus scores (pycocoevalcap) as mean ± SD over seeds; tests: '*' p < {alpha:g}.", ""]
+    if len(loc) and "top1" in loc:
+        def ms(col: str) -> str:
+            v = loc[col].astype(float)
+            return f"{100 * v.mean():.1f} ± {100 * v.std(ddof=1):.1f} %" if len(v) > 1 else f"{100 * v.mean():.1f} %"
+        lines += [f"- Localizer test top-1 {ms('top1')}, top-5 {ms('top5')}"
+                  + (f"; position-only baseline top-1 {ms('position_top1')}, top-5 {ms('position_top5')}"
+                     if "position_top1" in loc and loc["position_top1"].notna().all() else "") + ".", ""]
+    lines += ["## Corpus scores, mean ± SD over seeds", "", _md(mean_sd), "",
+              "## Paired tests (per seed over lesions; pooled: per-lesion difference averaged over seeds)", "",
+              _tests_md(summary, alpha), "", f"![BLEU-4 over seeds](figures/{fig.name})", ""]
+    return _write(out / "summary.md", "\n".join(lines).encode())
+
+
+def summarize_seeds(out_dir: Path | str, seeds: list[int] | tuple[int, ...], alpha: float,
+                    context: dict | None = None) -> tuple[SeedSummary, Path]:
+    """Read every seed's saved scores under ``out_dir``, test and tabulate them, write the report there."""
+    long, overall, loc = load_seed_scores(out_dir, seeds)
+    summary = seed_summary(long, overall, loc)
+    return summary, write_seed_report(summary, out_dir, alpha, context)
+
+
+def ordering(summary: SeedSummary, configs: tuple[str, ...] = ("B", "B+W", "B+P", "B+W+P"),
+             metric: str = "bleu4") -> list[str]:
+    """``configs`` from low to high mean ``metric`` (the ablation's order, to set against the paper's)."""
+    present = [c for c in configs if c in summary.overall_mean.index]
+    return sorted(present, key=lambda c: summary.overall_mean.loc[c, metric])
+
+
+__all__ = ["COMPARISONS", "OURS", "SeedSummary", "load_seed_scores", "mean_sd_table", "ordering",
+           "save_seed_scores", "seed_done", "seed_dir", "seed_summary", "summarize_seeds", "write_seed_report"]

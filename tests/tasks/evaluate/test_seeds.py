@@ -1,0 +1,102 @@
+"""The benchmark over training seeds: saved per-seed scores, mean ± SD, paired tests per seed and pooled, resume."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from data_contracts.errors import UsageError
+from data_contracts.settings import Settings
+from tasks.evaluate.benchmark import cohort_ready, mark_cohort_ready, seed_overrides, seed_settings
+from tasks.evaluate.run import METRICS, ConfigEvaluation, EvaluationResult
+from tasks.evaluate.seeds import (
+    load_seed_scores,
+    mean_sd_table,
+    ordering,
+    save_seed_scores,
+    seed_done,
+    seed_summary,
+    summarize_seeds,
+)
+
+LESIONS = 40
+
+
+def _evaluation(seed: int, shift: dict[str, float]) -> EvaluationResult:
+    """Per-lesion BLEU-4 for configs B, B+P, B+W+P: a shared lesion difficulty plus each config's shift and a
+    little seed noise; the corpus BLEU-4 is the per-lesion mean."""
+    rng = np.random.default_rng(seed)
+    base = np.linspace(0.2, 0.6, LESIONS)
+    ids = [f"S{i:04d}-001" for i in range(LESIONS)]
+    configs, overall = {}, {}
+    for name, d in shift.items():
+        per = pd.DataFrame({m: np.nan for m in METRICS}, index=pd.Index(ids, name="sample_id"))
+        per["bleu4"] = np.clip(base + d + rng.normal(0, 0.01, LESIONS), 0, 1)
+        per["localization"] = (np.arange(LESIONS) % 10 < 10 * (0.5 + d)).astype(float)
+        per["vendor"], per["tracer"] = "GE", "FDG"
+        o = {m: None for m in METRICS}
+        o.update(bleu4=float(per["bleu4"].mean()), localization=float(per["localization"].mean()))
+        configs[name] = ConfigEvaluation(name, o, pd.DataFrame(), pd.DataFrame(), per, {})
+        overall[name] = o
+    table = pd.DataFrame(overall).T[list(METRICS)].astype(float)
+    table.index.name = "config"
+    return EvaluationResult(configs, table, None, None, pd.DataFrame(), None)
+
+
+SHIFTS = {"B": 0.0, "B+P": 0.2, "B+W+P": 0.2}
+
+
+def test_saved_seeds_give_mean_sd_and_tests(tmp_path):
+    for s in (0, 1, 2):
+        assert not seed_done(tmp_path, s)
+        save_seed_scores(_evaluation(s, SHIFTS), tmp_path, s)
+        assert seed_done(tmp_path, s)
+    long, overall, _ = load_seed_scores(tmp_path, [0, 1, 2])
+    assert len(long) == 3 * 3 * LESIONS and set(long["config"]) == set(SHIFTS)
+    summary = seed_summary(long, overall, pd.DataFrame(columns=["seed"]))
+    assert summary.seeds == (0, 1, 2) and summary.lesions == LESIONS
+    # mean over seeds of the corpus BLEU-4: the shared base (mean 0.4) + the shift; SD only the small noise
+    assert summary.overall_mean.loc["B", "bleu4"] == pytest.approx(0.4, abs=0.005)
+    assert summary.overall_mean.loc["B+P", "bleu4"] == pytest.approx(0.6, abs=0.005)
+    assert 0 < summary.overall_sd.loc["B", "bleu4"] < 0.005
+    per = summary.tests_by_seed
+    bp = per[(per["config"] == "B+P") & (per["versus"] == "B") & (per["metric"] == "bleu4")]
+    assert list(bp["seed"]) == [0, 1, 2] and (bp["p_value"] < 1e-10).all() and (bp["n"] == LESIONS).all()
+    pooled = summary.tests_pooled.set_index(["config", "versus", "metric"])
+    row = pooled.loc[("B+P", "B", "bleu4")]
+    assert row["mean_diff"] == pytest.approx(0.2, abs=0.005) and row["p_value"] < 1e-10
+    assert row["n"] == LESIONS and row["seeds_same_sign"] == 3 and row["seeds"] == 3
+    same = pooled.loc[("B+W+P", "B+P", "bleu4")]  # equal shifts: no real difference
+    assert abs(same["mean_diff"]) < 0.01 and same["p_value"] > 0.01
+    assert ("B+W", "B", "bleu4") not in pooled.index  # a config that was not run is not tested
+    assert ordering(summary)[0] == "B"
+    cell = mean_sd_table(summary, ("bleu4",)).loc["B+P", "BLEU-4"]
+    assert cell.startswith("60.") and " ± 0." in cell
+
+
+def test_summary_report_and_a_missing_seed(tmp_path):
+    for s in (0, 1):
+        save_seed_scores(_evaluation(s, SHIFTS), tmp_path, s)
+    summary, path = summarize_seeds(tmp_path, [0, 1], 0.05, {"patients": 9})
+    text = path.read_text()
+    assert "over 2 training seeds" in text and "| B+P vs B | BLEU-4 | +20." in text
+    assert "| B+P | n/a | n/a | n/a | 60." in text  # mean ± SD of the corpus scores
+    assert (tmp_path / "figures" / "bleu4_seeds.png").stat().st_size > 0
+    assert set(pd.read_csv(tmp_path / "tests_pooled.csv")["versus"]) >= {"B", "B+P"}
+    with pytest.raises(Exception, match="seed 2 has no saved scores"):
+        load_seed_scores(tmp_path, [0, 1, 2])
+
+
+def test_seed_settings_and_cohort_marker(tmp_path):
+    settings = Settings(home=tmp_path)
+    s1 = seed_settings(settings, 1)
+    assert s1.checkpoints_dir == tmp_path / "checkpoints" / "seed_1" and s1.home == tmp_path
+    assert seed_overrides(2, {"captioner.loop.epochs": 3}) == {
+        "captioner.loop.epochs": 3, "localizer.loop.seed": 2, "captioner.loop.seed": 2}
+    assert not cohort_ready(settings, 9, 5)
+    mark_cohort_ready(settings, 9, 5)
+    assert cohort_ready(settings, 9, 5)
+    assert json.loads((tmp_path / "benchmark_cohort.json").read_text())["patients"] == 9
+    with pytest.raises(UsageError, match="holds another cohort"):
+        cohort_ready(settings, 10, 5)
