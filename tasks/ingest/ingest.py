@@ -7,14 +7,16 @@ of view), label the lesion mask's connected components (26-connectivity, compone
 statistics, and commit the group with its completion marker. IDs become pseudonyms before anything is written.
 Any defect raises ``IngestError(reason, source, detail)``.
 
-Memory and speed (full scale: ~150 M voxel CT, ~20 M voxel PET): the four files are read concurrently
-(SimpleITK releases the GIL). The PET is stored as read, with its own origin, spacing and direction: patch
-extraction interpolates it straight onto each patch grid (one interpolation, not two), and no 600 MB float32
-PET on the CT grid is ever made. A volume on another grid than its source (configured spacings) is resampled
-slab by slab, the next slab on a helper thread while zarr compresses the last. Lesions are labelled inside
-the bounding box of the mask's foreground only, and measured inside each lesion's own box (their SUV
-statistics on the stored CT grid, interpolated from the PET there). ``benchmarks/ingest.py`` measures the
-whole against SimpleITK's read of the same files.
+Memory and speed (full scale: ~150 M voxel CT, ~25 M voxel PET): the four files are read concurrently (each
+NIfTI inflated once, straight into its SimpleITK image; zlib-ng releases the GIL). The PET is stored as read,
+with its own origin, spacing and direction: patch extraction interpolates it straight onto each patch grid
+(one interpolation, not two), and no 600 MB float32 PET on the CT grid is ever made. A NIfTI CT is compressed
+into the store slab by slab while it is inflated; the lesion mask and the anatomy map are checked, labelled
+and written on their own threads meanwhile. A volume on another grid than its source (configured spacings)
+is resampled slab by slab, the next slab on a helper thread while zarr compresses the last. Lesions are
+labelled inside the bounding box of the mask's foreground only, and measured inside each lesion's own box
+(their SUV statistics on the stored CT grid, interpolated from the PET there). ``benchmarks/ingest.py``
+measures the whole against SimpleITK's read of the same files.
 
 For a delivery: the manifest is validated, each study is skipped when its group is complete and was made from
 the same raw bytes (content hash) with the same recipe, ingested otherwise, or quarantined with its reason; the

@@ -4,8 +4,7 @@ This module is what a Dask worker runs (``extract_study``): the sweep over one s
 (``extract_study`` writes to the patch store, ``compute_study`` returns the patches). Its parts, one concern
 each: ``interpolation`` (the patch lattice and the linear kernels), ``job`` (what a worker is asked and
 answers), ``sweep_plan`` (which rows each patch needs, and how planes are shared), ``volume_io`` (zarr reads,
-grids checked), ``worker_process`` (decoding threads, handing memory back). A worker imports no pandas or
-pydantic, which keeps its peak memory low and its start fast.
+grids checked), ``worker_process`` (decoding threads, handing memory back).
 
 Geometry. A patch is a grid of ``FieldOfView.size`` voxels (z, y, x) at ``FieldOfView.spacing`` (x, y, z mm),
 axis-aligned in LPS (identity direction: +x patient left, +y posterior, +z superior, whatever the scanner's
