@@ -98,7 +98,7 @@ def child_ingest(raw: Path, row_json: str, home: Path) -> dict:
 
         setattr(ingest, name, wrapper)
 
-    for name in ("read_ct", "read_pet", "read_mask", "content_hash", "_write_slabs", "_store_anatomy", "_lesions",
+    for name in ("read_ct", "read_pet", "read_mask", "content_hash", "write_volume", "_store_anatomy", "label_lesions",
                  "check_volumes"):
         timed(name)
     c0, t0 = _cpu_s(), time.perf_counter()

@@ -30,16 +30,12 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import SimpleITK as sitk
-import zarr
-from scipy import ndimage
 from tqdm import tqdm
 
 from data_contracts.records import Acquisition, Lesion
@@ -70,7 +66,9 @@ from tasks.ingest.plausibility import (
     check_volumes,
     reference_uptake,
 )
+from tasks.ingest.lesion_instances import label_lesions
 from tasks.ingest.pseudonym import patient_pseudonym, study_pseudonym
+from tasks.ingest.volume_writes import SlabWriter, write_volume
 from tasks.ingest.readers import (
     IngestError,
     PetQuant,
@@ -85,8 +83,6 @@ log = logging.getLogger(__name__)
 
 INGEST_VERSION = "3"  # bump when the same input and settings would give a different group (3: native PET)
 STAGE = "ingest"
-SLAB_CHUNKS = 2  # chunk rows along z per resampling slab
-CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity
 
 
 @dataclass(frozen=True)
@@ -187,7 +183,7 @@ def _build(row: ManifestRow, settings: Settings, digest: str | None, recipe: str
     # meanwhile; a DICOM series must be read (and its patient checked) first. (A truncated CT fails in
     # ``read_ct``, and what was written meanwhile is discarded with the group.)
     header_grid = read_grid(root / row.ct_path)
-    stream = (_SlabWriter(writer.create("ct", header_grid), pool)
+    stream = (SlabWriter(writer.create("ct", header_grid), pool)
               if header_grid is not None and cfg.ct_spacing_mm is None else None)
     f_ct = pool.submit(read_ct, root / row.ct_path, src["ct"], stream,
                        stream.rows if stream is not None else 64)
@@ -212,7 +208,7 @@ def _build(row: ManifestRow, settings: Settings, digest: str | None, recipe: str
     pet_grid = native_pet if cfg.pet_spacing_mm is None else native_pet.with_spacing(cfg.pet_spacing_mm)
 
     pet_array = writer.create("pet", pet_grid)
-    f_pet_written = pool.submit(_write_slabs, pet_array, pet.image, pet_grid, sitk.sitkLinear, 0.0)
+    f_pet_written = pool.submit(write_volume, pet_array, pet.image, pet_grid, sitk.sitkLinear, 0.0)
     # Anatomy and lesions are checked, labelled and written as soon as their files are read, while the CT
     # is still being inflated: each task waits only on futures submitted before it (no deadlock).
     f_anatomy_stored = (pool.submit(_store_anatomy, writer, f_anatomy, ct_grid, grid, root, row, src["anatomy"])
@@ -224,7 +220,7 @@ def _build(row: ManifestRow, settings: Settings, digest: str | None, recipe: str
     if not Geometry.of(ct.image).same_grid(ct_grid):  # header and pixels read by the same reader: cannot differ
         raise IngestError("unreadable_file", src["ct"], "CT header and image disagree on the grid")
     if stream is None or not stream.complete():  # DICOM, another CT spacing, or a CT converted after reading
-        _write_slabs(stream.array if stream is not None else writer.create("ct", grid), ct.image, grid,
+        write_volume(stream.array if stream is not None else writer.create("ct", grid), ct.image, grid,
                      sitk.sitkLinear, -1024.0)
 
     mask, lesions = f_lesions.result()  # a bad mask is reported before a bad anatomy map, as it always was
@@ -286,7 +282,7 @@ def _store_lesions(writer: store.StudyWriter, f_mask: Future, f_anatomy: Future 
     """The lesion mask (read by ``f_mask``) checked on the CT grid, then labelled, written and measured."""
     mask = _on_grid(f_mask.result(), ct_grid, grid)
     anatomy = f_anatomy.result() if f_anatomy is not None else None
-    return mask, _lesions(writer, mask, anatomy, pet_suv, grid, study_id, min_voxels, source)
+    return mask, label_lesions(writer, mask, anatomy, pet_suv, grid, study_id, min_voxels, source)
 
 
 def _on_grid(series: Series, ct_grid: Geometry, grid: Geometry) -> sitk.Image:
@@ -298,121 +294,6 @@ def _on_grid(series: Series, ct_grid: Geometry, grid: Geometry) -> sitk.Image:
     if grid is ct_grid:
         return series.image
     return grid.resample(series.image, sitk.sitkNearestNeighbor, series.image.GetPixelID(), 0)
-
-
-# ----------------------------------------------------------------------------------- volume writing
-class _SlabWriter:
-    """Writes the CT into its array slab by slab while the reader inflates it (``read_ct``'s ``on_slab``), on the
-    study's pool: the compression overlaps the inflation. Slabs are whole chunk rows along z, so every chunk
-    is written by exactly one slab. A slab of another dtype than the array's (a CT converted after the read)
-    is not written; ``complete`` then says False and the caller writes the converted CT."""
-
-    def __init__(self, array: zarr.Array, pool: ThreadPoolExecutor):
-        self.array, self.pool = array, pool
-        self.rows = array.chunks[0] * SLAB_CHUNKS
-        self.futures: list[Future] = []
-        self.written = 0  # slices handed to a write
-
-    def __call__(self, z0: int, z1: int, slab: np.ndarray) -> None:
-        if slab.dtype != self.array.dtype or z0 != self.written:
-            return
-        self.futures.append(self.pool.submit(self.array.__setitem__, slice(z0, z1), slab))
-        self.written = z1
-
-    def complete(self) -> bool:
-        """Wait for the slab writes; whether they covered the whole array."""
-        for future in self.futures:
-            future.result()
-        return self.written == self.array.shape[0]
-
-
-def _slabs(image: sitk.Image, grid: Geometry, step: int, interpolator: int,
-           default: float) -> Iterator[tuple[int, int, np.ndarray]]:
-    """(z0, z1, float32 array) slabs of ``image`` resampled onto ``grid``, ``step`` slices at a time."""
-    nz, ny, nx = grid.shape
-    for z0 in range(0, nz, step):
-        z1 = min(z0 + step, nz)
-        slab = grid.crop((z0, 0, 0), (z1, ny, nx)).resample(image, interpolator, sitk.sitkFloat32, default)
-        yield z0, z1, sitk.GetArrayFromImage(slab)
-
-
-def _write_slabs(array: zarr.Array, image: sitk.Image, grid: Geometry, interpolator: int, default: float) -> None:
-    """Fill ``array`` from ``image``. Same grid: one write (zarr compresses all chunks in parallel).
-    Other grid: slab by slab, the next slab resampled on a helper thread while this one is compressed."""
-    if Geometry.of(image).same_grid(grid):
-        view = sitk.GetArrayViewFromImage(image)
-        array[...] = view if view.dtype == array.dtype else view.astype(array.dtype)
-        return
-    dtype = array.dtype
-    step = array.chunks[0] * SLAB_CHUNKS
-    slabs = _slabs(image, grid, step, interpolator, default)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-resample") as prefetch:
-        pending = prefetch.submit(next, slabs, None)
-        while (item := pending.result()) is not None:
-            pending = prefetch.submit(next, slabs, None)
-            z0, z1, slab = item
-            if np.issubdtype(dtype, np.integer):
-                info = np.iinfo(dtype)
-                slab = np.clip(np.rint(slab), info.min, info.max)
-            array[z0:z1] = slab.astype(dtype, copy=False)
-
-
-# ----------------------------------------------------------------------------------------- lesions
-def _foreground_box(mask: np.ndarray) -> tuple[slice, slice, slice] | None:
-    """Bounding box of the nonzero voxels, found with three reductions instead of a full argwhere."""
-    zs = np.flatnonzero(mask.any(axis=(1, 2)))
-    if zs.size == 0:
-        return None
-    sub = mask[zs[0]:zs[-1] + 1]
-    ys = np.flatnonzero(sub.any(axis=(0, 2)))
-    xs = np.flatnonzero(sub.any(axis=(0, 1)))
-    return slice(zs[0], zs[-1] + 1), slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1)
-
-
-def _lesions(writer: store.StudyWriter, mask_image: sitk.Image, anatomy_image: sitk.Image | None,
-             pet_suv: sitk.Image, grid: Geometry, study_id: str, min_voxels: int, source: str) -> list[Lesion]:
-    """Label connected components, write the instance map, and measure each lesion."""
-    mask = sitk.GetArrayViewFromImage(mask_image)
-    box = _foreground_box(mask)
-    out: list[Lesion] = []
-    if box is None:  # a lesion-free (normal) study: an all-zero instance map and no lesions
-        writer.create("lesions", grid)
-        return out
-    labels, n = ndimage.label(mask[box] > 0, structure=CONNECTIVITY)
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)
-    keep = np.flatnonzero(sizes >= min_voxels)
-    keep = keep[keep > 0]
-    if keep.size > np.iinfo(np.uint16).max:
-        raise IngestError("too_many_lesions", source, f"{keep.size} components")
-    remap = np.zeros(n + 1, dtype=np.uint16)
-    remap[keep] = np.arange(1, keep.size + 1, dtype=np.uint16)
-    instances = remap[labels]  # (z, y, x) inside the box; 0 = background or dropped
-    writer.create("lesions", grid)[box] = instances
-
-    origin = np.array([s.start for s in box])
-    anatomy = sitk.GetArrayViewFromImage(anatomy_image)[box] if anatomy_image is not None else None
-    for i, sl in enumerate(ndimage.find_objects(instances), start=1):
-        inside = instances[sl] == i  # this lesion's voxels within its own bounding box
-        lo, hi = origin + [s.start for s in sl], origin + [s.stop for s in sl]
-        # SUV on the stored grid within the lesion's box: the values the stored PET has there.
-        suv_image = grid.crop(tuple(lo), tuple(hi)).resample(pet_suv, sitk.sitkLinear, sitk.sitkFloat32, 0.0)
-        suv = sitk.GetArrayViewFromImage(suv_image)[inside]  # ``suv_image`` stays alive while viewed
-        voxels = int(inside.sum())
-        centroid = grid.index_to_mm(np.argwhere(inside).mean(axis=0) + lo)
-        under = None
-        if anatomy is not None:
-            counts = np.bincount(anatomy[sl][inside])
-            counts[0] = 0  # "outside every structure" is not a location
-            under = int(np.argmax(counts)) if counts.sum() else None
-        suv_max = max(0.0, float(suv.max()))  # negative SUV (noise in a cold region) reads as 0
-        out.append(Lesion(
-            study_id=study_id, instance=i, bbox=(*map(int, lo), *map(int, hi)),
-            centroid_mm=tuple(float(v) for v in centroid), volume_ml=voxels * grid.voxel_ml, voxels=voxels,
-            suv_max=suv_max, suv_mean=min(suv_max, max(0.0, float(suv.mean()))),
-            touches_edge=bool(np.any(lo == 0) or np.any(hi == np.asarray(grid.shape))),
-            anatomy_label=under,
-        ))
-    return out
 
 
 def _group_attrs(study: StudyRow, lesions: list[Lesion], recipe: str, grid: Geometry, pet_grid: Geometry,

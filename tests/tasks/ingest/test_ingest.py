@@ -385,7 +385,7 @@ def test_a_float_ct_is_converted_after_reading_and_an_int16_ct_streamed(raw, set
     image = sitk.ReadImage(str(path))
     assert image.GetPixelID() == sitk.sitkInt16
     streamed = []
-    monkeypatch.setattr(ingest_module._SlabWriter, "__call__", _spy(ingest_module._SlabWriter.__call__, streamed))
+    monkeypatch.setattr(ingest_module.SlabWriter, "__call__", _spy(ingest_module.SlabWriter.__call__, streamed))
     ingest_all(settings, raw_dir=raw.root, progress=False)
     assert streamed and all(z1 - z0 <= 64 for z0, z1 in streamed)
     np.testing.assert_array_equal(open_study(settings.store_url, _sid(settings, key)).ct[...], study.ct.array)
