@@ -18,7 +18,8 @@ PSMA; ``other``/none passes no tracer) and with no tracer at all — and prints 
 * **negatives**: an annotated negative statement is *respected* when no finding that matches no annotated
   lesion is read from text overlapping its span ("no FDG uptake in the right inguinal region" must not give
   an inguinal finding; "avid adrenal nodules but no extra-adrenal disease" may give the adrenal ones);
-  *detected* when the report contract carries negatives and one matches (until then: n/a).
+  *detected* when the report contract carries negatives and one matches: both whole-body, one node within the
+  other, or for an ``other`` negative a negative on the open node of its region (until then: n/a).
 * **crashed**: texts whose structuring raised; **quarantined**: texts the backend declined.
 
 The ancestor check goes through ``is_within(node_id, ancestor_id)``: the hierarchy module of engineer "prose"
@@ -254,6 +255,9 @@ def score_one(excerpt: Excerpt, preds: Sequence[Predicted], scores: Scores,
             scores.suv_gold += 1
             if j in by_gold and _suv_equal(preds[by_gold[j]].suv_max, g.suv_max):
                 scores.suv_on_lesion += 1
+            elif j in by_gold:
+                scores.misses.append(f"{excerpt.id} SUV {g.suv_max} not on {g.location} "
+                                     f"(got {preds[by_gold[j]].suv_max})")
         if j not in by_gold:
             scores.misses.append(f"{excerpt.id} missed {g.location}: {g.span[:70]!r}")
     matched_preds = {i for i, _ in pairs}
@@ -274,11 +278,22 @@ def score_one(excerpt: Excerpt, preds: Sequence[Predicted], scores: Scores,
         else:
             scores.misses.append(f"{excerpt.id} finding read inside negative {neg.span[:60]!r}")
         if predicted_negatives is not None:
-            scores.negatives_detected = (scores.negatives_detected or 0) + any(
-                (n is None and neg.location is None) or
-                (n is not None and neg.location is not None and
-                 (is_within(neg.location, n) or is_within(n, neg.location)))
-                for n in predicted_negatives)
+            hit = any(negative_matches(n, neg, is_within) for n in predicted_negatives)
+            scores.negatives_detected = (scores.negatives_detected or 0) + hit
+            if not hit:
+                scores.misses.append(f"{excerpt.id} negative not detected {neg.location}: {neg.span[:60]!r} "
+                                     f"(read {list(predicted_negatives)})")
+
+
+def negative_matches(pred: str | None, gold, is_within: Callable[[str, str], bool]) -> bool:
+    """A predicted negative (a node id, None for the whole body) states the annotated one: both whole-body, one
+    node within the other, or an ``other`` negative's region stated on the hierarchy's open node of it
+    (``region_abdomen`` for "no metastasis within the abdomen or pelvis")."""
+    if pred is None or gold.location is None:
+        return pred is None and gold.location is None
+    if gold.location == OTHER:
+        return _is_open_node(pred) and _same_region(pred.removeprefix("region_"), gold.region)
+    return is_within(gold.location, pred) or is_within(pred, gold.location)
 
 
 def _tracer(name: str | None):

@@ -89,10 +89,12 @@ def _spec() -> list[tuple[Location, str | None]]:
     add(_coarse("lymph_nodes", "lymph node", R.whole_body, LN, ST, ("lymph node station", "nodal station")), "body")
     add(_coarse("ln_supradiaphragmatic", "supradiaphragmatic lymph node", R.whole_body, LN, ST,
                 ("supradiaphragmatic", "supra-diaphragmatic", "above the diaphragm", "above the hemidiaphragms",
-                 "above the thoracic hemidiaphragms")), "lymph_nodes")
+                 "above the thoracic hemidiaphragms", "above the hemidiaphragm", "above the thoracic hemidiaphragm")),
+        "lymph_nodes")
     add(_coarse("ln_infradiaphragmatic", "infradiaphragmatic lymph node", R.whole_body, LN, ST,
                 ("infradiaphragmatic", "infra-diaphragmatic", "subdiaphragmatic", "below the diaphragm",
-                 "below the hemidiaphragms")),
+                 "below the hemidiaphragms", "below the hemidiaphragm", "below the thoracic hemidiaphragms",
+                 "below the thoracic hemidiaphragm")),
         "lymph_nodes")
     add(_coarse("ln_cervical", "cervical lymph node", R.head_neck, LN, ST), "ln_supradiaphragmatic")
     add(_pair("ln_cervical", "cervical lymph node", R.head_neck, LN, ST,

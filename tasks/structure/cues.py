@@ -26,10 +26,18 @@ MODALITY_AFTER = re.compile(r"(?:[\s-]+(?:high[\s-]resolution|dedicated|tomograp
 
 # A place named with what is not a lesion there ("kidney stones", "renal artery aneurysm", "bone infarct").
 NOT_A_LESION = re.compile(r"[\s-]+(?:[\w-]+\s+){0,2}?(?:stones?|calcul\w+|aneurysms?|infarcts?|cysts?|fluid|"
-                          r"artery|arteries|vein|veins|vessels?)\b", re.IGNORECASE)
+                          r"artery|arteries|vein|veins|vessels?|effusions?)\b", re.IGNORECASE)
 # A benign entity the sentence is about ("a calcified calculus in the renal pelvis"): no lesion unless PET says so.
 BENIGN = re.compile(r"\b(?:calcul(?:us|i)|stones?|aneurysm\w*|simple\s+cysts?|hemangioma\w*|haemangioma\w*)\b",
                     re.IGNORECASE)
+# A lesion without uptake explained as benign ("a 12 mm adrenal nodule is non avid in keeping with adenoma"):
+# an incidental CT finding, not a lesion of this study.
+BENIGN_EXPLAINED = re.compile(
+    r"\b(?:non[\s-]*(?:FDG[\s-]*|PSMA[\s-]*)?avid|no(?:\s+significant)?\s+(?:FDG\s+|PSMA\s+)?uptake|without\s+"
+    r"(?:significant\s+)?(?:FDG\s+|PSMA\s+)?uptake|photopenic)\b[^.;?]{0,40}?\b(?:in\s+keeping\s+with|consistent\s+with|"
+    r"compatible\s+with|typical\s+of|likely|probably|representing|suggestive\s+of)\s+(?:an?\s+|a\s+benign\s+)?"
+    r"(?:(?:lipid[\s-]rich\s+|benign\s+)?adenomas?|(?:simple\s+)?cysts?|lipomas?|h(?:a)?emangiomas?|fibroadenomas?|"
+    r"hamartomas?|calcifications?|scar(?:ring)?|atelectasis|fibrosis)\b", re.IGNORECASE)
 # A place named with a disease word inside it ("cervical cancer", "lung carcinoma").
 DISEASE_WORD = re.compile(r"\b(?:cancer|carcinoma|adenocarcinoma|malignancy|neoplasm)\b", re.IGNORECASE)
 # Another exam as the subject of a report verb ("a bone scan showed", "MRI demonstrated").
@@ -70,7 +78,9 @@ PET_EVIDENCE = re.compile(
     r"\b(?:uptake|avid\w*|activity|accumulation|expression|hypermetaboli\w*|hypometaboli\w*|metabolism|"
     r"metabolic(?:ally)?|SUV\w*|S\s?U\s?V|glycoly\w*|glucose\s+(?:consumption|metabolism|utili[sz]ation)|foci|focus|"
     r"focal|hot\s*spots?|photopeni\w*|tracer|radiotracer|(?:FDG|PSMA|PET|tracer)[\s-]*(?:positive|negative|avid)|"
-    r"(?:on|at|by|in)\s+(?:the\s+)?(?:FDG[\s-]*|PSMA[\s-]*)?PET(?![\s/-]*CT\s+(?:was|is)\s+performed)|"
+    r"(?:on|at|by|in|(?:detected|seen|identified|visuali[sz]ed|shown|depicted)\s+(?:from|with))\s+(?:the\s+|a\s+)?"
+    r"(?:FDG[\s-]*|PSMA[\s-]*)?(?:PET|positron\s+emission\s+tomography)"
+    r"(?![\s/-]*CT\s+(?:was|is)\s+performed)|"
     r"concentrat\w+|incorporat\w+|captation|retention|binding|staining|(?:in)?tense|increased|elevated|"
     r"intensity|hyperfixation|fixation)\b", re.IGNORECASE)
 # The clinical history told inside the findings ("73 yrs old male presented with a neck mass", "FNA showed").
@@ -84,7 +94,7 @@ OTHER_STUDY = re.compile(
     r"\b(?:(?-i:MRI?)|magnetic\s+resonance|ultrasound|ultrasonograph\w*|sonograph\w*|(?-i:US)|X-?ray|radiograph\w*|"
     r"mammogra\w*|endoscop\w*|colonoscop\w*|laryngoscop\w*|bronchoscop\w*|scintigra\w*|bone\s+scan|"
     r"contrast[\s-]*enhanced\s+CT|CECT|CT\s+(?:scan\s+)?of\s+the|(?:outside|prior|previous|earlier|initial)\s+"
-    r"(?:CT|imaging|scan|study)|biops\w+|(?-i:FNA)|cytolog\w*|patholog\w*|surgery|resect\w*|excision|excised|"
+    r"(?:CT|imaging|scan|study)|biops\w+|(?-i:FNA)|cytolog\w*|patholog(?!ic(?:al)?(?:ly)?\b)\w*|surgery|resect\w*|excision|excised|"
     r"signal|T[12][\s-]*weighted|radiographic|"
     r"(?<!PET/)(?<!PET-)(?<!PET\s)CT(?:\s+scan)?\s+(?:revealed|showed|demonstrated|depicted|confirmed))\b",
     re.IGNORECASE)
@@ -95,7 +105,9 @@ OTHER_SITE_CUE = re.compile(
     r"\b(?:(?:increased|intense|focal|moderate|mild|marked|abnormal|avid|hypermetabolic|FDG|PSMA|tracer)[\s-]+"
     r"(?:\w+[\s-]+)?(?:uptake|activity|accumulation|hypermetabolism|avidity|expression)|"
     r"(?:focus|foci)\s+of\s+(?:\w+\s+){0,2}(?:uptake|activity|accumulation)|"
-    r"hypermetabolic\s+(?:\w+\s+)?(?:mass|lesion|focus|nodule)|avid\s+(?:\w+\s+)?(?:mass|lesion|focus|nodule))",
+    r"hypermetabolic\s+(?:\w+\s+)?(?:mass|lesion|focus|nodule)|avid\s+(?:\w+\s+)?(?:mass|lesion|focus|nodule)|"
+    r"(?P<node>(?:\d+|one|two|three|a|an|single|solitary)\s+(?:(?:small|enlarged|tiny)\s+)?lymph\s+nodes?\s+"
+    r"(?:with|showing)\s+(?:[\w-]+\s+){0,3}?(?:uptake|activity|accumulation|avidity)))",
     re.IGNORECASE)
 OTHER_SITE_PLACE = re.compile(
     r"\b(?:in|within|at|along|of|involving|(?:posterior|anterior|lateral|medial|superior|inferior)\s+to)\s+"
@@ -105,12 +117,14 @@ OTHER_SITE_PLACE = re.compile(
 GENERIC_PLACE = re.compile(
     r"(?:(?:the\s+)?(?:body|region|regions|area|areas|site|sites|study|scan|image|images|patient|PET|CT|PET/CT|"
     r"location|lesion|lesions|mass|tumou?r|this|these|those|it|intensity|uptake|activity|level|periphery|"
-    r"center|centre|same|previous|prior|other|remaining|rest|whole|entire|known|primary|case)\b\s*)+",
+    r"center|centre|same|previous|prior|other|remaining|rest|whole|entire|known|primary|case|size|sizes|diameter|"
+    r"dimensions?|length|width|thickness|axis|extent|comparison|keeping|total|appearance|addition|intensity|"
+    r"degree|number|part|portion|component|keeping)\b\s*)+",
     re.IGNORECASE)
 _REGION_WORDS = [
     ("head_neck", r"\b(?:head|neck|face|facial|scalp|orbit\w*|nasal|sinus\w*|pharyn\w*|cervical|jaw|ear|parapharyngeal|"
                   r"retropharyngeal|masticator)\b"),
-    ("chest", r"\b(?:chest|thora\w*|sulcus|diaphragm\w*|pericardi\w*|mediastin\w*|pulmonary|pleur\w*|axill\w*|"
+    ("chest", r"\b(?:chest|thora\w*|hemithora\w*|sulcus|diaphragm\w*|pericardi\w*|mediastin\w*|pulmonary|pleur\w*|axill\w*|"
               r"sternal|costophrenic|apical|apex|breast)\b"),
     ("abdomen", r"\b(?:abdom\w*|epigastri\w*|hypochondri\w*|umbilic\w*|flank|mesenter\w*|retroperiton\w*|"
                 r"perirenal|paracolic|peri-?colic)\b"),
@@ -133,13 +147,29 @@ def region_of(words: str):
 # A report about the female pelvis, where a bare "cervical" names the uterine cervix.
 GYNAECOLOGICAL = re.compile(r"\b(?:cervix|uter\w+|gyn(?:a)?ecolog\w*|ovar\w+|endometri\w+|vagin\w+|vulv\w+|"
                             r"(?-i:FIGO)|parametri\w+|cervical\s+(?:cancer|carcinoma))\b", re.IGNORECASE)
+# "The surgical bed" after an organ's removal is that organ's bed: the operation the report names, and the node.
+SURGICAL_BED = re.compile(r"\b(?:(?:post[\s-]*)?(?:surgical|operative|operated|resection|prostatectomy)\s+bed|"
+                          r"(?:resection|operative)\s+site)\b", re.IGNORECASE)
+OPERATIONS = ((re.compile(r"\bprostatectom\w*", re.IGNORECASE), "prostate_bed"),
+              (re.compile(r"\bthyroidectom\w*", re.IGNORECASE), "thyroid"))
+
+
+def operated_bed(text: str) -> str | None:
+    """The node of "the surgical bed" when the report names exactly one organ removal, else None."""
+    found = {node for pattern, node in OPERATIONS if pattern.search(text)}
+    return found.pop() if len(found) == 1 else None
+
+
 # The words after "cervical" that make it the neck's nodes.
 NODAL_AFTER = re.compile(r"[\s-]+(?:lymph|nodes?|nodal|(?:lymph)?adenopath\w*|levels?|chains?|stations?|"
                          r"spine|vertebr\w*|region|neck)\b", re.IGNORECASE)
 
-# A negative statement about the whole body ("No evidence of distant metastatic disease", "no other findings").
+# A negative statement about the whole body ("No evidence of distant metastatic disease", "no other findings"),
+# a system ("no nodal disease") or a region ("no disease in the abdomen"): the negation, up to nine words of
+# one clause, and the head noun of what is denied.
 WHOLE_BODY_NEGATIVE = re.compile(
-    r"\b(?:no|without|negative\s+for|absence\s+of|neither|nor|normal)\b(?:\s+[\w/-]+){0,6}?\s+(?:metasta\w*|"
+    r"\b(?:no|without|negative\s+for|free\s+of|absence\s+of|neither|nor|normal)\b"
+    r"(?:\s+(?!(?:but|however|although|whereas|while|except)\b)[\w/-]+){0,9}?\s+(?:metasta\w*|"
     r"disease|lesions?|recurrence|abnormalit\w*|findings?|uptake|sites?|malignan\w*|involvement|locations?|"
     r"elsewhere)\b",
     re.IGNORECASE)

@@ -9,7 +9,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from data_contracts.findings import UPTAKE_THRESHOLDS, CTFinding, UptakeGrade, grade_for_suv
+from data_contracts.findings import (
+    UPTAKE_THRESHOLDS,
+    CTFinding,
+    UptakeGrade,
+    grade_for_suv,
+)
 from data_contracts.records import OtherSite, TextSpan
 from tasks.structure import lexicon as lx
 from tasks.structure.text import Sentence
@@ -60,6 +65,8 @@ class Draft:
     alternatives: tuple[str, ...] = ()
     other_site: OtherSite | None = None  # the report's words, for a finding at an open node
     clause: tuple[int, int] | None = None  # the sentence part the finding was read from (sentence offsets)
+    latest: Sentence | None = None  # the last sentence that told this lesion again
+    renewed: bool = False  # told again as it is "now": its earlier values belong to an earlier time
 
 
 @dataclass
@@ -69,6 +76,9 @@ class ReadState:
     named: dict = field(default_factory=dict)  # a pair's ids → the side the report last named it with
     negatives: list = field(default_factory=list)  # NegativeFinding: what the report says is not there
     gynaecological: bool = False  # the report is about the female pelvis: a bare "cervical" is the cervix
+    other_exam: bool = False  # reading a history or other-exam sentence for what it tells (``rules._told``)
+    told: list = field(default_factory=list)  # per history / other-exam sentence since the last finding: its Drafts
+    operated_bed: str | None = None  # the node "the surgical bed" names (``cues.operated_bed``)
 
 
 

@@ -134,6 +134,8 @@ _EXTRA_STEMS: dict[str, str] = {
     "lower jugular": "ln_cervical_iv", "low jugular": "ln_cervical_iv", "posterior triangle":
         "ln_cervical_v", "spinal accessory": "ln_cervical_v", "posterior cervical": "ln_cervical_v",
     "supraclavicular fossa": "ln_supraclavicular", "axillary region": "ln_axillary",
+    "supra-clavicular": "ln_supraclavicular", "supra clavicular": "ln_supraclavicular",
+    "infra-clavicular": "ln_infraclavicular", "infra clavicular": "ln_infraclavicular",
     "hila": "ln_hilar", "interlobar": "ln_hilar", "perihilar": "ln_hilar", "subhilar": "ln_hilar", "station 11": "ln_hilar", "ilia": "ilium",
     "humeri": "humerus", "femora": "femur", "proximal humeri": "humerus", "proximal femora": "femur",
     "iliac crests": "ilium", "pubic bones": "pubis", "ischia": "ischium",
@@ -281,6 +283,13 @@ def _roman_value(token: str) -> int:
     return int(token) if token.isdigit() else _ROMAN.index(token) + 1
 
 
+_LIVER_WORD = re.compile(r"\b(?:liver|hepatic|hepato\w*)\b", re.IGNORECASE)
+_SEGMENT_LIST = re.compile(r"\bsegments\s+(?P<list>(?:[IVX]{1,4}|[1-8])[ab]?(?:\s*(?:,|and|/|&|-|\u2013|to|or)\s*"
+                           r"(?:[IVX]{1,4}|[1-8])[ab]?)+)(?![A-Za-z0-9])", re.IGNORECASE)
+_JUNCTION = re.compile(r"\b(?:junction|border|interface|boundary)\s+(?:of|between)\s+(?:the\s+)?$|\bbetween\s+$",
+                       re.IGNORECASE)
+
+
 def _list_hits(text: str) -> list[Hit]:
     """Extra stem hits for the later members of level lists and the earlier members of rib lists."""
     lex = locations()
@@ -311,6 +320,17 @@ def _list_hits(text: str) -> list[Hit]:
             out.append(Hit(m.start(a), m.end(a), m.group(a), ("term", ids)))
         elif sides:
             out.append(Hit(m.start(a), m.end(a), m.group(a), ("stem", sides), {"plural": False, "dual": False}))
+    if _LIVER_WORD.search(text):  # "liver segments 5 and 8", "segments IVb/V": one hit per segment
+        for m in _SEGMENT_LIST.finditer(text):
+            toks = list(re.finditer(r"(?<![A-Za-z0-9])([IVX]{1,4}|[1-8])([ab])?(?![A-Za-z0-9])", m.group("list"),
+                                    re.IGNORECASE))
+            if _JUNCTION.search(text, max(0, m.start() - 20), m.start()):
+                toks = toks[:1]  # "at the junction of segments V and IVB": one lesion, at the first named
+            for t in toks:
+                n = _roman_value(t.group(1)) if not t.group(1).isdigit() else int(t.group(1))
+                if 1 <= n <= 8:
+                    pos = m.start("list") + t.start()
+                    out.append(Hit(pos, pos + len(t.group(0)), t.group(0), ("term", (f"liver_s{n}",))))
     for m in _RIB_LIST.finditer(text):
         for t in re.finditer(r"\d{1,2}(?:st|nd|rd|th)|" + "|".join(_ORDINAL_WORDS), m.group("list"), re.IGNORECASE):
             word = t.group(0).lower()
@@ -555,7 +575,10 @@ _SUV = re.compile(
       r"\s*(?:,|and|/|&|to|-|\u2013|or|vs\.?)\s*" + _NUM + r"(?![\d.]*\s*(?:mm|cm|%|[x\u00d7*]\s*\d|x\b|\u00d7)))*)",
     re.IGNORECASE,
 )
-_PRIOR = re.compile(r"(?:previously|prior|before|baseline|formerly|earlier|compared\s+(?:to|with)|from|was|"
+# "was" marks a prior value in a comparison aside ("SUVmax 8.2 (was 5.1)", "..., was SUVmax 5.1"), not as the
+# verb of a sentence ("The activity of this lesion was SUVmax 2.2").
+_PRIOR = re.compile(r"(?:previously|prior|before|baseline|formerly|earlier|compared\s+(?:to|with)|from|"
+                    r"(?:[(,;]\s*|\b(?:it|then)\s+)was|"
                     r"last\s+(?:study|scan|exam)|on\s+the\s+previous)[\s:(]*(?:SUV\w*|measuring|of|at)?[\s:=]*$",
                     re.IGNORECASE)
 
@@ -698,10 +721,14 @@ MULTIPLE = re.compile(r"\b(?:multiple|several|numerous|innumerable|multifocal|va
 RELATIONAL = re.compile(
     r"(?:extend\w*\s+(?:in)?to(?:\s+the)?|abutt\w*(?:\s+the)?|adjacent\s+to(?:\s+the)?|near(?:\s+the)?|"
     r"close\s+to(?:\s+the)?|next\s+to(?:\s+the)?|at\s+the\s+level\s+of(?:\s+the)?|(?:anterior|posterior|superior|"
-    r"inferior|medial|lateral|caudal|cranial|proximal|distal)\s+to(?:\s+the)?|compress\w*(?:\s+the)?|"
+    r"inferior|medial|lateral|caudal|cranial|proximal|distal|dorsal|ventral)(?:ly)?\s+(?:to|of)(?:\s+the)?|"
+    r"compress\w*(?:\s+the)?|"
     r"displac\w*(?:\s+the)?|encas\w*(?:\s+the)?|invad\w*(?:\s+the)?|infiltrat\w*(?:\s+the)?|"
     r"contact\s+with(?:\s+the)?|towards(?:\s+the)?|into(?:\s+the)?|reach\w*(?:\s+the)?|"
-    r"(?:below|above|beneath|behind)(?:\s+the)?|cross\w*(?:\s+the)?|involv\w+\s+the\s+adjacent)\s*$",
+    r"(?:below|above|beneath|behind)(?:\s+the)?|cross\w*(?:\s+the)?|involv\w+\s+the\s+adjacent|"
+    # the emphasis inside a finding already placed ("marrow activity, especially involving the spine")
+    r"(?:especially|particularly|notably|predominantly|mainly|chiefly|most\s+(?:marked|prominent|pronounced|"
+    r"intense|evident))(?:\s+(?:in|at|involving|within|of|along))?(?:\s+the)?)\s*$",
     re.IGNORECASE,
 )
 # Words that mark a phrase as describing a lesion at all (besides CT words, grades and SUV values).

@@ -44,28 +44,57 @@ def other_exam_subject(norm: str, pos: int) -> bool:
 
 
 def other_site(sentence: Sentence, loc_hits: list[lx.Hit], ct_hits: list[lx.Hit], state: ReadState) -> Draft | None:
-    """A lesion at a place no node names ("a focus of activity in the right anterior sulcus", "uptake along
-    the diaphragm"): an uptake statement, not negated, with a place phrase after it. The finding sits on the
-    open node of the region its words (or the heading) tell, else ``body``, and keeps the words."""
+    """The first other-site finding of a sentence that names no hierarchy place (see ``other_sites``)."""
+    found = other_sites(sentence, loc_hits, ct_hits, state, [])
+    return found[0] if found else None
+
+
+def other_sites(sentence: Sentence, loc_hits: list[lx.Hit], ct_hits: list[lx.Hit], state: ReadState,
+                anchors: list[int]) -> list[Draft]:
+    """Lesions at places no node names ("a focus of activity in the right anterior sulcus", "uptake along
+    the diaphragm", "1 lymph node with intense uptake"): an uptake statement, not negated, with a place
+    phrase after it that holds no hierarchy place, in a clause with no mention (``anchors``: where the
+    sentence's mentions start; "activity in the right epigastrium compatible with a tumour of the pancreas"
+    is about the pancreas). The finding sits on the open node of the region its words (or the heading) tell, else ``body``,
+    and keeps the words; a node with no place named sits on ``lymph_nodes``."""
     norm = sentence.norm
     if any(h.value[0] == "term" and not h.value[1] for h in loc_hits):
-        return None  # a blocker phrase ("blood pool", "bone scan"): about a reference or another study
-    cue = cues.OTHER_SITE_CUE.search(norm)
-    if cue is None:
-        return None
+        return []  # a blocker phrase ("blood pool", "bone scan"): about a reference or another study
+    out: list[Draft] = []
+    for cue in cues.OTHER_SITE_CUE.finditer(norm):
+        draft = _other_site_at(sentence, cue, loc_hits, ct_hits, state, anchors)
+        if draft is not None and not any(d.clause[1] > draft.clause[0] for d in out):
+            out.append(draft)
+    return out
+
+
+def _other_site_at(sentence: Sentence, cue: re.Match, loc_hits: list[lx.Hit], ct_hits: list[lx.Hit],
+                   state: ReadState, anchors: list[int]) -> Draft | None:
+    norm = sentence.norm
     place = cues.OTHER_SITE_PLACE.search(norm, cue.end())
+    nodal_cue = cue.group("node") is not None  # "1 lymph node with intense uptake": where is not said
     if place is None or place.start() - cue.end() > 40:
-        return None
-    words = place.group("words").strip(" ,-")
+        if not nodal_cue:
+            return None
+        place = cue
+    clause_end = re.compile(r"[,;.]|\b(?:as\s+is|as\s+are|but|however|whereas|while)\b").search(norm, place.end())
+    clause_end = clause_end.start() if clause_end else len(norm)
+    if any(cue.start() <= p < clause_end for p in anchors) or any(
+            h.start < place.end() and h.end > place.start() for h in loc_hits):
+        return None  # the place is a hierarchy place, or a mention lies in between
+    words = (place.group("words") if place is not cue else cue.group(0)).strip(" ,-")
     if cues.GENERIC_PLACE.fullmatch(words) or len(words) < 4 or other_exam_subject(norm, place.start()):
         return None
-    nodal = re.search(r"(?i)\b(?:lymph\s+nodes?|nodes?|lymphadenopathy|adenopathy)\b", words) is not None
+    nodal = nodal_cue or re.search(r"(?i)\b(?:lymph\s+nodes?|nodes?|lymphadenopathy|adenopathy)\b", words) is not None
     masked = lx.mask(lx.mask(norm, loc_hits), ct_hits)
     fwd, bwd = lx.find_negations(masked)
-    if state.hand_scoping and (any(c.start < place.end() and not weak(c) for c in fwd)
-                               or any(c.start >= cue.start() for c in bwd)):
+    clause_start = max([0, *(m.end() for m in lx.SCOPE_END.finditer(norm, 0, cue.start()))])
+    if state.hand_scoping and (any(clause_start <= c.start < place.end() and not weak(c) for c in fwd)
+                               or any(c.start >= cue.start() and not lx.SCOPE_END.search(norm, place.end(), c.start)
+                                      for c in bwd)):
         return None
-    region = cues.region_of(words) or cues.region_of(sentence.heading or "")
+    # Beside a mention, the words themselves must tell the region (not the heading: "..., 15 mm in size").
+    region = cues.region_of(words) or (None if anchors else cues.region_of(sentence.heading or ""))
     if region is None and not nodal:
         return None  # words that tell no body region ("the main component"): too little to keep
     suv = lx.find_suv(norm)
@@ -83,7 +112,6 @@ def other_site(sentence: Sentence, loc_hits: list[lx.Hit], ct_hits: list[lx.Hit]
                   grade=grade_of(value, grades), suv_max=value, size_mm=None, sentence=sentence,
                   section=sentence.section, other_site=OtherSite(words=words[:200], region=region),
                   clause=(a, place.end()))
-
 
 
 def weak(cue: lx.Hit) -> bool:

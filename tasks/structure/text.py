@@ -65,6 +65,7 @@ _ABBREVIATIONS = {
     "diam", "meas", "prev", "sig", "mid", "ext", "int", "sag", "cor", "tx", "al", "mult",
 }
 _MIN_WRAP_WIDTH = 60
+_PANEL = re.compile(r"\(?[a-h]\)?\s+(?=[A-Z0-9])")  # a lower-case panel label before a capital: "b FDG PET shows"
 _SENTENCE_END = re.compile(r"[.!?]+(?=\s|$)")
 # Words after which a line break cannot end a phrase even when the next line looks like a label or item.
 _CUT_WORDS = {"the", "a", "an", "in", "of", "and", "or", "with", "to", "at", "rt", "lt", "r", "l", "right", "left",
@@ -250,8 +251,8 @@ def _split_block(text: str, start: int, end: int):
             continue
         if token.rstrip(".") in _ABBREVIATIONS or re.fullmatch(r"[a-z]", token):
             continue  # "approx. 2 cm", "Fig. 2", "R. axilla"
-        if after[0].islower():
-            continue
+        if after[0].islower() and not _PANEL.match(after):
+            continue  # "b FDG-PET/CT shows ...": a figure panel's label starts a sentence
         if re.fullmatch(r"\s*\(?\d{1,2}", piece[cuts[-1]:m.start()]):
             continue  # an inline item number ("... mass. 2. Right hilar ..."), not a sentence
         cuts.append(m.end())

@@ -121,6 +121,17 @@ def test_predicted_negatives_are_detected_along_the_hierarchy():
     assert s.negatives_detected == 1 and s.negatives_respected == 1
 
 
+def test_an_other_negative_is_detected_on_its_region_node():
+    text = "No metastasis within the abdomen or pelvis."
+    ex = Excerpt(id="t5", source_url="https://example.org/e", source_title="toy", text=text,
+                 negatives=({"location": OTHER, "region": "abdomen_pelvis", "negated": "metastasis",
+                             "span": "metastasis within the abdomen or pelvis"},))
+    for predicted, detected in ((["region_pelvis"], 1), (["region_chest"], 0), ([None], 0), (["liver"], 0)):
+        s = rp.Scores()
+        rp.score_one(ex, [], s, toy_is_within, predicted_negatives=predicted)
+        assert s.negatives_detected == detected, predicted
+
+
 def test_the_real_excerpt_file_is_valid():
     excerpts = load_excerpts(DEFAULT_EXCERPTS)
     assert len(excerpts) >= 60
