@@ -194,6 +194,13 @@ def predict(settings: Settings, checkpoint: Path | str, split: str | None = "tes
                          f"{file_hash(loc_path)}: retrain the captioner")
     cache = top5_cache(settings, loc_path)
     df = data.samples(settings, split)
+    if len(df) == 0:
+        from data_contracts.errors import PrerequisiteError
+
+        raise PrerequisiteError(f"split {split!r} has no caption samples to predict",
+                                path=settings.patch_store_url,
+                                hint="a cohort this small can draw only lesion-free patients into a split: "
+                                     "add patients")
     device = pick_device(settings)
     model.to(device)
     pipeline = CaptionPipeline(load_localizer(loc_path), model, cfg, vocab, extra, device)
