@@ -141,7 +141,7 @@ class IngestSettings(BaseModel):
     # zarr codec: "blosc-lz4" (byte shuffle; fastest), "blosc-zstd" (bit shuffle; ~15 % smaller), "zstd"
     compressor: str = Field("blosc-lz4", pattern=r"^(zstd|blosc-zstd|blosc-lz4)$")
     compression_level: int = Field(3, ge=1, le=22)  # codec level (Blosc caps it at 9)
-    pet_spacing_mm: tuple[float, float, float] | None = None  # None: PET resampled onto the CT grid
+    pet_spacing_mm: tuple[float, float, float] | None = None  # None: PET on its own grid; else resampled (its FOV)
     ct_spacing_mm: tuple[float, float, float] | None = None  # None: CT kept at its native spacing
     min_lesion_voxels: int = Field(3, ge=1)
     max_workers: int = Field(2, ge=1)

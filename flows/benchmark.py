@@ -92,7 +92,7 @@ def benchmark_flow(home: str | None = None, patients: int = BENCHMARK_PATIENTS, 
     ``prepare=False`` reuses the dataset already in the home. ``configs`` (row -> training config) defaults to
     the paper's seven rows; ``overrides`` (``{"captioner.loop.epochs": 5}``) go on the preset's loops.
     """
-    settings = benchmark_settings(flow_settings(home))
+    settings = benchmark_settings(flow_settings(home), seed)
     configs = configs or CONFIGS
     laps = Laps()
     if prepare:
@@ -114,7 +114,7 @@ def benchmark_seeds_flow(home: str | None = None, seeds: list[int] | None = None
     tests per seed and pooled, in ``<reports>/benchmark/seeds``; ``home`` defaults to ``<PETCAP_HOME>/benchmark``
     (as ``petcap benchmark``), so the working set is never touched. Resumes after a stop: the prepared cohort
     (``cohort_ready``), every finished seed (``seed_done``) and each trained checkpoint are reused."""
-    settings = benchmark_settings(flow_settings(home or str(flow_settings().home / "benchmark")))
+    settings = benchmark_settings(flow_settings(home or str(flow_settings().home / "benchmark")), seed)
     configs = configs or CONFIGS
     seeds = list(seeds if seeds is not None else (0, 1, 2))
     out = settings.reports_dir / "benchmark" / "seeds"

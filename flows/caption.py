@@ -14,11 +14,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from prefect import flow, get_run_logger, unmapped
+from prefect import flow, unmapped
 from prefect_dask import DaskTaskRunner
 
 from data_contracts.settings import get_settings
-from flows.common import flow_settings
+from flows.common import flow_settings, run_logger
 from flows.task_wrappers import (
     caption_study_files_task,
     correct_lesion_task,
@@ -50,11 +50,11 @@ def caption_study_flow(study_dir: str, out_dir: str | None = None, home: str | N
         fix = correct_lesion_task(study_dir, out_dir or default_out_dir(settings, study_dir), settings,
                                   found["localizer"], found["captioner"], correct_lesion, correct_location,
                                   corrected_by or "unknown", found["version"], push)
-        get_run_logger().info("lesion %d: %s -> %s", fix.instance, fix.previous_location_id, fix.location_id)
+        run_logger().info("lesion %d: %s -> %s", fix.instance, fix.previous_location_id, fix.location_id)
         return {"correction": dataclasses.asdict(fix)}
     result = caption_study_files_task(study_dir, out_dir, settings, found["localizer"], found["captioner"],
                                       vendor=vendor, tracer=tracer, model_version=found["version"])
-    get_run_logger().info("%s: %d lesions in %.1f s: %s, %s", result.captions.status, result.lesions,
+    run_logger().info("%s: %d lesions in %.1f s: %s, %s", result.captions.status, result.lesions,
                           result.seconds, result.json_path, result.report_path)
     summary = caption_summary(result)
     if dicom:
@@ -103,6 +103,6 @@ def caption_studies_flow(drop_dir: str, out_dir: str | None = None, home: str | 
         else:
             results[name] = {"error": str(future.state.message)}
     captioned = [r for r in results.values() if "json" in r]
-    get_run_logger().info("captioned %d of %d studies (%d lesions)", len(captioned), len(studies),
+    run_logger().info("captioned %d of %d studies (%d lesions)", len(captioned), len(studies),
                           sum(r["lesions"] for r in captioned))
     return {"model_version": found["version"], "studies": results}

@@ -1,10 +1,13 @@
 """`petcap`: the command line. Each sub-command parses arguments, builds the settings and calls a stage.
 
-Stages: synth, realism (the cohort's realism figures), ingest, structure, structure-eval, link, extract-patches, split, refresh (ingest → link →
-patches → splits as the dataset-refresh flow), train localizer|captioner, evaluate, promote, benchmark,
-caption, demo. Training, evaluation and promotion run as the same Prefect flows a deployment runs (ephemeral
-API unless PREFECT_API_URL points at a server); ``caption`` runs the caption-study flow when a server is
-configured and its two steps as plain calls otherwise.
+This module holds the parser, the one-line errors and ``main``; the sub-commands are in ``flows.commands``
+(``data_stages``, ``model_stages``, ``caption``).
+
+Stages: synth, realism (the cohort's realism figures), pull, ingest, structure, structure-eval, link, link-eval,
+withdraw, extract-patches, split, refresh (ingest → link → patches → splits as the dataset-refresh flow), train
+localizer|captioner, evaluate, promote, benchmark, caption, demo. train, evaluate, promote and caption are the
+flows a deployment runs: a flow run when a Prefect API is configured (``PREFECT_API_URL``) or ``--flow-server``
+is given, their steps as plain calls otherwise (no ephemeral API server: ~10-20 s less start-up).
 Imports are local to each command so `petcap --help` stays fast, and each command runs its up-front checks
 (``flows.preflight``) before the heavy imports, so a mistake no retry can fix is answered in seconds.
 
@@ -17,329 +20,35 @@ shows the traceback instead; without it, log lines carry no tracebacks.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import logging
 import sys
-from pathlib import Path
 
 from data_contracts.errors import PetcapError
-from data_contracts.settings import Settings, get_settings
+from data_contracts.settings import get_settings
 from flows import preflight
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    """Settings from the environment, with paths given on the command line taking precedence."""
-    overrides = {
-        name: value
-        for name, value in (("home", getattr(args, "home", None)), ("raw_dir", getattr(args, "raw", None)),
-                            ("store_url", getattr(args, "store", None)))
-        if value
-    }
-    return Settings(**overrides) if overrides else get_settings()
-
-
-def cmd_synth(args: argparse.Namespace) -> int:
-    from tasks.synth.cohort import synthesize_cohort
-
-    settings = _settings(args)
-    out = Path(args.out) if args.out else settings.raw_dir
-    preflight.require_writable(out, "drop folder")
-    summary = synthesize_cohort(out, patients=args.patients, seed=args.seed, scale=args.scale, settings=settings)
-    print(summary)
-    return 0
-
-
-def cmd_realism(args: argparse.Namespace) -> int:
-    from tasks.realism.table import format_table, realism_table
-
-    figures = realism_table(_settings(args))
-    print(format_table(figures))
-    return 0 if all(f.status != "fail" for f in figures) else 1
-
-
-def cmd_ingest(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    preflight.require_manifest(settings.raw_dir)
-    preflight.require_writable(settings.store_url, "volume store (--store)")
-    preflight.require_writable(settings.tables_dir, "tables folder")
-    from tasks.deliveries import register_delivery
-    from tasks.ingest import ingest_all
-
-    print(register_delivery(settings, settings.raw_dir, allow_removals=args.allow_removals or None))
-    summary = ingest_all(settings, raw_dir=settings.raw_dir, store_url=settings.store_url)
-    print(summary)
-    return 0 if summary.ingested + summary.skipped > 0 or summary.quarantined == 0 else 1
-
-
-def cmd_structure(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    if args.file not in (None, "-"):
-        preflight.require_file(args.file, "report file", "give a report text file, or - for standard input")
-    from data_contracts.findings import Tracer
-    from tasks.structure.backend import structure_text
-
-    from tasks.ingest.errors import IngestError
-    from tasks.ingest.report_text import decode_report
-
-    data = sys.stdin.buffer.read() if args.file in (None, "-") else Path(args.file).read_bytes()
-    try:
-        text = decode_report(data, args.file or "-")  # UTF-8/BOMs/UTF-16/Latin-1, as the pipeline reads reports
-    except IngestError:
-        # Empty, binary or huge: still a text to this command (zero findings if need be), never an error.
-        # Undecodable bytes become U+FFFD, NULs blanks (a PDF dump, a wrong encoding).
-        text = data.decode("utf-8", errors="replace").replace("\x00", " ")
-    tracer = Tracer(args.tracer) if args.tracer else None
-    report = structure_text(text, settings, backend=args.backend, tracer=tracer)
-    print(report.model_dump_json(indent=2))
-    return 0
-
-
-def cmd_structure_eval(args: argparse.Namespace) -> int:
-    from tasks.structure.backend import evaluate_backend
-
-    settings = _settings(args)
-    scores = evaluate_backend(settings, backend=args.backend, raw_dir=settings.raw_dir)
-    print(scores)
-    return 0
-
-
-def cmd_link(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    preflight.require_table(settings, "studies", "run `petcap ingest` or `petcap refresh` first")
-    from tasks.link import link_dataset
-
-    summary = link_dataset(settings, backend=args.backend, allow_removals=args.allow_removals or None)
-    print(json.dumps(dataclasses.asdict(summary), indent=2, default=str))
-    return 0
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from flows.demo import run_demo
-
-    settings = _settings(args)
-    return run_demo(settings, patients=args.patients, seed=args.seed)
-
-
-def cmd_refresh(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    preflight.require_writable(settings.home, "home (--home, PETCAP_HOME)")
-    from tasks.deliveries import find_drops
-
-    find_drops(settings.raw_dir)  # a delivery folder, or a folder of them
-    from flows.refresh import dataset_refresh
-
-    out = dataset_refresh(home=str(settings.home), raw_dir=str(settings.raw_dir), backend=args.backend,
-                          progress=True, allow_removals=args.allow_removals or None)
-    print(json.dumps(out, indent=2))
-    return 0
-
-
-def prefect_server_configured() -> bool:
-    """Whether a Prefect API is configured (``PREFECT_API_URL`` in the environment or the active profile)."""
-    from prefect.settings import PREFECT_API_URL
-
-    return bool(PREFECT_API_URL.value())
-
-
-def cmd_caption(args: argparse.Namespace) -> int:
-    """One study. With a Prefect server configured, as the ``caption-study`` flow (a run in the UI); without
-    one, the flow's two steps as plain calls (no ephemeral server: start-up cost ~15 s per call)."""
-    if (args.lesion is None) != (args.location is None):
-        from data_contracts.errors import UsageError
-
-        raise UsageError("--lesion and --location go together", hint="e.g. --lesion 2 --location vertebra_t8")
-    settings = _settings(args)
-    preflight.require_dir(args.study_dir, "study folder", "give a folder with ct/ or ct.nii.gz, pet/ or pet.nii.gz "
-                                                          "and lesions.nii.gz")
-    if not (args.localizer and args.captioner):
-        preflight.require_registry(settings)
-    kwargs = {"model_version": args.model_version, "localizer_checkpoint": args.localizer,
-              "captioner_checkpoint": args.captioner}
-    if args.flow_server or (not args.no_flow_server and prefect_server_configured()):
-        from flows.caption import caption_study_flow
-
-        out = caption_study_flow(study_dir=args.study_dir, out_dir=args.out, home=str(settings.home),
-                                 vendor=args.vendor, tracer=args.tracer, push=args.push,
-                                 correct_lesion=args.lesion, correct_location=args.location,
-                                 corrected_by=args.by, **kwargs)
-    else:
-        from flows.caption import caption_summary
-        from serving.hospital_loop import correct_lesion_files, export_and_push, wants_dicom
-        from serving.models_cache import resolve_models
-        from serving.study import caption_study_files, default_out_dir
-
-        dicom = wants_dicom(args.study_dir, args.push)
-        found = resolve_models(settings, kwargs["model_version"], args.localizer, args.captioner)
-        if args.lesion is not None:
-            fix = correct_lesion_files(args.study_dir, args.out or default_out_dir(settings, args.study_dir), settings,
-                                       found["localizer"], found["captioner"], args.lesion, args.location,
-                                       args.by or "unknown", found["version"], args.push)
-            out = {"correction": dataclasses.asdict(fix)}
-        else:
-            out = caption_summary(caption_study_files(args.study_dir, args.out, settings, found["localizer"],
-                                                      found["captioner"], args.vendor, args.tracer, found["version"]))
-            if dicom:
-                out["dicom"] = export_and_push(args.study_dir, Path(out["json"]).parent, settings, found["version"],
-                                               args.push)
-    if "correction" in out:
-        fix = out["correction"]
-        print(f"lesion {fix['instance']}: {fix['previous_location_id']} -> {fix['location_id']}: {fix['caption']}")
-        print(f"corrected SR: {fix['sr']}" + (" (stored on the PACS)" if fix["pushed"] else ""))
-        return 0
-    answer = json.loads(Path(out["json"]).read_text())
-    for lesion in answer["lesions"]:
-        top = lesion["top5"][0]
-        print(f"lesion {lesion['instance']}: {lesion['caption']}  [top-1 {top['location']} {top['confidence']:.2f}]")
-    if answer["status"] != "captioned":
-        print(f"{answer['status']} in this study")
-    print(f"{out['lesions']} lesions in {out['seconds']:.1f} s\ncaptions: {out['json']}\nreport:   {out['report']}")
-    if out.get("dicom"):
-        d = out["dicom"]
-        print(f"DICOM SR: {d['sr']}" + (f"\nDICOM SEG: {d['seg']}" if d["seg"] else "")
-              + (f"\nstored on the PACS: {len(d['pushed'])} instances" if d["pushed"] else ""))
-    return 0
-
-
-def cmd_extract_patches(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    preflight.require_table(settings, "caption_samples", "run `petcap link` or `petcap refresh` first")
-    from tasks.patches.extract import extract_patches
-
-    print(extract_patches(settings, allow_removals=args.allow_removals or None))
-    return 0
-
-
-def cmd_split(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    preflight.require_table(settings, "studies", "run `petcap ingest` or `petcap refresh` first")
-    from tasks.splits import update_splits
-
-    print(update_splits(settings))
-    return 0
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from models.training.configs import parse_overrides
-    from tasks.splits import require_splits
-
-    settings = _settings(args)
-    overrides = parse_overrides(args.set or [])
-    preflight.require_config(args.model, args.config, overrides)
-    require_splits(settings, ("train", "val"))
-    if args.model == "captioner":
-        preflight.require_localizer(settings)
-    from flows.training import train_captioner_flow, train_localizer_flow
-
-    run = train_localizer_flow if args.model == "localizer" else train_captioner_flow
-    out = run(home=str(settings.home), config=args.config, overrides=overrides)
-    print(json.dumps(out, indent=2, default=str))
-    return 0
-
-
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from tasks.splits import require_splits
-
-    settings = _settings(args)
-    require_splits(settings, (args.split,))
-    preflight.require_registry(settings)
-    from tasks.tracking import champion_version, require_version
-
-    if args.model_version:
-        require_version(settings, args.model_version)
-    else:
-        champion_version(settings)
-    from flows.evaluation import evaluate_captioner_flow
-
-    out = evaluate_captioner_flow(home=str(settings.home), model_version=args.model_version, split=args.split)
-    print(json.dumps(out, indent=2, default=str))
-    return 0
-
-
-def cmd_promote(args: argparse.Namespace) -> int:
-    from tasks.splits import require_splits
-
-    settings = _settings(args)
-    require_splits(settings, ("val",))
-    preflight.require_registry(settings)
-    from tasks.tracking import latest_version, require_version
-
-    if args.candidate:
-        require_version(settings, args.candidate)
-    else:
-        latest_version(settings)
-    from flows.evaluation import promote_captioner_flow
-
-    out = promote_captioner_flow(home=str(settings.home), candidate_version=args.candidate)
-    print(json.dumps(out, indent=2, default=str))
-    return 0
-
-
-def cmd_withdraw(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    preflight.require_table(settings, "deliveries", "studies are registered by `petcap refresh` or `petcap ingest`")
-    from tasks.deliveries import withdraw
-
-    ids = withdraw(settings, args.study_keys, args.reason)
-    print(f"withdrawn: {', '.join(ids)}; the next refresh removes their samples (tombstones: {args.reason!r})")
-    return 0
-
-
-def cmd_link_eval(args: argparse.Namespace) -> int:
-    from tasks.evaluate.linking import evaluate_links
-
-    print(evaluate_links(_settings(args)))
-    return 0
-
-
-def cmd_benchmark(args: argparse.Namespace) -> int:
-    from flows.benchmark import benchmark_flow, benchmark_seeds_flow
-    from tasks.evaluate.benchmark import BENCHMARK_PATIENTS
-
-    settings = _settings(args)
-    if not args.home:  # the benchmark's cohort, models and report never mix with the working set's
-        settings = Settings(home=settings.home / "benchmark")
-    patients = args.patients or BENCHMARK_PATIENTS
-    if args.seeds is not None:
-        if args.seeds < 1:
-            from data_contracts.errors import UsageError
-
-            raise UsageError(f"--seeds must be at least 1, got {args.seeds}")
-        summary = benchmark_seeds_flow(home=str(settings.home), seeds=list(range(args.seeds)), patients=patients,
-                                       preset=args.preset, progress=True)
-        from tasks.evaluate.seeds import mean_sd_table
-
-        print(f"benchmark over seeds {list(summary.seeds)}: {summary.lesions} test lesions")
-        print(mean_sd_table(summary, ("bleu4", "meteor", "rouge_l", "cider", "localization", "ct_finding"))
-              .to_string())
-        print(f"summary: {settings.reports_dir / 'benchmark' / 'seeds' / 'summary.md'}")
-        return 0
-    result = benchmark_flow(home=str(settings.home), patients=patients, preset=args.preset, progress=True)
-    ev = result.evaluation
-    print(f"benchmark: {result.test_samples} test lesions; seconds per stage {result.seconds}")
-    for title, table in (("Table 1", ev.table1), ("Table 2", ev.table2)):
-        if table is not None:
-            print(f"{title}\n{table.to_string()}")
-    print(f"report: {ev.html_path}\nsummary: {ev.markdown_path}")
-    return 0
-
-
-def cmd_pull(args: argparse.Namespace) -> int:
-    from datetime import date
-
-    from tasks.pacs.pull import pull_studies
-
-    settings = _settings(args)
-    if args.raw:
-        settings = settings.model_copy(update={"raw_dir": Path(args.raw)})
-    since = date.fromisoformat(args.since) if args.since else None
-    until = date.fromisoformat(args.until) if args.until else None
-    summary = pull_studies(settings, since, until, args.study or None)
-    print(summary.line())
-    for key, reason in sorted(summary.quarantined.items()):
-        print(f"  quarantined {key}: {reason}")
-    print(f"drop folder: {settings.raw_dir}")
-    return 1 if summary.quarantined and not summary.pulled and not summary.skipped else 0
+from flows.commands.caption import cmd_caption
+from flows.commands.common import add_flow_server_flags
+from flows.commands.data_stages import (
+    cmd_extract_patches,
+    cmd_ingest,
+    cmd_link,
+    cmd_link_eval,
+    cmd_pull,
+    cmd_realism,
+    cmd_refresh,
+    cmd_split,
+    cmd_structure,
+    cmd_structure_eval,
+    cmd_synth,
+    cmd_withdraw,
+)
+from flows.commands.model_stages import (
+    cmd_benchmark,
+    cmd_demo,
+    cmd_evaluate,
+    cmd_promote,
+    cmd_train,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -424,15 +133,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", default="demo", help="a named config in models/training/configs (demo, benchmark, "
                    "lstm, transformer, xtransformer, b_w, b_p, b_w_p)")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value, e.g. loop.epochs=3")
+    add_flow_server_flags(s)
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("evaluate", help="per-scanner evaluation report of a registered model (evaluate-captioner)")
     s.add_argument("--model-version", help="registered model version (default: the champion; run promote first)")
     s.add_argument("--split", default="test", choices=["train", "val", "test"])
+    add_flow_server_flags(s)
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("promote", help="give the candidate the champion alias if it is better (promote-captioner)")
     s.add_argument("--candidate", help="registered model version (default: the newest)")
+    add_flow_server_flags(s)
     s.set_defaults(func=cmd_promote)
 
     s = sub.add_parser("benchmark", help="fresh synthetic cohort, every baseline and ablation config, one report")
@@ -455,11 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lesion", type=int, help="correct this lesion instance (with --location): a corrected SR")
     s.add_argument("--location", help="the corrected location id of --lesion, e.g. vertebra_t8")
     s.add_argument("--by", help="who corrected it (kept in the SR)")
-    g = s.add_mutually_exclusive_group()
-    g.add_argument("--flow-server", action="store_true",
-                   help="run as the caption-study flow even without a configured Prefect server (ephemeral)")
-    g.add_argument("--no-flow-server", action="store_true",
-                   help="plain function calls even when a Prefect server is configured")
+    add_flow_server_flags(s)
     s.set_defaults(func=cmd_caption)
     return p
 

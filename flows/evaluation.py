@@ -9,9 +9,9 @@ the newest registered version) against the ``champion`` alias on val with the pe
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger
+from prefect import flow
 
-from flows.common import flow_settings
+from flows.common import flow_settings, run_logger
 from flows.task_wrappers import (
     champion_checkpoints_task,
     evaluate_task,
@@ -28,7 +28,7 @@ def evaluate_captioner_flow(home: str | None = None, model_version: str | None =
     """Predict ``split`` with a captioner (``checkpoint``, else registered ``model_version``, else the champion)
     and write the evaluation report; returns where it is and the overall metrics."""
     settings = flow_settings(home)
-    log = get_run_logger()
+    log = run_logger()
     require_splits_task(settings, (split,))
     if checkpoint is None:  # the registered files, from the shared models folder
         found = champion_checkpoints_task(settings, model_version)
@@ -47,7 +47,7 @@ def promote_captioner_flow(home: str | None = None, candidate_version: str | Non
     require_splits_task(settings, ("val",))
     candidate_version = candidate_version or latest_version_task(settings)
     decision = promote_task(settings, candidate_version)
-    get_run_logger().info("promotion of version %s: %s (%s)", candidate_version,
+    run_logger().info("promotion of version %s: %s (%s)", candidate_version,
                           "promoted" if decision.promoted else "refused", "; ".join(decision.reasons))
     return {"candidate_version": decision.candidate_version, "champion_version": decision.champion_version,
             "promoted": decision.promoted, "reasons": list(decision.reasons), "mlflow_run_id": decision.run_id}

@@ -26,14 +26,14 @@ registry's champion instead of paths); they only look things up and call.
 
 from __future__ import annotations
 
-
-from prefect import task
+from prefect import Task
 from prefect.cache_policies import NONE
 
 from data_contracts.errors import is_retryable
 from data_contracts.settings import Settings
-from serving.models_cache import resolve_models
+from flows.common import in_plain_calls
 from serving.hospital_loop import correct_lesion_files, export_and_push
+from serving.models_cache import resolve_models
 from serving.study import caption_study_files
 from tasks.deliveries import find_drops, register_delivery
 from tasks.evaluate.benchmark import mark_cohort_ready
@@ -211,14 +211,27 @@ def promote(settings: Settings, candidate_version: str):
 
 
 # ------------------------------------------------------------------------------------- tasks
+class Step(Task):
+    """A Prefect task that, under ``flows.common.plain_calls`` and outside a flow run (``petcap`` without a Prefect
+    server), is a plain call of its step: no task run, no API server, no retries."""
+
+    def __call__(self, *args, **kwargs):
+        if in_plain_calls():
+            from prefect.context import FlowRunContext
+
+            if FlowRunContext.get() is None:
+                return self.fn(*args, **kwargs)
+        return super().__call__(*args, **kwargs)
+
+
 # Every task with retries retries only what can pass on a retry (``retry_transient``).
-def _io(fn, name: str, retries: int = IO_RETRIES, delays=None):
-    return task(fn, name=name, retries=retries, retry_delay_seconds=delays or IO_DELAY_S,
+def _io(fn, name: str, retries: int = IO_RETRIES, delays=None) -> Step:
+    return Step(fn, name=name, retries=retries, retry_delay_seconds=delays or IO_DELAY_S,
                 retry_condition_fn=retry_transient, cache_policy=NONE)
 
 
-def _once(fn, name: str):
-    return task(fn, name=name, cache_policy=NONE)
+def _once(fn, name: str) -> Step:
+    return Step(fn, name=name, cache_policy=NONE)
 
 
 synthesize_cohort_task = _once(synthesize_cohort, "synthesize-cohort")

@@ -16,9 +16,9 @@ dataset version is taken just before training and tagged on the run and the regi
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger
+from prefect import flow
 
-from flows.common import flow_settings
+from flows.common import flow_settings, run_logger
 from flows.task_wrappers import (
     check_config_task,
     dataset_version_task,
@@ -49,7 +49,7 @@ def train_localizer_flow(home: str | None = None, config: str = "demo", override
     result = train_localizer_task(settings, config=config, overrides=overrides or None, progress=False,
                                   mlflow_run_id=run_id)
     log_training_run_task(settings, "train-localizer", "localizer", config, overrides or None, result, run_id, tags)
-    get_run_logger().info("localizer (%s): %d epochs, metrics %s, checkpoint %s, MLflow run %s", config,
+    run_logger().info("localizer (%s): %d epochs, metrics %s, checkpoint %s, MLflow run %s", config,
                           result.epochs, result.metrics, result.checkpoint, run_id)
     return _summary(result, run_id)
 
@@ -67,6 +67,6 @@ def train_captioner_flow(home: str | None = None, config: str = "demo", override
                                   mlflow_run_id=run_id)
     log_training_run_task(settings, "train-captioner", "captioner", config, overrides or None, result, run_id, tags)
     version = register_candidate_task(settings, result.checkpoint, run_id, tags)
-    get_run_logger().info("captioner (%s): %d epochs, metrics %s; MLflow run %s; registered as candidate "
+    run_logger().info("captioner (%s): %d epochs, metrics %s; MLflow run %s; registered as candidate "
                           "version %s", config, result.epochs, result.metrics, run_id, version)
     return {**_summary(result, run_id), "model_version": version}

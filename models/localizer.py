@@ -31,12 +31,7 @@ Each positive pair thus keeps its own term with only true negatives competing, a
 differ the mask is empty and the loss is exactly Eq. 2-4. (Soft targets spread over same-location columns were the
 alternative; they leave positives in the denominator and give a loss floor of log k, so masking was chosen.)
 
-Text. Own tokenizer (lower-case; words and single punctuation marks) and a vocabulary over every taxonomy term,
-saved in the checkpoint. In training each sample's text is its location's canonical name, or with probability
-``synonym_prob`` one of its terms drawn at random (report phrasing: "RUL", "T7 vertebra", ...); ambiguous terms
-("S1": sacrum or liver segment I) are left out. At inference each category is its canonical name. Optionally a
-local pretrained text model (``pretrained_text_model``: a folder; loaded through ``transformers`` when that is
-installed, never downloaded) replaces the small Transformer.
+Text: the tokenizer, vocabulary, training phrases and text encoders are in ``models.localizer_text``.
 
 Shapes: B batch, C=3 channels, (D, H, W) patch voxels, d shared embedding, T phrases, L tokens, K=134 categories.
 """
@@ -44,7 +39,6 @@ Shapes: B batch, C=3 channels, (D, H, W) patch voxels, d shared embedding, T phr
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -57,39 +51,18 @@ from torch import nn
 
 from data_contracts import taxonomy
 from data_contracts.atomic import atomic_open
-from data_contracts.taxonomy import AMBIGUOUS_TERMS, TAXONOMY_VERSION
+from data_contracts.taxonomy import TAXONOMY_VERSION
 from models.dws import NormalizePET
+from models.localizer_text import (
+    PretrainedTextEncoder,
+    TextEncoder,
+    build_text_vocab,
+    training_terms,
+)
 from models.position_prior import PositionPrior, prior_groups
 
 CHECKPOINT_KIND = "petcap.clip_localizer"
 CHECKPOINT_FORMAT = 1
-PAD, UNK = "<pad>", "<unk>"
-
-
-# --------------------------------------------------------------------------------------------------- text tokens
-def tokenize(text: str) -> list[str]:
-    """Lower-case words and single punctuation marks: "Station 2R (AP)" -> station 2r ( ap )."""
-    return re.findall(r"\w+|[^\w\s]", text.lower())
-
-
-def build_text_vocab() -> list[str]:
-    """Specials, then every word of every taxonomy term, sorted (deterministic for one taxonomy version)."""
-    words = {w for loc in taxonomy.locations() for term in loc.terms for w in tokenize(term)}
-    return [PAD, UNK, *sorted(words)]
-
-
-def training_terms() -> tuple[list[str], list[int]]:
-    """All phrases a location's text may be drawn from, grouped per location, canonical name first.
-
-    -> (terms, term_count per location in ``taxonomy.locations()`` order); ambiguous terms left out.
-    """
-    terms, counts = [], []
-    for loc in taxonomy.locations():
-        own = [loc.name] + [t for t in loc.synonyms if t.lower() not in AMBIGUOUS_TERMS]
-        own = list(dict.fromkeys(own))
-        terms += own
-        counts.append(len(own))
-    return terms, counts
 
 
 # --------------------------------------------------------------------------------------------------- config
@@ -196,75 +169,6 @@ class DetailEncoder(nn.Module):
         return self.net(x)  # (B, width)
 
 
-class TextEncoder(nn.Module):
-    """Word-level Transformer over location phrases: (T, L) token ids -> (T, text_width), mean over real tokens."""
-
-    def __init__(self, cfg: LocalizerConfig, vocab: list[str]):
-        super().__init__()
-        self.vocab = list(vocab)
-        self.index = {w: i for i, w in enumerate(self.vocab)}
-        if self.vocab[:2] != [PAD, UNK]:
-            raise ValueError(f"text vocabulary must start with {PAD!r}, {UNK!r}")
-        self.max_tokens = cfg.text_max_tokens
-        self.width = cfg.text_width
-        self.words = nn.Embedding(len(self.vocab), cfg.text_width, padding_idx=0)
-        self.positions = nn.Parameter(torch.zeros(1, cfg.text_max_tokens, cfg.text_width))
-        nn.init.normal_(self.positions, std=0.02)
-        layer = nn.TransformerEncoderLayer(cfg.text_width, cfg.text_heads, 4 * cfg.text_width, cfg.dropout,
-                                           batch_first=True, norm_first=True)
-        self.blocks = nn.TransformerEncoder(layer, cfg.text_layers, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(cfg.text_width)
-
-    def tokenize(self, phrases: list[str]) -> torch.Tensor:
-        """Phrases -> (T, L) ids, <pad>=0 after the words, unknown words -> <unk>, cut at text_max_tokens."""
-        if not phrases:
-            raise ValueError("no phrases to tokenize")
-        ids = [[self.index.get(w, 1) for w in tokenize(p)][: self.max_tokens] or [1] for p in phrases]
-        out = torch.zeros(len(ids), max(map(len, ids)), dtype=torch.long)
-        for row, seq in enumerate(ids):
-            out[row, : len(seq)] = torch.tensor(seq)
-        return out
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        real = tokens != 0  # (T, L)
-        x = self.words(tokens) + self.positions[:, : tokens.shape[1]]  # (T, L, w)
-        x = self.norm(self.blocks(x, src_key_padding_mask=~real))  # (T, L, w)
-        real = real.unsqueeze(-1).to(x.dtype)
-        return (x * real).sum(1) / real.sum(1).clamp(min=1.0)  # (T, w)
-
-
-class PretrainedTextEncoder(nn.Module):
-    """A local ``transformers`` model (folder) as the text encoder, mean-pooled; loaded offline only."""
-
-    def __init__(self, path: str, max_tokens: int):
-        super().__init__()
-        try:
-            import transformers
-        except ImportError as e:
-            raise ImportError(
-                f"LocalizerConfig.pretrained_text_model is set ({path!r}) but the 'transformers' package is not "
-                "installed; install it, or set pretrained_text_model=None to train the small text encoder"
-            ) from e
-        if not Path(path).is_dir():
-            raise FileNotFoundError(f"pretrained text model folder {path!r} does not exist (nothing is downloaded)")
-        self.tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self.model = transformers.AutoModel.from_pretrained(path, local_files_only=True)
-        self.pad_id = self.tokenizer.pad_token_id or 0
-        self.max_tokens = max_tokens
-        self.width = self.model.config.hidden_size
-
-    def tokenize(self, phrases: list[str]) -> torch.Tensor:
-        enc = self.tokenizer(list(phrases), padding=True, truncation=True, max_length=self.max_tokens,
-                             return_tensors="pt")
-        return enc["input_ids"]  # (T, L)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        mask = (tokens != self.pad_id).long()
-        x = self.model(input_ids=tokens, attention_mask=mask).last_hidden_state  # (T, L, w)
-        m = mask.unsqueeze(-1).to(x.dtype)
-        return (x * m).sum(1) / m.sum(1).clamp(min=1.0)  # (T, w)
-
-
 # --------------------------------------------------------------------------------------------------- loss
 def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor | float,
               locations: torch.Tensor | None = None) -> torch.Tensor:
@@ -296,7 +200,8 @@ class CLIPLocalizer(nn.Module):
             self.text_vocab: list[str] = []
         else:
             self.text_vocab = list(text_vocab) if text_vocab is not None else build_text_vocab()
-            self.text_encoder = TextEncoder(cfg, self.text_vocab)
+            self.text_encoder = TextEncoder(self.text_vocab, cfg.text_width, cfg.text_layers, cfg.text_heads,
+                                            cfg.text_max_tokens, cfg.dropout)
         pw = cfg.position_width
         n_pos = 3 * (1 + 2 * cfg.position_frequencies)  # p, then sin and cos per frequency and axis
         self.position_mlp = (nn.Sequential(nn.Linear(n_pos, pw), nn.GELU(), nn.Linear(pw, pw)) if pw else None)

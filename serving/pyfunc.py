@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 CODE_PACKAGES = ("data_contracts", "tasks", "models", "serving")
 # distributions the served code imports (pinned to the registering environment's versions)
 REQUIREMENTS = ("torch", "monai", "numpy", "scipy", "pandas", "pyarrow", "pydantic", "pydantic-settings",
-                "SimpleITK", "pydicom", "nibabel", "zarr", "numcodecs", "fsspec", "mlflow", "PyYAML")
+                "SimpleITK", "pydicom", "nibabel", "zlib-ng", "zarr", "numcodecs", "fsspec", "mlflow", "PyYAML")
 OUTPUT_COLUMNS = ("study", "study_id", "lesion", "caption", "top_ids", "top1_confidence", "window", "prompt",
                   "status")
 

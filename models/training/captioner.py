@@ -126,14 +126,20 @@ def train_captioner(settings: Settings, config: str = "demo", overrides: dict | 
             resume_state = state
     model.to(device)
 
-    def validate(m: Captioner) -> dict[str, float]:
+    def val_loss(m: Captioner) -> float | None:
+        """Teacher-forced loss of (at most) 256 val captions, no label smoothing; None without val samples."""
         if len(val_df) == 0:
-            return {}
+            return None
         with torch.no_grad():
             n = min(len(val_df), 256)
             batch = {"image": val.inputs.images[:n].float(), "prompt": val.inputs.prompts[:n],
                      "caption": val.captions[:n]}
-            loss = float(_loss(device, 0.0)(m, batch))
+            return float(_loss(device, 0.0)(m, batch))
+
+    def validate(m: Captioner) -> dict[str, float]:
+        if len(val_df) == 0:
+            return {}
+        loss = val_loss(m)
         if score_captions is None:
             return {"loss": loss}
         hyps = decode(m, vocab, val.inputs, method, beam_size=1, device=device)  # greedy: fast enough per epoch
@@ -148,7 +154,8 @@ def train_captioner(settings: Settings, config: str = "demo", overrides: dict | 
     loss_fn = _loss(device, model_cfg.label_smoothing)
     state = fit(model, loss_fn, train_set, cfg.loop, device, save=save, validate=validate,
                 resume_state=resume_state, progress=progress, desc=f"captioner {config}",
-                loader_workers=settings.train.loader_workers, on_epoch=on_epoch)
+                loader_workers=settings.train.loader_workers, on_epoch=on_epoch,
+                quick_validate=lambda m: {} if len(val_df) == 0 else {"loss": val_loss(m)})
     if dist_rank() != 0:
         return TrainResult("captioner", config, str(path), state.epoch, float("nan"), None)
     last = state.history[-1] if state.history else {}
@@ -187,6 +194,13 @@ def predict(settings: Settings, checkpoint: Path | str, split: str | None = "tes
                          f"{file_hash(loc_path)}: retrain the captioner")
     cache = top5_cache(settings, loc_path)
     df = data.samples(settings, split)
+    if len(df) == 0:
+        from data_contracts.errors import PrerequisiteError
+
+        raise PrerequisiteError(f"split {split!r} has no caption samples to predict",
+                                path=settings.patch_store_url,
+                                hint="a cohort this small can draw only lesion-free patients into a split: "
+                                     "add patients")
     device = pick_device(settings)
     model.to(device)
     pipeline = CaptionPipeline(load_localizer(loc_path), model, cfg, vocab, extra, device)

@@ -138,6 +138,7 @@ def train_localizer(settings: Settings, config: str = "demo", overrides: dict | 
     model.to(device)
 
     def validate(m: CLIPLocalizer) -> dict[str, float]:
+        """Top-1 / top-5 of the val split, and the contrastive loss of (at most) 256 val samples (two at least)."""
         out = accuracy(m, val_x, val_y, device, val_g)
         if len(val_x) > 1:
             with torch.no_grad():
@@ -151,7 +152,8 @@ def train_localizer(settings: Settings, config: str = "demo", overrides: dict | 
 
     state = fit(model, _loss(device), train_set, cfg.loop, device, save=save, validate=validate,
                 resume_state=resume_state, progress=progress, desc="localizer",
-                loader_workers=settings.train.loader_workers, on_epoch=on_epoch)
+                loader_workers=settings.train.loader_workers, on_epoch=on_epoch,
+                quick_validate=validate)  # a forward pass of the val split: every epoch
     if dist_rank() != 0:
         return TrainResult("localizer", config, str(path), state.epoch, float("nan"), None)
 

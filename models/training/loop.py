@@ -216,7 +216,8 @@ def fit(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], tra
         device: torch.device, collate: Callable | None = None, save: Callable[[dict], None] | None = None,
         validate: Callable[[nn.Module], dict[str, float]] | None = None, resume_state: dict | None = None,
         progress: bool = True, desc: str = "train", loader_workers: int = 0,
-        on_epoch: Callable[[dict], None] | None = None) -> FitState:
+        on_epoch: Callable[[dict], None] | None = None,
+        quick_validate: Callable[[nn.Module], dict[str, float]] | None = None) -> FitState:
     """Train ``model`` (already on ``device``) for ``cfg.epochs`` epochs in total.
 
     Each epoch ends (rank 0) with one log line (loss, validation metrics, seconds) and ``on_epoch(row)``, the
@@ -224,6 +225,8 @@ def fit(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], tra
 
     loss_fn(model, batch) -> scalar loss, batch as the DataLoader gives it (moved to the device inside loss_fn);
     validate(unwrapped model) -> metrics, on rank 0 every ``cfg.val_every`` epochs and after the last;
+    quick_validate(unwrapped model) -> cheap validation metrics (a forward pass: val loss, top-k accuracy), on
+    rank 0 after every other epoch, so every epoch's line and MLflow step carry a validation metric;
     save(extra) on rank 0 after each validation, ``extra["train_state"]`` being what ``resume_state`` takes.
     """
     seed_everything(cfg.seed + dist_rank())
@@ -281,6 +284,9 @@ def fit(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], tra
                     "loop": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(cfg).items()},
                 }})
         elif main:
+            if quick_validate is not None:
+                unwrap(net).eval()
+                row.update({f"val_{k}": float(v) for k, v in quick_validate(unwrap(net)).items()})
             state.history.append(row)
         bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k.startswith(("train_loss", "val_"))})
         bar.update(1)

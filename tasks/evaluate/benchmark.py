@@ -24,9 +24,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from data_contracts.atomic import atomic_open
 from data_contracts.errors import UsageError
 from data_contracts.settings import Settings
+from data_contracts.site_key import HomeKey
 from tasks.evaluate.run import EvaluationResult
 
 # Row of the paper's tables -> training config name.
@@ -42,10 +45,16 @@ BENCHMARK_PATIENTS = 400
 BENCHMARK_SPLITS = (0.7, 0.1, 0.2)
 
 
-def benchmark_settings(settings: Settings) -> Settings:
-    """The benchmark's settings: ``settings`` with the benchmark split ratios (its own home is the caller's)."""
+def benchmark_settings(settings: Settings, seed: int = BENCHMARK_SEED) -> Settings:
+    """The benchmark's settings: ``settings`` with the benchmark split ratios (its own home is the caller's) and,
+    unless a site key is configured, a pseudonym key derived from the cohort's seed. The patient split follows a
+    keyed hash of the pseudonyms, so with the random per-home key a rerun in a fresh home drew another split;
+    the benchmark's patients are synthetic, so a key anyone can derive exposes nobody."""
     splits = settings.splits.model_copy(update={"ratios": BENCHMARK_SPLITS})
-    return settings.model_copy(update={"splits": splits})
+    update: dict = {"splits": splits}
+    if isinstance(settings.pseudonym_key, HomeKey):
+        update["pseudonym_key"] = SecretStr(f"petcap-synthetic-benchmark-cohort-{seed}")
+    return settings.model_copy(update=update)
 
 
 COHORT_FILE = "benchmark_cohort.json"  # in the benchmark's home: the cohort it holds, once fully prepared

@@ -243,7 +243,11 @@ def _summary(result) -> list[str]:
                    + (" (the paper's Table 2: B 75.7 < B+W 76.0 < B+P 76.5 < B+W+P 76.9)" if len(order) == 4 else ""))
     if OURS in ov.index and PRIOR in ov.index:
         p = _bleu4_p(result.tests, OURS, PRIOR)
-        verdict = "beats" if ov.loc[OURS, "bleu4"] > ov.loc[PRIOR, "bleu4"] else "does not beat"
+        sel = result.tests[(result.tests["config"] == OURS) & (result.tests["versus"] == PRIOR)
+                           & (result.tests["metric"] == "bleu4")]
+        significant = bool(len(sel)) and bool(sel["significant"].iloc[0])
+        verdict = ("beats" if significant else "scores above, not significantly,"
+                   ) if ov.loc[OURS, "bleu4"] > ov.loc[PRIOR, "bleu4"] else "does not beat"
         out.append(f"{OURS} {verdict} the trivial baseline ({PRIOR}: the most frequent training caption of the "
                    f"predicted location and tracer): BLEU-4 {100 * ov.loc[OURS, 'bleu4']:.1f} vs "
                    f"{100 * ov.loc[PRIOR, 'bleu4']:.1f}{p}.")

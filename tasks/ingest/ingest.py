@@ -1,17 +1,22 @@
 """Ingest raw studies into the volume store: one study (``ingest_study``) and a whole delivery (``ingest_all``).
 
-Per study: read CT (HU) and PET (-> SUVbw), cross-check patient and geometry, write ``ct`` and ``pet`` onto
-the CT grid (or the configured spacings), label the lesion mask's connected components (26-connectivity,
-components under ``min_lesion_voxels`` dropped) and write the instance map, write the anatomy labels, compute
-per-lesion statistics, and commit the group with its completion marker. IDs become pseudonyms before anything
-is written. Any defect raises ``IngestError(reason, source, detail)``.
+Per study: read CT (HU) and PET (-> SUVbw), cross-check patient and geometry, write ``ct`` on the CT grid (or
+the configured CT spacing) and ``pet`` on the PET's own grid (or the configured PET spacing over the PET's field
+of view), label the lesion mask's connected components (26-connectivity, components under
+``min_lesion_voxels`` dropped) and write the instance map, write the anatomy labels, compute per-lesion
+statistics, and commit the group with its completion marker. IDs become pseudonyms before anything is written.
+Any defect raises ``IngestError(reason, source, detail)``.
 
-Memory and speed (full scale: ~150 M voxel CT): the four files are read concurrently (SimpleITK releases
-the GIL). The CT grid comes from the NIfTI header alone, so the PET is resampled onto it while the CT is
-still being inflated; PET goes slab by slab (whole chunks along z), the next slab resampled while zarr
-compresses the last, so the float32 PET never exists at full size on the CT grid. Lesions are labelled
-inside the bounding box of the mask's foreground only, and measured inside each lesion's own box.
-``benchmarks/ingest.py`` measures the whole against SimpleITK's read of the same files.
+Memory and speed (full scale: ~150 M voxel CT, ~25 M voxel PET): the four files are read concurrently (each
+NIfTI inflated once, straight into its SimpleITK image; zlib-ng releases the GIL). The PET is stored as read,
+with its own origin, spacing and direction: patch extraction interpolates it straight onto each patch grid
+(one interpolation, not two), and no 600 MB float32 PET on the CT grid is ever made. A NIfTI CT is compressed
+into the store slab by slab while it is inflated; the lesion mask and the anatomy map are checked, labelled
+and written on their own threads meanwhile. A volume on another grid than its source (configured spacings)
+is resampled slab by slab, the next slab on a helper thread while zarr compresses the last. Lesions are
+labelled inside the bounding box of the mask's foreground only, and measured inside each lesion's own box
+(their SUV statistics on the stored CT grid, interpolated from the PET there). ``benchmarks/ingest.py``
+measures the whole against SimpleITK's read of the same files.
 
 For a delivery: the manifest is validated, each study is skipped when its group is complete and was made from
 the same raw bytes (content hash) with the same recipe, ingested otherwise, or quarantined with its reason; the
@@ -25,16 +30,12 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import SimpleITK as sitk
-import zarr
-from scipy import ndimage
 from tqdm import tqdm
 
 from data_contracts.records import Acquisition, Lesion
@@ -65,7 +66,9 @@ from tasks.ingest.plausibility import (
     check_volumes,
     reference_uptake,
 )
+from tasks.ingest.lesion_instances import label_lesions
 from tasks.ingest.pseudonym import patient_pseudonym, study_pseudonym
+from tasks.ingest.volume_writes import SlabWriter, write_volume
 from tasks.ingest.readers import (
     IngestError,
     PetQuant,
@@ -78,10 +81,8 @@ from tasks.ingest.readers import (
 
 log = logging.getLogger(__name__)
 
-INGEST_VERSION = "2"  # bump when the same input and settings would give a different group
+INGEST_VERSION = "3"  # bump when the same input and settings would give a different group (3: native PET)
 STAGE = "ingest"
-SLAB_CHUNKS = 2  # chunk rows along z per resampling slab
-CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ def ingest_study(row: ManifestRow, settings: Settings) -> IngestedStudy:
 def _ingest(row: ManifestRow, settings: Settings, digest: str | None, recipe: str) -> IngestedStudy:
     """``_build`` on a private thread pool; on any failure the pool is drained, then the group removed."""
     study_id = study_pseudonym(row.study_key, settings.pseudonym_key)
-    pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ingest-study")
+    pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="ingest-study")
     try:
         return _build(row, settings, digest, recipe, study_id, pool)
     except BaseException:
@@ -172,11 +173,20 @@ def _ingest(row: ManifestRow, settings: Settings, digest: str | None, recipe: st
 
 def _build(row: ManifestRow, settings: Settings, digest: str | None, recipe: str, study_id: str,
            pool: ThreadPoolExecutor) -> IngestedStudy:
-    """The per-study pipeline. Threads: CT read | PET read, then PET resample+write | mask and anatomy reads
-    | content hash; the caller's thread writes CT, labels lesions, writes anatomy and commits."""
+    """The per-study pipeline. Threads: CT read | PET read, then PET write | mask read, then lesions labelled
+    and written | anatomy read, checked and written | content hash; the caller's thread writes the CT, runs
+    the PET/CT plausibility checks and commits."""
     root, cfg, bands = settings.raw.root, settings.ingest, settings.ingest.plausibility
     src = shown_sources(row, study_id)
-    f_ct = pool.submit(read_ct, root / row.ct_path, src["ct"])
+    writer = store.StudyWriter(settings.store_url, study_id, cfg)
+    # The CT grid from the NIfTI header alone lets the CT be written while it is inflated, and the PET start
+    # meanwhile; a DICOM series must be read (and its patient checked) first. (A truncated CT fails in
+    # ``read_ct``, and what was written meanwhile is discarded with the group.)
+    header_grid = read_grid(root / row.ct_path)
+    stream = (SlabWriter(writer.create("ct", header_grid), pool)
+              if header_grid is not None and cfg.ct_spacing_mm is None else None)
+    f_ct = pool.submit(read_ct, root / row.ct_path, src["ct"], stream,
+                       stream.rows if stream is not None else 64)
     f_pet = pool.submit(read_pet, root / row.pet_path, src["pet"])
     f_mask = pool.submit(read_mask, root / row.lesions_path, src["lesions"], "missing_mask", sitk.sitkUInt8,
                          binary=True)
@@ -184,12 +194,8 @@ def _build(row: ManifestRow, settings: Settings, digest: str | None, recipe: str
                              sitk.sitkUInt16) if row.anatomy_path else None)
     f_digest = pool.submit(content_hash, row, root) if digest is None else None
 
-    # The CT grid from the NIfTI header alone lets the PET start while the CT is still being inflated;
-    # a DICOM series must be read (and its patient checked) first. (A truncated CT fails in ``read_ct``,
-    # and the PET written meanwhile is discarded with the group.)
-    ct_grid = read_grid(root / row.ct_path)
-    ct: Series | None = None if ct_grid is not None else f_ct.result()
-    ct_grid = ct_grid or Geometry.of(ct.image)
+    ct: Series | None = None if header_grid is not None else f_ct.result()
+    ct_grid = header_grid or Geometry.of(ct.image)
     check_grid(ct_grid, src["ct"], bands)
     pet, quant = f_pet.result()
     check_acquisition(quant.weight_kg, quant.uptake_minutes, quant.injected_dose_mbq, row.tracer.value,
@@ -198,36 +204,38 @@ def _build(row: ManifestRow, settings: Settings, digest: str | None, recipe: str
     check_pet_values(sitk.GetArrayViewFromImage(pet.image), src["pet"], bands)
     _check_pair(row, ct_grid, pet, ct, src)
     grid = ct_grid if cfg.ct_spacing_mm is None else ct_grid.with_spacing(cfg.ct_spacing_mm)
-    pet_grid = grid if cfg.pet_spacing_mm is None else grid.with_spacing(cfg.pet_spacing_mm)
+    native_pet = Geometry.of(pet.image)
+    pet_grid = native_pet if cfg.pet_spacing_mm is None else native_pet.with_spacing(cfg.pet_spacing_mm)
 
-    writer = store.StudyWriter(settings.store_url, study_id, cfg)
-    ct_array, pet_array = writer.create("ct", grid), writer.create("pet", pet_grid)
-    f_pet_written = pool.submit(_write_slabs, pet_array, pet.image, pet_grid, sitk.sitkLinear, 0.0)
+    pet_array = writer.create("pet", pet_grid)
+    f_pet_written = pool.submit(write_volume, pet_array, pet.image, pet_grid, sitk.sitkLinear, 0.0)
+    # Anatomy and lesions are checked, labelled and written as soon as their files are read, while the CT
+    # is still being inflated: each task waits only on futures submitted before it (no deadlock).
+    f_anatomy_stored = (pool.submit(_store_anatomy, writer, f_anatomy, ct_grid, grid, root, row, src["anatomy"])
+                        if f_anatomy is not None else None)
+    f_lesions = pool.submit(_store_lesions, writer, f_mask, f_anatomy_stored, pet.image, ct_grid, grid, study_id,
+                            cfg.min_lesion_voxels, src["lesions"])
     ct = f_ct.result()
     _check_pair(row, ct_grid, pet, ct, src)
     if not Geometry.of(ct.image).same_grid(ct_grid):  # header and pixels read by the same reader: cannot differ
         raise IngestError("unreadable_file", src["ct"], "CT header and image disagree on the grid")
-    _write_slabs(ct_array, ct.image, grid, sitk.sitkLinear, -1024.0)
+    if stream is None or not stream.complete():  # DICOM, another CT spacing, or a CT converted after reading
+        write_volume(stream.array if stream is not None else writer.create("ct", grid), ct.image, grid,
+                     sitk.sitkLinear, -1024.0)
 
-    mask = _on_grid(f_mask.result(), ct_grid, grid)
-    anatomy = _on_grid(f_anatomy.result(), ct_grid, grid) if f_anatomy is not None else None
-    if anatomy is not None:
-        check_anatomy_sidecar(root, row, src["anatomy"])
-        check_known_labels(anatomy, src["anatomy"])
-    lesions = _lesions(writer, mask, anatomy, pet.image, grid, study_id, cfg.min_lesion_voxels, src["lesions"])
+    mask, lesions = f_lesions.result()  # a bad mask is reported before a bad anatomy map, as it always was
+    anatomy = f_anatomy_stored.result() if f_anatomy_stored is not None else None
     check_fov(axial_offset_mm(Geometry.of(pet.image), Geometry.of(ct.image)), src["pet"], bands)
     volumes = check_volumes(pet.image, ct.image, anatomy, mask)  # on the PET grid, >= 6 mm
     check_body(body_dice(volumes), src["pet"], bands)
     reference = reference_uptake(volumes, bands)
     check_reference(reference, row.tracer.value, src["pet"], bands)
-    if anatomy is not None:
-        writer.create("anatomy", grid)[...] = sitk.GetArrayViewFromImage(anatomy)
     f_pet_written.result()
 
     acquisition = Acquisition(
         vendor=row.vendor, tracer=row.tracer,
         ct_spacing_mm=ct_grid.spacing, ct_shape=ct_grid.shape,
-        pet_spacing_mm=tuple(pet.image.GetSpacing()), pet_shape=Geometry.of(pet.image).shape,
+        pet_spacing_mm=native_pet.spacing, pet_shape=native_pet.shape,
         injected_dose_mbq=quant.injected_dose_mbq, uptake_minutes=quant.uptake_minutes,
         patient_weight_kg=quant.weight_kg, source_format=ct.fmt,
     )
@@ -258,6 +266,25 @@ def _check_pair(row: ManifestRow, ct_grid: Geometry, pet: Series, ct: Series | N
         raise IngestError("geometry_mismatch", src["pet"], "PET and CT fields of view do not overlap")
 
 
+def _store_anatomy(writer: store.StudyWriter, f_read: Future, ct_grid: Geometry, grid: Geometry, root: Path,
+                   row: ManifestRow, source: str) -> sitk.Image:
+    """The anatomy label map (read by ``f_read``) checked on the CT grid, its sidecar and labels checked, written."""
+    anatomy = _on_grid(f_read.result(), ct_grid, grid)
+    check_anatomy_sidecar(root, row, source)
+    check_known_labels(anatomy, source)
+    writer.create("anatomy", grid)[...] = sitk.GetArrayViewFromImage(anatomy)
+    return anatomy
+
+
+def _store_lesions(writer: store.StudyWriter, f_mask: Future, f_anatomy: Future | None, pet_suv: sitk.Image,
+                   ct_grid: Geometry, grid: Geometry, study_id: str, min_voxels: int,
+                   source: str) -> tuple[sitk.Image, list[Lesion]]:
+    """The lesion mask (read by ``f_mask``) checked on the CT grid, then labelled, written and measured."""
+    mask = _on_grid(f_mask.result(), ct_grid, grid)
+    anatomy = f_anatomy.result() if f_anatomy is not None else None
+    return mask, label_lesions(writer, mask, anatomy, pet_suv, grid, study_id, min_voxels, source)
+
+
 def _on_grid(series: Series, ct_grid: Geometry, grid: Geometry) -> sitk.Image:
     """A label image that must lie on the CT grid, moved (nearest neighbour) onto the stored grid."""
     geometry = Geometry.of(series.image)
@@ -267,96 +294,6 @@ def _on_grid(series: Series, ct_grid: Geometry, grid: Geometry) -> sitk.Image:
     if grid is ct_grid:
         return series.image
     return grid.resample(series.image, sitk.sitkNearestNeighbor, series.image.GetPixelID(), 0)
-
-
-# ----------------------------------------------------------------------------------- volume writing
-def _slabs(image: sitk.Image, grid: Geometry, step: int, interpolator: int,
-           default: float) -> Iterator[tuple[int, int, np.ndarray]]:
-    """(z0, z1, float32 array) slabs of ``image`` resampled onto ``grid``, ``step`` slices at a time."""
-    nz, ny, nx = grid.shape
-    for z0 in range(0, nz, step):
-        z1 = min(z0 + step, nz)
-        slab = grid.crop((z0, 0, 0), (z1, ny, nx)).resample(image, interpolator, sitk.sitkFloat32, default)
-        yield z0, z1, sitk.GetArrayFromImage(slab)
-
-
-def _write_slabs(array: zarr.Array, image: sitk.Image, grid: Geometry, interpolator: int, default: float) -> None:
-    """Fill ``array`` from ``image``. Same grid: one write (zarr compresses all chunks in parallel).
-    Other grid: slab by slab, the next slab resampled on a helper thread while this one is compressed."""
-    if Geometry.of(image).same_grid(grid):
-        view = sitk.GetArrayViewFromImage(image)
-        array[...] = view if view.dtype == array.dtype else view.astype(array.dtype)
-        return
-    dtype = array.dtype
-    step = array.chunks[0] * SLAB_CHUNKS
-    slabs = _slabs(image, grid, step, interpolator, default)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-resample") as prefetch:
-        pending = prefetch.submit(next, slabs, None)
-        while (item := pending.result()) is not None:
-            pending = prefetch.submit(next, slabs, None)
-            z0, z1, slab = item
-            if np.issubdtype(dtype, np.integer):
-                info = np.iinfo(dtype)
-                slab = np.clip(np.rint(slab), info.min, info.max)
-            array[z0:z1] = slab.astype(dtype, copy=False)
-
-
-# ----------------------------------------------------------------------------------------- lesions
-def _foreground_box(mask: np.ndarray) -> tuple[slice, slice, slice] | None:
-    """Bounding box of the nonzero voxels, found with three reductions instead of a full argwhere."""
-    zs = np.flatnonzero(mask.any(axis=(1, 2)))
-    if zs.size == 0:
-        return None
-    sub = mask[zs[0]:zs[-1] + 1]
-    ys = np.flatnonzero(sub.any(axis=(0, 2)))
-    xs = np.flatnonzero(sub.any(axis=(0, 1)))
-    return slice(zs[0], zs[-1] + 1), slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1)
-
-
-def _lesions(writer: store.StudyWriter, mask_image: sitk.Image, anatomy_image: sitk.Image | None,
-             pet_suv: sitk.Image, grid: Geometry, study_id: str, min_voxels: int, source: str) -> list[Lesion]:
-    """Label connected components, write the instance map, and measure each lesion."""
-    mask = sitk.GetArrayViewFromImage(mask_image)
-    box = _foreground_box(mask)
-    out: list[Lesion] = []
-    if box is None:  # a lesion-free (normal) study: an all-zero instance map and no lesions
-        writer.create("lesions", grid)
-        return out
-    labels, n = ndimage.label(mask[box] > 0, structure=CONNECTIVITY)
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)
-    keep = np.flatnonzero(sizes >= min_voxels)
-    keep = keep[keep > 0]
-    if keep.size > np.iinfo(np.uint16).max:
-        raise IngestError("too_many_lesions", source, f"{keep.size} components")
-    remap = np.zeros(n + 1, dtype=np.uint16)
-    remap[keep] = np.arange(1, keep.size + 1, dtype=np.uint16)
-    instances = remap[labels]  # (z, y, x) inside the box; 0 = background or dropped
-    writer.create("lesions", grid)[box] = instances
-
-    origin = np.array([s.start for s in box])
-    anatomy = sitk.GetArrayViewFromImage(anatomy_image)[box] if anatomy_image is not None else None
-    for i, sl in enumerate(ndimage.find_objects(instances), start=1):
-        inside = instances[sl] == i  # this lesion's voxels within its own bounding box
-        lo, hi = origin + [s.start for s in sl], origin + [s.stop for s in sl]
-        # SUV on the stored grid within the lesion's box: the values the stored PET has there.
-        suv_image = grid.crop(tuple(lo), tuple(hi)).resample(pet_suv, sitk.sitkLinear, sitk.sitkFloat32, 0.0)
-        suv = sitk.GetArrayViewFromImage(suv_image)[inside]  # ``suv_image`` stays alive while viewed
-        voxels = int(inside.sum())
-        centroid = grid.index_to_mm(np.argwhere(inside).mean(axis=0) + lo)
-        under = None
-        if anatomy is not None:
-            counts = np.bincount(anatomy[sl][inside])
-            counts[0] = 0  # "outside every structure" is not a location
-            under = int(np.argmax(counts)) if counts.sum() else None
-        suv_max = max(0.0, float(suv.max()))  # negative SUV (noise in a cold region) reads as 0
-        out.append(Lesion(
-            study_id=study_id, instance=i, bbox=(*map(int, lo), *map(int, hi)),
-            centroid_mm=tuple(float(v) for v in centroid), volume_ml=voxels * grid.voxel_ml, voxels=voxels,
-            suv_max=suv_max, suv_mean=min(suv_max, max(0.0, float(suv.mean()))),
-            touches_edge=bool(np.any(lo == 0) or np.any(hi == np.asarray(grid.shape))),
-            anatomy_label=under,
-        ))
-    return out
 
 
 def _group_attrs(study: StudyRow, lesions: list[Lesion], recipe: str, grid: Geometry, pet_grid: Geometry,

@@ -3,7 +3,9 @@
 * DICOM series (a folder of slices): headers with pydicom (``stop_before_pixels``: fast, and every file is
   checked, so a corrupt slice is named), pixels with SimpleITK's ``ImageSeriesReader`` (sorted by position,
   per-slice RescaleSlope/Intercept applied).
-* NIfTI: SimpleITK; a PET image's units and dose come from its PET-BIDS JSON sidecar.
+* NIfTI: the voxels inflated once (zlib-ng) and checked whole in the same pass, the grid from SimpleITK's
+  reading of the header (other NIfTI kinds: SimpleITK); a PET image's units and dose come from its PET-BIDS
+  JSON sidecar.
 
 SUVbw = activity concentration (Bq/mL) x body weight (g) / injected dose (Bq) decayed to the time the image
 is decay-corrected to (DICOM DecayCorrection START: series start; ADMIN: injection; BIDS:
@@ -14,8 +16,12 @@ Error messages name the file and the problem but never a patient's name or ID.
 
 from __future__ import annotations
 
+import ctypes
+import gzip
 import json
 import re
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +32,7 @@ import pydicom
 import SimpleITK as sitk
 from pydicom.errors import InvalidDicomError
 from pydicom.valuerep import DA, DT, TM
+from zlib_ng import gzip_ng
 
 from data_contracts.settings import RawLayout
 from tasks.ingest.errors import IngestError
@@ -35,6 +42,7 @@ from tasks.ingest.integrity import (
     check_nifti_size,
     check_pixel_data,
     check_rescale,
+    nifti_layout,
 )
 from data_contracts.geometry import Geometry
 
@@ -64,6 +72,7 @@ class Series:
     patient_id: str | None = None  # DICOM PatientID (PHI: compared, never stored)
     frame_of_reference: str | None = None
     header: pydicom.Dataset | None = None  # first slice's header (DICOM only)
+    nonfinite: int | None = None  # NaN / inf voxels counted while reading (None: not counted, see read_pet)
 
 
 def _short(err: BaseException) -> str:
@@ -75,19 +84,118 @@ def _short(err: BaseException) -> str:
 
 
 # --------------------------------------------------------------------------------------------- NIfTI
-def read_nifti(path: Path, source: str, missing_reason: str, pixel_type: int | None = None) -> Series:
+_ITK_PIXEL = {np.uint8: sitk.sitkUInt8, np.int8: sitk.sitkInt8, np.uint16: sitk.sitkUInt16, np.int16: sitk.sitkInt16,
+              np.uint32: sitk.sitkUInt32, np.int32: sitk.sitkInt32, np.uint64: sitk.sitkUInt64,
+              np.int64: sitk.sitkInt64, np.float32: sitk.sitkFloat32, np.float64: sitk.sitkFloat64}
+
+
+SlabSink = Callable[[int, int, np.ndarray], None]  # (z0, z1, (z1 - z0, y, x) voxels as stored in the file)
+
+
+def read_nifti(path: Path, source: str, missing_reason: str, pixel_type: int | None = None,
+               on_slab: SlabSink | None = None, slab_rows: int = 64) -> Series:
+    """A NIfTI image as SimpleITK reads it (its geometry, its voxel type, or ``pixel_type``), never shorter than
+    its header says (``truncated_file``).
+
+    An unscaled scalar 3-D image is inflated once, straight into the image's buffer, in one pass that also
+    proves it whole (``_inflated``: zlib-ng, as fast as ITK's own inflate), and its grid taken from ITK's
+    reading of the header, so ITK's and our view of where each voxel lies cannot differ; anything else (scaled
+    voxels, 4-D, vectors) goes through ``sitk.ReadImage`` after ``check_nifti_size`` has inflated the stream to
+    count it. The voxels are identical either way (``tests/tasks/ingest/test_readers.py``), except that NaN
+    stays NaN here where ITK reads it as 0 (see ``nifti_nonfinite``; ``Series.nonfinite`` counts them).
+    ``on_slab`` sees the file's voxels slab by slab while they are read (one-pass reads only: it is never called
+    on SimpleITK's path, nor for a short file's missing tail).
+    """
     if not path.is_file():
         raise IngestError(missing_reason, source, "file not found")
-    check_nifti_size(path, source)  # ITK would read the missing tail as zeros
+    image = _inflated(path, source, on_slab, slab_rows)
+    if image is None:
+        check_nifti_size(path, source)  # ITK would read the missing tail as zeros
+        try:
+            image = sitk.ReadImage(str(path)) if pixel_type is None else sitk.ReadImage(str(path), pixel_type)
+        except RuntimeError as e:
+            raise IngestError("unreadable_file", source, _short(e)) from None
+        if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+            raise IngestError("unreadable_file", source,
+                              f"expected a 3-D scalar image, got {image.GetDimension()}-D with "
+                              f"{image.GetNumberOfComponentsPerPixel()} components")
+        return Series(image, source, "nifti")
+    values = sitk.GetArrayViewFromImage(image)
+    nonfinite = int(np.count_nonzero(~np.isfinite(values))) if values.dtype.kind == "f" else 0
+    del values
+    if pixel_type is not None and image.GetPixelID() != pixel_type:
+        image = sitk.Cast(image, pixel_type)
+    return Series(image, source, "nifti", nonfinite=nonfinite)
+
+
+def _inflated(path: Path, source: str, on_slab: SlabSink | None = None, slab_rows: int = 64) -> sitk.Image | None:
+    """An unscaled scalar 3-D NIfTI inflated straight into a new SimpleITK image's buffer, in one pass that fails
+    on a short file, its grid as ITK reads the header; None for any other NIfTI (or a header nibabel cannot
+    parse: ``check_nifti_size`` then names the problem). ``on_slab(z0, z1, voxels)`` is handed every
+    ``slab_rows`` slices as soon as they are inflated (a view of the image's buffer, which it keeps alive)."""
     try:
-        image = sitk.ReadImage(str(path)) if pixel_type is None else sitk.ReadImage(str(path), pixel_type)
-    except RuntimeError as e:
-        raise IngestError("unreadable_file", source, _short(e)) from None
-    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
-        raise IngestError("unreadable_file", source,
-                          f"expected a 3-D scalar image, got {image.GetDimension()}-D with "
-                          f"{image.GetNumberOfComponentsPerPixel()} components")
-    return Series(image, source, "nifti")
+        nifti = nib.load(str(path))
+        offset, nbytes = nifti_layout(path)
+        # A loaded header's scl_* read NaN: nibabel moves the file's scaling onto the array proxy.
+        scaling = (float(nifti.dataobj.slope), float(nifti.dataobj.inter))
+    except Exception:  # noqa: BLE001 - nibabel raises many kinds; the ITK path reports it properly
+        return None
+    header = nifti.header
+    shape = tuple(int(v) for v in header.get_data_shape())
+    dtype = header.get_data_dtype()
+    if len(shape) != 3 or dtype.type not in _ITK_PIXEL or scaling != (1.0, 0.0) or int(header["dim"][0]) != 3:
+        return None
+    grid = read_grid(path)
+    if grid is None or grid.shape != shape[::-1]:
+        raise IngestError("unreadable_file", source, "ITK cannot read the NIfTI header nibabel reads")
+    image = sitk.Image(list(shape), _ITK_PIXEL[dtype.type])  # NIfTI stores x fastest: ITK's buffer order
+    image.SetSpacing(grid.spacing)
+    image.SetOrigin(grid.origin)
+    image.SetDirection(grid.direction)
+    out = _writable_view(image)
+    got = 0
+    try:
+        opener = gzip_ng.open if path.name.endswith(".gz") else open
+        with opener(path, "rb") as f:
+            skip = offset
+            while skip > 0 and (block := f.read(min(skip, 1 << 16))):
+                skip -= len(block)
+            swap = dtype.byteorder not in ("=", "|", "<" if np.little_endian else ">")  # the other byte order
+            step = slab_rows if on_slab is not None else out.shape[0]
+            for z0 in range(0, out.shape[0], step):
+                part = out[z0:z0 + step]
+                n = _fill(f, memoryview(part).cast("B"))
+                got += n
+                if n < part.nbytes:
+                    break
+                if swap:
+                    part.byteswap(inplace=True)
+                if on_slab is not None:
+                    on_slab(z0, z0 + part.shape[0], part)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise IngestError("truncated_file" if isinstance(e, EOFError) else "unreadable_file", source,
+                          f"the gzip stream ends early or is damaged ({type(e).__name__})") from None
+    if got < nbytes:
+        raise IngestError("truncated_file", source, f"{offset + got} bytes once uncompressed, the header needs "
+                                                    f"{offset + nbytes}")
+    return image
+
+
+def _fill(f, view: memoryview) -> int:
+    """Read into ``view`` until it is full or the stream ends; the bytes read."""
+    got = 0
+    while got < len(view) and (n := f.readinto(view[got:])):
+        got += n
+    return got
+
+
+def _writable_view(image: sitk.Image) -> np.ndarray:
+    """A writable numpy view of a fresh image's pixel buffer (SimpleITK offers read-only views only). Valid while
+    the image is not copied-on-write; used only to fill the buffer right after allocating it."""
+    view = sitk.GetArrayViewFromImage(image)
+    buffer = (ctypes.c_char * view.nbytes).from_address(view.__array_interface__["data"][0])
+    buffer.image = image  # the view (and every slice of it) keeps the image, and so its buffer, alive
+    return np.frombuffer(buffer, dtype=view.dtype).reshape(view.shape)
 
 
 def nifti_nonfinite(path: Path) -> int:
@@ -306,13 +414,14 @@ def is_dicom(path: Path) -> bool:
     return not path.name.endswith((".nii", ".nii.gz"))
 
 
-def read_ct(path: Path, source: str) -> Series:
-    """CT in HU as int16 (the DICOM rescale is applied by the reader)."""
+def read_ct(path: Path, source: str, on_slab: SlabSink | None = None, slab_rows: int = 64) -> Series:
+    """CT in HU as int16 (the DICOM rescale is applied by the reader). A NIfTI CT is handed to ``on_slab`` slab by
+    slab as it is inflated (its voxels as stored: int16 HU, or another type converted only after the read)."""
     if is_dicom(path):
         return read_dicom_series(path, source, "CT", "missing_ct", sitk.sitkInt16)
-    series = read_nifti(path, source, "missing_ct")
+    series = read_nifti(path, source, "missing_ct", on_slab=on_slab, slab_rows=slab_rows)
     if series.image.GetPixelID() != sitk.sitkInt16:
-        if nifti_nonfinite(path):
+        if (series.nonfinite if series.nonfinite is not None else nifti_nonfinite(path)):
             raise IngestError("nan_in_ct", source, "CT contains NaN or infinite values")
         a = sitk.GetArrayViewFromImage(series.image)
         if a.min() < -32768 or a.max() > 32767:
@@ -333,7 +442,8 @@ def read_pet(path: Path, source: str) -> tuple[Series, PetQuant]:
         sidecar_source = RawLayout.sidecar(source).as_posix()
         quant = pet_quant_from_sidecar(read_sidecar(RawLayout.sidecar(path), sidecar_source), sidecar_source)
     values = sitk.GetArrayViewFromImage(series.image)
-    bad = int(np.count_nonzero(~np.isfinite(values))) if series.fmt == "dicom" else nifti_nonfinite(path)
+    bad = (int(np.count_nonzero(~np.isfinite(values))) if series.fmt == "dicom" else
+           series.nonfinite if series.nonfinite is not None else nifti_nonfinite(path))
     if bad:
         raise IngestError("nan_in_pet", source, f"PET has {bad} NaN or infinite voxels")
     series.image = sitk.ShiftScale(series.image, 0.0, quant.suv_per_unit) if quant.suv_per_unit != 1.0 \
@@ -349,8 +459,8 @@ def read_mask(path: Path, source: str, missing_reason: str, pixel_type: int, bin
     image = series.image
     values = sitk.GetArrayViewFromImage(image)
     # A binary mask takes any non-negative integer label; a label map must fit ``pixel_type``.
-    check_label_values(values, source, np.iinfo(np.uint64).max if binary else np.iinfo(_INT_TYPES[pixel_type]).max)
-    if binary:
+    hi = check_label_values(values, source, np.iinfo(np.uint64).max if binary else np.iinfo(_INT_TYPES[pixel_type]).max)
+    if binary and not (image.GetPixelID() == pixel_type and hi <= 1):  # a 0/1 mask of that type is kept as read
         series.image = sitk.Cast(sitk.NotEqual(image, 0), pixel_type)
     elif image.GetPixelID() != pixel_type:
         series.image = sitk.Cast(image, pixel_type)

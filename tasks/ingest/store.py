@@ -4,7 +4,8 @@ Layout of ``<store>/<study pseudonym>/<version>/`` (``version`` = ``v1``, ``v2``
 ``version`` attribute; the arrays of the current version):
 
 * ``ct``      int16   HU                     (z, y, x) on the CT grid (or the configured CT spacing)
-* ``pet``     float32 SUVbw                  on the CT grid by default, or on the configured PET spacing
+* ``pet``     float32 SUVbw                  on the PET's own grid, or the configured PET spacing over its field
+                                             of view (``StoredStudy.pet_on(grid)`` interpolates it onto another)
 * ``lesions`` uint16  instance labels (0 = background, 1..n = lesions; the ``lesions`` table's ``instance``)
 * ``anatomy`` uint16  segmenter class labels of ``data_contracts.segmentation`` (absent when the delivery had none)
 
@@ -19,7 +20,8 @@ Re-ingesting a changed study commits before it retires: the new arrays go into t
 the old version stays complete and readable, one attribute write switches ``version`` (and the record) to the new
 one, and only then is the old subgroup deleted. A kill at any point leaves either the old or the new study whole;
 a stale version left by a kill is removed by the next write. (Groups of layout format 1 hold their arrays at the
-study level; they are read as they are and retired the same way.)
+study level; they are read as they are and retired the same way. Format 2 groups hold the PET on the CT grid;
+they read the same, since every array names its grid, and a re-ingest writes format 3.)
 
 Arrays are chunked (``settings.ingest.chunks``) and compressed, so later stages read patches without loading
 whole volumes: ``open_study`` returns lazy ``zarr.Array`` handles.
@@ -46,6 +48,7 @@ from data_contracts.volume_store import (  # noqa: F401 - the readers, re-export
     MARKER,
     UNITS,
     StoredStudy,
+    VolumeStoreError,
     arrays_group,
     completed,
     list_studies,

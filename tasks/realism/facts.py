@@ -159,7 +159,7 @@ def collect(settings: Settings) -> list[StudyFacts]:
         anat = lut[np.minimum(raw_anat, len(lut) - 1)]
         inst = np.asarray(st.lesions[...])
         marks = Landmarks.from_labels(anat, st.geometry)
-        img = images.study_image_figures(np.asarray(st.ct[...]), np.asarray(st.pet[...]), anat, inst, st.geometry,
+        img = images.study_image_figures(np.asarray(st.ct[...]), st.pet_on(st.geometry), anat, inst, st.geometry,
                                          marks)
         report = None
         if row.report_path and (raw_root / row.report_path).is_file():

@@ -27,7 +27,8 @@ FLOW_NAMES = {"flows/refresh.py:dataset_refresh": "dataset-refresh", "flows/trai
               "flows/evaluation.py:evaluate_captioner_flow": "evaluate-captioner",
               "flows/evaluation.py:promote_captioner_flow": "promote-captioner",
               "flows/caption.py:caption_study_flow": "caption-study",
-              "flows/caption.py:caption_studies_flow": "caption-studies"}
+              "flows/caption.py:caption_studies_flow": "caption-studies",
+              "flows/benchmark.py:benchmark_seeds_flow": "benchmark-seeds"}
 
 
 def walkthrough_block() -> str:

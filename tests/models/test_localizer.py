@@ -15,8 +15,8 @@ from models.localizer import (
     normalise_patches,
     location_ids,
     save_localizer,
-    training_terms,
 )
+from models.localizer_text import training_terms
 
 K = len(taxonomy.locations())  # 134
 S = 16  # toy patch edge

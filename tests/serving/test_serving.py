@@ -5,6 +5,7 @@ the registered MLflow model serves from a process that cannot import the checkou
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -126,12 +127,21 @@ def test_a_registered_model_keeps_its_captions_when_the_threshold_changes(regist
     configure(settings)
     uri = f"models:/{settings.tracking.registered_model}/{version}"
     request = pd.DataFrame({"study": [str(folder)], "study_id": [""], "lesions": [""]})
-    before = mlflow.pyfunc.load_model(uri).predict(request)
-    monkeypatch.setenv("PETCAP_CGLP_THRESHOLD", "0.0")
-    monkeypatch.setenv("PETCAP_DWS_THRESHOLD", "0.0")
-    after = mlflow.pyfunc.load_model(uri).predict(request)
+    model = mlflow.pyfunc.load_model(uri)
+    before = model.predict(request)
     assert (before["status"] == "captioned").all() and len(before) >= 1
+    # a threshold that changes the CGLP prompt of at least one lesion, were it used (top-1 > threshold: top-1 only)
+    trained = model.unwrap_python_model().pipeline.params
+    flip = 0.0 if (before["top1_confidence"] <= trained.cglp_threshold).any() else 1.0
+    monkeypatch.setenv("PETCAP_CGLP_THRESHOLD", str(flip))
+    monkeypatch.setenv("PETCAP_DWS_THRESHOLD", str(flip))
+    assert Settings().cglp_threshold == flip
+    after = mlflow.pyfunc.load_model(uri).predict(request)
     pd.testing.assert_frame_equal(before, after)
+    # the control: the same model with that threshold in its parameters answers otherwise
+    model.unwrap_python_model().pipeline.params = dataclasses.replace(trained, cglp_threshold=flip)
+    changed = model.predict(request)
+    assert (changed["prompt"] != before["prompt"]).any()
 
 
 def test_petcap_caption_shares_the_model_files_and_answers_a_lesion_free_study(registered, one_study, tmp_path):

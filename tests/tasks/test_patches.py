@@ -172,6 +172,53 @@ def test_patches_equal_whole_volume_resampling(cohort, client, tmp_path):
                 check_patch(patch, ct, pet, mask, fov, r.centre_mm)
 
 
+# Native-grid PET against the layout before (PET resampled onto the CT grid at ingest, then onto the patch
+# grid). Measured on this tiny cohort (CT 7.8-8.3 mm, PET 9.4-12.5 mm voxels): mean |diff| 0.5 % of a patch's
+# SUVmax on average, at most ~1.5 % in one patch; the patch's summed SUV within ~3 %; single voxels at hot
+# peaks differ by up to ~45 % of the SUVmax: the peaks the second interpolation flattened (native peaks ~9 %
+# higher, median).
+NATIVE_PET_MEAN = 0.01  # mean over patches of mean |diff| / SUVmax
+NATIVE_PET_PATCH_MEAN = 0.03  # any one patch's mean |diff| / SUVmax
+NATIVE_PET_TOTAL = 0.06  # relative difference of a patch's summed SUV
+
+
+def test_native_pet_patches_match_the_two_step_reference(cohort, tmp_path):
+    """PET on its own grid is interpolated once, straight onto each patch grid; before, it was interpolated onto
+    the CT grid at ingest and again onto the patch grid. Same activity, one smoothing less (see the bounds)."""
+    settings = home_copy(cohort, tmp_path)
+    fovs = fields_of_view(settings.patches)
+    means, totals, peaks = [], [], []
+    for study_id in _stored(settings):
+        st = open_study(settings.store_url, study_id)
+        assert not st.pet_geometry.same_grid(st.geometry)  # the generator's PET has its own grid
+        requests = tuple(Request(les.instance, les.instance, les.centroid_mm, les.bbox) for les in st.lesion_records)
+        native = compute_study(StudyJob(settings.store_url, study_id, requests, fovs, dtype="float32"))
+        on_ct = sitk_image(st.pet_on(st.geometry), st.geometry)  # what the format-2 store held
+        in_ct = sitk_image(np.ones(st.geometry.shape, np.float32), st.geometry)
+        for r in requests:
+            for fov in fovs:
+                two_step = reference(on_ct, fov, r.centre_mm, 0.0)
+                # Beyond the CT's field of view the old layout had no PET (0); the native PET goes on there.
+                inside = reference(in_ct, fov, r.centre_mm, 0.0) > 0.5
+                one, two = native[r.row][fov.name][1][inside], two_step[inside]
+                scale = max(float(two.max()), 1e-6)
+                means.append(float(np.abs(one - two).mean()) / scale)
+                totals.append(abs(float(one.sum()) / max(float(two.sum()), 1e-6) - 1.0))
+                peaks.append(float(one.max()) / scale)
+    print(f"native vs two-step PET over {len(means)} patches: mean |diff| {np.mean(means):.4f} (max {max(means):.4f}) "
+          f"of the SUVmax; summed SUV within {max(totals):.4f}; native peak / two-step peak median "
+          f"{np.median(peaks):.3f}")
+    assert means and np.mean(means) < NATIVE_PET_MEAN and max(means) < NATIVE_PET_PATCH_MEAN
+    assert max(totals) < NATIVE_PET_TOTAL
+    assert np.median(peaks) >= 1.0  # one interpolation less flattens the peaks less
+
+
+def _stored(settings: Settings) -> list[str]:
+    from tasks.ingest import list_studies
+
+    return list_studies(settings.store_url)
+
+
 @pytest.mark.parametrize("direction", [
     (0.0, -1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, -1.0),  # array x runs along LPS y, array y along -x, z flipped
     (-1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0),  # the usual NIfTI (RAS) flip

@@ -156,6 +156,26 @@ def test_every_epoch_logs_a_line_and_reports_its_row(caplog):
     assert len(lines) == 3 and lines[1].startswith("toy epoch 2/3: train_loss ") and "val_loss 0.25" in lines[1]
 
 
+def test_every_epoch_carries_a_validation_metric_with_a_quick_validation(caplog):
+    """Full validation every ``val_every`` epochs; the cheap ``quick_validate`` in between (and only there), in the
+    epoch's line and its row (the MLflow step)."""
+    rows, calls = [], []
+
+    def quick(m):
+        calls.append(m.training)
+        return {"loss": 0.5 + len(calls)}
+
+    with caplog.at_level("INFO", logger="models.training.loop"):
+        fit(toy_model(), toy_loss, Toy(), LoopConfig(**{**CFG, "epochs": 4, "val_every": 3}), torch.device("cpu"),
+            validate=lambda m: {"loss": 0.25, "bleu4": 0.1}, progress=False, desc="toy", on_epoch=rows.append,
+            quick_validate=quick)
+    assert calls == [False, False]  # epochs 1 and 2, in eval mode; 3 and 4 are full validations
+    assert [r["val_loss"] for r in rows] == [1.5, 2.5, 0.25, 0.25] and "val_bleu4" in rows[2]
+    lines = [r.getMessage() for r in caplog.records if r.name == "models.training.loop"]
+    assert len(lines) == 4 and all("train_loss " in ln and "val_loss " in ln for ln in lines)
+    assert "val_loss 1.5" in lines[0]
+
+
 # ------------------------------------------------------------------------------------------ every RNG stream
 def _random_set():
     """Eight 1x6x6x6 images through MONAI RandAffine (``Augment``), so every epoch draws augmentation randomness."""

@@ -100,3 +100,19 @@ def test_seed_settings_and_cohort_marker(tmp_path):
     assert json.loads((tmp_path / "benchmark_cohort.json").read_text())["patients"] == 9
     with pytest.raises(UsageError, match="holds another cohort"):
         cohort_ready(settings, 10, 5)
+
+
+def test_benchmark_pseudonyms_follow_the_cohort_seed(tmp_path):
+    """The split follows keyed pseudonyms: the benchmark derives its key from the cohort seed (synthetic
+    patients), so two fresh homes draw the same split; a configured site key is kept."""
+    from pydantic import SecretStr
+
+    from tasks.evaluate.benchmark import benchmark_settings
+
+    a = benchmark_settings(Settings(home=tmp_path / "a"), 7).pseudonym_key.get_secret_value()
+    b = benchmark_settings(Settings(home=tmp_path / "b"), 7).pseudonym_key.get_secret_value()
+    assert a == b != benchmark_settings(Settings(home=tmp_path / "c"), 8).pseudonym_key.get_secret_value()
+    assert not (tmp_path / "a" / "secrets").exists()  # no random home key drawn
+    site = Settings(home=tmp_path, pseudonym_key=SecretStr("site-secret"))
+    assert benchmark_settings(site, 7).pseudonym_key.get_secret_value() == "site-secret"
+    assert benchmark_settings(site, 7).splits.ratios == (0.7, 0.1, 0.2)

@@ -76,8 +76,16 @@ def test_round_trip_equals_source_with_geometry_and_lesion_statistics(raw, setti
         assert stored.geometry.direction == pytest.approx(study.ct.direction)
         assert stored.attrs["units"] == {"ct": "HU", "pet": "SUVbw", "lesions": "instance", "anatomy": "label"}
         assert stored.attrs["vendor"] == study.vendor.value and stored.attrs["tracer"] == study.tracer.value
-        # DICOM PET is int16 with a per-slice slope: relative precision ~1/32767 of each slice's maximum.
-        pet = stored.pet[...]
+        # PET on its own grid: the source PET's geometry and its SUV voxel for voxel. DICOM PET is int16 with a
+        # per-slice slope: relative precision ~1/32767 of each slice's maximum.
+        assert stored.pet_geometry.shape == study.pet.shape == stored.pet.shape
+        assert stored.pet_geometry.spacing == pytest.approx(study.pet.spacing)
+        assert stored.pet_geometry.origin == pytest.approx(study.pet.origin, abs=1e-3)
+        assert stored.pet_geometry.direction == pytest.approx(study.pet.direction)
+        native = stored.pet[...]
+        np.testing.assert_allclose(native, study.pet.array, rtol=1e-3, atol=1e-3 * native.max())
+        # Interpolated onto the CT grid, it is what SimpleITK makes of the source PET there.
+        pet = stored.pet_on(stored.geometry)
         np.testing.assert_allclose(pet, _pet_on_ct_grid(study), rtol=1e-3, atol=1e-3 * pet.max())
         np.testing.assert_array_equal(stored.anatomy[...], study.anatomy.array)
 
@@ -346,7 +354,7 @@ def test_configured_spacing_resamples_every_array(raw, settings):
     key = raw.key("nifti")
     study = raw.studies[key]
     ct_spacing = tuple(round(s * 0.8, 3) for s in study.ct.spacing)  # finer: lesions keep their voxels
-    pet_spacing = tuple(float(s) for s in study.pet.spacing)
+    pet_spacing = tuple(round(s * 1.5, 3) for s in study.pet.spacing)
     custom = settings.model_copy(update={"ingest": settings.ingest.model_copy(
         update={"ct_spacing_mm": ct_spacing, "pet_spacing_mm": pet_spacing})})
     ingest_all(custom, raw_dir=raw.root, progress=False)
@@ -356,10 +364,39 @@ def test_configured_spacing_resamples_every_array(raw, settings):
     assert stored.ct.shape == tuple(np.round(extent / ct_spacing).astype(int))[::-1]
     assert stored.lesions.shape == stored.anatomy.shape == stored.ct.shape
     assert stored.pet_geometry.spacing == pytest.approx(pet_spacing)
-    assert stored.pet.shape == tuple(np.round(extent / pet_spacing).astype(int))[::-1]
+    pet_extent = np.asarray(study.pet.shape[::-1]) * np.asarray(study.pet.spacing)  # over the PET's own view
+    assert stored.pet.shape == tuple(np.round(pet_extent / pet_spacing).astype(int))[::-1]
+    pet_corner = np.asarray(study.pet.origin) - np.asarray(study.pet.spacing) / 2
+    np.testing.assert_allclose(np.asarray(stored.pet_geometry.origin) - np.asarray(pet_spacing) / 2, pet_corner,
+                               atol=1e-3)
     corner = np.asarray(study.ct.origin) - np.asarray(study.ct.spacing) / 2  # outer corner of voxel 0
     np.testing.assert_allclose(np.asarray(stored.geometry.origin) - np.asarray(ct_spacing) / 2, corner, atol=1e-6)
     assert stored.study.lesion_count >= 1
     # CT resampled linearly: the air outside and soft tissue inside keep their HU classes.
     assert stored.ct[0, 0, 0] < -900
     assert np.median(stored.ct[...][stored.anatomy[...] > 0]) > -200
+
+
+def test_a_float_ct_is_converted_after_reading_and_an_int16_ct_streamed(raw, settings, monkeypatch):
+    """An int16 NIfTI CT is written slab by slab while it is inflated; a float one (not streamable: its voxels
+    become int16 HU only after the read) is written whole afterwards. Both store the same HU."""
+    key = raw.key("nifti")
+    study, path = raw.studies[key], raw.root / raw.rows[key].ct_path
+    image = sitk.ReadImage(str(path))
+    assert image.GetPixelID() == sitk.sitkInt16
+    streamed = []
+    monkeypatch.setattr(ingest_module.SlabWriter, "__call__", _spy(ingest_module.SlabWriter.__call__, streamed))
+    ingest_all(settings, raw_dir=raw.root, progress=False)
+    assert streamed and all(z1 - z0 <= 64 for z0, z1 in streamed)
+    np.testing.assert_array_equal(open_study(settings.store_url, _sid(settings, key)).ct[...], study.ct.array)
+    sitk.WriteImage(sitk.Cast(image, sitk.sitkFloat32), str(path))
+    streamed.clear()
+    ingest_all(settings, raw_dir=raw.root, progress=False)
+    np.testing.assert_array_equal(open_study(settings.store_url, _sid(settings, key)).ct[...], study.ct.array)
+
+
+def _spy(method, calls: list):
+    def wrapper(self, z0, z1, slab):
+        calls.append((z0, z1))
+        return method(self, z0, z1, slab)
+    return wrapper

@@ -141,3 +141,42 @@ def test_ingest_error_survives_pickling():
     assert str(err) == "studies/x/ct/0001.dcm: corrupt_dicom: truncated pixel data"
     from data_contracts.errors import PetcapError
     assert isinstance(err, PetcapError) and (err.path, err.message) == (err.source, err.detail)
+
+
+@pytest.mark.parametrize("dtype", ["<i2", ">i2", "<u2", "u1", "<f4", ">f8"])
+@pytest.mark.parametrize("affine_diag", [(-1.5, -2.0, 3.0), (1.5, 2.0, -3.0)])
+@pytest.mark.parametrize("gz", [True, False])
+def test_nifti_reads_exactly_as_simpleitk(tmp_path, dtype, affine_diag, gz):
+    """The one-pass read gives SimpleITK's voxels, type and grid, for any byte order and orientation."""
+    import nibabel as nib
+
+    from tasks.ingest.readers import read_nifti
+
+    data = np.random.default_rng(1).normal(50, 30, (7, 6, 5)).clip(0, 250)
+    affine = np.diag([*affine_diag, 1.0])
+    affine[:3, 3] = (10.0, -20.0, 30.0)
+    path = tmp_path / ("x.nii.gz" if gz else "x.nii")
+    nib.save(nib.Nifti1Image(data.astype(np.dtype(dtype)), affine), str(path))
+    ours, theirs = read_nifti(path, "S/x", "missing").image, sitk.ReadImage(str(path))
+    assert ours.GetPixelID() == theirs.GetPixelID()
+    assert ours.GetSize() == theirs.GetSize() and ours.GetSpacing() == theirs.GetSpacing()
+    assert ours.GetOrigin() == theirs.GetOrigin() and ours.GetDirection() == theirs.GetDirection()
+    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(ours), sitk.GetArrayViewFromImage(theirs))
+    as_float = read_nifti(path, "S/x", "missing", sitk.sitkFloat32).image
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(as_float),
+                                  sitk.GetArrayFromImage(sitk.ReadImage(str(path), sitk.sitkFloat32)))
+
+
+def test_scaled_nifti_takes_simpleitks_reader(tmp_path):
+    import nibabel as nib
+
+    from tasks.ingest import readers
+
+    image = nib.Nifti1Image(np.linspace(-3.0, 1.0e6, 60).reshape(5, 4, 3), np.eye(4))
+    image.set_data_dtype(np.int16)  # float data in int16 on disk: nibabel writes a slope and an intercept
+    path = tmp_path / "x.nii.gz"
+    nib.save(image, str(path))
+    assert nib.load(str(path)).dataobj.slope != 1.0
+    assert readers._inflated(path, "S/x") is None
+    ours = readers.read_nifti(path, "S/x", "missing").image
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(ours), sitk.GetArrayFromImage(sitk.ReadImage(str(path))))

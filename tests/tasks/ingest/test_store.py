@@ -102,3 +102,54 @@ def test_with_spacing_keeps_the_field_of_view():
     assert coarse.overlaps(grid)
     far = Geometry(grid.shape, grid.spacing, (5000.0, 0.0, 0.0), grid.direction)
     assert not far.overlaps(grid)
+
+
+def _study_with_pet(url: str, pet_grid: Geometry, ct_grid: Geometry) -> None:
+    writer = store.StudyWriter(url, SID, IngestSettings())
+    writer.create("ct", ct_grid)
+    writer.create("lesions", ct_grid)
+    z, y, x = np.indices(pet_grid.shape)
+    writer.create("pet", pet_grid)[...] = (x + 10 * y + 100 * z).astype(np.float32)
+    writer.commit({})
+
+
+def test_pet_on_its_own_grid_is_read_through_its_geometry(tmp_path):
+    url = str(tmp_path / "v.zarr")
+    ct_grid = Geometry((8, 8, 8), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    pet_grid = Geometry((4, 4, 4), (2.0, 2.0, 2.0), (0.5, 0.5, 0.5), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    _study_with_pet(url, pet_grid, ct_grid)
+    opened = store.open_study(url, SID)
+    assert opened.pet_geometry == pet_grid and opened.geometry == ct_grid
+    assert opened.attrs["format"] == store.FORMAT == 3
+    on_ct = opened.pet_on(ct_grid)  # linear in x, y, z: interpolation is exact inside the PET
+    assert on_ct.shape == ct_grid.shape and on_ct.dtype == np.float32
+    # CT voxel (z, y, x) = (2, 3, 4) mm; PET index = (mm - 0.5) / 2 = (0.75, 1.25, 1.75) (z, y, x)
+    assert on_ct[2, 3, 4] == pytest.approx(1.75 + 10 * 1.25 + 100 * 0.75, abs=1e-4)
+    np.testing.assert_array_equal(opened.pet_on(pet_grid), opened.pet[...])
+
+
+def test_a_bad_or_newer_group_gives_one_line_naming_it(tmp_path):
+    import zarr
+
+    url = str(tmp_path / "v.zarr")
+    grid = Geometry((4, 4, 4), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    _study_with_pet(url, grid, grid)
+    version = store.open_study(url, SID).attrs["version"]
+    pet = zarr.open_group(url, mode="r+")[f"{SID}/{version}/pet"]
+    pet.attrs["spacing"] = [2.0, 0.0, 2.0]
+    with pytest.raises(store.VolumeStoreError) as e:
+        store.open_study(url, SID)
+    assert e.value.path == f"{url}/{SID}/pet" and e.value.reason == "bad_geometry"
+    assert "spacing" in str(e.value) and "re-ingest" in str(e.value) and "\n" not in str(e.value)
+    pet.attrs.update({"spacing": [1.0, 1.0, 1.0], "shape": [4, 4, 5]})
+    with pytest.raises(store.VolumeStoreError, match="differs from the array's"):
+        store.open_study(url, SID)
+    pet.attrs.update({"shape": [4, 4, 4], "direction": [1, 0, 0, 0, 2, 0, 0, 0, 1]})
+    with pytest.raises(store.VolumeStoreError, match="not a 3x3 rotation"):
+        store.open_study(url, SID)
+    pet.attrs["direction"] = [1, 0, 0, 0, 1, 0, 0, 0, 1]
+    assert store.open_study(url, SID).pet_geometry == grid
+    zarr.open_group(url, mode="r+")[SID].attrs["format"] = store.FORMAT + 1
+    with pytest.raises(store.VolumeStoreError, match="unknown_store_format") as e:
+        store.open_study(url, SID)
+    assert e.value.path == f"{url}/{SID}" and "update petcap" in str(e.value)
