@@ -22,7 +22,7 @@ def test_benchmark_tiny_cohort(tmp_path, monkeypatch):
     monkeypatch.setenv("PETCAP_SYNTH__SCALE", "tiny")
     monkeypatch.setenv("PETCAP_EVALUATION__BOOTSTRAP_SAMPLES", "100")
     monkeypatch.setenv("PETCAP_EVALUATION__EXAMPLE_PANELS", "2")
-    out = benchmark_flow(home=str(tmp_path), patients=9, preset="benchmark",
+    out = benchmark_flow(home=str(tmp_path), patients=15, preset="benchmark",
                         overrides={"localizer.loop.epochs": 1, "captioner.loop.epochs": 1,
                                    "localizer.loop.val_every": 1, "captioner.loop.val_every": 1})
     ev = out.evaluation
@@ -49,13 +49,13 @@ def test_benchmark_seeds_resume(tmp_path, monkeypatch):
     monkeypatch.setenv("PETCAP_EVALUATION__EXAMPLE_PANELS", "0")
     over = {"localizer.loop.epochs": 1, "captioner.loop.epochs": 1, "localizer.loop.val_every": 1,
             "captioner.loop.val_every": 1}
-    first = benchmark_seeds_flow(home=str(tmp_path), seeds=[0, 1], patients=9, overrides=over, track=False)
+    first = benchmark_seeds_flow(home=str(tmp_path), seeds=[0, 1], patients=15, overrides=over, track=False)
     assert first.seeds == (0, 1) and first.lesions > 0
     assert set(first.overall_mean.index) >= {*CONFIGS, PRIOR, POSITION_PRIOR}
     assert (tmp_path / "checkpoints" / "seed_1" / "captioner-b_w_p.pt").is_file()
     out = tmp_path / "reports" / "benchmark" / "seeds"
     stamp = (seed_dir(out, 0) / "scores.parquet").stat().st_mtime_ns
-    again = benchmark_seeds_flow(home=str(tmp_path), seeds=[0, 1], patients=9, overrides=over, track=False)
+    again = benchmark_seeds_flow(home=str(tmp_path), seeds=[0, 1], patients=15, overrides=over, track=False)
     assert (seed_dir(out, 0) / "scores.parquet").stat().st_mtime_ns == stamp  # resumed: not rerun
     assert again.overall_mean.equals(first.overall_mean)
     assert "over 2 training seeds" in (out / "summary.md").read_text()
