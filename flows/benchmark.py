@@ -35,6 +35,7 @@ from tasks.evaluate.benchmark import (
     BENCHMARK_SEED,
     CONFIGS,
     BenchmarkResult,
+    benchmark_home,
     benchmark_settings,
     cohort_ready,
     seed_overrides,
@@ -87,12 +88,13 @@ def benchmark_flow(home: str | None = None, patients: int = BENCHMARK_PATIENTS, 
                    preset: str = "benchmark", overrides: dict | None = None, configs: dict[str, str] | None = None,
                    prepare: bool = True, track: bool = True, out_dir: str | None = None,
                    progress: bool = False) -> BenchmarkResult:
-    """Train every configuration on a fresh synthetic cohort and evaluate them on its test split.
+    """Train every configuration on a fresh synthetic cohort and evaluate them on its test split (``home``
+    defaults to ``<PETCAP_HOME>/benchmark``, as ``petcap benchmark``).
 
     ``prepare=False`` reuses the dataset already in the home. ``configs`` (row -> training config) defaults to
     the paper's seven rows; ``overrides`` (``{"captioner.loop.epochs": 5}``) go on the preset's loops.
     """
-    settings = benchmark_settings(flow_settings(home), seed)
+    settings = benchmark_settings(flow_settings(home or str(benchmark_home(flow_settings()))), seed)
     configs = configs or CONFIGS
     laps = Laps()
     if prepare:
@@ -114,7 +116,7 @@ def benchmark_seeds_flow(home: str | None = None, seeds: list[int] | None = None
     tests per seed and pooled, in ``<reports>/benchmark/seeds``; ``home`` defaults to ``<PETCAP_HOME>/benchmark``
     (as ``petcap benchmark``), so the working set is never touched. Resumes after a stop: the prepared cohort
     (``cohort_ready``), every finished seed (``seed_done``) and each trained checkpoint are reused."""
-    settings = benchmark_settings(flow_settings(home or str(flow_settings().home / "benchmark")), seed)
+    settings = benchmark_settings(flow_settings(home or str(benchmark_home(flow_settings()))), seed)
     configs = configs or CONFIGS
     seeds = list(seeds if seeds is not None else (0, 1, 2))
     out = settings.reports_dir / "benchmark" / "seeds"

@@ -71,11 +71,11 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from flows.benchmark import benchmark_flow, benchmark_seeds_flow
-    from tasks.evaluate.benchmark import BENCHMARK_PATIENTS
+    from tasks.evaluate.benchmark import BENCHMARK_PATIENTS, benchmark_home
 
     settings = _settings(args)
     if not args.home:  # the benchmark's cohort, models and report never mix with the working set's
-        settings = Settings(home=settings.home / "benchmark")
+        settings = Settings(home=benchmark_home(settings))
     patients = args.patients or BENCHMARK_PATIENTS
     if args.seeds is not None:
         if args.seeds < 1:

@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 from data_contracts import taxonomy
+from data_contracts.errors import PrerequisiteError
 from data_contracts.settings import Settings
 from models.captioner import (
     Captioner,
@@ -195,8 +196,6 @@ def predict(settings: Settings, checkpoint: Path | str, split: str | None = "tes
     cache = top5_cache(settings, loc_path)
     df = data.samples(settings, split)
     if len(df) == 0:
-        from data_contracts.errors import PrerequisiteError
-
         raise PrerequisiteError(f"split {split!r} has no caption samples to predict",
                                 path=settings.patch_store_url,
                                 hint="a cohort this small can draw only lesion-free patients into a split: "

@@ -45,6 +45,12 @@ BENCHMARK_PATIENTS = 400
 BENCHMARK_SPLITS = (0.7, 0.1, 0.2)
 
 
+def benchmark_home(settings: Settings) -> Path:
+    """Where the benchmark works when no home is given: ``<home>/benchmark``, so its cohort, models and reports
+    never mix with the working set's."""
+    return settings.home / "benchmark"
+
+
 def benchmark_settings(settings: Settings, seed: int = BENCHMARK_SEED) -> Settings:
     """The benchmark's settings: ``settings`` with the benchmark split ratios (its own home is the caller's) and,
     unless a site key is configured, a pseudonym key derived from the cohort's seed. The patient split follows a

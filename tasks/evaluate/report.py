@@ -23,8 +23,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from data_contracts.atomic import SHARED, atomic_open
 from data_contracts import taxonomy
+from data_contracts.atomic import SHARED, atomic_open
 from data_contracts.settings import Settings
 from data_contracts.taxonomy import WINDOWS, WindowGroup
 from tasks.evaluate.names import LABELS, OURS, POSITION_PRIOR, PRIOR
@@ -69,7 +69,8 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def _write_text(path: Path, text: str) -> Path:
+def write_text(path: Path, text: str) -> Path:
+    """``text`` written atomically, readable by everyone (a document people read)."""
     with atomic_open(path, SHARED) as f:
         f.write(text.encode("utf-8"))
     return path
@@ -207,7 +208,8 @@ def _html_table(df: pd.DataFrame | None) -> str:
     return df.to_html(classes="metrics", border=0, escape=True)
 
 
-def _md_table(df: pd.DataFrame | None) -> str:
+def md_table(df: pd.DataFrame | None) -> str:
+    """A Markdown table of ``df`` (index first; metric columns under the paper's names)."""
     if df is None or len(df) == 0:
         return "_not enough configurations for this table_"
     names = [n for n in df.index.names if n] or [""]
@@ -219,10 +221,16 @@ def _md_table(df: pd.DataFrame | None) -> str:
     return "\n".join(lines)
 
 
+def _bleu4_test(tests: pd.DataFrame, a: str, b: str) -> pd.Series | None:
+    """The paired BLEU-4 test of a vs b, when it was run."""
+    sel = tests[(tests["config"] == a) & (tests["versus"] == b) & (tests["metric"] == "bleu4")]
+    return sel.iloc[0] if len(sel) else None
+
+
 def _bleu4_p(tests: pd.DataFrame, a: str, b: str) -> str:
     """", paired t-test p = ..." of a vs b on BLEU-4 when that test was run, else empty."""
-    sel = tests[(tests["config"] == a) & (tests["versus"] == b) & (tests["metric"] == "bleu4")]
-    return f", paired t-test p = {sel['p_value'].iloc[0]:.3g}" if len(sel) else ""
+    t = _bleu4_test(tests, a, b)
+    return f", paired t-test p = {t['p_value']:.3g}" if t is not None else ""
 
 
 def _summary(result) -> list[str]:
@@ -243,9 +251,8 @@ def _summary(result) -> list[str]:
                    + (" (the paper's Table 2: B 75.7 < B+W 76.0 < B+P 76.5 < B+W+P 76.9)" if len(order) == 4 else ""))
     if OURS in ov.index and PRIOR in ov.index:
         p = _bleu4_p(result.tests, OURS, PRIOR)
-        sel = result.tests[(result.tests["config"] == OURS) & (result.tests["versus"] == PRIOR)
-                           & (result.tests["metric"] == "bleu4")]
-        significant = bool(len(sel)) and bool(sel["significant"].iloc[0])
+        test = _bleu4_test(result.tests, OURS, PRIOR)
+        significant = test is not None and bool(test["significant"])
         verdict = ("beats" if significant else "scores above, not significantly,"
                    ) if ov.loc[OURS, "bleu4"] > ov.loc[PRIOR, "bleu4"] else "does not beat"
         out.append(f"{OURS} {verdict} the trivial baseline ({PRIOR}: the most frequent training caption of the "
@@ -320,7 +327,7 @@ def write_report(settings: Settings, result, predictions: dict[str, pd.DataFrame
     region = result.localizer.by_region if result.localizer is not None else None
     rel = result.localizer.reliability if result.localizer is not None else None
     for name, df in (("overall", result.overall), ("tests", result.tests)):
-        _write_text(out_dir / f"{name}.csv", df.to_csv())
+        write_text(out_dir / f"{name}.csv", df.to_csv())
     summary = _summary(result)
 
     def img(key: str) -> str:
@@ -353,16 +360,16 @@ def write_report(settings: Settings, result, predictions: dict[str, pd.DataFrame
     for key, title in SECTIONS.items():
         page.append(f'<h2 id="{key}">{html.escape(title)}</h2>{body[key]}')
     page.append("</body></html>")
-    result.html_path = _write_text(out_dir / "report.html", "\n".join(page))
+    result.html_path = write_text(out_dir / "report.html", "\n".join(page))
 
     md = ["# petcap evaluation summary", "", *[f"- {s}" for s in summary], "",
-          "## Table 1: comparison with baselines", "", _md_table(result.table1), "",
-          "## Table 2: ablation", "", _md_table(result.table2), "",
-          "## Overall metrics (percent, CIDEr raw)", "", _md_table(overall), "",
-          "## By vendor", "", _md_table(vendor), "", "## By tracer", "", _md_table(tracer), ""]
+          "## Table 1: comparison with baselines", "", md_table(result.table1), "",
+          "## Table 2: ablation", "", md_table(result.table2), "",
+          "## Overall metrics (percent, CIDEr raw)", "", md_table(overall), "",
+          "## By vendor", "", md_table(vendor), "", "## By tracer", "", md_table(tracer), ""]
     if region is not None:
-        md += ["## Localizer accuracy by region", "", _md_table(region.round(3)), ""]
+        md += ["## Localizer accuracy by region", "", md_table(region.round(3)), ""]
     md += ["## Figures", "", *[f"![{k}](figures/{p.name})" for k, p in figs.items()], "",
            "## Notes", "", *[f"- {n}" for n in notes or ["none"]], ""]
-    result.markdown_path = _write_text(out_dir / "summary.md", "\n".join(md))
+    result.markdown_path = write_text(out_dir / "summary.md", "\n".join(md))
     result.figures = figs

@@ -26,6 +26,7 @@ import pandas as pd
 from data_contracts.atomic import SHARED, atomic_open
 from data_contracts.errors import PetcapError
 from tasks.evaluate.names import LABELS, OURS, POSITION_PRIOR, PRIOR
+from tasks.evaluate.report import md_table, write_text
 from tasks.evaluate.run import METRICS, EvaluationResult
 from tasks.evaluate.stats import StatsError, paired_ttest
 
@@ -54,20 +55,13 @@ def seed_done(out_dir: Path | str, seed: int) -> bool:
     return (seed_dir(out_dir, seed) / SCORES_FILE).is_file()
 
 
-def _write(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(path, SHARED) as f:
-        f.write(data)
-    return path
-
-
 def save_seed_scores(evaluation: EvaluationResult, out_dir: Path | str, seed: int) -> Path:
     """The seed's per-lesion scores of every configuration (long table), its corpus scores and its localizer
     figures, written atomically; the scores table last, since its presence marks the seed as done."""
     d = seed_dir(out_dir, seed)
     overall = evaluation.overall.copy()
     overall.insert(0, "seed", seed)
-    _write(d / OVERALL_FILE, overall.to_csv().encode())
+    write_text(d / OVERALL_FILE, overall.to_csv())
     loc = evaluation.localizer
     if loc is not None:
         row = {"seed": seed, "top1": float(loc.per_sample["top1_correct"].mean()),
@@ -76,7 +70,7 @@ def save_seed_scores(evaluation: EvaluationResult, out_dir: Path | str, seed: in
         if loc.position_only:
             row.update({"position_top1": loc.position_only.get("top1"),
                         "position_top5": loc.position_only.get("top5")})
-        _write(d / LOCALIZER_FILE, pd.DataFrame([row]).to_csv(index=False).encode())
+        write_text(d / LOCALIZER_FILE, pd.DataFrame([row]).to_csv(index=False))
     long = []
     for name, c in evaluation.configs.items():
         per = c.per_sample[[m for m in METRICS if m in c.per_sample.columns] + ["vendor", "tracer"]].copy()
@@ -86,7 +80,10 @@ def save_seed_scores(evaluation: EvaluationResult, out_dir: Path | str, seed: in
         long.append(per)
     table = pd.concat(long, ignore_index=True)
     table.insert(0, "seed", seed)
-    return _write(d / SCORES_FILE, table.to_parquet(index=False))
+    d.mkdir(parents=True, exist_ok=True)
+    with atomic_open(d / SCORES_FILE, SHARED) as f:
+        f.write(table.to_parquet(index=False))
+    return d / SCORES_FILE
 
 
 @dataclass(frozen=True)
@@ -118,16 +115,6 @@ def load_seed_scores(out_dir: Path | str, seeds: list[int] | tuple[int, ...]
             pd.concat(loc, ignore_index=True) if loc else pd.DataFrame(columns=["seed"]))
 
 
-def _paired(long: pd.DataFrame, seed: int | None, a: str, b: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    rows = long if seed is None else long[long["seed"] == seed]
-    wide = rows[rows["config"].isin((a, b))].pivot_table(index=["seed", "sample_id"], columns="config",
-                                                          values=metric, aggfunc="first")
-    if a not in wide or b not in wide:
-        return np.array([]), np.array([])
-    wide = wide.dropna()
-    return wide[a].to_numpy(float), wide[b].to_numpy(float)
-
-
 def seed_summary(long: pd.DataFrame, overall: pd.DataFrame, localizer: pd.DataFrame) -> SeedSummary:
     """Mean ± SD of the corpus scores over seeds, and the paired tests of ``COMPARISONS`` per seed and pooled."""
     seeds = tuple(sorted(int(s) for s in long["seed"].unique()))
@@ -141,24 +128,27 @@ def seed_summary(long: pd.DataFrame, overall: pd.DataFrame, localizer: pd.DataFr
         for m in TESTED_METRICS:
             if m not in long.columns:
                 continue
+            rows = long[long["config"].isin((a, b))]
+            wide = rows.pivot_table(index=["seed", "sample_id"], columns="config", values=m, aggfunc="first")
+            if a not in wide or b not in wide:
+                continue
+            diff = (wide[a] - wide[b]).dropna()  # index (seed, sample_id)
             for s in seeds:
-                x, y = _paired(long, s, a, b, m)
+                if s not in diff.index.get_level_values("seed"):
+                    continue
+                d = diff.xs(s, level="seed").to_numpy(float)
                 try:
-                    t = paired_ttest(x, y)
+                    t = paired_ttest(d, np.zeros(len(d)))
                 except StatsError:
                     continue
                 per_test.append({"seed": s, "config": a, "versus": b, "metric": m, "mean_diff": t.mean_diff,
                                  "t": t.statistic, "p_value": t.p_value, "n": t.n})
-            rows = long[long["config"].isin((a, b))]
-            wide = rows.pivot_table(index=["sample_id", "seed"], columns="config", values=m, aggfunc="first")
-            if a not in wide or b not in wide:
-                continue
-            diff = (wide[a] - wide[b]).dropna().groupby(level="sample_id").mean()
+            by_lesion = diff.groupby(level="sample_id").mean()
             try:
-                t = paired_ttest(diff.to_numpy(float), np.zeros(len(diff)))
+                t = paired_ttest(by_lesion.to_numpy(float), np.zeros(len(by_lesion)))
             except StatsError:
                 continue
-            seed_means = (wide[a] - wide[b]).dropna().groupby(level="seed").mean()
+            seed_means = diff.groupby(level="seed").mean()
             same = int((np.sign(seed_means) == np.sign(t.mean_diff)).sum()) if t.mean_diff != 0 else 0
             pooled.append({"config": a, "versus": b, "metric": m, "mean_diff": t.mean_diff, "t": t.statistic,
                            "p_value": t.p_value, "n": t.n, "seeds_same_sign": same, "seeds": len(seed_means)})
@@ -186,14 +176,6 @@ def mean_sd_table(summary: SeedSummary, metrics: tuple[str, ...]) -> pd.DataFram
                        index=summary.overall_mean.index)
     out.index.name = "config"
     return out
-
-
-def _md(df: pd.DataFrame) -> str:
-    cols = [df.index.name or "", *map(str, df.columns)]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for idx, row in df.iterrows():
-        lines.append("| " + " | ".join([str(idx), *map(str, row.tolist())]) + " |")
-    return "\n".join(lines)
 
 
 def _tests_md(summary: SeedSummary, alpha: float) -> str:
@@ -241,18 +223,18 @@ def write_seed_report(summary: SeedSummary, out_dir: Path | str, alpha: float, c
     """``<out>/summary.md`` (mean ± SD tables, tests, localizer), the CSVs behind it and a BLEU-4 figure."""
     out = Path(out_dir)
     mean_sd = mean_sd_table(summary, tuple(METRICS))
-    _write(out / "overall_by_seed.csv", summary.by_seed.to_csv(index=False).encode())
-    _write(out / "overall_mean_sd.csv", mean_sd.to_csv().encode())
-    _write(out / "tests_by_seed.csv", summary.tests_by_seed.to_csv(index=False).encode())
-    _write(out / "tests_pooled.csv", summary.tests_pooled.to_csv(index=False).encode())
+    write_text(out / "overall_by_seed.csv", summary.by_seed.to_csv(index=False))
+    write_text(out / "overall_mean_sd.csv", mean_sd.to_csv())
+    write_text(out / "tests_by_seed.csv", summary.tests_by_seed.to_csv(index=False))
+    write_text(out / "tests_pooled.csv", summary.tests_pooled.to_csv(index=False))
     fig = _bleu4_figure(summary, out / "figures" / "bleu4_seeds.png")
     loc = summary.localizer
     lines = [f"# petcap benchmark over {len(summary.seeds)} training seeds", ""]
     if context:
         lines += ["- " + ", ".join(f"{k}: {v}" for k, v in context.items())]
-    lines += [f"- seeds {', '.join(map(str, summary.seeds))}; {summary.lesions} test lesions, the same for every "
-              "seed and configuration (one cohort, one patient split; a seed changes initialisation, sampling "
-              "and augmentation).",
+    lines += [(f"- seeds {', '.join(map(str, summary.seeds))}; {summary.lesions} test lesions, the same for every "
+               "seed and configuration (one cohort, one patient split; a seed changes initialisation, sampling "
+               "and augmentation)."),
               f"- corpus scores (pycocoevalcap) as mean ± SD over seeds; tests: '*' p < {alpha:g}.", ""]
     if len(loc) and "top1" in loc:
         def ms(col: str) -> str:
@@ -261,10 +243,10 @@ def write_seed_report(summary: SeedSummary, out_dir: Path | str, alpha: float, c
         lines += [f"- Localizer test top-1 {ms('top1')}, top-5 {ms('top5')}"
                   + (f"; position-only baseline top-1 {ms('position_top1')}, top-5 {ms('position_top5')}"
                      if "position_top1" in loc and loc["position_top1"].notna().all() else "") + ".", ""]
-    lines += ["## Corpus scores, mean ± SD over seeds", "", _md(mean_sd), "",
+    lines += ["## Corpus scores, mean ± SD over seeds", "", md_table(mean_sd), "",
               "## Paired tests (per seed over lesions; pooled: per-lesion difference averaged over seeds)", "",
               _tests_md(summary, alpha), "", f"![BLEU-4 over seeds](figures/{fig.name})", ""]
-    return _write(out / "summary.md", "\n".join(lines).encode())
+    return write_text(out / "summary.md", "\n".join(lines))
 
 
 def summarize_seeds(out_dir: Path | str, seeds: list[int] | tuple[int, ...], alpha: float,
@@ -282,5 +264,17 @@ def ordering(summary: SeedSummary, configs: tuple[str, ...] = ("B", "B+W", "B+P"
     return sorted(present, key=lambda c: summary.overall_mean.loc[c, metric])
 
 
-__all__ = ["COMPARISONS", "OURS", "SeedSummary", "load_seed_scores", "mean_sd_table", "ordering",
-           "save_seed_scores", "seed_done", "seed_dir", "seed_summary", "summarize_seeds", "write_seed_report"]
+__all__ = [
+    "COMPARISONS",
+    "OURS",
+    "SeedSummary",
+    "load_seed_scores",
+    "mean_sd_table",
+    "ordering",
+    "save_seed_scores",
+    "seed_dir",
+    "seed_done",
+    "seed_summary",
+    "summarize_seeds",
+    "write_seed_report",
+]
