@@ -3,7 +3,8 @@
 Modelled on TotalSegmentator v2's ``total`` task (117 classes: organs, lung lobes, vertebrae C1-L5 + S1,
 sacrum, ribs by number and side, the other bones, major vessels, a few muscles), in its label order. What a
 real segmenter never outputs is absent: no lymph-node stations, no liver segments, no pleura, and a lesion
-is never painted with a class of its own. ``anatomy.nii.gz`` (uint16, 0 = no class) carries these labels and
+is never painted with a class of its own. ``anatomy.nii.gz`` (uint8 as TotalSegmentator writes it, 0 = no class;
+any unsigned integer type is read) carries these labels and
 its sidecar ``anatomy.json`` maps ``{"1": "spleen", ...}`` (``names_json``).
 
 ``CLASS_SITES`` says which taxonomy locations a class can hold: one (``kidney_right`` -> ``kidney_r``), several

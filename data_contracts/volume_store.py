@@ -9,7 +9,8 @@ switches the attribute in one write, then retires the old, so a kill leaves the 
 * ``pet``     float32 SUVbw                  on the PET's own grid (its origin, spacing, direction), or the
                                              configured PET spacing over the PET's field of view
 * ``lesions`` uint16  instance labels (0 = background, 1..n = lesions; the ``lesions`` table's ``instance``)
-* ``anatomy`` uint16  structure labels of ``data_contracts.anatomy`` (absent when the delivery had none)
+* ``anatomy`` uint8   segmenter class labels of ``data_contracts.segmentation`` (absent when the delivery had
+                     none; uint16 in stores written before ingest version 4: read the same)
 
 Each array carries its grid in its attributes (``data_contracts.geometry``): ``ct``, ``lesions`` and
 ``anatomy`` share the CT grid, ``pet`` has its own; a reader interpolates the PET through its geometry
@@ -40,7 +41,7 @@ from data_contracts.tables import StudyRow
 MARKER = "petcap_complete"  # group attribute written last; its presence means the group is whole
 FORMAT = 3  # layout version of a study group (1: arrays at the study level; 2: in a version subgroup; 3: native PET)
 UNITS = {"ct": "HU", "pet": "SUVbw", "lesions": "instance", "anatomy": "label"}
-DTYPES = {"ct": np.int16, "pet": np.float32, "lesions": np.uint16, "anatomy": np.uint16}
+DTYPES = {"ct": np.int16, "pet": np.float32, "lesions": np.uint16, "anatomy": np.uint8}
 
 
 def zarr_store(store_url: str, read_only: bool = False) -> zarr.abc.store.Store:

@@ -8,11 +8,13 @@ statistics, and commit the group with its completion marker. IDs become pseudony
 Any defect raises ``IngestError(reason, source, detail)``.
 
 Memory and speed (full scale: ~150 M voxel CT, ~25 M voxel PET): the four files are read concurrently (each
-NIfTI inflated once, straight into its SimpleITK image; zlib-ng releases the GIL). The PET is stored as read,
+NIfTI inflated once, straight into its SimpleITK image, by zlib-ng without the GIL: its input is refilled 16 MiB
+at a time, so the inflate rarely waits on zarr's Python threads). The PET is scaled to SUV in place and stored as read,
 with its own origin, spacing and direction: patch extraction interpolates it straight onto each patch grid
 (one interpolation, not two), and no 600 MB float32 PET on the CT grid is ever made. A NIfTI CT is compressed
 into the store slab by slab while it is inflated; the lesion mask and the anatomy map are checked, labelled
-and written on their own threads meanwhile. A volume on another grid than its source (configured spacings)
+and written on their own threads meanwhile (lesions are labelled and measured before the anatomy map is
+stored; only the label under each lesion waits for it). A volume on another grid than its source (configured spacings)
 is resampled slab by slab, the next slab on a helper thread while zarr compresses the last. Lesions are
 labelled inside the bounding box of the mask's foreground only, and measured inside each lesion's own box
 (their SUV statistics on the stored CT grid, interpolated from the PET there). ``benchmarks/ingest.py``
@@ -81,7 +83,8 @@ from tasks.ingest.readers import (
 
 log = logging.getLogger(__name__)
 
-INGEST_VERSION = "3"  # bump when the same input and settings would give a different group (3: native PET)
+INGEST_VERSION = "4"  # bump when the same input and settings would give a different group (3: native PET,
+#                       4: anatomy stored uint8)
 STAGE = "ingest"
 
 
@@ -268,11 +271,12 @@ def _check_pair(row: ManifestRow, ct_grid: Geometry, pet: Series, ct: Series | N
 
 def _store_anatomy(writer: store.StudyWriter, f_read: Future, ct_grid: Geometry, grid: Geometry, root: Path,
                    row: ManifestRow, source: str) -> sitk.Image:
-    """The anatomy label map (read by ``f_read``) checked on the CT grid, its sidecar and labels checked, written."""
+    """The anatomy label map (read by ``f_read``) checked on the CT grid, its sidecar and labels checked, written
+    (as uint8: every label the table knows fits)."""
     anatomy = _on_grid(f_read.result(), ct_grid, grid)
     check_anatomy_sidecar(root, row, source)
     check_known_labels(anatomy, source)
-    writer.create("anatomy", grid)[...] = sitk.GetArrayViewFromImage(anatomy)
+    write_volume(writer.create("anatomy", grid), anatomy, grid, sitk.sitkNearestNeighbor, 0)
     return anatomy
 
 
@@ -281,7 +285,7 @@ def _store_lesions(writer: store.StudyWriter, f_mask: Future, f_anatomy: Future 
                    source: str) -> tuple[sitk.Image, list[Lesion]]:
     """The lesion mask (read by ``f_mask``) checked on the CT grid, then labelled, written and measured."""
     mask = _on_grid(f_mask.result(), ct_grid, grid)
-    anatomy = f_anatomy.result() if f_anatomy is not None else None
+    anatomy = f_anatomy.result if f_anatomy is not None else (lambda: None)
     return mask, label_lesions(writer, mask, anatomy, pet_suv, grid, study_id, min_voxels, source)
 
 

@@ -4,6 +4,8 @@ anatomy label under the lesion)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
@@ -27,9 +29,12 @@ def _foreground_box(mask: np.ndarray) -> tuple[slice, slice, slice] | None:
     return slice(zs[0], zs[-1] + 1), slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1)
 
 
-def label_lesions(writer: store.StudyWriter, mask_image: sitk.Image, anatomy_image: sitk.Image | None,
-             pet_suv: sitk.Image, grid: Geometry, study_id: str, min_voxels: int, source: str) -> list[Lesion]:
-    """Label connected components, write the instance map, and measure each lesion."""
+def label_lesions(writer: store.StudyWriter, mask_image: sitk.Image, anatomy: Callable[[], sitk.Image | None],
+                  pet_suv: sitk.Image, grid: Geometry, study_id: str, min_voxels: int, source: str) -> list[Lesion]:
+    """Label connected components, write the instance map, and measure each lesion.
+
+    ``anatomy()`` gives the anatomy label map (or None); it is asked for only once the lesions are labelled,
+    written and measured, so ingestion may still be storing the map meanwhile."""
     mask = sitk.GetArrayViewFromImage(mask_image)
     box = _foreground_box(mask)
     out: list[Lesion] = []
@@ -48,8 +53,8 @@ def label_lesions(writer: store.StudyWriter, mask_image: sitk.Image, anatomy_ima
     writer.create("lesions", grid)[box] = instances
 
     origin = np.array([s.start for s in box])
-    anatomy = sitk.GetArrayViewFromImage(anatomy_image)[box] if anatomy_image is not None else None
-    for i, sl in enumerate(ndimage.find_objects(instances), start=1):
+    boxes = ndimage.find_objects(instances)
+    for i, sl in enumerate(boxes, start=1):
         inside = instances[sl] == i  # this lesion's voxels within its own bounding box
         lo, hi = origin + [s.start for s in sl], origin + [s.stop for s in sl]
         # SUV on the stored grid within the lesion's box: the values the stored PET has there.
@@ -57,17 +62,23 @@ def label_lesions(writer: store.StudyWriter, mask_image: sitk.Image, anatomy_ima
         suv = sitk.GetArrayViewFromImage(suv_image)[inside]  # ``suv_image`` stays alive while viewed
         voxels = int(inside.sum())
         centroid = grid.index_to_mm(np.argwhere(inside).mean(axis=0) + lo)
-        under = None
-        if anatomy is not None:
-            counts = np.bincount(anatomy[sl][inside])
-            counts[0] = 0  # "outside every structure" is not a location
-            under = int(np.argmax(counts)) if counts.sum() else None
         suv_max = max(0.0, float(suv.max()))  # negative SUV (noise in a cold region) reads as 0
         out.append(Lesion(
             study_id=study_id, instance=i, bbox=(*map(int, lo), *map(int, hi)),
             centroid_mm=tuple(float(v) for v in centroid), volume_ml=voxels * grid.voxel_ml, voxels=voxels,
             suv_max=suv_max, suv_mean=min(suv_max, max(0.0, float(suv.mean()))),
             touches_edge=bool(np.any(lo == 0) or np.any(hi == np.asarray(grid.shape))),
-            anatomy_label=under,
         ))
-    return out
+    anatomy_image = anatomy()
+    if anatomy_image is None:
+        return out
+    labels = sitk.GetArrayViewFromImage(anatomy_image)[box]
+    return [lesion.model_copy(update={"anatomy_label": _label_under(labels[sl][instances[sl] == i])})
+            for i, (sl, lesion) in enumerate(zip(boxes, out), start=1)]
+
+
+def _label_under(labels: np.ndarray) -> int | None:
+    """The most frequent structure label under a lesion's voxels; None when it lies outside every structure."""
+    counts = np.bincount(labels)
+    counts[0] = 0  # "outside every structure" is not a location
+    return int(np.argmax(counts)) if counts.sum() else None

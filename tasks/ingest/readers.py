@@ -21,7 +21,8 @@ import gzip
 import json
 import re
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,7 +33,7 @@ import pydicom
 import SimpleITK as sitk
 from pydicom.errors import InvalidDicomError
 from pydicom.valuerep import DA, DT, TM
-from zlib_ng import gzip_ng
+from zlib_ng import zlib_ng
 
 from data_contracts.settings import RawLayout
 from tasks.ingest.errors import IngestError
@@ -155,8 +156,7 @@ def _inflated(path: Path, source: str, on_slab: SlabSink | None = None, slab_row
     out = _writable_view(image)
     got = 0
     try:
-        opener = gzip_ng.open if path.name.endswith(".gz") else open
-        with opener(path, "rb") as f:
+        with _open_inflating(path) as f:
             skip = offset
             while skip > 0 and (block := f.read(min(skip, 1 << 16))):
                 skip -= len(block)
@@ -172,13 +172,31 @@ def _inflated(path: Path, source: str, on_slab: SlabSink | None = None, slab_row
                     part.byteswap(inplace=True)
                 if on_slab is not None:
                     on_slab(z0, z0 + part.shape[0], part)
-    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+            # Read on to the end: each gzip member's CRC-32 and length are checked as its end is reached, so a
+            # damaged stream that still inflates to enough bytes is caught too.
+            while got == nbytes and path.name.endswith(".gz") and f.read(1 << 16):
+                pass
+    except (EOFError, zlib.error, zlib_ng.error, gzip.BadGzipFile) as e:
         raise IngestError("truncated_file" if isinstance(e, EOFError) else "unreadable_file", source,
                           f"the gzip stream ends early or is damaged ({type(e).__name__})") from None
     if got < nbytes:
         raise IngestError("truncated_file", source, f"{offset + got} bytes once uncompressed, the header needs "
                                                     f"{offset + nbytes}")
     return image
+
+
+GZIP_READ_BUFFER = 16 << 20  # compressed bytes the gzip reader fetches at a time (zlib-ng's default: 512 KiB)
+
+
+@contextmanager
+def _open_inflating(path: Path) -> Iterator:
+    """The file's bytes as a ``readinto`` stream: inflated (every gzip member in turn) for ``.gz``, else raw.
+
+    zlib-ng's gzip reader runs without the GIL except while it refills its input buffer; with its default 512 KiB
+    buffer a 70 MB CT takes ~140 refills, and each waits for the GIL while ingest's other threads (zarr's event
+    loop) hold it: the inflate ran ~4x slower beside one busy Python thread. A 16 MiB buffer refills ~5 times."""
+    with open(path, "rb", buffering=0) as raw:
+        yield zlib_ng._GzipReader(raw, GZIP_READ_BUFFER) if path.name.endswith(".gz") else raw
 
 
 def _fill(f, view: memoryview) -> int:
@@ -191,7 +209,8 @@ def _fill(f, view: memoryview) -> int:
 
 def _writable_view(image: sitk.Image) -> np.ndarray:
     """A writable numpy view of a fresh image's pixel buffer (SimpleITK offers read-only views only). Valid while
-    the image is not copied-on-write; used only to fill the buffer right after allocating it."""
+    the image is not copied-on-write; used only on an image a reader has just made and holds alone (to fill it
+    after allocating it, or to scale it)."""
     view = sitk.GetArrayViewFromImage(image)
     buffer = (ctypes.c_char * view.nbytes).from_address(view.__array_interface__["data"][0])
     buffer.image = image  # the view (and every slice of it) keeps the image, and so its buffer, alive
@@ -446,14 +465,16 @@ def read_pet(path: Path, source: str) -> tuple[Series, PetQuant]:
            series.nonfinite if series.nonfinite is not None else nifti_nonfinite(path))
     if bad:
         raise IngestError("nan_in_pet", source, f"PET has {bad} NaN or infinite voxels")
-    series.image = sitk.ShiftScale(series.image, 0.0, quant.suv_per_unit) if quant.suv_per_unit != 1.0 \
-        else series.image
+    if quant.suv_per_unit != 1.0:  # the image is the reader's own: scaled in place, as ShiftScale would (in double)
+        values = _writable_view(series.image)
+        np.multiply(values, np.float64(quant.suv_per_unit), out=values, casting="unsafe")
     return series, quant
 
 
 def read_mask(path: Path, source: str, missing_reason: str, pixel_type: int, binary: bool = False) -> Series:
     """A label image (lesion mask, anatomy) as ``pixel_type``, its values checked in the file's own dtype first
-    (never wrapped: a label the type cannot hold is ``label_out_of_range``). ``binary``: every nonzero label
+    (never wrapped: a label the type cannot hold is ``label_out_of_range``); a file of a narrower unsigned
+    integer type is kept as read (no copy: a uint8 segmenter map stays uint8). ``binary``: every nonzero label
     becomes 1 (a lesion mask, binary or instance-labelled)."""
     series = read_nifti(path, source, missing_reason)
     image = series.image
@@ -462,9 +483,15 @@ def read_mask(path: Path, source: str, missing_reason: str, pixel_type: int, bin
     hi = check_label_values(values, source, np.iinfo(np.uint64).max if binary else np.iinfo(_INT_TYPES[pixel_type]).max)
     if binary and not (image.GetPixelID() == pixel_type and hi <= 1):  # a 0/1 mask of that type is kept as read
         series.image = sitk.Cast(sitk.NotEqual(image, 0), pixel_type)
-    elif image.GetPixelID() != pixel_type:
+    elif image.GetPixelID() != pixel_type and not _narrower_unsigned(image.GetPixelID(), pixel_type):
         series.image = sitk.Cast(image, pixel_type)
     return series
+
+
+def _narrower_unsigned(pixel: int, target: int) -> bool:
+    """Whether every value of the unsigned integer type ``pixel`` fits ``target`` as it is."""
+    kind = _INT_TYPES.get(pixel)
+    return kind is not None and np.dtype(kind).kind == "u" and np.can_cast(kind, _INT_TYPES[target])
 
 
 _INT_TYPES = {sitk.sitkUInt8: np.uint8, sitk.sitkUInt16: np.uint16, sitk.sitkUInt32: np.uint32,

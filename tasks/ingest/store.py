@@ -7,7 +7,8 @@ Layout of ``<store>/<study pseudonym>/<version>/`` (``version`` = ``v1``, ``v2``
 * ``pet``     float32 SUVbw                  on the PET's own grid, or the configured PET spacing over its field
                                              of view (``StoredStudy.pet_on(grid)`` interpolates it onto another)
 * ``lesions`` uint16  instance labels (0 = background, 1..n = lesions; the ``lesions`` table's ``instance``)
-* ``anatomy`` uint16  segmenter class labels of ``data_contracts.segmentation`` (absent when the delivery had none)
+* ``anatomy`` uint8   segmenter class labels of ``data_contracts.segmentation`` (absent when the delivery had
+                     none; uint16 in stores written before ingest version 4)
 
 Every array carries its own grid in its attributes (``shape`` (z, y, x); ``spacing`` and ``origin`` (x, y, z) mm
 LPS; ``direction`` row-major 3x3 — ITK order, see ``data_contracts.geometry``) and ``units``. The group's
@@ -111,12 +112,20 @@ class StudyWriter:
         self.group = self.study.create_group(self.version, attributes={"format": FORMAT})
 
     def create(self, name: str, geometry: Geometry) -> zarr.Array:
-        """An empty (all-zero, nothing stored yet) array on ``geometry``; fill it by slices."""
-        chunks = tuple(min(c, s) for c, s in zip(self.settings.chunks, geometry.shape))
+        """An empty (all-zero, nothing stored yet) array on ``geometry``; fill it by slices.
+
+        Chunked ``settings.chunks``, except the anatomy label map: it is only ever read whole (linking, checks,
+        realism), never by patch, so its chunks are whole slabs of ``chunks[0]`` slices (a ninth of the chunks to
+        encode and store, and the same bytes)."""
+        chunks = self.settings.chunks if name != "anatomy" else (self.settings.chunks[0], *geometry.shape[1:])
+        chunks = tuple(min(c, s) for c, s in zip(chunks, geometry.shape))
         return self.group.create_array(
             name, shape=geometry.shape, dtype=DTYPES[name], chunks=chunks, fill_value=0,
             compressors=compressors(self.settings), dimension_names=("z", "y", "x"),
             attributes={"units": UNITS[name], **geometry.to_attrs()},
+            # Whole volumes are written once; zarr's test of every chunk against the fill value costs more than
+            # compressing and storing the few all-zero ones. Lesions are written in their box only: keep the test.
+            config={"write_empty_chunks": name != "lesions"},
         )
 
     def commit(self, attrs: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ the files of a raw drop folder (``data_contracts.settings.RawLayout``) and retur
   ``study.source_format == "dicom"``; otherwise ``ct.nii.gz`` (HU, int16) and ``pet.nii.gz`` (Bq/mL, float32)
   with a PET-BIDS ``pet.json`` sidecar.
 * ``lesions.nii.gz``: a binary uint8 mask on the CT grid, as nnU-Net writes its predictions.
-* ``anatomy.nii.gz`` (uint16 labels) + ``anatomy.json`` (label -> class), as a whole-body organ segmenter
+* ``anatomy.nii.gz`` (uint8 labels, as TotalSegmentator writes them) + ``anatomy.json`` (label -> class), as a whole-body organ segmenter
   writes them (``data_contracts.segmentation``: TotalSegmentator-like classes, no lymph-node stations).
 * the free-text report.
 
@@ -357,6 +357,14 @@ def write_pet_dicom(study: RawStudy, folder: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------------- entry
+def _uint8_labels(labels: np.ndarray) -> np.ndarray:
+    """A segmenter label map as uint8, the type TotalSegmentator writes (its 117 classes fit)."""
+    labels = np.asarray(labels)
+    if labels.size and int(labels.max()) > np.iinfo(np.uint8).max:
+        raise ValueError(f"anatomy label {int(labels.max())} does not fit the uint8 label map")
+    return labels.astype(np.uint8, copy=False)
+
+
 def write_raw_study(study: RawStudy, raw_root: Path) -> ManifestRow:
     """Write every file of one study into the drop folder ``raw_root``; return its manifest row.
 
@@ -372,7 +380,7 @@ def write_raw_study(study: RawStudy, raw_root: Path) -> ManifestRow:
     jobs: list[Callable[[], None]] = [
         lambda: write_nifti(layout.lesions(key), (np.asarray(study.lesions.array) > 0).astype(np.uint8),
                             study.lesions),
-        lambda: write_nifti(layout.anatomy(key), np.asarray(study.anatomy.array, dtype=np.uint16), study.anatomy),
+        lambda: write_nifti(layout.anatomy(key), _uint8_labels(study.anatomy.array), study.anatomy),
     ]
     if fmt == "dicom":
         jobs += [lambda: write_ct_dicom(study, ct_path), lambda: write_pet_dicom(study, pet_path)]

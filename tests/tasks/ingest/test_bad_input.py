@@ -174,7 +174,7 @@ CASES = [
          "geometry_mismatch"),
     # ---- label maps: own dtype, never wrapped, never an unknown site
     Case("anatomy_label_9999", "nifti", lambda d: _rewrite(d / "anatomy.nii.gz", lambda a: np.where(
-        a == a.max(), 9999, a).astype(np.uint16)), "unknown_anatomy_label"),
+        a == a.max(), 9999, a.astype(np.uint16))), "unknown_anatomy_label"),
     Case("anatomy_label_70000", "nifti", lambda d: _rewrite(d / "anatomy.nii.gz", lambda a: np.where(
         a == a.max(), 70000, a.astype(np.uint32))), "label_out_of_range"),
     Case("mask_fractional", "nifti", lambda d: _rewrite(d / "lesions.nii.gz", lambda a: a * 0.5, np.float32),

@@ -88,6 +88,9 @@ def test_round_trip_equals_source_with_geometry_and_lesion_statistics(raw, setti
         pet = stored.pet_on(stored.geometry)
         np.testing.assert_allclose(pet, _pet_on_ct_grid(study), rtol=1e-3, atol=1e-3 * pet.max())
         np.testing.assert_array_equal(stored.anatomy[...], study.anatomy.array)
+        # The label map is read whole, never by patch: uint8 (every class fits) in whole slabs of slices.
+        assert stored.anatomy.dtype == np.uint8
+        assert stored.anatomy.chunks == (min(settings.ingest.chunks[0], study.ct.shape[0]), *study.ct.shape[1:])
 
         # Instances: the same components ITK finds, numbered in raster order of first voxel.
         instances = stored.lesions[...]

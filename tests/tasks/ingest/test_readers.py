@@ -180,3 +180,46 @@ def test_scaled_nifti_takes_simpleitks_reader(tmp_path):
     assert readers._inflated(path, "S/x") is None
     ours = readers.read_nifti(path, "S/x", "missing").image
     np.testing.assert_array_equal(sitk.GetArrayFromImage(ours), sitk.GetArrayFromImage(sitk.ReadImage(str(path))))
+
+
+def test_a_multi_member_gzip_reads_whole_and_a_damaged_deflate_stream_is_named(tmp_path):
+    """Every gzip member is inflated in turn (RFC 1952 files of several members, as pigz or our writer makes them),
+    through a reader buffer much smaller than the file; a stream whose checksum fails is ``unreadable_file``."""
+    import gzip
+
+    import nibabel as nib
+
+    from tasks.ingest import readers
+
+    data = np.random.default_rng(3).integers(-1000, 2000, (60, 100, 100)).astype(np.int16)  # ITK's header read
+    # inflates only the start of a file this size
+    path = tmp_path / "x.nii"
+    nib.save(nib.Nifti1Image(data, np.eye(4)), str(path))
+    raw = path.read_bytes()
+    members = tmp_path / "m.nii.gz"
+    members.write_bytes(b"".join(gzip.compress(raw[i:i + 100_000], mtime=0) for i in range(0, len(raw), 100_000)))
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(readers.read_nifti(members, "S/m", "missing").image),
+                                  sitk.GetArrayFromImage(sitk.ReadImage(str(path))))
+    one = bytearray(gzip.compress(raw + bytes(200_000), mtime=0))  # bytes past the voxels, as some writers pad
+    one[-8:-4] = bytes(4)  # a wrong CRC-32 in the trailer: every voxel inflates, the check fails at the end
+    damaged = tmp_path / "d.nii.gz"
+    damaged.write_bytes(bytes(one))
+    with pytest.raises(IngestError) as e:
+        readers.read_nifti(damaged, "S/d", "missing")
+    assert (e.value.reason, e.value.source) == ("unreadable_file", "S/d")
+    assert "BadGzipFile" in e.value.detail
+
+
+def test_a_label_map_of_a_narrower_unsigned_type_is_kept_as_read(tmp_path):
+    """A uint8 segmenter map asked for as (at most) uint16 stays uint8; a signed or wider one is converted."""
+    import nibabel as nib
+
+    from tasks.ingest.readers import read_mask
+
+    labels = np.random.default_rng(2).integers(0, 118, (6, 5, 4))
+    for dtype, kept in ((np.uint8, sitk.sitkUInt8), (np.int16, sitk.sitkUInt16), (np.uint32, sitk.sitkUInt16)):
+        path = tmp_path / f"a_{np.dtype(dtype).name}.nii.gz"
+        nib.save(nib.Nifti1Image(labels.astype(dtype), np.eye(4)), str(path))
+        image = read_mask(path, "S/a", "missing_anatomy", sitk.sitkUInt16).image
+        assert image.GetPixelID() == kept, dtype
+        np.testing.assert_array_equal(sitk.GetArrayViewFromImage(image), labels.transpose(2, 1, 0))

@@ -78,7 +78,7 @@ def test_nifti_geometry_and_values_survive(tmp_path):
         np.testing.assert_array_equal(sitk.GetArrayFromImage(image), expected)
     assert _read(tmp_path / row.ct_path).GetPixelID() == sitk.sitkInt16
     assert _read(tmp_path / row.lesions_path).GetPixelID() == sitk.sitkUInt8
-    assert _read(tmp_path / row.anatomy_path).GetPixelID() == sitk.sitkUInt16
+    assert _read(tmp_path / row.anatomy_path).GetPixelID() == sitk.sitkUInt8  # as TotalSegmentator writes it
     # NIfTI itself is RAS: the affine flips x and y of LPS.
     affine = nib.load(str(tmp_path / row.ct_path)).affine
     np.testing.assert_allclose(affine[:3, 3], [15.0, -20.0, -400.0])
