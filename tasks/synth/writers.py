@@ -8,8 +8,8 @@ the files of a raw drop folder (``data_contracts.settings.RawLayout``) and retur
   ``study.source_format == "dicom"``; otherwise ``ct.nii.gz`` (HU, int16) and ``pet.nii.gz`` (Bq/mL, float32)
   with a PET-BIDS ``pet.json`` sidecar.
 * ``lesions.nii.gz``: a binary uint8 mask on the CT grid, as nnU-Net writes its predictions.
-* ``anatomy.nii.gz`` (uint8 labels, as TotalSegmentator writes them) + ``anatomy.json`` (label -> class), as a whole-body organ segmenter
-  writes them (``data_contracts.segmentation``: TotalSegmentator-like classes, no lymph-node stations).
+* ``anatomy.nii.gz`` (uint8 labels) + ``anatomy.json`` (label -> class), as a whole-body organ segmenter
+  (TotalSegmentator) writes them (``data_contracts.segmentation``: its classes, no lymph-node stations).
 * the free-text report.
 
 PET voxels hold activity concentration in Bq/mL, the scanner's unit: SUVbw x decayed dose (Bq) / weight (g),
