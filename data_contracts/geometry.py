@@ -42,8 +42,19 @@ class Geometry:
 
     @classmethod
     def from_attrs(cls, attrs: dict) -> Geometry:
-        return cls(tuple(attrs["shape"]), tuple(attrs["spacing"]), tuple(attrs["origin"]),
-                   tuple(attrs["direction"]))
+        """The grid ``to_attrs`` wrote (raises KeyError, TypeError or ValueError for a missing or bad field)."""
+        return cls(tuple(int(v) for v in attrs["shape"]), tuple(float(v) for v in attrs["spacing"]),
+                   tuple(float(v) for v in attrs["origin"]), tuple(float(v) for v in attrs["direction"]))
+
+    def image(self, array: np.ndarray) -> sitk.Image:
+        """A SimpleITK image of ``array`` ((z, y, x), this grid's shape) placed on this grid."""
+        if tuple(array.shape) != self.shape:
+            raise ValueError(f"array of shape {tuple(array.shape)} on a grid of shape {self.shape}")
+        image = sitk.GetImageFromArray(array)
+        image.SetSpacing(self.spacing)
+        image.SetOrigin(self.origin)
+        image.SetDirection(self.direction)
+        return image
 
     # ---- coordinates ----
     @property

@@ -109,10 +109,8 @@ def _checked_format(attrs: dict[str, Any], where: str) -> int:
 def array_geometry(array: zarr.Array, where: str) -> Geometry:
     """The grid an array's attributes describe, checked against the array: shape equal to the array's, spacing
     positive, origin finite, direction a 3x3 rotation (orthonormal within 1e-3). Raises ``VolumeStoreError``."""
-    a = dict(array.attrs)
     try:
-        grid = Geometry(tuple(int(v) for v in a["shape"]), tuple(float(v) for v in a["spacing"]),
-                        tuple(float(v) for v in a["origin"]), tuple(float(v) for v in a["direction"]))
+        grid = Geometry.from_attrs(dict(array.attrs))
     except (KeyError, TypeError, ValueError) as e:
         raise VolumeStoreError(f"no readable grid in the array's attributes ({type(e).__name__}: {e})", path=where,
                                reason="bad_geometry", hint="re-ingest the study (petcap ingest)") from None
@@ -159,11 +157,8 @@ class StoredStudy:
         pet = np.asarray(self.pet[...], dtype=np.float32)
         if self.pet_geometry.same_grid(grid):
             return pet
-        image = sitk.GetImageFromArray(pet)
-        image.SetSpacing(self.pet_geometry.spacing)
-        image.SetOrigin(self.pet_geometry.origin)
-        image.SetDirection(self.pet_geometry.direction)
-        return sitk.GetArrayFromImage(grid.resample(image, sitk.sitkLinear, sitk.sitkFloat32, 0.0))
+        return sitk.GetArrayFromImage(grid.resample(self.pet_geometry.image(pet), sitk.sitkLinear,
+                                                    sitk.sitkFloat32, 0.0))
 
 
 def open_study(store_url: str, study_id: str) -> StoredStudy:

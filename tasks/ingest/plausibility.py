@@ -202,10 +202,11 @@ def verify_stored(stored, bands: PlausibilitySettings) -> list[str]:
     acq = study.acquisition
     sid = stored.study_id
     pet = np.asarray(stored.pet[...])
+    grid = stored.geometry
     volumes = check_volumes(
-        _image(pet, stored.pet_geometry), _image(np.asarray(stored.ct[...]), stored.geometry),
-        _image(np.asarray(stored.anatomy[...]), stored.geometry) if stored.anatomy is not None else None,
-        _image(np.asarray(stored.lesions[...] > 0, dtype=np.uint8), stored.geometry))
+        stored.pet_geometry.image(pet), grid.image(np.asarray(stored.ct[...])),
+        grid.image(np.asarray(stored.anatomy[...])) if stored.anatomy is not None else None,
+        grid.image(np.asarray(stored.lesions[...] > 0, dtype=np.uint8)))
     checks = [
         lambda: check_acquisition(acq.patient_weight_kg, acq.uptake_minutes, acq.injected_dose_mbq,
                                   study.tracer.value, sid, bands),
@@ -222,10 +223,3 @@ def verify_stored(stored, bands: PlausibilitySettings) -> list[str]:
             problems.append(str(e))
     return problems
 
-
-def _image(array: np.ndarray, grid: Geometry) -> sitk.Image:
-    image = sitk.GetImageFromArray(array)
-    image.SetSpacing(grid.spacing)
-    image.SetOrigin(grid.origin)
-    image.SetDirection(grid.direction)
-    return image

@@ -26,3 +26,16 @@ def test_scan_position_ignores_axis_flips(flip):
     point = (12.5, -7.0, -960.0)
     assert np.allclose(flipped.scan_position(point), g.scan_position(point))
     assert np.allclose(flipped.bounds_mm()[0], lo) and np.allclose(flipped.bounds_mm()[1], hi)
+
+
+def test_an_array_placed_on_a_grid_and_its_attributes_round_trip():
+    import SimpleITK as sitk
+
+    grid = Geometry((2, 3, 4), (0.8, 1.1, 2.5), (-120.0, 35.5, -900.0), (0.0, -1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0))
+    array = np.arange(24, dtype=np.int16).reshape(2, 3, 4)
+    image = grid.image(array)
+    assert Geometry.of(image) == grid
+    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(image), array)
+    assert Geometry.from_attrs(grid.to_attrs()) == grid
+    with pytest.raises(ValueError, match="shape"):
+        grid.image(array.T)

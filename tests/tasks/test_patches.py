@@ -90,11 +90,7 @@ def store_by_sample(settings: Settings) -> dict[str, dict[str, np.ndarray]]:
 
 # ------------------------------------------------------------------------------------------ references
 def sitk_image(array: np.ndarray, geometry: Geometry) -> sitk.Image:
-    image = sitk.GetImageFromArray(np.asarray(array, dtype=np.float32))
-    image.SetSpacing(geometry.spacing)
-    image.SetOrigin(geometry.origin)
-    image.SetDirection(geometry.direction)
-    return image
+    return geometry.image(np.asarray(array, dtype=np.float32))
 
 
 def reference(image: sitk.Image, fov: FieldOfView, centre, pad: float) -> np.ndarray:
