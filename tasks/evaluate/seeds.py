@@ -4,8 +4,9 @@ configuration and paired tests per seed and pooled over seeds.
 A seed's run (``petcap benchmark --seeds 3``) trains every configuration with that seed on the same cohort and
 split, predicts the test split and evaluates it (``tasks.evaluate.run``). What the summary needs of it is saved
 as one long table, ``<out>/seed_<s>/scores.parquet`` (``save_seed_scores``): one row per (configuration, lesion)
-with the per-lesion metrics, plus the seed's corpus scores (``overall.csv``). A seed whose table exists is done:
-a rerun after a stop skips it, so the benchmark resumes where it was cut off.
+with the per-lesion metrics, plus the seed's corpus scores (``corpus_scores.csv``, with a ``seed`` column; the
+seed's evaluation report beside them keeps its own ``overall.csv``). A seed whose table exists is done: a rerun
+after a stop skips it, so the benchmark resumes where it was cut off.
 
 Statistics (``seed_summary``), for each comparison of ``COMPARISONS`` and each metric of ``TESTED_METRICS``:
 - per seed: scipy's paired t-test over the test lesions (``tasks.evaluate.stats.paired_ttest``);
@@ -31,7 +32,9 @@ from tasks.evaluate.run import METRICS, EvaluationResult
 from tasks.evaluate.stats import StatsError, paired_ttest
 
 SCORES_FILE = "scores.parquet"
-OVERALL_FILE = "overall.csv"
+CORPUS_FILE = "corpus_scores.csv"
+# Homes written before CORPUS_FILE kept the corpus scores (with the seed column) in the report's overall.csv.
+LEGACY_CORPUS_FILE = "overall.csv"
 LOCALIZER_FILE = "localizer.csv"
 # (configuration, versus): the questions the paper's tables ask (B is the X-Transformer row, one model), and
 # whether the model beats the trivial rows.
@@ -61,7 +64,7 @@ def save_seed_scores(evaluation: EvaluationResult, out_dir: Path | str, seed: in
     d = seed_dir(out_dir, seed)
     overall = evaluation.overall.copy()
     overall.insert(0, "seed", seed)
-    write_text(d / OVERALL_FILE, overall.to_csv())
+    write_text(d / CORPUS_FILE, overall.to_csv())
     loc = evaluation.localizer
     if loc is not None:
         row = {"seed": seed, "top1": float(loc.per_sample["top1_correct"].mean()),
@@ -108,11 +111,26 @@ def load_seed_scores(out_dir: Path | str, seeds: list[int] | tuple[int, ...]
             raise SeedResultError(f"seed {s} has no saved scores", path=d / SCORES_FILE,
                                   hint="run the benchmark for that seed first (a rerun resumes)")
         scores.append(pd.read_parquet(d / SCORES_FILE))
-        overall.append(pd.read_csv(d / OVERALL_FILE))
+        overall.append(_corpus_scores(d, s))
         if (d / LOCALIZER_FILE).is_file():
             loc.append(pd.read_csv(d / LOCALIZER_FILE))
     return (pd.concat(scores, ignore_index=True), pd.concat(overall, ignore_index=True),
             pd.concat(loc, ignore_index=True) if loc else pd.DataFrame(columns=["seed"]))
+
+
+def _corpus_scores(d: Path, seed: int) -> pd.DataFrame:
+    """The seed's corpus scores (seed, config, metrics): its own file, or in a home from before it the report's
+    overall.csv (then rewritten with a seed column; a plain report table gets the column here)."""
+    path = d / CORPUS_FILE if (d / CORPUS_FILE).is_file() else d / LEGACY_CORPUS_FILE
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise SeedResultError(f"seed {seed}'s corpus scores cannot be read: {exc}", path=str(path),
+                              hint="delete this seed's folder and rerun the benchmark (it recomputes that seed)"
+                              ) from exc
+    if "seed" not in table:
+        table.insert(0, "seed", seed)
+    return table
 
 
 def seed_summary(long: pd.DataFrame, overall: pd.DataFrame, localizer: pd.DataFrame) -> SeedSummary:

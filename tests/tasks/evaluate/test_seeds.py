@@ -11,9 +11,11 @@ from data_contracts.settings import Settings
 from tasks.evaluate.benchmark import cohort_ready, mark_cohort_ready, seed_overrides, seed_settings
 from tasks.evaluate.run import METRICS, ConfigEvaluation, EvaluationResult
 from tasks.evaluate.seeds import (
+    SeedResultError,
     load_seed_scores,
     mean_sd_table,
     save_seed_scores,
+    seed_dir,
     seed_done,
     seed_summary,
     summarize_seeds,
@@ -84,6 +86,35 @@ def test_summary_report_and_a_missing_seed(tmp_path):
     assert set(pd.read_csv(tmp_path / "tests_pooled.csv")["versus"]) >= {"B", "B+P"}
     with pytest.raises(Exception, match="seed 2 has no saved scores"):
         load_seed_scores(tmp_path, [0, 1, 2])
+
+
+def test_the_seeds_report_keeps_its_own_overall_csv(tmp_path):
+    """The seed's evaluation report (written into the seed's folder first) keeps its overall.csv; the corpus
+    scores the summary reads live in their own file, with the seed."""
+    ev = _evaluation(3, SHIFTS)
+    report_csv = seed_dir(tmp_path, 3) / "overall.csv"
+    report_csv.parent.mkdir(parents=True)
+    report_csv.write_text(ev.overall.to_csv())  # as write_report does
+    before = report_csv.read_text()
+    save_seed_scores(ev, tmp_path, 3)
+    assert report_csv.read_text() == before and "seed" not in before.splitlines()[0]
+    _, overall, _ = load_seed_scores(tmp_path, [3])
+    assert list(overall["seed"]) == [3] * 3 and list(overall["config"]) == list(SHIFTS)
+    assert overall.set_index("config")["bleu4"].to_dict() == pytest.approx(ev.overall["bleu4"].to_dict())
+
+
+def test_a_home_from_before_the_corpus_file_still_loads(tmp_path):
+    """Homes written before corpus_scores.csv held the corpus scores, with the seed, in overall.csv."""
+    for s in (0, 1):
+        save_seed_scores(_evaluation(s, SHIFTS), tmp_path, s)
+    _, new, _ = load_seed_scores(tmp_path, [0, 1])
+    for s in (0, 1):
+        (seed_dir(tmp_path, s) / "corpus_scores.csv").rename(seed_dir(tmp_path, s) / "overall.csv")
+    _, old, _ = load_seed_scores(tmp_path, [0, 1])
+    pd.testing.assert_frame_equal(old, new)
+    (seed_dir(tmp_path, 1) / "overall.csv").unlink()
+    with pytest.raises(SeedResultError, match="seed 1's corpus scores cannot be read"):
+        load_seed_scores(tmp_path, [0, 1])
 
 
 def test_seed_settings_and_cohort_marker(tmp_path):
