@@ -5,8 +5,11 @@ A seed's run (``petcap benchmark --seeds 3``) trains every configuration with th
 split, predicts the test split and evaluates it (``tasks.evaluate.run``). What the summary needs of it is saved
 as one long table, ``<out>/seed_<s>/scores.parquet`` (``save_seed_scores``): one row per (configuration, lesion)
 with the per-lesion metrics, plus the seed's corpus scores (``corpus_scores.csv``, with a ``seed`` column; the
-seed's evaluation report beside them keeps its own ``overall.csv``). A seed whose table exists is done: a rerun
-after a stop skips it, so the benchmark resumes where it was cut off.
+seed's evaluation report beside them keeps its own ``overall.csv``), and what produced them (``recipe.json``:
+``seed_recipe``). A seed whose table exists is done: a rerun after a stop skips it, so the benchmark resumes
+where it was cut off; a rerun asking for another recipe (another preset, other overrides or rows) is refused
+rather than reusing scores it did not produce, and a seed saved before the record is recomputed (its checkpoints,
+when they match, are reused by training's own resume).
 
 Statistics (``seed_summary``), for each comparison of ``COMPARISONS`` and each metric of ``TESTED_METRICS``:
 - per seed: scipy's paired t-test over the test lesions (``tasks.evaluate.stats.paired_ttest``);
@@ -18,6 +21,7 @@ Corpus scores (BLEU by pycocoevalcap over the whole test split) are reported as 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from data_contracts.atomic import SHARED, atomic_open
-from data_contracts.errors import PetcapError
+from data_contracts.errors import PetcapError, UsageError
 from tasks.evaluate.names import LABELS, OURS, POSITION_PRIOR, PRIOR
 from tasks.evaluate.report import md_table, write_text
 from tasks.evaluate.run import METRICS, EvaluationResult
@@ -33,6 +37,7 @@ from tasks.evaluate.stats import StatsError, paired_ttest
 
 SCORES_FILE = "scores.parquet"
 CORPUS_FILE = "corpus_scores.csv"
+RECIPE_FILE = "recipe.json"
 # Homes written before CORPUS_FILE kept the corpus scores (with the seed column) in the report's overall.csv.
 LEGACY_CORPUS_FILE = "overall.csv"
 LOCALIZER_FILE = "localizer.csv"
@@ -53,15 +58,39 @@ def seed_dir(out_dir: Path | str, seed: int) -> Path:
     return Path(out_dir) / f"seed_{seed}"
 
 
-def seed_done(out_dir: Path | str, seed: int) -> bool:
-    """The seed's scores are saved (a rerun skips it)."""
-    return (seed_dir(out_dir, seed) / SCORES_FILE).is_file()
+def seed_recipe(preset: str, overrides: dict | None, configs: dict[str, str]) -> dict:
+    """What makes a seed's scores besides the cohort (``cohort_ready`` checks that): the training preset, the
+    overrides on its loops (the seed's loop seeds included) and the rows with their training configs; as JSON
+    reads it back."""
+    return json.loads(json.dumps({"preset": preset, "overrides": overrides or {}, "configs": configs}))
 
 
-def save_seed_scores(evaluation: EvaluationResult, out_dir: Path | str, seed: int) -> Path:
-    """The seed's per-lesion scores of every configuration (long table), its corpus scores and its localizer
-    figures, written atomically; the scores table last, since its presence marks the seed as done."""
+def seed_done(out_dir: Path | str, seed: int, recipe: dict | None = None) -> bool:
+    """The seed's scores are saved (a rerun skips it). With ``recipe`` (``seed_recipe``), only scores that
+    recipe produced count: a seed saved before the record is not done (recomputed), another recipe's scores
+    are a usage error (they would be reported under this run's preset)."""
     d = seed_dir(out_dir, seed)
+    if not (d / SCORES_FILE).is_file():
+        return False
+    if recipe is None:
+        return True
+    if not (d / RECIPE_FILE).is_file():
+        return False
+    held = json.loads((d / RECIPE_FILE).read_text())
+    if held != recipe:
+        diff = "; ".join(f"{k} {held.get(k)!r}, asked for {recipe.get(k)!r}"
+                         for k in sorted(held.keys() | recipe.keys()) if held.get(k) != recipe.get(k))
+        raise UsageError(f"seed {seed}'s saved scores come from another recipe: {diff}", path=str(d / RECIPE_FILE),
+                         hint="give the benchmark another --home, or delete this seed's folder to recompute it")
+    return True
+
+
+def save_seed_scores(evaluation: EvaluationResult, out_dir: Path | str, seed: int, recipe: dict) -> Path:
+    """The seed's per-lesion scores of every configuration (long table), its corpus scores, its localizer
+    figures and the recipe that produced them (``seed_recipe``), written atomically; the scores table last,
+    since its presence marks the seed as done."""
+    d = seed_dir(out_dir, seed)
+    write_text(d / RECIPE_FILE, json.dumps(recipe, sort_keys=True))
     overall = evaluation.overall.copy()
     overall.insert(0, "seed", seed)
     write_text(d / CORPUS_FILE, overall.to_csv())
@@ -283,6 +312,7 @@ __all__ = [
     "save_seed_scores",
     "seed_dir",
     "seed_done",
+    "seed_recipe",
     "seed_summary",
     "summarize_seeds",
     "write_seed_report",
