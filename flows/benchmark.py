@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from data_contracts.settings import Settings
 from flows.common import flow_settings, run_logger
 from flows.task_wrappers import (
     evaluate_configs_task,
@@ -45,6 +46,11 @@ from tasks.evaluate.seeds import SeedSummary, seed_dir, seed_done, seed_recipe
 from tasks.timing import Laps
 
 TAGS = {"petcap.benchmark": "true"}
+
+
+def _settings(home: str | None, seed: int) -> Settings:
+    """The benchmark's settings in ``home``, by default ``benchmark_home`` of the environment's settings."""
+    return benchmark_settings(flow_settings(home or str(benchmark_home(flow_settings()))), seed)
 
 
 def _prepare(settings, patients: int, seed: int, progress: bool, laps: Laps) -> None:
@@ -101,7 +107,7 @@ def benchmark_flow(home: str | None = None, patients: int = BENCHMARK_PATIENTS, 
     reuses the dataset already in the home. ``configs`` (row -> training config) defaults to the paper's seven
     rows; ``overrides`` (``{"captioner.loop.epochs": 5}``) go on the preset's loops.
     """
-    settings = benchmark_settings(flow_settings(home or str(benchmark_home(flow_settings()))), seed)
+    settings = _settings(home, seed)
     configs = configs or CONFIGS
     laps = Laps()
     if prepare:
@@ -122,11 +128,11 @@ def benchmark_seeds_flow(home: str | None = None, seeds: list[int] | None = None
                          overrides: dict | None = None, configs: dict[str, str] | None = None, track: bool = True,
                          progress: bool = False) -> SeedSummary:
     """The benchmark once per training seed (default 0, 1, 2) on one cohort and split, then mean ± SD and paired
-    tests per seed and pooled, in ``<reports>/benchmark/seeds``; ``home`` defaults to ``<PETCAP_HOME>/benchmark``
-    (as ``petcap benchmark``), so the working set is never touched. Resumes after a stop: the prepared cohort
-    (``cohort_ready``), every seed finished with this recipe (``seed_done``) and each trained checkpoint are
-    reused."""
-    settings = benchmark_settings(flow_settings(home or str(benchmark_home(flow_settings()))), seed)
+    tests per seed and pooled, in ``<reports>/benchmark/seeds`` (``SeedSummary.report``); ``home`` defaults to
+    ``<PETCAP_HOME>/benchmark`` (as ``petcap benchmark``), so the working set is never touched. Resumes after a
+    stop: the prepared cohort (``cohort_ready``), every seed finished with this recipe (``seed_done``) and each
+    trained checkpoint are reused."""
+    settings = _settings(home, seed)
     configs = configs or CONFIGS
     seeds = list(seeds if seeds is not None else (0, 1, 2))
     out = settings.reports_dir / "benchmark" / "seeds"
@@ -145,8 +151,7 @@ def benchmark_seeds_flow(home: str | None = None, seeds: list[int] | None = None
             progress, laps)
         save_seed_scores_task(evaluation, out, s, recipe)
         log.info("benchmark: seed %d done; seconds per stage so far %s", s, laps.seconds)
-    summary, path = summarize_seeds_task(out, seeds, settings.evaluation.significance_alpha,
-                                         {"patients": patients, "cohort seed": seed, "preset": preset,
-                                          **(overrides or {})})
-    log.info("benchmark over %d seeds: %d test lesions; report %s", len(seeds), summary.lesions, path)
+    summary = summarize_seeds_task(out, seeds, settings.evaluation.significance_alpha,
+                                   {"patients": patients, "cohort seed": seed, "preset": preset, **(overrides or {})})
+    log.info("benchmark over %d seeds: %d test lesions; report %s", len(seeds), summary.lesions, summary.report)
     return summary

@@ -22,7 +22,7 @@ Corpus scores (BLEU by pycocoevalcap over the whole test split) are reported as 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +128,7 @@ class SeedSummary:
     tests_pooled: pd.DataFrame  # config, versus, metric, mean_diff, t, p_value, n, seeds_same_sign, seeds
     localizer: pd.DataFrame  # seed, top1, top5, ece, above_threshold, position_top1, position_top5
     lesions: int  # test lesions every seed scored
+    report: Path | None = None  # summary.md, once written (summarize_seeds)
 
 
 def load_seed_scores(out_dir: Path | str, seeds: list[int] | tuple[int, ...]
@@ -297,11 +298,12 @@ def write_seed_report(summary: SeedSummary, out_dir: Path | str, alpha: float, c
 
 
 def summarize_seeds(out_dir: Path | str, seeds: list[int] | tuple[int, ...], alpha: float,
-                    context: dict | None = None) -> tuple[SeedSummary, Path]:
-    """Read every seed's saved scores under ``out_dir``, test and tabulate them, write the report there."""
+                    context: dict | None = None) -> SeedSummary:
+    """Read every seed's saved scores under ``out_dir``, test and tabulate them, write the report there
+    (``SeedSummary.report``)."""
     long, overall, loc = load_seed_scores(out_dir, seeds)
     summary = seed_summary(long, overall, loc)
-    return summary, write_seed_report(summary, out_dir, alpha, context)
+    return replace(summary, report=write_seed_report(summary, out_dir, alpha, context))
 
 
 __all__ = [

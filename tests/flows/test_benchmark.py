@@ -1,6 +1,6 @@
 """The benchmark flows' composition without the heavy steps (those are faked here; the slow end-to-end runs are in
 ``tests/tasks/evaluate/test_benchmark.py``): the cohort marker shared by both flows, the default home, the
-per-seed recipe."""
+per-seed recipe, the summary's path."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from data_contracts.errors import UsageError
 from data_contracts.settings import Settings
 from flows.common import plain_calls
 from tasks import timing
-from tasks.evaluate.benchmark import mark_cohort_ready
+from tasks.evaluate.benchmark import benchmark_home, mark_cohort_ready
 from tasks.evaluate.seeds import seed_dir
 from tests.tasks.evaluate.fakes import seed_evaluation
 
@@ -68,13 +68,19 @@ def test_the_single_run_benchmark_checks_the_cohort_marker_too(tmp_path, prepare
     assert prepared == []
 
 
+def test_the_default_home_is_benchmark_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("PETCAP_HOME", str(tmp_path))
+    assert bench._settings(None, 5).home == benchmark_home(Settings()) == tmp_path / "benchmark"
+    assert bench._settings(str(tmp_path / "elsewhere"), 5).home == tmp_path / "elsewhere"
+
+
 def test_seeds_flow_records_each_seeds_recipe(tmp_path, prepared, trained):
     with plain_calls():
         summary = bench.benchmark_seeds_flow.fn(home=str(tmp_path), seeds=[0, 1], patients=9, seed=5,
                                                 preset="benchmark", configs={"B": "xtransformer", "B+P": "b_p"},
                                                 track=False)
     out = tmp_path / "reports" / "benchmark" / "seeds"
-    assert summary.seeds == (0, 1) and (out / "summary.md").is_file()
+    assert summary.seeds == (0, 1) and summary.report == out / "summary.md" and summary.report.is_file()
     assert prepared == list(PREPARE) and [r["overrides"]["captioner.loop.seed"] for r in trained] == [0, 1]
     recipe = json.loads((seed_dir(out, 1) / "recipe.json").read_text())
     assert recipe == {"preset": "benchmark", "configs": {"B": "xtransformer", "B+P": "b_p"},

@@ -56,8 +56,9 @@ def test_saved_seeds_give_mean_sd_and_tests(tmp_path):
 def test_summary_report_and_a_missing_seed(tmp_path):
     for s in (0, 1):
         save_seed_scores(seed_evaluation(s, SHIFTS), tmp_path, s, RECIPE)
-    summary, path = summarize_seeds(tmp_path, [0, 1], 0.05, {"patients": 9})
-    text = path.read_text()
+    summary = summarize_seeds(tmp_path, [0, 1], 0.05, {"patients": 9})
+    assert summary.report == tmp_path / "summary.md" and summary.seeds == (0, 1)
+    text = summary.report.read_text()
     assert "over 2 training seeds" in text and "| B+P vs B | BLEU-4 | +20." in text
     assert "| B+P | n/a | n/a | n/a | 60." in text  # mean ± SD of the corpus scores
     assert (tmp_path / "figures" / "bleu4_seeds.png").stat().st_size > 0
