@@ -68,6 +68,7 @@ def _prepare(settings, patients: int, seed: int, progress: bool, laps: Laps) -> 
     update_splits_task(settings)
     mark_cohort_ready_task(settings, patients, seed)
     laps.lap("dataset")
+    run_logger().info("benchmark: cohort of %d patients prepared in %.0f s", patients, laps.seconds["dataset"])
 
 
 def _train_and_evaluate(settings, preset: str, overrides: dict | None, configs: dict[str, str], track: bool,
@@ -137,20 +138,20 @@ def benchmark_seeds_flow(home: str | None = None, seeds: list[int] | None = None
     seeds = list(seeds if seeds is not None else (0, 1, 2))
     out = settings.reports_dir / "benchmark" / "seeds"
     log = run_logger()
-    laps = Laps()
-    _prepare(settings, patients, seed, progress, laps)
+    _prepare(settings, patients, seed, progress, Laps())
     for i, s in enumerate(seeds, 1):
         recipe = seed_recipe(preset, seed_overrides(s, overrides), configs)
         if seed_done(out, s, recipe):
             log.info("benchmark: seed %d (%d of %d) already done, reused", s, i, len(seeds))
             continue
         log.info("benchmark: seed %d (%d of %d)", s, i, len(seeds))
+        laps = Laps()  # this seed's stages
         evaluation, _, _ = _train_and_evaluate(
             seed_settings(settings, s), preset, seed_overrides(s, overrides), configs, track, str(seed_dir(out, s)),
             {"patients": patients, "seed": seed, "training_seed": s, "preset": preset, **(overrides or {})},
             progress, laps)
         save_seed_scores_task(evaluation, out, s, recipe)
-        log.info("benchmark: seed %d done; seconds per stage so far %s", s, laps.seconds)
+        log.info("benchmark: seed %d done; its seconds per stage %s", s, laps.seconds)
     summary = summarize_seeds_task(out, seeds, settings.evaluation.significance_alpha,
                                    {"patients": patients, "cohort seed": seed, "preset": preset, **(overrides or {})})
     log.info("benchmark over %d seeds: %d test lesions; report %s", len(seeds), summary.lesions, summary.report)

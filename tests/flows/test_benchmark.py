@@ -1,10 +1,13 @@
 """The benchmark flows' composition without the heavy steps (those are faked here; the slow end-to-end runs are in
 ``tests/tasks/evaluate/test_benchmark.py``): the cohort marker shared by both flows, the default home, the
-per-seed recipe, the summary's path."""
+per-seed recipe and timing, the summary's path."""
 
 from __future__ import annotations
 
 import json
+import logging
+import re
+import types
 
 import pytest
 
@@ -74,7 +77,11 @@ def test_the_default_home_is_benchmark_home(tmp_path, monkeypatch):
     assert bench._settings(str(tmp_path / "elsewhere"), 5).home == tmp_path / "elsewhere"
 
 
-def test_seeds_flow_records_each_seeds_recipe(tmp_path, prepared, trained):
+def test_seeds_flow_records_each_seeds_recipe_and_logs_its_own_laps(tmp_path, prepared, trained, monkeypatch,
+                                                                   caplog):
+    ticks = iter(range(1000))
+    monkeypatch.setattr(timing, "time", types.SimpleNamespace(perf_counter=lambda: float(next(ticks))))
+    caplog.set_level(logging.INFO, logger="flows")
     with plain_calls():
         summary = bench.benchmark_seeds_flow.fn(home=str(tmp_path), seeds=[0, 1], patients=9, seed=5,
                                                 preset="benchmark", configs={"B": "xtransformer", "B+P": "b_p"},
@@ -85,6 +92,10 @@ def test_seeds_flow_records_each_seeds_recipe(tmp_path, prepared, trained):
     recipe = json.loads((seed_dir(out, 1) / "recipe.json").read_text())
     assert recipe == {"preset": "benchmark", "configs": {"B": "xtransformer", "B+P": "b_p"},
                       "overrides": {"localizer.loop.seed": 1, "captioner.loop.seed": 1}}
+    # each seed's own stages, timed from that seed's start (the clock ticks 1 s per reading)
+    laps = re.findall(r"seed (\d) done; its seconds per stage (\{.*\})", caplog.text)
+    assert laps == [("0", "{'captioner:b_p': 1.0}"), ("1", "{'captioner:b_p': 1.0}")]
+    assert "cohort of 9 patients prepared in 1 s" in caplog.text
 
     with plain_calls():  # the same recipe: both seeds reused, nothing trained or prepared again
         again = bench.benchmark_seeds_flow.fn(home=str(tmp_path), seeds=[0, 1], patients=9, seed=5,
