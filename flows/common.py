@@ -6,7 +6,7 @@ environment of the worker (``PETCAP_HOME`` and the other ``PETCAP_`` variables, 
 
 ``plain_calls``: the command line without a Prefect server runs a flow's body (``flow.fn``) with every task
 (``flows.task_wrappers``) a plain call of its step — the same composition, no flow or task runs, so no ephemeral
-API server is started (~10-20 s) and no retries are made. ``run_logger`` is the run's logger in a flow run and
+API server is started (14-28 s measured, ``flows.commands.common``) and no retries are made. ``run_logger`` is the run's logger in a flow run and
 the ``flows`` logger in plain calls.
 """
 
