@@ -17,11 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import SimpleITK as sitk
 from scipy import ndimage
 
 from data_contracts import segmentation
 from data_contracts import volume_store as store
 from data_contracts.geometry import Geometry
+from data_contracts.records import Acquisition
 from data_contracts.settings import Settings
 from data_contracts.tables import MANIFEST, STUDIES, ManifestRow
 from tasks.ingest.pseudonym import study_pseudonym
@@ -70,31 +72,41 @@ def label_sites(names: dict[str, str]) -> dict[int, str]:
 
 
 
-def native_pet_cv(raw_root: Path, row: ManifestRow, st: store.StoredStudy, anat: np.ndarray) -> float:
-    """Liver PET CV on the PET's own grid (the store's PET is resampled onto the CT grid, which smooths the
-    noise): the raw PET read as ingest reads it, the label map and lesions moved onto it (nearest neighbour)."""
-    import SimpleITK as sitk
+def _native_pet(raw_root: Path, row: ManifestRow, st: store.StoredStudy, acquisition: Acquisition
+                ) -> tuple[np.ndarray, Geometry] | None:
+    """The PET (SUV, (z, y, x)) on its own reconstruction grid and that grid.
 
+    The store's PET when ingest kept it on its own grid (the default: no configured PET spacing; its grid is
+    the acquisition's ``pet_shape`` / ``pet_spacing_mm``); otherwise (a configured PET spacing, or a store
+    that resampled the PET onto the CT grid) the raw PET read as ingest reads it, since resampling smooths
+    the noise this figure measures. None when that raw PET cannot be read.
+    """
+    grid = st.pet_geometry
+    if grid.shape == tuple(acquisition.pet_shape) and np.allclose(grid.spacing, acquisition.pet_spacing_mm,
+                                                                   rtol=1e-4, atol=0):
+        return np.asarray(st.pet[...]), grid
     from tasks.ingest.readers import read_pet
 
     try:
         series, _ = read_pet(raw_root / row.pet_path, row.pet_path)
     except Exception:  # noqa: BLE001 - a figure, not ingestion: unreadable means not measured
-        return float("nan")
-    pet_img = series.image
+        return None
+    return sitk.GetArrayFromImage(series.image), Geometry.of(series.image)
+
+
+def native_pet_cv(pet: np.ndarray, pet_grid: Geometry, anat: np.ndarray, inst: np.ndarray, grid: Geometry) -> float:
+    """Liver PET CV (SD / mean of SUV in the liver ROI) on the PET's own grid ``pet_grid`` (resampling it
+    onto the CT grid smooths the noise): the label map ``anat`` and lesion instances ``inst`` (both on the CT
+    ``grid``) are moved onto the PET grid (nearest neighbour, 0 outside)."""
 
     def onto_pet(array: np.ndarray) -> np.ndarray:
-        img = sitk.GetImageFromArray(array.astype(np.uint16))
-        img.SetSpacing(st.geometry.spacing)
-        img.SetOrigin(st.geometry.origin)
-        img.SetDirection(st.geometry.direction)
-        return sitk.GetArrayFromImage(sitk.Resample(img, pet_img, sitk.Transform(), sitk.sitkNearestNeighbor, 0))
+        image = grid.image(np.ascontiguousarray(array))
+        return sitk.GetArrayFromImage(pet_grid.resample(image, sitk.sitkNearestNeighbor, image.GetPixelID(), 0))
 
-    geom = Geometry.of(pet_img)
-    roi = images.organ_roi(onto_pet(anat), onto_pet(np.asarray(st.lesions[...])), ("liver",), geom, erode_mm=8.0)
+    roi = images.organ_roi(onto_pet(anat), onto_pet(inst), ("liver",), pet_grid, erode_mm=8.0)
     if roi is None:
         return float("nan")
-    suv = sitk.GetArrayViewFromImage(pet_img)[roi[0]][roi[1]].astype(np.float64)
+    suv = pet[roi[0]][roi[1]].astype(np.float64)
     return float(suv.std() / suv.mean()) if suv.mean() > 0 else float("nan")
 
 
@@ -165,7 +177,9 @@ def collect(settings: Settings) -> list[StudyFacts]:
         if row.report_path and (raw_root / row.report_path).is_file():
             report = (raw_root / row.report_path).read_text(encoding="utf-8", errors="replace")
         age = ages.get(row.study_key) or _dicom_age(raw_root, row) or (reports.age_at_exam(report) if report else None)
-        img["liver_pet_cv_native"] = native_pet_cv(raw_root, row, st, anat)
+        native = _native_pet(raw_root, row, st, studies[sid].acquisition)
+        img["liver_pet_cv_native"] = (native_pet_cv(*native, anat, inst, st.geometry) if native is not None
+                                      else float("nan"))
         rows = _lesion_facts(st, anat, inst)
         derived = study_lesion_sites(anat, inst, st.geometry, st.lesion_records, marks)
         for r in rows:
