@@ -1,9 +1,10 @@
 """The realism check's inputs: per-study facts read from a raw drop folder and the store ingest wrote.
 
-``collect(settings)`` reads the manifest, the anatomy sidecars (and DICOM headers or report headers for the
-patient's age) from ``settings.raw`` and the volumes and tables from the store; it returns one ``StudyFacts``
-per ingested study (image figures, landmarks, lesion masks with their scan position and derived sites, the
-report). ``report_rows`` gives every manifest study's report (quarantined ones too). ``truth_table`` reads
+``read_drop(settings)`` reads the manifest, each study's anatomy sidecar and report from ``settings.raw``, each
+file once; ``collect(settings, drop)`` reads the volumes and tables from the store (and DICOM headers or report
+headers for the patient's age) and returns one ``StudyFacts`` per ingested study (image figures, landmarks,
+lesion masks with their scan position and derived sites). ``report_rows`` gives every manifest study's report
+(quarantined ones too). ``truth_table`` reads
 the optional synthetic truth (``truth/*.parquet``), absent on a real drop; ``match_truth`` joins it to the
 ingested lesions. Patient IDs group studies and never leave the realism package.
 """
@@ -40,6 +41,26 @@ def label_names(raw_root: Path, row: ManifestRow) -> dict[str, str]:
         if side.is_file():
             return json.loads(side.read_text(encoding="utf-8"))
     return segmentation.names_json()
+
+
+@dataclass(frozen=True)
+class DropStudy:
+    """One manifest study as the raw drop holds it, each file read once."""
+
+    row: ManifestRow
+    names: dict[str, str]  # label map sidecar names (the segmentation class set when absent)
+    report: str | None  # the report text, None when the drop has none
+
+
+def read_drop(settings: Settings) -> list[DropStudy]:
+    """Every manifest study with its label names and report, in manifest order."""
+    raw_root = settings.raw.root
+    out = []
+    for row in MANIFEST.records(MANIFEST.read(settings.raw.manifest), source=str(settings.raw.manifest)):
+        path = raw_root / row.report_path if row.report_path else None
+        report = path.read_text(encoding="utf-8", errors="replace") if path is not None and path.is_file() else None
+        out.append(DropStudy(row, label_names(raw_root, row), report))
+    return out
 
 
 def _dicom_age(raw_root: Path, row: ManifestRow) -> float | None:
@@ -128,7 +149,6 @@ class StudyFacts:
     marks: Landmarks
     img: dict[str, float]
     lesion_rows: list[dict]  # per ingested lesion: size_mm, suv_max, position (3,), label, island, truth idx
-    report: str | None
     atlas: object = None  # (zarr label array, raw label -> site or None, geometry shape) for atlas look-ups
 
 
@@ -150,33 +170,32 @@ def _lesion_facts(st: store.StoredStudy, anat: np.ndarray, inst: np.ndarray) -> 
     return out
 
 
-def collect(settings: Settings) -> list[StudyFacts]:
+def collect(settings: Settings, drop: list[DropStudy]) -> list[StudyFacts]:
+    """One ``StudyFacts`` per study of ``drop`` (``read_drop``) that is in the store with a label map."""
     raw_root = settings.raw.root
-    manifest = MANIFEST.records(MANIFEST.read(settings.raw.manifest), source=str(settings.raw.manifest))
     studies = {s.study_id: s for s in STUDIES.records(STUDIES.read(settings.table_path("studies")))}
     ages = {}
     truth_studies = truth_table(settings, "studies.parquet")
     if truth_studies is not None and "age" in truth_studies:
         ages = dict(zip(truth_studies["study_key"], truth_studies["age"].astype(float)))
     facts = []
-    for row in manifest:
+    for d in drop:
+        row = d.row
         sid = study_pseudonym(row.study_key, settings.pseudonym_key)
         if sid not in studies:
             continue
         st = store.open_study(settings.store_url, sid)
         if st.anatomy is None:
             continue
-        lut = canonical_lut(label_names(raw_root, row))
+        lut = canonical_lut(d.names)
         raw_anat = np.asarray(st.anatomy[...])
         anat = lut[np.minimum(raw_anat, len(lut) - 1)]
         inst = np.asarray(st.lesions[...])
         marks = Landmarks.from_labels(anat, st.geometry)
         img = images.study_image_figures(np.asarray(st.ct[...]), st.pet_on(st.geometry), anat, inst, st.geometry,
                                          marks)
-        report = None
-        if row.report_path and (raw_root / row.report_path).is_file():
-            report = (raw_root / row.report_path).read_text(encoding="utf-8", errors="replace")
-        age = ages.get(row.study_key) or _dicom_age(raw_root, row) or (reports.age_at_exam(report) if report else None)
+        age = (ages.get(row.study_key) or _dicom_age(raw_root, row)
+               or (reports.age_at_exam(d.report) if d.report else None))
         native = _native_pet(raw_root, row, st, studies[sid].acquisition)
         img["liver_pet_cv_native"] = (native_pet_cv(*native, anat, inst, st.geometry) if native is not None
                                       else float("nan"))
@@ -185,8 +204,8 @@ def collect(settings: Settings) -> list[StudyFacts]:
         for r in rows:
             r["sites"] = derived.get(r["instance"], ())
         facts.append(StudyFacts(row.study_key, sid, row.patient_id, row.tracer.value,
-                                studies[sid].acquisition.patient_weight_kg, age, marks, img, rows, report,
-                                (st.anatomy, label_sites(label_names(raw_root, row)), st.geometry.shape)))
+                                studies[sid].acquisition.patient_weight_kg, age, marks, img, rows,
+                                (st.anatomy, label_sites(d.names), st.geometry.shape)))
     return facts
 
 
@@ -217,14 +236,8 @@ class ReportFacts:
     marks: Landmarks | None
 
 
-def report_rows(settings: Settings, facts: list[StudyFacts]) -> list[ReportFacts]:
+def report_rows(drop: list[DropStudy], facts: list[StudyFacts]) -> list[ReportFacts]:
     """Every manifest study with a report (quarantined ones too: a lesion-free study has no mask to ingest)."""
     marks = {f.key: f.marks for f in facts}
-    manifest = MANIFEST.records(MANIFEST.read(settings.raw.manifest), source=str(settings.raw.manifest))
-    out = []
-    for row in manifest:
-        path = settings.raw.root / row.report_path if row.report_path else None
-        if path is not None and path.is_file():
-            out.append(ReportFacts(row.study_key, row.patient_id, row.tracer.value,
-                                   path.read_text(encoding="utf-8", errors="replace"), marks.get(row.study_key)))
-    return out
+    return [ReportFacts(d.row.study_key, d.row.patient_id, d.row.tracer.value, d.report, marks.get(d.row.study_key))
+            for d in drop if d.report is not None]

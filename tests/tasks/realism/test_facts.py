@@ -51,3 +51,58 @@ def test_native_pet_is_the_stored_pet_when_ingest_kept_its_grid(tmp_path: Path):
     # a store whose PET was resampled (configured spacing, or onto the CT grid) falls back to the raw PET
     resampled = SimpleNamespace(pet=np.zeros(CT.shape, np.float32), pet_geometry=CT)
     assert _native_pet(tmp_path, row, resampled, native) is None  # unreadable raw PET: not measured
+
+
+@pytest.fixture(scope="module")
+def drop_home(tmp_path_factory):
+    """Two tiny synthetic patients, ingested with the default settings (the PET kept on its own grid)."""
+    from data_contracts.settings import Settings
+    from tasks.ingest import ingest_all
+    from tasks.synth.cohort import synthesize_cohort
+
+    settings = Settings(home=tmp_path_factory.mktemp("realism-drop"))
+    synthesize_cohort(settings.raw_dir, patients=2, seed=1, scale="tiny", settings=settings, progress=False)
+    ingest_all(settings, progress=False)
+    return settings
+
+
+def test_realism_table_reads_each_sidecar_and_report_once(drop_home, monkeypatch):
+    from collections import Counter
+
+    from tasks.realism.table import realism_table
+
+    reads: Counter = Counter()
+    read_text = Path.read_text
+
+    def counted(self, *args, **kwargs):
+        reads[self.resolve()] += 1
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counted)
+    figures = {f.figure: f for f in realism_table(drop_home)}
+    raw = drop_home.raw.root.resolve()
+    drop_files = {p: n for p, n in reads.items() if p.is_relative_to(raw) and p.suffix in (".json", ".txt")}
+    assert len(drop_files) == 4  # per study: its label-map sidecar and its report
+    assert set(drop_files.values()) == {1}
+    assert figures["studies measured"].value == "2"
+
+
+def test_collect_measures_the_stored_pet_as_the_raw_pet(drop_home):
+    """Default store: the native-grid CV comes from the stored PET, equal to the raw PET's (the fallback)."""
+    import numpy as np
+
+    from data_contracts import volume_store as store
+    from tasks.realism.facts import collect, read_drop
+
+    drop = read_drop(drop_home)
+    assert [d.report is not None for d in drop] == [True, True]
+    facts = collect(drop_home, drop)
+    assert len(facts) == 2
+    for d, f in zip(drop, facts):
+        st = store.open_study(drop_home.store_url, f.study_id)
+        assert not st.pet_geometry.same_grid(st.geometry)  # the PET is on its own grid in the store
+        elsewhere = SimpleNamespace(pet_shape=(1, 1, 1), pet_spacing_mm=(1.0, 1.0, 1.0))
+        raw_pet, raw_grid = _native_pet(drop_home.raw.root, d.row, st, elsewhere)  # forced raw read
+        assert raw_grid.same_grid(st.pet_geometry)
+        assert np.allclose(raw_pet, st.pet[...], rtol=1e-6)
+        assert 0.05 < f.img["liver_pet_cv_native"] < 0.25

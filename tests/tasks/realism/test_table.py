@@ -41,7 +41,7 @@ def test_liver_pet_cv_is_the_fdg_figure():
 
     def study(tracer: str, cv: float) -> StudyFacts:
         img = dict.fromkeys(keys, 1.0) | {"liver_pet_cv_native": cv}
-        return StudyFacts("k", "s", "p", tracer, 70.0, None, None, img, [], None)
+        return StudyFacts("k", "s", "p", tracer, 70.0, None, None, img, [])
 
     figs = {f.figure: f for f in image_figures([study("FDG", 0.12), study("FDG", 0.13), study("PSMA", 0.06),
                                                 study("PSMA", 0.07), study("PSMA", 0.05)])}
