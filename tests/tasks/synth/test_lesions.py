@@ -80,6 +80,7 @@ def test_segmenter_map_has_no_station_and_no_lesion_painted_in(gen):
 
     anat = gen.study.anatomy.array
     assert np.array_equal(anat, segmenter_labels(gen.labels_ct))  # a function of the anatomy alone
+    assert anat.dtype == np.uint8  # as TotalSegmentator writes it, written as it is
     assert int(anat.max()) <= len(segmentation.CLASSES)
     for p in gen.placed:
         under = anat[p.box][p.mask]

@@ -57,7 +57,7 @@ def _study(truth, tracer=Tracer.fdg, sex="M", key="S1", name=f"{FAMILY}^{GIVEN}"
     return RawStudy(study_key=key, patient_id=MRN, patient_name=name, birth_date=birth, sex=sex, age=68,
                     height_m=1.76, weight_kg=78.4, vendor=Vendor.united_imaging, tracer=tracer,
                     injected_dose_mbq=312.4, injection_time=inj, acquisition_time=inj + timedelta(minutes=62),
-                    ct=_volume(np.int16), pet=_volume(), lesions=_volume(np.uint8), anatomy=_volume(np.uint16),
+                    ct=_volume(np.int16), pet=_volume(), lesions=_volume(np.uint8), anatomy=_volume(np.uint8),
                     truth=truth)
 
 
