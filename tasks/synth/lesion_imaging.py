@@ -46,7 +46,7 @@ def apply_ct(hu: np.ndarray, labels: np.ndarray, placed: list[Placed], hu_table:
             vals = rng.normal(rng.uniform(1250, 1550), 60, n)
         elif f is F.mixed_bone_lesion:
             pts = np.argwhere(m).astype(float)
-            d = np.linalg.norm((pts - pts.mean(axis=0)) * np.array([1, 1, 1]), axis=1)
+            d = np.linalg.norm(pts - pts.mean(axis=0), axis=1)
             core = d < np.quantile(d, 0.45)
             vals = np.where(core, rng.normal(50, 15, n), rng.normal(1300, 80, n))
         elif f is F.hypodense_lesion:

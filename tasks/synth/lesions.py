@@ -22,7 +22,6 @@ from data_contracts import taxonomy
 from data_contracts.findings import CTFinding, Tracer, ct_findings_for
 from data_contracts.taxonomy import Location, System
 
-SUV_RANGE = (1.5, 25.0)
 MISSED_FRACTION = 0.05  # in the image and the report, not in the mask (segmenter missed it)
 UNREPORTED_FRACTION = 0.05  # in the mask, not in the report (a distractor for linking)
 
