@@ -494,5 +494,4 @@ def _narrower_unsigned(pixel: int, target: int) -> bool:
     return kind is not None and np.dtype(kind).kind == "u" and np.can_cast(kind, _INT_TYPES[target])
 
 
-_INT_TYPES = {sitk.sitkUInt8: np.uint8, sitk.sitkUInt16: np.uint16, sitk.sitkUInt32: np.uint32,
-              sitk.sitkInt16: np.int16, sitk.sitkInt32: np.int32}
+_INT_TYPES = {pixel: kind for kind, pixel in _ITK_PIXEL.items() if np.issubdtype(kind, np.integer)}
