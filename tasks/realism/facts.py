@@ -4,9 +4,8 @@
 file once; ``collect(settings, drop)`` reads the volumes and tables from the store (and DICOM headers or report
 headers for the patient's age) and returns one ``StudyFacts`` per ingested study (image figures, landmarks,
 lesion masks with their scan position and derived sites). ``report_rows`` gives every manifest study's report
-(quarantined ones too). ``truth_table`` reads
-the optional synthetic truth (``truth/*.parquet``), absent on a real drop; ``match_truth`` joins it to the
-ingested lesions. Patient IDs group studies and never leave the realism package.
+(quarantined ones too). ``truth_table`` reads the optional synthetic truth (``truth/*.parquet``), absent on a
+real drop; ``match_truth`` joins it to the ingested lesions. Patient IDs group studies and never leave the realism package.
 """
 
 from __future__ import annotations
