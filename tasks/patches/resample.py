@@ -55,7 +55,7 @@ import numpy as np
 from tasks.patches.interpolation import FieldOfView, _span_columns  # noqa: F401 - FieldOfView re-exported
 from tasks.patches.job import ARRAYS, CHANNELS, UNITS, Request, StudyDone, StudyJob  # noqa: F401 - re-exported
 from tasks.patches.sweep_plan import BlockPlan, _chunks_in, plan_study, sweep_events
-from tasks.patches.volume_io import SlabReader, open_group, study_arrays
+from tasks.patches.volume_io import SlabReader, StudyArrays, open_group, study_arrays
 from tasks.patches.worker_process import limit_threads, release_free_memory
 
 _open = open_group  # the name the patch store and benchmarks import
@@ -65,22 +65,24 @@ def sweep(job: StudyJob, on_patch) -> tuple[int, int]:
     """Compute every patch of ``job``; ``on_patch(request, {fov name: (3, z, y, x) array})`` as each
     completes. Returns (chunks decoded, slabs read).
 
-    A study with more than ``job.max_open`` lesions is swept in batches of lesions neighbouring along z, which
-    bounds the patches held in memory at the cost of decoding the chunks shared by two batches twice.
+    The study is opened once (layout format and grids checked: ``VolumeStoreError`` otherwise). A study with
+    more than ``job.max_open`` lesions is swept in batches of lesions neighbouring along z, which bounds the
+    patches held in memory at the cost of decoding the chunks shared by two batches twice.
     """
+    study = study_arrays(job.volume_store, job.study_id)  # the current version, grids checked
     if len(job.requests) <= job.max_open:
-        return _sweep(job, on_patch)
+        return _sweep(job, study, on_patch)
     ordered = sorted(job.requests, key=lambda r: (r.centre_mm[2], r.row))
     chunks = slabs = 0
     for i in range(0, len(ordered), job.max_open):
-        c, n = _sweep(dataclasses.replace(job, requests=tuple(ordered[i:i + job.max_open])), on_patch)
+        c, n = _sweep(dataclasses.replace(job, requests=tuple(ordered[i:i + job.max_open])), study, on_patch)
         chunks, slabs = chunks + c, slabs + n
     return chunks, slabs
 
 
-def _sweep(job: StudyJob, on_patch) -> tuple[int, int]:
-    arrays = study_arrays(job.volume_store, job.study_id)  # the current version, grids checked
-    plan = plan_study(job, arrays)
+def _sweep(job: StudyJob, study: StudyArrays, on_patch) -> tuple[int, int]:
+    arrays = study.arrays
+    plan = plan_study(job, study.grids)
     pending = list(range(len(job.requests)))
     chunks = slabs = 0
     reader = SlabReader()
@@ -101,7 +103,7 @@ def _sweep(job: StudyJob, on_patch) -> tuple[int, int]:
         pending = left
 
     flush()
-    for _, _, _, name, what in sweep_events(plan, arrays):
+    for _, _, _, name, what in sweep_events(plan, arrays, study.grids):
         array = arrays[name]
         if isinstance(what, BlockPlan):
             chunks += what.read(array)
@@ -164,8 +166,8 @@ def compute_study(job: StudyJob) -> dict[int, dict[str, np.ndarray]]:
 
 def touched_chunks(job: StudyJob) -> dict[str, set[tuple[int, int, int]]]:
     """The chunks of each volume array that the patches of ``job`` need (the benchmark's decode floor)."""
-    arrays = study_arrays(job.volume_store, job.study_id)  # the current version, grids checked
-    plan = plan_study(job, arrays)
+    study = study_arrays(job.volume_store, job.study_id)  # the current version, grids checked
+    arrays, plan = study.arrays, plan_study(job, study.grids)
     out: dict[str, set[tuple[int, int, int]]] = {name: set() for name in ARRAYS}
     for g in plan.groups:
         c = arrays[g.array].chunks
