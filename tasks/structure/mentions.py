@@ -15,14 +15,11 @@ from data_contracts.findings import CTFinding
 from data_contracts.taxonomy import Laterality, System
 from tasks.structure import cues
 from tasks.structure import lexicon as lx
-from tasks.structure.drafts import Group, Mention, ReadState
+from tasks.structure.drafts import Group, Mention, ReadState, clause_cut
 from tasks.structure.restatements import introduces_new
 from tasks.structure.sites import other_exam_subject, strong_negation_between
 from tasks.structure.text import Sentence
 
-_SEPARATOR = re.compile(r";|,|\band\b|\bwith\b|\bas\s+well\s+as\b|\bplus\b|\bwhile\b|\bwhereas\b|\bbut\b|"
-                        r"\balso\b|\bin\s+addition\b|\bfurthermore\b|\bmoreover\b|\badditionally\b",
-                        re.IGNORECASE)
 _COORD_FILLER = re.compile(
     r"\b(?:the|a|an|and|or|as|well|plus|both|in|at|of|within|involving|lymph|nodes?|nodal|regions?|"
     r"vertebral|bod(?:y|ies)|vertebrae|lobes?|ribs?|bones?|chains?|stations?|levels?|also|sides?)\b|[,/&\s\-]",
@@ -338,14 +335,7 @@ def assign_ranges(norm: str, groups: list[Group]) -> None:
     """Split the sentence between groups after the last clause separator outside parentheses."""
     cuts = [0]
     for a, b in zip(groups, groups[1:]):
-        cut, strong, depth = a.end, None, 0
-        for i in range(a.end, b.start):
-            depth = depth + 1 if norm[i] == "(" else max(depth - 1, 0) if norm[i] == ")" else depth
-            sep = _SEPARATOR.match(norm, i) if depth == 0 else None
-            if sep and sep.end() <= b.start:
-                cut = sep.end()
-                strong = sep.end() if sep.group(0) == ";" else strong
-        cuts.append(strong if strong is not None else cut)  # after a ";" the next clause has begun
+        cuts.append(clause_cut(norm, a.end, b.start))
     cuts.append(len(norm))
     for i, g in enumerate(groups):
         a, b = cuts[i], cuts[i + 1]

@@ -140,6 +140,25 @@ def test_an_other_site_clause_beside_a_mention():
         "pancreas"]
 
 
+def _other_site_values(text: str) -> list[tuple]:
+    return [(f.other_site.words, f.suv_max, f.ct_finding.value, f.pet_finding.grade.value)
+            for f in extract(text).findings if f.other_site is not None]
+
+
+def test_an_other_site_takes_only_the_values_of_its_own_words():
+    # the hilum's SUVmax, said after the hilum, is not the sulcus's
+    assert _other_site_values("Moderate activity in the left anterior sulcus is present, as is a small focus in the "
+                              "left hilum, SUVmax 5.2.") == [("left anterior sulcus", None, "no_ct_correlate", "moderate")]
+    # nor the SUVmax and CT finding of a mass told before it
+    assert _other_site_values("Intense uptake in the right lower lobe mass, SUVmax 9.1, and a focus of uptake in the "
+                              "left anterior sulcus.") == [("left anterior sulcus", None, "no_ct_correlate", "moderate")]
+    # its own value after a comma is its own, alone or before a mention
+    assert _other_site_values("Focal activity in the right anterior sulcus, SUVmax 4.1.") == [
+        ("right anterior sulcus", 4.1, "no_ct_correlate", "moderate")]
+    assert _other_site_values("Intense uptake in the left anterior sulcus with SUVmax 11.3, and a focus of uptake in "
+                              "the right hilum, SUVmax 5.2.") == [("left anterior sulcus", 11.3, "no_ct_correlate", "intense")]
+
+
 def test_a_lymph_node_with_uptake_and_no_place():
     assert _locations("Apart from 1 lymph node with intense uptake, avid subcutaneous lesions were seen.") == [
         "lymph_nodes", "soft_tissue_subcutaneous"]
