@@ -79,7 +79,7 @@ from tasks.structure.restatements import (
     refer_back,
     told_again,
 )
-from tasks.structure.sites import deny, other_site, other_sites, weak
+from tasks.structure.sites import deny, other_sites, weak
 from tasks.structure.text import Sentence, split_report
 from tasks.structure.values import ct_for, largest, pick
 
@@ -196,11 +196,11 @@ def _sentence_findings(sentence: Sentence, state: ReadState) -> list[Draft]:
     if not mentions:
         mentions = heading_mentions(sentence)
         if not mentions:
-            other = other_site(sentence, loc_hits, ct_hits, state)
-            if other is None and state.hand_scoping:  # "No evidence of distant metastatic disease."
+            others = other_sites(sentence, loc_hits, ct_hits, state, [])
+            if not others and state.hand_scoping:  # "No evidence of distant metastatic disease."
                 for ids, where in absence_statements(norm):
                     deny(state, sentence, ids, where)
-            return [other] if other is not None else []
+            return others
     suv_hits = lx.find_suv(norm)
     size_hits = lx.find_sizes(norm)
     grade_hits = [g for g in lx.find_grades(lx.mask(norm, ct_hits)) if not inside(g, loc_hits)]

@@ -43,12 +43,6 @@ def other_exam_subject(norm: str, pos: int) -> bool:
             and not re.search(r"(?i)\b(?:FDG|PSMA|radiotracer)\b", norm[pos:]))  # "..., corresponding to FDG uptake"
 
 
-def other_site(sentence: Sentence, loc_hits: list[lx.Hit], ct_hits: list[lx.Hit], state: ReadState) -> Draft | None:
-    """The first other-site finding of a sentence that names no hierarchy place (see ``other_sites``)."""
-    found = other_sites(sentence, loc_hits, ct_hits, state, [])
-    return found[0] if found else None
-
-
 def other_sites(sentence: Sentence, loc_hits: list[lx.Hit], ct_hits: list[lx.Hit], state: ReadState,
                 anchors: list[int]) -> list[Draft]:
     """Lesions at places no node names ("a focus of activity in the right anterior sulcus", "uptake along

@@ -159,6 +159,14 @@ def test_an_other_site_takes_only_the_values_of_its_own_words():
                               "the right hilum, SUVmax 5.2.") == [("left anterior sulcus", 11.3, "no_ct_correlate", "intense")]
 
 
+def test_every_other_site_of_a_sentence_with_no_hierarchy_place():
+    assert _other_site_values("Moderate activity in the left anterior sulcus is present, as is a focus of uptake in the "
+                              "right anterior sulcus, SUVmax 3.4.") == [
+        ("left anterior sulcus", None, "no_ct_correlate", "moderate"),
+        ("right anterior sulcus", 3.4, "no_ct_correlate", "mild")]
+    assert _negatives("No evidence of distant metastatic disease.") == {None}
+
+
 def test_a_lymph_node_with_uptake_and_no_place():
     assert _locations("Apart from 1 lymph node with intense uptake, avid subcutaneous lesions were seen.") == [
         "lymph_nodes", "soft_tissue_subcutaneous"]
