@@ -241,19 +241,38 @@ _DEFINITE_SUBJECT = re.compile(r"^\s*(?:the|this|that)\s+(?:[\w-]+\s+){0,2}?(?:l
                                r"SPN|abnormality|primary)\b", re.IGNORECASE)
 
 
-def told_again(last: Draft, sentence) -> None:
-    """A sentence with no place whose subject is the lesion just told ("The SPN was now FDG avid, and its size
-    was 14mm.") tells it again: values it gives are that lesion's, and "now" makes them its current ones."""
-    if last.section != sentence.section or not _DEFINITE_SUBJECT.match(sentence.norm):
+def values_told_after(last: Draft, recent: list, sentence) -> None:
+    """A sentence that reads no finding of its own may give the last one its values (``recent``: the sentences
+    before it, the latest last).
+
+    * Its subject is the lesion just told ("The SPN was now FDG avid, and its size was 14mm."): it tells that
+      lesion again; its SUVmax (the highest) and size are that lesion's when it had none, and "now" makes
+      them its current ones.
+    * Else, one SUVmax or several with no place of its own right after a finding without one ("The SPN was FDG
+      avid. The max SUV was 12.7."), or one sentence further when it refers back ("it is also hypermetabolic
+      (SUV of 8.3)"), gives that finding the highest (the value of a lesion told again "now" replaces the
+      earlier one)."""
+    norm = sentence.norm
+    values, sizes = lx.find_suv(norm), lx.find_sizes(norm)
+    if (last.section == sentence.section and _DEFINITE_SUBJECT.match(norm)
+            and (cues.PET_EVIDENCE.search(norm) or sizes)):
+        now = _NOW.search(norm) is not None
+        last.latest, last.renewed = sentence, last.renewed or now
+        if values and (now or last.suv_max is None):
+            _set_suv(last, values)
+        if sizes and (now or last.size_mm is None):
+            last.size_mm = round(max(h.value for h in sizes), 1)
         return
-    if not cues.PET_EVIDENCE.search(sentence.norm) and not lx.find_sizes(sentence.norm):
+    if (last.suv_max is not None and not last.renewed) or lx.find_locations(norm):
         return
-    now = _NOW.search(sentence.norm) is not None
-    last.latest, last.renewed = sentence, last.renewed or now
-    values = lx.find_suv(sentence.norm)
-    if values and (now or last.suv_max is None):
-        last.suv_max = round(max(v.value for v in values), 2)
-        last.grade = grade_of(last.suv_max, [])
-    sizes = lx.find_sizes(sentence.norm)
-    if sizes and (now or last.size_mm is None):
-        last.size_mm = round(max(h.value for h in sizes), 1)
+    told = last.latest or last.sentence  # the sentence that last told the lesion ("The SPN was now FDG avid.")
+    if not recent or (told is not recent[-1] and not (
+            len(recent) > 1 and told is recent[-2] and cues.BACK_REFERENCE.search(norm))):
+        return
+    if values:  # several values with no place of their own: parts of that lesion, its SUVmax the highest
+        _set_suv(last, values)
+
+
+def _set_suv(last: Draft, values: list[lx.Hit]) -> None:
+    last.suv_max = round(max(v.value for v in values), 2)
+    last.grade = grade_of(last.suv_max, [])

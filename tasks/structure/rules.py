@@ -77,7 +77,7 @@ from tasks.structure.restatements import (
     add_draft,
     drop_impression_repeats,
     refer_back,
-    told_again,
+    values_told_after,
 )
 from tasks.structure.sites import deny, other_sites, weak
 from tasks.structure.text import Sentence, split_report
@@ -118,8 +118,7 @@ def extract(text: str, tracer: Tracer | None = None, scoping: str = "rules") -> 
         for draft in found:
             add_draft(drafts, draft)
         if not found and drafts and recent:
-            told_again(drafts[-1], sentence)
-            _value_follows(drafts[-1], recent[-2:], sentence)
+            values_told_after(drafts[-1], recent[-2:], sentence)
         recent.append(sentence)
     drafts = drop_impression_repeats(drafts)
     findings = []
@@ -154,22 +153,6 @@ def _told(sentence: Sentence, state: ReadState) -> list[Draft]:
 def _history(norm: str) -> bool:
     """A sentence of the history or of another exam, with no PET words."""
     return bool(cues.HISTORY.search(norm) or cues.OTHER_STUDY.search(norm)) and not cues.PET_EVIDENCE.search(norm)
-
-
-def _value_follows(last: Draft, recent: list[Sentence], sentence: Sentence) -> None:
-    """"The SPN was FDG avid. The max SUV was 12.7.": a sentence with one SUVmax and no place of its own right
-    after a finding without one gives it that value; one sentence further when it refers back ("it is also
-    hypermetabolic (SUV of 8.3)"). After a restatement of the lesion as it is "now", the value is its new one."""
-    if (last.suv_max is not None and not last.renewed) or lx.find_locations(sentence.norm):
-        return
-    told = last.latest or last.sentence  # the sentence that last told the lesion ("The SPN was now FDG avid.")
-    if told is not recent[-1] and not (
-            len(recent) > 1 and told is recent[-2] and cues.BACK_REFERENCE.search(sentence.norm)):
-        return
-    values = lx.find_suv(sentence.norm)
-    if values:  # several values with no place of their own: parts of that lesion, its SUVmax the highest
-        last.suv_max = round(max(v.value for v in values), 2)
-        last.grade = grade_of(last.suv_max, [])
 
 
 def report_tracer_of(text: str) -> Tracer | None:
