@@ -259,6 +259,13 @@ def test_liver_segment_lists():
     assert _locations("Avid lung nodules in segments 6 and 10 of the right lower lobe.") == ["lung_rll"]
 
 
+def test_a_list_token_that_is_no_numeral_of_ours_is_skipped():
+    assert _locations("Avid liver lesions in segments XX and II.") == ["liver_s2"]
+    assert _locations("Avid liver lesions in segments IVb and VII.") == ["liver_s4", "liver_s7"]
+    assert _locations("Avid left neck nodes at levels II and IIV.") == ["ln_cervical_l"]
+    assert _locations("Avid left neck nodes at levels IIV and II.") == ["ln_cervical_l"]
+
+
 def test_a_second_lesion_at_a_place_named_again_in_one_sentence():
     text = ("PET showed an avid band in the omental region, and multiple nodular masses at the omentum with "
             "increased metabolic activity.")
