@@ -77,7 +77,8 @@ class ReadState:
     negatives: list = field(default_factory=list)  # NegativeFinding: what the report says is not there
     gynaecological: bool = False  # the report is about the female pelvis: a bare "cervical" is the cervix
     other_exam: bool = False  # reading a history or other-exam sentence for what it tells (``rules._told``)
-    told: list = field(default_factory=list)  # per history / other-exam sentence since the last finding: its Drafts
+    told: list = field(default_factory=list)  # per history / other-exam sentence since the last finding: a call
+    # that reads its Drafts (``rules._told``)
     operated_bed: str | None = None  # the node "the surgical bed" names (``cues.operated_bed``)
 
 

@@ -188,9 +188,12 @@ def refer_back(found: list[Draft], sentence, state) -> list[Draft]:
     lesion in the right upper lobe. A PET scan showed that the lesion was hypermetabolic."): the lesion is a
     finding of this PET/CT at the place told (a finer one than the PET sentence names: "the bronchial tumor"
     after "a lesion in the right main bronchus"); its values come from the PET sentence."""
-    told_by_sentence, state.told = state.told, []
+    pending, state.told = state.told, []
     definite = _DEFINITE_LESION.search(sentence.norm)
-    if not any(told_by_sentence) or definite is None or not cues.PET_EVIDENCE.search(sentence.norm):
+    if not pending or definite is None or not cues.PET_EVIDENCE.search(sentence.norm):
+        return found
+    told_by_sentence = [read() for read in pending]  # read only here: most PET sentences refer to none
+    if not any(told_by_sentence):
         return found
     # The antecedent is the nearest sentence that told a lesion of the kind the noun phrase names.
     for told in reversed(told_by_sentence):

@@ -48,7 +48,9 @@ and coreference ``restatements``; context cues ``cues``; the vocabulary ``lexico
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 
 from data_contracts import taxonomy
 from data_contracts.findings import Tracer
@@ -56,7 +58,7 @@ from data_contracts.records import PetFinding, StructuredFinding
 from data_contracts.structured_report import StructuredReport
 from tasks.structure import cues
 from tasks.structure import lexicon as lx
-from tasks.structure.drafts import Draft, ReadState, clause_of, grade_of, span_of
+from tasks.structure.drafts import Draft, Mention, ReadState, clause_of, grade_of, span_of
 from tasks.structure.mentions import (
     assign_ranges,
     find_mentions,
@@ -145,9 +147,12 @@ def extract(text: str, tracer: Tracer | None = None, scoping: str = "rules") -> 
 _PET_NAMED = re.compile(r"\b(?:PET|FDG|PSMA)\b", re.IGNORECASE)
 
 
-def _told(sentence: Sentence, state: ReadState) -> list[Draft]:
-    """The lesions a history or other-exam sentence describes (not findings of this study)."""
-    return _sentence_findings(sentence, replace(state, hand_scoping=False, other_exam=True, negatives=[], told=[]))
+def _told(sentence: Sentence, state: ReadState) -> Callable[[], list[Draft]]:
+    """How to read the lesions a history or other-exam sentence describes (not findings of this study). Its
+    place mentions are read now, since the sides it names carry on ("a 7-cm right hilar mass ... PET revealed
+    avidity throughout the hilar mass"); its lesions only when a PET sentence refers back (``refer_back``)."""
+    told_state = replace(state, hand_scoping=False, other_exam=True, negatives=[], told=[])
+    return partial(_findings, sentence, told_state, *_places(sentence, told_state))
 
 
 def _history(norm: str) -> bool:
@@ -166,16 +171,26 @@ def report_tracer_of(text: str) -> Tracer | None:
 # -------------------------------------------------------------------------------------------- sentence
 def _sentence_findings(sentence: Sentence, state: ReadState) -> list[Draft]:
     norm = sentence.norm
-    if (state.hand_scoping and (cues.HISTORY.search(norm) or cues.OTHER_STUDY.search(norm))
-            and not cues.PET_EVIDENCE.search(norm)):
+    if state.hand_scoping and _history(norm):
         # The history, another study's findings ("a contrast-enhanced CT of the neck showed ...", "FNA of the
         # node showed ...") and the treatment, told among the findings: not findings of this PET/CT. Its lesions
         # are kept aside: a PET sentence may go on about "the lesion" (``refer_back``).
         state.told = [*state.told, _told(sentence, state)]  # "... biopsies showed carcinoma": still that lesion
         return []
+    return _findings(sentence, state, *_places(sentence, state))
+
+
+def _places(sentence: Sentence, state: ReadState) -> tuple[list[lx.Hit], list[lx.Hit], list[Mention]]:
+    """A sentence's location phrases, CT descriptions and place mentions (the sides it names go to ``state``)."""
+    norm = sentence.norm
     loc_hits = lx.find_locations(norm)
     ct_hits = lx.find_ct(lx.mask(norm, loc_hits))
-    mentions = find_mentions(norm, loc_hits, sentence, state, ct_hits)
+    return loc_hits, ct_hits, find_mentions(norm, loc_hits, sentence, state, ct_hits)
+
+
+def _findings(sentence: Sentence, state: ReadState, loc_hits: list[lx.Hit], ct_hits: list[lx.Hit],
+              mentions: list[Mention]) -> list[Draft]:
+    norm = sentence.norm
     if not mentions:
         mentions = heading_mentions(sentence)
         if not mentions:

@@ -177,6 +177,22 @@ def test_several_values_after_a_lesion_give_it_the_highest():
     assert [(f.location_id, f.suv_max) for f in report.findings] == [("lung_rul", 3.1)]
 
 
+def test_another_exam_s_lesions_are_read_only_for_a_pet_sentence_that_refers_back(monkeypatch):
+    from tasks.structure import rules
+
+    read = []
+    real = rules._findings
+    monkeypatch.setattr(rules, "_findings", lambda sentence, *a: read.append(sentence.text) or real(sentence, *a))
+    history = "A chest CT showed a 5-cm left hilar mass and enlarged mediastinal nodes."
+    assert _locations(f"{history} PET showed intense FDG uptake in the right adrenal gland.") == ["adrenal_r"]
+    assert history not in read  # no "the lesion": the exam's lesions are never read
+    read.clear()
+    # the sides it names carry on all the same: "the hilar mass" is the left one
+    assert _locations(f"{history} Two weeks later, PET showed intense FDG uptake throughout the hilar mass.") == [
+        "ln_hilar_l"]
+    assert history in read
+
+
 def test_the_nodule_is_the_lesion_told_not_the_nodes_beside_it():
     text = ("A chest CT scan revealed a nodule in the right upper lobe and enlarged right hilar lymph nodes. "
             "FDG PET/CT showed faint uptake in the nodule (SUVmax 2.1) and no uptake in the lymph nodes.")
