@@ -68,7 +68,7 @@ def find_mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: 
                                 spot=h.extra.get("spot", False), words=lx.key(h.text)))
             if taxonomy.get(lid).laterality is not Laterality.midline:
                 state.last_side = taxonomy.get(lid).laterality.value
-                twin = _twin(lid)
+                twin = taxonomy.mirror(taxonomy.get(lid))
                 if twin is not None:  # "a left level II node ... the level II nodal focus": the left one
                     state.named[frozenset((lid, twin))] = state.last_side
             continue
@@ -271,19 +271,6 @@ def _parts_differ(norm: str, a: Mention, b: Mention) -> bool:
 # "the submandibular nodal focus", "the level II node": a definite lesion noun phrase (not "the breast of ...").
 _DEFINITE_HEAD = re.compile(r"(?:[\s-]+[\w-]+){0,2}?[\s-]+(?:nod\w*|lesions?|focus|foci|mass|masses|nodules?|"
                             r"lymphadenopathy|adenopathy|deposits?|tumou?r)\b", re.IGNORECASE)
-
-
-def _twin(lid: str) -> str | None:
-    """The other side's id of a sided id ("ln_cervical_ii_l" → "ln_cervical_ii_r"), when the hierarchy has it."""
-    for a, b in (("_l", "_r"), ("_r", "_l")):
-        if lid.endswith(a):
-            other = lid[: -len(a)] + b
-            try:
-                taxonomy.get(other)
-            except KeyError:
-                return None
-            return other
-    return None
 
 
 def _systems(hit: lx.Hit) -> set:

@@ -275,6 +275,12 @@ def test_liver_segment_lists():
     assert _locations("Avid lung nodules in segments 6 and 10 of the right lower lobe.") == ["lung_rll"]
 
 
+def test_the_lobe_named_before_with_its_side_is_the_one_meant():
+    text = ("A right upper lobe nodule is FDG avid, SUVmax 6.2. There is also uptake in a left axillary node, and the "
+            "upper lobe focus measures 9 mm.")
+    assert sorted(set(_locations(text))) == ["ln_axillary_l", "lung_rul"]
+
+
 def test_a_list_token_that_is_no_numeral_of_ours_is_skipped():
     assert _locations("Avid liver lesions in segments XX and II.") == ["liver_s2"]
     assert _locations("Avid liver lesions in segments IVb and VII.") == ["liver_s4", "liver_s7"]
