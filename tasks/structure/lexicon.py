@@ -751,5 +751,23 @@ LESION_NOUN = re.compile(
     r"hypermetaboli\w*|conglomerat\w*|enlarged|necro\w*|nodular\w*)\b",
     re.IGNORECASE,
 )
+# Lesion noun phrases ("the lesion", "another nodule", "the submandibular nodal focus"): one list of head nouns and
+# one of the determiners that make a phrase definite (a lesion told before), for every rule that asks which
+# lesion a phrase refers to (``restatements``, ``mentions``).
+LESION_HEAD = (r"(?:lesions?|nodules?|mass(?:es)?|focus|foci|nodes?|nodal|deposits?|opacit\w+|metastas[ie]s|"
+               r"tumou?rs?|neoplasms?|carcinomas?|cancers?|primary|abnormality|SPN|(?:lymph)?adenopathy)")
+DEFINITE_DETERMINER = r"(?:the|this|that|these|those|its|said|such|both)"
+
+
+def definite_lesion(modifiers: int = 2) -> str:
+    """A definite lesion noun phrase with up to ``modifiers`` words before its head ("the bronchial tumour")."""
+    return rf"\b{DEFINITE_DETERMINER}\s+(?:[\w-]+\s+){{0,{modifiers}}}?{LESION_HEAD}\b"
+
+
+# Words that open a subordinate clause ("Although no uptake was seen on the first scan, ...", "even though the
+# lung abscess is no longer avid, ..."): what is said in it ends at the comma that closes it.
+SUBORDINATOR = r"\b(?:although|though|whereas|while|if|when|unless|since|because)\b"
+
+
 NOUN_HEAD = re.compile(r"\b(?:lesions?|foci|focus|deposits?|metasta\w*|uptake|nodes?|nodules?|mass|masses|"
                        r"activity|accumulation|tumou?r)\b", re.IGNORECASE)

@@ -37,7 +37,7 @@ _NON_NODAL_MASS = re.compile(r"[\s-]+(?:soft[\s-]+tissue\s+)?(?:mass(?:es)?|impl
 _GLAND_PART = re.compile(r"\b(?:apex|apical|base)\b", re.IGNORECASE)
 _PROSTATE_SENTENCE = re.compile(r"\b(?:Gleason|prostat\w*|PI-?RADS|ISUP)\b", re.IGNORECASE)
 _BIOPSY_SCORE = re.compile(r"\b(?:Gleason|ISUP|grade\s+group)\b[^;)]*$", re.IGNORECASE)
-_SUBORDINATOR = re.compile(r"\b(?:although|though|whereas|if|unless|since|because)\b", re.IGNORECASE)
+_SUBORDINATOR = re.compile(lx.SUBORDINATOR, re.IGNORECASE)
 _TNM = re.compile(r"^\s*[,/]?\s*N[0-3xX]", re.IGNORECASE)
 
 
@@ -156,8 +156,7 @@ def find_mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: 
 # the lesion told before ("the mass extends to the pleural surface": its extent, not a new lesion).
 _NODAL_HEAD = re.compile(r"\b(?:(?:lymph)?adenopath\w*|lymph\s+nodes?|nodes?|nodal\s+(?:mass\w*|disease|"
                          r"conglomerate\w*)|conglomerate\w*)\b", re.IGNORECASE)
-_DEFINITE_LESION = re.compile(r"\b(?:the|this|that|these|those|its)\s+(?:[\w-]+\s+){0,2}?(?:mass|masses|tumou?rs?|"
-                              r"lesions?|nodules?|neoplasm|carcinoma|cancer|primary|foci|focus)\b", re.IGNORECASE)
+_DEFINITE_LESION = re.compile(lx.definite_lesion(), re.IGNORECASE)
 _CLAUSE_START = re.compile(r"[;:.]|,\s+(?=[A-Z])|\b(?:but|however|whereas|while|and\s+there)\b", re.IGNORECASE)
 
 
@@ -269,8 +268,7 @@ def _parts_differ(norm: str, a: Mention, b: Mention) -> bool:
 
 
 # "the submandibular nodal focus", "the level II node": a definite lesion noun phrase (not "the breast of ...").
-_DEFINITE_HEAD = re.compile(r"(?:[\s-]+[\w-]+){0,2}?[\s-]+(?:nod\w*|lesions?|focus|foci|mass|masses|nodules?|"
-                            r"lymphadenopathy|adenopathy|deposits?|tumou?r)\b", re.IGNORECASE)
+_DEFINITE_HEAD = re.compile(rf"(?:[\s-]+[\w-]+){{0,2}}?[\s-]+{lx.LESION_HEAD}\b", re.IGNORECASE)
 
 
 def _systems(hit: lx.Hit) -> set:

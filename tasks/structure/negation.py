@@ -18,7 +18,7 @@ NO_CHANGE = re.compile(r"\b(?:no|without)\s+(?:significant\s+|interval\s+|apprec
                         r"|\bnot\s+(?:changed|significantly\s+changed)\b", re.IGNORECASE)
 
 
-_SUBORDINATE = re.compile(r"\b(?:although|though|even\s+though|whereas|while|if|when)\b[^,;]*$", re.IGNORECASE)
+_SUBORDINATE = re.compile(lx.SUBORDINATOR + r"[^,;]*$", re.IGNORECASE)
 
 
 def scope_end(masked: str, start: int) -> int:

@@ -57,11 +57,10 @@ def _merge(into: Draft, other: Draft) -> None:
 # lesion", "several nodes") introduce a new one; a definite one ("the lesion", "this focus", "the submandibular
 # nodal focus") refers to one told before, whatever the clause says of it afterwards ("... localized to an
 # 8-mm node").
-_LESION_NP = re.compile(
-    r"\b(?P<det>a|an|another|second|third|new|additional|further|other|several|multiple|numerous|few|two|three|"
-    r"the|this|that|these|those|its|said|both)\s+(?:[\w-]+\s+){0,4}?(?:lesions?|nodules?|mass(?:es)?|focus|foci|"
-    r"nodes?|deposits?|opacit\w+|metastas[ie]s|tumou?rs?)\b", re.IGNORECASE)
-_DEFINITE = {"the", "this", "that", "these", "those", "its", "said", "both"}
+_INDEFINITE = (r"(?:a|an|another|second|third|new|additional|further|other|several|multiple|numerous|few|two|"
+               r"three)")
+_LESION_NP = re.compile(rf"\b(?:(?P<definite>{lx.DEFINITE_DETERMINER})|{_INDEFINITE})\s+(?:[\w-]+\s+){{0,4}}?"
+                        rf"{lx.LESION_HEAD}\b", re.IGNORECASE)
 _EXISTENTIAL = re.compile(r"\bthere\s+(?:is|are|was|were)\s+(?:also\s+)?(?!the\b|no\b|none\b)", re.IGNORECASE)
 
 
@@ -73,9 +72,12 @@ def reference_of(clause: str) -> str | None:
     np = _LESION_NP.search(clause)
     if np is None:
         return None
-    return "definite" if np.group("det").lower() in _DEFINITE else "new"
+    return "definite" if np.group("definite") else "new"
 
 
+# "the lesion", "this focus" with no word of its own: the lesion just told, wherever the clause places it. Narrower
+# than ``lx.LESION_HEAD`` on purpose: singular, no modifier, no node ("The nodes at level III are also avid" is
+# a second lesion, not the level II node told before).
 _GENERIC_DEFINITE = re.compile(r"^(?:(?!\b(?:a|an|another)\b).)*?\b(?:the|this|that)\s+(?:lesion|mass|tumou?r|focus|"
                                r"abnormality|finding|uptake)\b(?!\s+(?:of|in|at)\s+the\s+(?:right|left))",
                                re.IGNORECASE)
@@ -102,7 +104,7 @@ def introduces_new(text: str) -> bool:
     if _EXISTENTIAL.search(text):
         return True
     np = _LESION_NP.search(text)
-    return (np is not None and np.group("det").lower() not in _DEFINITE
+    return (np is not None and not np.group("definite")
             and not _PREDICATE.search(text, max(0, np.start() - 40), np.start()))
 
 
@@ -177,8 +179,10 @@ def drop_impression_repeats(drafts: list[Draft]) -> list[Draft]:
     return out
 
 
-# "the lesion", "the bronchial tumor": a definite lesion noun phrase, said of something already told.
 _OSSEOUS = re.compile(r"\b(?:bone|bony|osseous|skeletal|osteo\w*)\b", re.IGNORECASE)
+# "the lesion", "the bronchial tumor": a definite lesion noun phrase, said of something already told. Its own head
+# list still: with ``lx.definite_lesion()`` ("foci", ...) a CT or MRI sentence about "the hypoattenuating foci"
+# ("foci" counts as PET evidence) took up the lesions an earlier sentence told, even where it calls them benign.
 _DEFINITE_LESION = re.compile(r"\b(?:the|this|that|these|such)\s+(?:[\w-]+\s+){0,2}?(?:lesions?|mass|tumou?r|nodules?|"
                               r"nodes?|focus|abnormality|neoplasm|primary)\b", re.IGNORECASE)
 
@@ -240,8 +244,7 @@ def _refer_to(found: list[Draft], told: list[Draft], sentence, definite: re.Matc
     return out if refined else None
 
 
-_DEFINITE_SUBJECT = re.compile(r"^\s*(?:the|this|that)\s+(?:[\w-]+\s+){0,2}?(?:lesion|mass|tumou?r|nodule|node|focus|"
-                               r"SPN|abnormality|primary)\b", re.IGNORECASE)
+_DEFINITE_SUBJECT = re.compile(r"^\s*" + lx.definite_lesion(), re.IGNORECASE)
 
 
 def values_told_after(last: Draft, recent: list, sentence) -> None:

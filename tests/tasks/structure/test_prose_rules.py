@@ -281,6 +281,19 @@ def test_the_lobe_named_before_with_its_side_is_the_one_meant():
     assert sorted(set(_locations(text))) == ["ln_axillary_l", "lung_rul"]
 
 
+def test_the_metastasis_at_a_place_named_before_with_its_side():
+    text = ("Intense uptake in a right hilar node, SUVmax 6.2. Mild uptake in the left adrenal gland. The hilar "
+            "metastasis shows SUVmax 8.0.")
+    assert [(f.location_id, f.suv_max) for f in extract(text).findings] == [
+        ("ln_hilar_r", 6.2), ("adrenal_l", None), ("ln_hilar_r", 8.0)]
+
+
+def test_a_negation_in_a_because_clause_stops_at_its_comma():
+    text = "Because no uptake was seen in the liver on the prior scan, the new splenic lesion with SUVmax 5.2 is suspicious."
+    assert [(f.location_id, f.suv_max) for f in extract(text).findings] == [("spleen", 5.2)]
+    assert "liver" in _negatives(text)
+
+
 def test_a_list_token_that_is_no_numeral_of_ours_is_skipped():
     assert _locations("Avid liver lesions in segments XX and II.") == ["liver_s2"]
     assert _locations("Avid liver lesions in segments IVb and VII.") == ["liver_s4", "liver_s7"]

@@ -42,3 +42,11 @@ def test_one_sentence_further_only_when_it_refers_back():
     last.suv_max = 2.0
     values_told_after(last, [first], second)
     assert last.suv_max == 2.0
+
+
+def test_a_plural_definite_subject_tells_the_lesion_again():
+    # one list of lesion heads and definite determiners for every reference rule (lexicon.LESION_HEAD)
+    last, (first, second) = _told("A nodule in the right upper lobe is FDG avid. These nodules now measure up to 14 mm "
+                                  "with SUVmax 4.2.")
+    values_told_after(last, [first], second)
+    assert (last.suv_max, last.size_mm, last.renewed) == (4.2, 14.0, True)
