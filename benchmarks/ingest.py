@@ -108,7 +108,6 @@ def child_ingest(raw: Path, row_json: str, home: Path) -> dict:
     return {"seconds": seconds, "cpu_s": cpu, "peak_rss_mb": _peak_rss_mb(), "import_rss_mb": baseline,
             "lesions": len(result.lesions), "store_mb": size / 1e6, "ct_shape": list(result.study.acquisition.ct_shape),
             "pet_shape": list(result.study.acquisition.pet_shape),
-            "pet_spacing": list(result.study.acquisition.pet_spacing_mm),
             "stages": sorted(stages, key=lambda s: s[1])}
 
 

@@ -3,9 +3,10 @@
     python benchmarks/patches.py --cache DIR [--studies 4] [--seed 0] [--naive-lesions 3] [--repeats 3]
 
 Data (made once, cached under ``--cache``; a rerun reuses it): ``--studies`` whole-body studies from the
-project's generator at ``full`` scale — Siemens protocol (512 x 512 CT slices, 2 mm slices: ~950 slices,
-the largest volumes, PET on the CT grid ~1 GB float32 per study), 18-22 lesions each, all delivered as NIfTI
-— ingested with ``tasks.ingest`` and linked (rules backend) for the caption samples.
+project's generator at ``full`` scale — Siemens protocol (512 x 512 CT slices at 2 mm, the largest volumes:
+seed 0's first study is CT 427 x 512 x 512, 0.22 GB int16, and its PET, on its own grid of 4 x 4 x 3 mm voxels,
+285 x 220 x 220, 0.06 GB float32), 18-22 lesions each, all delivered as NIfTI — ingested with
+``tasks.ingest`` and linked (rules backend) for the caption samples.
 
 (a) naive: per lesion, load the whole CT, PET and lesion mask from the raw NIfTI with SimpleITK and resample
     them onto both patch grids (``--naive-lesions`` lesions, in a fresh process) — against our seconds per
@@ -174,24 +175,31 @@ def jobs_for(settings, fovs) -> list:
 # ------------------------------------------------------------------------------------------ (b) floor
 def decode_touched(job, touched) -> None:
     """Decode exactly the chunks the patches need, one zarr read per chunk."""
-    from data_contracts.volume_store import arrays_group
-    from tasks.patches.resample import _open
+    from tasks.patches.volume_io import study_arrays
 
-    group = arrays_group(_open(job.volume_store)[job.study_id])
+    arrays = study_arrays(job.volume_store, job.study_id).arrays
     for name, chunks in touched.items():
-        array = group[name]
+        array = arrays[name]
         c = array.chunks
         for i, j, k in sorted(chunks):
             array[i * c[0]:(i + 1) * c[0], j * c[1]:(j + 1) * c[1], k * c[2]:(k + 1) * c[2]]
 
 
 def decode_touched_raw(job, touched) -> int:
-    """The codec-only floor: the chunk files' bytes read and Blosc-decompressed directly (local store only)."""
+    """The codec-only floor: the chunk files' bytes read and Blosc-decompressed directly (local store only).
+    Returns the number of chunk files decoded."""
     from numcodecs import blosc
+    from zarr.codecs import BloscCodec
 
+    from tasks.patches.volume_io import study_arrays
+
+    arrays = study_arrays(job.volume_store, job.study_id).arrays
     n = 0
     for name, chunks in touched.items():
-        root = Path(job.volume_store) / job.study_id / name / "c"
+        array = arrays[name]
+        if [type(c) for c in array.compressors] != [BloscCodec]:
+            raise ValueError(f"{name}: the codec-only floor decodes Blosc chunks; this store uses {array.compressors}")
+        root = Path(job.volume_store) / array.path / "c"  # <store>/<study>/<version>/<array>/c/<z>/<y>/<x>
         for i, j, k in chunks:
             path = root / str(i) / str(j) / str(k)
             if path.exists():  # absent: an all-zero chunk zarr never wrote (nothing to decode either way)
@@ -251,6 +259,7 @@ def main() -> int:
     from tasks.ingest import open_study
     from tasks.patches import resample
     from tasks.patches.store import fields_of_view
+    from tasks.patches.volume_io import study_arrays
 
     args.cache.mkdir(parents=True, exist_ok=True)
     settings = prepare(args.cache, args.studies, args.seed)
@@ -363,7 +372,7 @@ def main() -> int:
             job = resample.StudyJob(store, biggest.study_id, biggest.requests, fovs, patches)
             r = _run_child("rss", _job_to_json(job))
             results.append(r)
-            size = np.prod(zarr.open_group(store, mode="r")[biggest.study_id]["pet"].shape) * 4 / 1e9
+            size = study_arrays(store, biggest.study_id).arrays["pet"].nbytes / 1e9
             print(f"    {label:20s} PET {size:.2f} GB: peak RSS {r['peak_rss_mb']:.0f} MB (after imports "
                   f"{r['import_rss_mb']:.0f} MB), {r['seconds']:.1f} s, {r['rows']} lesions")
         print(f"    growth with a 2x longer volume: {results[1]['peak_rss_mb'] - results[0]['peak_rss_mb']:+.0f} MB "

@@ -100,6 +100,11 @@ def _is_open_node(loc: str) -> bool:
     return loc == "body" or loc.startswith("region_")
 
 
+def _open_region(loc: str) -> str | None:
+    """The body region an open node names (``region_chest`` → ``chest``); None for ``body`` and other nodes."""
+    return loc.removeprefix("region_") if loc.startswith("region_") else None
+
+
 def predicted_view(finding, text: str) -> Predicted:
     """One ``StructuredFinding`` as the scorer sees it.
 
@@ -113,7 +118,7 @@ def predicted_view(finding, text: str) -> Predicted:
     if _is_open_node(loc) or loc == OTHER:
         site = getattr(finding, "other_site", None)
         value = getattr(site, "region", None) if site is not None else None
-        region = getattr(value, "value", value) or (loc.removeprefix("region_") if loc != "body" else None)
+        region = getattr(value, "value", value) or _open_region(loc)
         loc = OTHER
     site = getattr(finding, "other_site", None)  # data_contracts.records.OtherSite: an open-node finding
     if site is not None:
@@ -292,7 +297,7 @@ def negative_matches(pred: str | None, gold, is_within: Callable[[str, str], boo
     if pred is None or gold.location is None:
         return pred is None and gold.location is None
     if gold.location == OTHER:
-        return _is_open_node(pred) and _same_region(pred.removeprefix("region_"), gold.region)
+        return _same_region(_open_region(pred), gold.region)
     return is_within(gold.location, pred) or is_within(pred, gold.location)
 
 

@@ -35,12 +35,6 @@ class Geometry:
                 "direction": list(self.direction)}
 
     @classmethod
-    def of_array(cls, array) -> Geometry:
-        """The grid of a stored array (its shape, and spacing / origin / direction from its attributes)."""
-        a = dict(array.attrs)
-        return cls(tuple(array.shape), tuple(a["spacing"]), tuple(a["origin"]), tuple(a["direction"]))
-
-    @classmethod
     def from_attrs(cls, attrs: dict) -> Geometry:
         """The grid ``to_attrs`` wrote (raises KeyError, TypeError or ValueError for a missing or bad field)."""
         return cls(tuple(int(v) for v in attrs["shape"]), tuple(float(v) for v in attrs["spacing"]),

@@ -19,6 +19,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from data_contracts.site_key import HomeKey
 
+STORE_NAME = "volumes.zarr"  # a volume store's folder: <home>/volumes.zarr, and the private one in a caption output
+
 
 def _comma_list(value: Any) -> Any:
     """A list setting as people type it: ``vllm,localhost`` (commas), ``vllm`` (one) or JSON ``["vllm"]``."""
@@ -322,7 +324,7 @@ class Settings(BaseSettings):
 
     home: Path = Path("var")
     raw_dir: Path | None = None  # hospital drop folder or `petcap synth` output
-    store_url: str | None = None  # Zarr v3 volume store root: a path or any fsspec URL
+    store_url: str | None = None  # Zarr v3 volume store root: a path or any fsspec URL; None: <home>/STORE_NAME
     tables_dir: Path | None = None  # Parquet tables every stage writes (studies, lesions, quarantine, ...)
     docs_dir: Path = Path("docs")
 
@@ -357,7 +359,7 @@ class Settings(BaseSettings):
         object.__setattr__(self, "home", Path(os.path.abspath(self.home.expanduser())))
         derived = {
             "raw_dir": self.home / "raw",
-            "store_url": str(self.home / "volumes.zarr"),
+            "store_url": str(self.home / STORE_NAME),
             "tables_dir": self.home / "tables",
         }
         for name, value in derived.items():

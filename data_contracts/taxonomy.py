@@ -351,6 +351,19 @@ def get(location_id: str) -> Location:
         raise KeyError(f"unknown taxonomy location id {location_id!r}") from None
 
 
+_LOBE_MIRRORS = {"lung_rul": "lung_lul", "lung_lul": "lung_rul", "lung_rll": "lung_lll", "lung_lll": "lung_rll"}
+
+
+def mirror(loc: Location) -> str | None:
+    """The same structure on the other side (``rib_7_r`` ↔ ``rib_7_l``, right ↔ left upper lobe), when there is one."""
+    if loc.id in _LOBE_MIRRORS:
+        return _LOBE_MIRRORS[loc.id]
+    for a, b in (("_r", "_l"), ("_l", "_r")):
+        if loc.id.endswith(a) and (loc.id[: -len(a)] + b) in by_id():
+            return loc.id[: -len(a)] + b
+    return None
+
+
 def index_of(location_id: str) -> int:
     return _index()[location_id]
 

@@ -30,7 +30,7 @@ from models.inference import TOP_K, CaptionPipeline
 from tasks.caption_output.records import StudyCaptions
 from tasks.caption_output.writers import JSON_NAME, write_json
 from tasks.corrections import record_correction
-from tasks.new_study.intake import STORE_NAME, study_patches
+from tasks.new_study.intake import serving_settings, study_patches
 from tasks.pacs.export import SR_NAME, DicomExport, export_study
 from tasks.pacs.push import push_files
 from tasks.pacs.seg_export import Algorithm
@@ -89,7 +89,7 @@ def correct_lesion(study_dir: Path | str, out_dir: Path | str, settings: Setting
 
     from data_contracts.volume_store import open_study
 
-    store = str(out_dir / STORE_NAME)
+    store = serving_settings(settings, Path(study_dir), out_dir).store_url  # the study's private volume store
     stored = open_study(store, captions.study_id)
     record = next(les for les in stored.lesion_records if les.instance == instance)
     patches = study_patches(pipeline.params.patch_settings(settings), store, captions.study_id, [record])

@@ -201,13 +201,13 @@ def _build(row: ManifestRow, settings: Settings, digest: str | None, recipe: str
     ct_grid = header_grid or Geometry.of(ct.image)
     check_grid(ct_grid, src["ct"], bands)
     pet, quant = f_pet.result()
+    native_pet = Geometry.of(pet.image)
     check_acquisition(quant.weight_kg, quant.uptake_minutes, quant.injected_dose_mbq, row.tracer.value,
                       src["pet_sidecar"] if pet.fmt == "nifti" else src["pet"], bands)
-    check_grid(Geometry.of(pet.image), src["pet"], bands)
+    check_grid(native_pet, src["pet"], bands)
     check_pet_values(sitk.GetArrayViewFromImage(pet.image), src["pet"], bands)
     _check_pair(row, ct_grid, pet, ct, src)
     grid = ct_grid if cfg.ct_spacing_mm is None else ct_grid.with_spacing(cfg.ct_spacing_mm)
-    native_pet = Geometry.of(pet.image)
     pet_grid = native_pet if cfg.pet_spacing_mm is None else native_pet.with_spacing(cfg.pet_spacing_mm)
 
     pet_array = writer.create("pet", pet_grid)
@@ -228,7 +228,7 @@ def _build(row: ManifestRow, settings: Settings, digest: str | None, recipe: str
 
     mask, lesions = f_lesions.result()  # a bad mask is reported before a bad anatomy map, as it always was
     anatomy = f_anatomy_stored.result() if f_anatomy_stored is not None else None
-    check_fov(axial_offset_mm(Geometry.of(pet.image), Geometry.of(ct.image)), src["pet"], bands)
+    check_fov(axial_offset_mm(native_pet, ct_grid), src["pet"], bands)  # the CT's pixels are on ct_grid
     volumes = check_volumes(pet.image, ct.image, anatomy, mask)  # on the PET grid, >= 6 mm
     check_body(body_dice(volumes), src["pet"], bands)
     reference = reference_uptake(volumes, bands)

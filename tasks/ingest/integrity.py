@@ -6,13 +6,12 @@ PixelSpacing is silently given the first slice's. Each of these turns a damaged 
 wrong data, so they are checked here, from headers and file sizes (no pixel decoding):
 
 * ``truncated_file``        a NIfTI image holds fewer bytes than its header's dimensions and datatype need.
-                            ``.nii.gz``: the gzip trailer's ISIZE (uncompressed size mod 2**32) is compared with
-                            the header's size (one member: dcm2niix/pigz, ITK, nibabel) or the voxel data's (a
-                            header member + one data member), or, for a file of equal-size members (block-wise
-                            writers such as the synthetic writer's 4 MB blocks), the first members' size with
-                            the last one's (one block inflated); only when none of these matches (a truncated
-                            stream, members of varying size) is the stream inflated once more to count its bytes
-                            exactly (~0.75 s CPU for a full-scale CT).
+                            An unscaled 3-D NIfTI is counted while ingest inflates it (``readers._inflated``);
+                            ``check_nifti_size`` serves the files SimpleITK reads instead (scaled voxels, 4-D):
+                            for ``.nii.gz`` the gzip trailer's ISIZE (uncompressed size mod 2**32) is compared
+                            with the header's size (one member: dcm2niix/pigz, ITK, nibabel) or the voxel data's
+                            (a header member + one data member); otherwise (a truncated stream, a file of many
+                            members) the stream is inflated once more to count its bytes exactly.
 * ``truncated_pixel_data``  a DICOM PixelData element shorter than Rows x Columns x samples x BitsAllocated/8,
                             or reaching past the end of its file.
 * ``missing_rescale``       a CT or PET slice without RescaleSlope or RescaleIntercept (type 1 in both IODs).
@@ -78,7 +77,7 @@ def check_nifti_size(path: Path, source: str) -> None:
         isize = int.from_bytes(f.read(4), "little")
     # One gzip member (ISIZE = everything), or a header member then a data member (ISIZE = the voxel data):
     # a truncated stream's last 4 bytes match either only by a 2**-31 chance.
-    if isize in (expected % 2**32, nbytes % 2**32) or _equal_members_whole(path, offset, expected, isize):
+    if isize in (expected % 2**32, nbytes % 2**32):
         return
     got = 0
     try:
@@ -90,48 +89,6 @@ def check_nifti_size(path: Path, source: str) -> None:
                                                     "bytes the header needs") from None
     if got < expected:
         raise IngestError("truncated_file", source, f"decompresses to {got} bytes, the header needs {expected}")
-
-
-def _member_sizes(path: Path, count: int) -> list[int]:
-    """Uncompressed sizes of the first ``count`` gzip members (fewer if the file has fewer); inflates only them."""
-    sizes: list[int] = []
-    with open(path, "rb") as f:
-        pending = b""
-        while len(sizes) < count:
-            d, size = zlib.decompressobj(wbits=31), 0
-            while not d.eof:
-                data = pending or f.read(_CHUNK)
-                pending = b""
-                if not data:
-                    return sizes
-                size += len(d.decompress(data))
-            sizes.append(size)
-            pending = d.unused_data
-            if not pending and not (pending := f.read(_CHUNK)):
-                return sizes
-    return sizes
-
-
-def _equal_members_whole(path: Path, offset: int, expected: int, isize: int) -> bool:
-    """Whether a file of equal-size gzip members is whole, from its first members and its trailer alone.
-
-    Parallel and block-wise writers (the synthetic writer's 4 MB blocks, BGZF, pgzip) cut the bytes into
-    members of one size B, the last one shorter; some put the header in a member of its own first. Then the
-    last member's ISIZE is ``total % B``, where ``total`` is what the members after the header hold; a stream
-    cut inside a member ends in deflate bytes that match by a ~2**-32 chance, one cut at a member boundary ends
-    in B. When ``total`` is a multiple of B the two cannot be told apart: False, and the caller counts.
-    """
-    try:
-        sizes = _member_sizes(path, 2)
-    except (OSError, zlib.error, EOFError):
-        return False
-    if len(sizes) == 2 and sizes[0] == offset:  # a header member, then data members
-        block, total = sizes[1], expected - offset
-    elif sizes:
-        block, total = sizes[0], expected
-    else:
-        return False
-    return 0 < block < 2**32 and total % block != 0 and isize == total % block
 
 
 def _header_cut_short(path: Path) -> bool:

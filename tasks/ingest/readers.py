@@ -173,8 +173,8 @@ def _inflated(path: Path, source: str, on_slab: SlabSink | None = None, slab_row
                 if on_slab is not None:
                     on_slab(z0, z0 + part.shape[0], part)
             # Read on to the end: each gzip member's CRC-32 and length are checked as its end is reached, so a
-            # damaged stream that still inflates to enough bytes is caught too.
-            while got == nbytes and path.name.endswith(".gz") and f.read(1 << 16):
+            # damaged stream that still inflates to enough bytes is caught too (a plain file has nothing more).
+            while got == nbytes and f.read(1 << 16):
                 pass
     except (EOFError, zlib.error, zlib_ng.error, gzip.BadGzipFile) as e:
         raise IngestError("truncated_file" if isinstance(e, EOFError) else "unreadable_file", source,
@@ -494,5 +494,4 @@ def _narrower_unsigned(pixel: int, target: int) -> bool:
     return kind is not None and np.dtype(kind).kind == "u" and np.can_cast(kind, _INT_TYPES[target])
 
 
-_INT_TYPES = {sitk.sitkUInt8: np.uint8, sitk.sitkUInt16: np.uint16, sitk.sitkUInt32: np.uint32,
-              sitk.sitkInt16: np.int16, sitk.sitkInt32: np.int32}
+_INT_TYPES = {pixel: kind for kind, pixel in _ITK_PIXEL.items() if np.issubdtype(kind, np.integer)}

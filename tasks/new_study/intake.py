@@ -15,13 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from data_contracts.records import Lesion
-from data_contracts.settings import Settings
+from data_contracts.settings import STORE_NAME, Settings
 from tasks.ingest import IngestedStudy, ingest_study
 from tasks.new_study.header import describe_study
 from tasks.patches.resample import Request, StudyJob, compute_study
 from tasks.patches.store import fields_of_view
-
-STORE_NAME = "volumes.zarr"  # the private volume store inside a caption output folder
 
 
 @dataclass(frozen=True)

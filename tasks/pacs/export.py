@@ -1,7 +1,8 @@
 """A captioned study's results as DICOM: ``lesions_seg.dcm`` and ``captions_sr.dcm`` beside ``captions.json``.
 
-Reads what caption-study wrote into its output folder (``captions.json`` and the private volume store with the
-lesion instances on the CT grid) and the study's own CT series (the source images both documents reference).
+Reads what caption-study wrote into its output folder (``captions.json`` and the private volume store,
+``<out>/STORE_NAME``, with the lesion instances on the CT grid) and the study's own CT series (the source
+images both documents reference).
 Only a DICOM study can be exported: a NIfTI study has no instances to reference.
 """
 
@@ -17,8 +18,8 @@ from pydicom.uid import generate_uid
 from data_contracts import volume_store as volumes
 from data_contracts.atomic import atomic_open
 from data_contracts.errors import PetcapError
+from data_contracts.settings import STORE_NAME
 from tasks.caption_output.writers import JSON_NAME
-from tasks.new_study.intake import STORE_NAME
 from tasks.pacs.dicom_series import read_series
 from tasks.pacs.seg_export import Algorithm, lesion_seg
 from tasks.pacs.sr_export import LesionReport, measurement_report

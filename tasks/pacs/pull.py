@@ -171,21 +171,33 @@ def _write_labels(labels: np.ndarray, ct: sitk.Image, path: Path) -> None:
 
 
 def _report_text(settings: Settings, accession: str, key: str) -> str | None:
-    """The RIS export's report for an accession number: ``<accession>.txt`` or a row of ``reports.csv``; a file
-    that does not decode as text is ``undecodable_report`` (named by the study key, never the accession number)."""
+    """The RIS export's report for an accession number (``<accession>.txt``, else a row of ``reports.csv``), or
+    None when the export has none.
+
+    Both sources pass the gate ingest applies to every report (``decode_report``): a report that is not text
+    raises ``IngestError`` (``undecodable_report``, ``empty_report``; named by the study key, never the accession
+    number) and the study is quarantined here rather than pulled, because a pulled study is never pulled again:
+    only a quarantined one picks up the corrected export on the next pull.
+    """
     folder = settings.pacs.reports_dir
     if folder is None or not accession:
         return None
+    source = f"{key}/report"
     text_file = Path(folder) / f"{accession}.txt"
     if text_file.is_file():
-        return decode_report(text_file.read_bytes(), f"{key}/report")  # as ingest reads reports
+        return decode_report(text_file.read_bytes(), source)
     table = Path(folder) / "reports.csv"
     if table.is_file():
-        df = pd.read_csv(table, dtype=str)
+        df = pd.read_csv(table, dtype=str, keep_default_na=False)  # an empty cell is "", a report "NA" is text
         hit = df[df["accession_number"] == accession]
         if len(hit):
-            return str(hit["text"].iloc[0])
+            return decode_report(hit["text"].iloc[0].encode("utf-8"), source)
     return None
+
+
+def _first_header(folder: Path) -> pydicom.Dataset:
+    """The header (no pixel data) of a series folder's first file by name."""
+    return pydicom.dcmread(min(folder.iterdir()), stop_before_pixels=True)
 
 
 def _vendor_and_tracer(pet: pydicom.Dataset, key: str) -> tuple[str, str]:
@@ -203,8 +215,8 @@ def _vendor_and_tracer(pet: pydicom.Dataset, key: str) -> tuple[str, str]:
 def pull_study(settings: Settings, c, ref: StudyRef) -> ManifestRow:
     """Retrieve one study into ``studies/<key>/`` (complete or not at all) and return its manifest row.
 
-    Raises ``PetcapError`` naming the reason (``missing_pet``, ``missing_ct``, ``missing_mask``,
-    ``seg_geometry_mismatch``, ``pacs_unreachable``, ...).
+    Raises ``PetcapError`` naming the reason (``missing_pet``, ``missing_ct``, ``undecodable_report``,
+    ``empty_report``, ``missing_mask``, ``seg_geometry_mismatch``, ``pacs_unreachable``, ...).
     """
     raw = settings.raw
     series = _series(c, ref)
@@ -212,6 +224,7 @@ def pull_study(settings: Settings, c, ref: StudyRef) -> ManifestRow:
         raise PetcapError("the study has no CT series", path=ref.key, reason="missing_ct")
     if not series.get(settings.pacs.modality):
         raise PetcapError(f"the study has no {settings.pacs.modality} series", path=ref.key, reason="missing_pet")
+    report = _report_text(settings, ref.accession, ref.key)  # before any retrieval: a bad report costs no transfer
     partial = raw.studies / f".{ref.key}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     try:
@@ -228,8 +241,8 @@ def pull_study(settings: Settings, c, ref: StudyRef) -> ManifestRow:
             seg_uid = _largest(segs)["uid"]
             seg = dicomweb.call("WADO-RS SEG", lambda: c.retrieve_series(ref.study_uid, seg_uid), ref.key)[0]
             ct = _ct_image(partial / "ct")  # read once: its grid places the frames, its header goes on the mask
-            first = pydicom.dcmread(next(iter(sorted((partial / "ct").iterdir()))), stop_before_pixels=True)
-            labels = seg_labels(seg, str(first.FrameOfReferenceUID), Geometry.of(ct), f"{ref.key}/seg")
+            frame = str(_first_header(partial / "ct").FrameOfReferenceUID)
+            labels = seg_labels(seg, frame, Geometry.of(ct), f"{ref.key}/seg")
             _write_labels(labels, ct, lesions)
         else:
             found = [Path(settings.pacs.mask_dir or ".") / f"{name}.nii.gz" for name in (ref.study_uid, ref.accession)
@@ -239,9 +252,8 @@ def pull_study(settings: Settings, c, ref: StudyRef) -> ManifestRow:
                 raise PetcapError("no lesion mask in the mask folder", path=ref.key, reason="missing_mask",
                                   hint="the segmenter writes <StudyInstanceUID>.nii.gz or <AccessionNumber>.nii.gz")
             shutil.copyfile(mask, lesions)
-        pet = pydicom.dcmread(next(iter(sorted((partial / "pet").iterdir()))), stop_before_pixels=True)
+        pet = _first_header(partial / "pet")
         vendor, tracer = _vendor_and_tracer(pet, ref.key)
-        report = _report_text(settings, ref.accession, ref.key)
         if report is not None:
             with atomic_open(raw.report(ref.key)) as f:
                 f.write(report.encode("utf-8"))

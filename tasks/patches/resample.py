@@ -41,8 +41,11 @@ patch's sample points is read and interpolated with ``scipy.ndimage.map_coordina
 Memory: one slab (a reused buffer), a few shared planes and the patches in progress (~6 MB per lesion at
 the default sizes; a study with more than ``max_open`` lesions is swept in batches along z), whatever the
 volume's length; a patch is written to the patch store as soon as its last row is done. Measured
-(``benchmarks/patches.py``): ~260 MB peak for a 21-lesion study of 1.96 GB decoded volumes, the same at twice
-the volume's length.
+(``benchmarks/patches.py``, its ``rss`` child on one full-scale study: CT 427 x 512 x 512, PET on its own
+285 x 220 x 220 grid, 0.50 GB decoded with the labels, 21 lesions): peak RSS 396 MB, of which 217 MB is the
+worker's imports (SimpleITK, pandas, zarr), so ~180 MB for the sweep. The earlier "~260 MB peak for 1.96 GB
+decoded volumes, the same at twice the volume's length" was measured on the format-2 layout (PET on the CT
+grid) and has not been re-measured at twice the length since.
 """
 
 from __future__ import annotations
@@ -55,32 +58,32 @@ import numpy as np
 from tasks.patches.interpolation import FieldOfView, _span_columns  # noqa: F401 - FieldOfView re-exported
 from tasks.patches.job import ARRAYS, CHANNELS, UNITS, Request, StudyDone, StudyJob  # noqa: F401 - re-exported
 from tasks.patches.sweep_plan import BlockPlan, _chunks_in, plan_study, sweep_events
-from tasks.patches.volume_io import SlabReader, open_group, study_arrays
+from tasks.patches.volume_io import SlabReader, StudyArrays, open_group, study_arrays
 from tasks.patches.worker_process import limit_threads, release_free_memory
-
-_open = open_group  # the name the patch store and benchmarks import
 
 
 def sweep(job: StudyJob, on_patch) -> tuple[int, int]:
     """Compute every patch of ``job``; ``on_patch(request, {fov name: (3, z, y, x) array})`` as each
     completes. Returns (chunks decoded, slabs read).
 
-    A study with more than ``job.max_open`` lesions is swept in batches of lesions neighbouring along z, which
-    bounds the patches held in memory at the cost of decoding the chunks shared by two batches twice.
+    The study is opened once (layout format and grids checked: ``VolumeStoreError`` otherwise). A study with
+    more than ``job.max_open`` lesions is swept in batches of lesions neighbouring along z, which bounds the
+    patches held in memory at the cost of decoding the chunks shared by two batches twice.
     """
+    study = study_arrays(job.volume_store, job.study_id)  # the current version, grids checked
     if len(job.requests) <= job.max_open:
-        return _sweep(job, on_patch)
+        return _sweep(job, study, on_patch)
     ordered = sorted(job.requests, key=lambda r: (r.centre_mm[2], r.row))
     chunks = slabs = 0
     for i in range(0, len(ordered), job.max_open):
-        c, n = _sweep(dataclasses.replace(job, requests=tuple(ordered[i:i + job.max_open])), on_patch)
+        c, n = _sweep(dataclasses.replace(job, requests=tuple(ordered[i:i + job.max_open])), study, on_patch)
         chunks, slabs = chunks + c, slabs + n
     return chunks, slabs
 
 
-def _sweep(job: StudyJob, on_patch) -> tuple[int, int]:
-    arrays = study_arrays(job.volume_store, job.study_id)  # the current version, grids checked
-    plan = plan_study(job, arrays)
+def _sweep(job: StudyJob, study: StudyArrays, on_patch) -> tuple[int, int]:
+    arrays = study.arrays
+    plan = plan_study(job, study.grids)
     pending = list(range(len(job.requests)))
     chunks = slabs = 0
     reader = SlabReader()
@@ -101,7 +104,7 @@ def _sweep(job: StudyJob, on_patch) -> tuple[int, int]:
         pending = left
 
     flush()
-    for _, _, _, name, what in sweep_events(plan, arrays):
+    for _, _, _, name, what in sweep_events(plan, arrays, study.grids):
         array = arrays[name]
         if isinstance(what, BlockPlan):
             chunks += what.read(array)
@@ -140,7 +143,7 @@ def extract_study(job: StudyJob) -> StudyDone:
     """
     limit_threads(job.threads)
     t0 = time.perf_counter()
-    store = _open(job.patch_store, mode="r+")
+    store = open_group(job.patch_store, mode="r+")
     targets = {fov.name: store[fov.name] for fov in job.fovs}
     rows: list[int] = []
 
@@ -164,8 +167,8 @@ def compute_study(job: StudyJob) -> dict[int, dict[str, np.ndarray]]:
 
 def touched_chunks(job: StudyJob) -> dict[str, set[tuple[int, int, int]]]:
     """The chunks of each volume array that the patches of ``job`` need (the benchmark's decode floor)."""
-    arrays = study_arrays(job.volume_store, job.study_id)  # the current version, grids checked
-    plan = plan_study(job, arrays)
+    study = study_arrays(job.volume_store, job.study_id)  # the current version, grids checked
+    arrays, plan = study.arrays, plan_study(job, study.grids)
     out: dict[str, set[tuple[int, int, int]]] = {name: set() for name in ARRAYS}
     for g in plan.groups:
         c = arrays[g.array].chunks

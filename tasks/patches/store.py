@@ -38,7 +38,8 @@ from data_contracts.patch_store import (  # noqa: F401 - shared layout and reade
 )
 from data_contracts.settings import PatchSettings, Settings
 from tasks.ingest.store import compressors
-from tasks.patches.resample import CHANNELS, UNITS, FieldOfView, _open
+from tasks.patches.resample import CHANNELS, UNITS, FieldOfView
+from tasks.patches.volume_io import open_group
 
 FORMAT = 1  # layout version of the patch store
 KERNEL_VERSION = "1"  # bump when the same settings would cut different patches
@@ -75,7 +76,7 @@ def open_store(settings: Settings, create: bool = False) -> zarr.Group | None:
     """
     url, cfg = settings.patch_store_url, settings.patches
     try:
-        group = _open(url, mode="r+")
+        group = open_group(url, mode="r+")
     except (FileNotFoundError, zarr.errors.GroupNotFoundError):
         if not create:
             return None
@@ -94,7 +95,7 @@ def open_store(settings: Settings, create: bool = False) -> zarr.Group | None:
 def _create(url: str, settings: Settings, mode: str = "a") -> zarr.Group:
     """An empty store; the recipe attributes go last, so a store without them is an unfinished creation."""
     cfg = settings.patches
-    group = _open(url, mode=mode)
+    group = open_group(url, mode=mode)
     codecs = compressors(settings.ingest.model_copy(update={"compressor": cfg.compressor,
                                                             "compression_level": cfg.compression_level}))
     for fov in fields_of_view(cfg):

@@ -18,9 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import zarr
 
-from data_contracts.geometry import (
-    Geometry,  # the one voxel-grid class (stored arrays: Geometry.of_array)
-)
+from data_contracts.geometry import Geometry
 from tasks.patches.interpolation import (
     AxisMap,
     FieldOfView,
@@ -329,9 +327,9 @@ class StudyPlan:
     parts: list[dict[tuple[str, str], Member | BlockPlan]]
 
 
-def plan_study(job: StudyJob, arrays: dict[str, zarr.Array]) -> StudyPlan:
-    """Plans for every (request, field of view, channel)."""
-    grids = {name: Geometry.of_array(arrays[name]) for name in ARRAYS}
+def plan_study(job: StudyJob, grids: dict[str, Geometry]) -> StudyPlan:
+    """Plans for every (request, field of view, channel); ``grids``: the grid of each array in ``ARRAYS``
+    (``volume_io.study_arrays``, checked when the study was opened)."""
     dtype = np.dtype(job.dtype)
     pads = tuple(job.ct_pad if channel == "ct" else 0.0 for channel in CHANNELS)
     plan = StudyPlan([], [], [{fov.name: PatchBuffer(fov.size, dtype, pads) for fov in job.fovs}
@@ -365,16 +363,17 @@ def plan_study(job: StudyJob, arrays: dict[str, zarr.Array]) -> StudyPlan:
     return plan
 
 
-def sweep_events(plan: StudyPlan, arrays: dict[str, zarr.Array]) -> list[tuple[float, int, int, str, object]]:
-    """Reads in sweep order: (physical position, array order, row, array name, chunk row or block plan).
+def sweep_events(plan: StudyPlan, arrays: dict[str, zarr.Array],
+                 grids: dict[str, Geometry]) -> list[tuple[float, int, int, str, object]]:
+    """Reads in sweep order: (physical position, array order, row, array name, chunk row or block plan);
+    ``grids`` as for ``plan_study``.
 
     Rows of all arrays are ordered by the LPS coordinate of their lower edge along the axis the slowest
     stored axis runs along, so patches complete (and leave memory) in one pass from one end of the body.
     """
     events = []
     for order, name in enumerate(ARRAYS):
-        array = arrays[name]
-        grid = Geometry.of_array(array)
+        array, grid = arrays[name], grids[name]
         m = grid.axis_mm(0)
         chunk = array.chunks[0]
         rows: set[int] = set()

@@ -1,13 +1,15 @@
-"""Zarr I/O of patch extraction: open a store from a path or fsspec URL, a study's arrays with their grids
-checked, and a slab reader that decodes each selection into one reused buffer."""
+"""Zarr I/O of patch extraction: open a store from a path or fsspec URL, a study's arrays with their checked
+grids, and a slab reader that decodes each selection into one reused buffer."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import zarr
 
-from data_contracts.volume_store import array_geometry, arrays_group
-from tasks.patches.job import ARRAYS
+from data_contracts.geometry import Geometry
+from data_contracts.volume_store import open_study
 
 
 def open_group(url: str, mode: str = "r") -> zarr.Group:
@@ -15,16 +17,23 @@ def open_group(url: str, mode: str = "r") -> zarr.Group:
     return zarr.open_group(url.removeprefix("file://") if url.startswith("file://") else url, mode=mode)
 
 
+@dataclass(frozen=True)
+class StudyArrays:
+    """The volume arrays a sweep reads (``ct``, ``pet``, ``lesions``) and the grid of each: the CT grid for
+    ``ct`` and ``lesions``, the PET's own for ``pet``."""
 
-def study_arrays(volume_store: str, study_id: str) -> dict[str, zarr.Array]:
-    """The ct, pet and lesions arrays of a study's current version, each one's grid attributes checked against
-    it (``data_contracts.volume_store.VolumeStoreError`` names the array otherwise): the PET may lie on its own
-    grid, and the planner trusts what each array says."""
-    group = arrays_group(open_group(volume_store)[study_id])
-    arrays = {name: group[name] for name in ARRAYS}
-    for name, array in arrays.items():
-        array_geometry(array, f"{volume_store}/{study_id}/{name}")
-    return arrays
+    arrays: dict[str, zarr.Array]
+    grids: dict[str, Geometry]
+
+
+def study_arrays(volume_store: str, study_id: str) -> StudyArrays:
+    """The arrays of a study's current version, opened by ``data_contracts.volume_store.open_study``: its layout
+    format, every array's grid attributes and the lesions on the CT grid are checked once, here
+    (``VolumeStoreError``, one line naming the group or array, otherwise; ``KeyError`` for an absent or
+    incomplete study). The planner takes the grids it returns and never reads the attributes again."""
+    stored = open_study(volume_store, study_id)
+    return StudyArrays(arrays={"ct": stored.ct, "pet": stored.pet, "lesions": stored.lesions},
+                       grids={"ct": stored.geometry, "pet": stored.pet_geometry, "lesions": stored.geometry})
 
 
 class SlabReader:

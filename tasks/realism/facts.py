@@ -1,11 +1,11 @@
 """The realism check's inputs: per-study facts read from a raw drop folder and the store ingest wrote.
 
-``collect(settings)`` reads the manifest, the anatomy sidecars (and DICOM headers or report headers for the
-patient's age) from ``settings.raw`` and the volumes and tables from the store; it returns one ``StudyFacts``
-per ingested study (image figures, landmarks, lesion masks with their scan position and derived sites, the
-report). ``report_rows`` gives every manifest study's report (quarantined ones too). ``truth_table`` reads
-the optional synthetic truth (``truth/*.parquet``), absent on a real drop; ``match_truth`` joins it to the
-ingested lesions. Patient IDs group studies and never leave the realism package.
+``read_drop(settings)`` reads the manifest, each study's anatomy sidecar and report from ``settings.raw``, each
+file once; ``collect(settings, drop)`` reads the volumes and tables from the store (and DICOM headers or report
+headers for the patient's age) and returns one ``StudyFacts`` per ingested study (image figures, landmarks,
+lesion masks with their scan position and derived sites). ``report_rows`` gives every manifest study's report
+(quarantined ones too). ``truth_table`` reads the optional synthetic truth (``truth/*.parquet``), absent on a
+real drop; ``match_truth`` joins it to the ingested lesions. Patient IDs group studies and never leave the realism package.
 """
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import SimpleITK as sitk
 from scipy import ndimage
 
 from data_contracts import segmentation
 from data_contracts import volume_store as store
 from data_contracts.geometry import Geometry
+from data_contracts.records import Acquisition
 from data_contracts.settings import Settings
 from data_contracts.tables import MANIFEST, STUDIES, ManifestRow
 from tasks.ingest.pseudonym import study_pseudonym
@@ -38,6 +40,26 @@ def label_names(raw_root: Path, row: ManifestRow) -> dict[str, str]:
         if side.is_file():
             return json.loads(side.read_text(encoding="utf-8"))
     return segmentation.names_json()
+
+
+@dataclass(frozen=True)
+class DropStudy:
+    """One manifest study as the raw drop holds it, each file read once."""
+
+    row: ManifestRow
+    names: dict[str, str]  # label map sidecar names (the segmentation class set when absent)
+    report: str | None  # the report text, None when the drop has none
+
+
+def read_drop(settings: Settings) -> list[DropStudy]:
+    """Every manifest study with its label names and report, in manifest order."""
+    raw_root = settings.raw.root
+    out = []
+    for row in MANIFEST.records(MANIFEST.read(settings.raw.manifest), source=str(settings.raw.manifest)):
+        path = raw_root / row.report_path if row.report_path else None
+        report = path.read_text(encoding="utf-8", errors="replace") if path is not None and path.is_file() else None
+        out.append(DropStudy(row, label_names(raw_root, row), report))
+    return out
 
 
 def _dicom_age(raw_root: Path, row: ManifestRow) -> float | None:
@@ -70,31 +92,41 @@ def label_sites(names: dict[str, str]) -> dict[int, str]:
 
 
 
-def native_pet_cv(raw_root: Path, row: ManifestRow, st: store.StoredStudy, anat: np.ndarray) -> float:
-    """Liver PET CV on the PET's own grid (the store's PET is resampled onto the CT grid, which smooths the
-    noise): the raw PET read as ingest reads it, the label map and lesions moved onto it (nearest neighbour)."""
-    import SimpleITK as sitk
+def _native_pet(raw_root: Path, row: ManifestRow, st: store.StoredStudy, acquisition: Acquisition
+                ) -> tuple[np.ndarray, Geometry] | None:
+    """The PET (SUV, (z, y, x)) on its own reconstruction grid and that grid.
 
+    The store's PET when ingest kept it on its own grid (the default: no configured PET spacing; its grid is
+    the acquisition's ``pet_shape`` / ``pet_spacing_mm``); otherwise (a configured PET spacing, or a store
+    that resampled the PET onto the CT grid) the raw PET read as ingest reads it, since resampling smooths
+    the noise this figure measures. None when that raw PET cannot be read.
+    """
+    grid = st.pet_geometry
+    if grid.shape == tuple(acquisition.pet_shape) and np.allclose(grid.spacing, acquisition.pet_spacing_mm,
+                                                                   rtol=1e-4, atol=0):
+        return np.asarray(st.pet[...]), grid
     from tasks.ingest.readers import read_pet
 
     try:
         series, _ = read_pet(raw_root / row.pet_path, row.pet_path)
     except Exception:  # noqa: BLE001 - a figure, not ingestion: unreadable means not measured
-        return float("nan")
-    pet_img = series.image
+        return None
+    return sitk.GetArrayFromImage(series.image), Geometry.of(series.image)
+
+
+def native_pet_cv(pet: np.ndarray, pet_grid: Geometry, anat: np.ndarray, inst: np.ndarray, grid: Geometry) -> float:
+    """Liver PET CV (SD / mean of SUV in the liver ROI) on the PET's own grid ``pet_grid`` (resampling it
+    onto the CT grid smooths the noise): the label map ``anat`` and lesion instances ``inst`` (both on the CT
+    ``grid``) are moved onto the PET grid (nearest neighbour, 0 outside)."""
 
     def onto_pet(array: np.ndarray) -> np.ndarray:
-        img = sitk.GetImageFromArray(array.astype(np.uint16))
-        img.SetSpacing(st.geometry.spacing)
-        img.SetOrigin(st.geometry.origin)
-        img.SetDirection(st.geometry.direction)
-        return sitk.GetArrayFromImage(sitk.Resample(img, pet_img, sitk.Transform(), sitk.sitkNearestNeighbor, 0))
+        image = grid.image(np.ascontiguousarray(array))
+        return sitk.GetArrayFromImage(pet_grid.resample(image, sitk.sitkNearestNeighbor, image.GetPixelID(), 0))
 
-    geom = Geometry.of(pet_img)
-    roi = images.organ_roi(onto_pet(anat), onto_pet(np.asarray(st.lesions[...])), ("liver",), geom, erode_mm=8.0)
+    roi = images.organ_roi(onto_pet(anat), onto_pet(inst), ("liver",), pet_grid, erode_mm=8.0)
     if roi is None:
         return float("nan")
-    suv = sitk.GetArrayViewFromImage(pet_img)[roi[0]][roi[1]].astype(np.float64)
+    suv = pet[roi[0]][roi[1]].astype(np.float64)
     return float(suv.std() / suv.mean()) if suv.mean() > 0 else float("nan")
 
 
@@ -116,7 +148,6 @@ class StudyFacts:
     marks: Landmarks
     img: dict[str, float]
     lesion_rows: list[dict]  # per ingested lesion: size_mm, suv_max, position (3,), label, island, truth idx
-    report: str | None
     atlas: object = None  # (zarr label array, raw label -> site or None, geometry shape) for atlas look-ups
 
 
@@ -138,41 +169,42 @@ def _lesion_facts(st: store.StoredStudy, anat: np.ndarray, inst: np.ndarray) -> 
     return out
 
 
-def collect(settings: Settings) -> list[StudyFacts]:
+def collect(settings: Settings, drop: list[DropStudy]) -> list[StudyFacts]:
+    """One ``StudyFacts`` per study of ``drop`` (``read_drop``) that is in the store with a label map."""
     raw_root = settings.raw.root
-    manifest = MANIFEST.records(MANIFEST.read(settings.raw.manifest), source=str(settings.raw.manifest))
     studies = {s.study_id: s for s in STUDIES.records(STUDIES.read(settings.table_path("studies")))}
     ages = {}
     truth_studies = truth_table(settings, "studies.parquet")
     if truth_studies is not None and "age" in truth_studies:
         ages = dict(zip(truth_studies["study_key"], truth_studies["age"].astype(float)))
     facts = []
-    for row in manifest:
+    for d in drop:
+        row = d.row
         sid = study_pseudonym(row.study_key, settings.pseudonym_key)
         if sid not in studies:
             continue
         st = store.open_study(settings.store_url, sid)
         if st.anatomy is None:
             continue
-        lut = canonical_lut(label_names(raw_root, row))
+        lut = canonical_lut(d.names)
         raw_anat = np.asarray(st.anatomy[...])
         anat = lut[np.minimum(raw_anat, len(lut) - 1)]
         inst = np.asarray(st.lesions[...])
         marks = Landmarks.from_labels(anat, st.geometry)
         img = images.study_image_figures(np.asarray(st.ct[...]), st.pet_on(st.geometry), anat, inst, st.geometry,
                                          marks)
-        report = None
-        if row.report_path and (raw_root / row.report_path).is_file():
-            report = (raw_root / row.report_path).read_text(encoding="utf-8", errors="replace")
-        age = ages.get(row.study_key) or _dicom_age(raw_root, row) or (reports.age_at_exam(report) if report else None)
-        img["liver_pet_cv_native"] = native_pet_cv(raw_root, row, st, anat)
+        age = (ages.get(row.study_key) or _dicom_age(raw_root, row)
+               or (reports.age_at_exam(d.report) if d.report else None))
+        native = _native_pet(raw_root, row, st, studies[sid].acquisition)
+        img["liver_pet_cv_native"] = (native_pet_cv(*native, anat, inst, st.geometry) if native is not None
+                                      else float("nan"))
         rows = _lesion_facts(st, anat, inst)
         derived = study_lesion_sites(anat, inst, st.geometry, st.lesion_records, marks)
         for r in rows:
             r["sites"] = derived.get(r["instance"], ())
         facts.append(StudyFacts(row.study_key, sid, row.patient_id, row.tracer.value,
-                                studies[sid].acquisition.patient_weight_kg, age, marks, img, rows, report,
-                                (st.anatomy, label_sites(label_names(raw_root, row)), st.geometry.shape)))
+                                studies[sid].acquisition.patient_weight_kg, age, marks, img, rows,
+                                (st.anatomy, label_sites(d.names), st.geometry.shape)))
     return facts
 
 
@@ -203,14 +235,8 @@ class ReportFacts:
     marks: Landmarks | None
 
 
-def report_rows(settings: Settings, facts: list[StudyFacts]) -> list[ReportFacts]:
+def report_rows(drop: list[DropStudy], facts: list[StudyFacts]) -> list[ReportFacts]:
     """Every manifest study with a report (quarantined ones too: a lesion-free study has no mask to ingest)."""
     marks = {f.key: f.marks for f in facts}
-    manifest = MANIFEST.records(MANIFEST.read(settings.raw.manifest), source=str(settings.raw.manifest))
-    out = []
-    for row in manifest:
-        path = settings.raw.root / row.report_path if row.report_path else None
-        if path is not None and path.is_file():
-            out.append(ReportFacts(row.study_key, row.patient_id, row.tracer.value,
-                                   path.read_text(encoding="utf-8", errors="replace"), marks.get(row.study_key)))
-    return out
+    return [ReportFacts(d.row.study_key, d.row.patient_id, d.row.tracer.value, d.report, marks.get(d.row.study_key))
+            for d in drop if d.report is not None]

@@ -1,7 +1,7 @@
 """The realism check: every acceptance figure of issue 14 measured on a raw drop folder and its ingested store.
 
-``realism_table(settings)`` reads the manifest, the reports, the anatomy sidecars (and DICOM headers for the
-patient's age) from ``settings.raw``, and the volumes and tables from the store ingest wrote (through
+``realism_table(settings)`` reads the manifest, the reports, the anatomy sidecars (each once, and DICOM headers
+for the patient's age) from ``settings.raw``, and the volumes and tables from the store ingest wrote (through
 ``tasks.realism.facts``); it returns one row per figure: (figure, value, target, status "pass" | "fail" | "n/a", note). It works unchanged on a real
 hospital drop: figures that need the synthetic ground truth (``truth/``) read "n/a" when it is absent.
 
@@ -25,16 +25,17 @@ from scipy import stats
 from data_contracts import segmentation, taxonomy
 from data_contracts.findings import grade_for_suv
 from data_contracts.settings import Settings
-from data_contracts.tables import LESIONS, MANIFEST
+from data_contracts.tables import LESIONS
 from tasks.evaluate.position import leave_one_group_out_top1
 from tasks.ingest.pseudonym import study_pseudonym
 from tasks.realism import images, position, reports
 from tasks.realism.facts import (
+    DropStudy,
     ReportFacts,
     StudyFacts,
     collect,
-    label_names,
     match_truth,
+    read_drop,
     report_rows,
     truth_table,
 )
@@ -177,7 +178,8 @@ def image_figures(facts: list[StudyFacts]) -> list[Figure]:
     return out
 
 
-def lesion_figures(facts: list[StudyFacts], truth: pd.DataFrame | None, settings: Settings) -> list[Figure]:
+def lesion_figures(facts: list[StudyFacts], truth: pd.DataFrame | None, settings: Settings,
+                   drop: list[DropStudy]) -> list[Figure]:
     rows = [(f, les) for f in facts for les in f.lesion_rows]
     rho = float("nan")
     if len(rows) >= 5:
@@ -194,21 +196,21 @@ def lesion_figures(facts: list[StudyFacts], truth: pd.DataFrame | None, settings
         small = float((psma_nodes["size_mm"] < 10).mean()) if len(psma_nodes) else float("nan")
     out.append(_fig("PSMA nodal lesions < 10 mm", small, ">= 0.5", lambda v: v >= 0.5, "truth sizes"))
     # lesion-free or benign-only studies, over every study in the manifest
-    manifest = MANIFEST.read(settings.raw.manifest)
+    study_keys = [d.row.study_key for d in drop]
     free = 0
     lesions_tab = LESIONS.read(settings.table_path("lesions"))
     with_mask = set(lesions_tab["study_id"])
     if truth is not None:
         by_key = {k: g for k, g in truth.groupby("study_key")}
-        for key in manifest["study_key"]:
+        for key in study_keys:
             g = by_key.get(key)
             free += g is None or ("benign" in g and bool(g["benign"].all()))
         note = "truth: no lesion or benign only"
     else:
-        keys = [study_pseudonym(k, settings.pseudonym_key) for k in manifest["study_key"]]
+        keys = [study_pseudonym(k, settings.pseudonym_key) for k in study_keys]
         free = sum(k not in with_mask for k in keys)
         note = "no lesion in the mask (or quarantined empty)"
-    out.append(_fig("lesion-free / benign-only studies", free / max(1, len(manifest)), ">= 0.2",
+    out.append(_fig("lesion-free / benign-only studies", free / max(1, len(study_keys)), ">= 0.2",
                     lambda v: v >= 0.2, note))
     return out
 
@@ -253,12 +255,10 @@ def position_figures(facts: list[StudyFacts], truth: pd.DataFrame | None) -> lis
     return out
 
 
-def label_map_figures(facts: list[StudyFacts], truth: pd.DataFrame | None, settings: Settings) -> list[Figure]:
-    raw_root = settings.raw.root
-    manifest = MANIFEST.records(MANIFEST.read(settings.raw.manifest), source=str(settings.raw.manifest))
+def label_map_figures(facts: list[StudyFacts], truth: pd.DataFrame | None, drop: list[DropStudy]) -> list[Figure]:
     nodal = set()
-    for row in manifest:
-        for name in label_names(raw_root, row).values():
+    for d in drop:
+        for name in d.names.values():
             if any(w in name.lower() for w in NODAL_CLASS):
                 nodal.add(name)
     out = [Figure("label map nodal-station classes", str(len(nodal)), "0", "pass" if not nodal else "fail",
@@ -330,18 +330,19 @@ def report_figures(rows: list[ReportFacts], truth: pd.DataFrame | None, report_t
     return out
 
 
-def realism_table(settings: Settings, facts: list[StudyFacts] | None = None) -> list[Figure]:
+def realism_table(settings: Settings) -> list[Figure]:
     """Every figure, in the issue's order."""
-    facts = collect(settings) if facts is None else facts
+    drop = read_drop(settings)
+    facts = collect(settings, drop)
     truth = truth_table(settings, "lesions.parquet")
     report_truth = truth_table(settings, "report_findings.parquet")
     if truth is not None:
         match_truth(facts, truth)
     return [Figure("studies measured", str(len(facts)), "", "n/a",
                    f"{len({f.patient for f in facts})} patients; truth {'present' if truth is not None else 'absent'}"),
-            *image_figures(facts), *lesion_figures(facts, truth, settings), *position_figures(facts, truth),
-            *label_map_figures(facts, truth, settings),
-            *report_figures(report_rows(settings, facts), truth, report_truth)]
+            *image_figures(facts), *lesion_figures(facts, truth, settings, drop), *position_figures(facts, truth),
+            *label_map_figures(facts, truth, drop),
+            *report_figures(report_rows(drop, facts), truth, report_truth)]
 
 
 def format_table(figures: list[Figure]) -> str:

@@ -118,8 +118,8 @@ GENERIC_PLACE = re.compile(
     r"(?:(?:the\s+)?(?:body|region|regions|area|areas|site|sites|study|scan|image|images|patient|PET|CT|PET/CT|"
     r"location|lesion|lesions|mass|tumou?r|this|these|those|it|intensity|uptake|activity|level|periphery|"
     r"center|centre|same|previous|prior|other|remaining|rest|whole|entire|known|primary|case|size|sizes|diameter|"
-    r"dimensions?|length|width|thickness|axis|extent|comparison|keeping|total|appearance|addition|intensity|"
-    r"degree|number|part|portion|component|keeping)\b\s*)+",
+    r"dimensions?|length|width|thickness|axis|extent|comparison|keeping|total|appearance|addition|"
+    r"degree|number|part|portion|component)\b\s*)+",
     re.IGNORECASE)
 _REGION_WORDS = [
     ("head_neck", r"\b(?:head|neck|face|facial|scalp|orbit\w*|nasal|sinus\w*|pharyn\w*|cervical|jaw|ear|parapharyngeal|"

@@ -77,9 +77,29 @@ class ReadState:
     negatives: list = field(default_factory=list)  # NegativeFinding: what the report says is not there
     gynaecological: bool = False  # the report is about the female pelvis: a bare "cervical" is the cervix
     other_exam: bool = False  # reading a history or other-exam sentence for what it tells (``rules._told``)
-    told: list = field(default_factory=list)  # per history / other-exam sentence since the last finding: its Drafts
+    told: list = field(default_factory=list)  # per history / other-exam sentence since the last finding: a call
+    # that reads its Drafts (``rules._told``)
     operated_bed: str | None = None  # the node "the surgical bed" names (``cues.operated_bed``)
 
+
+# What separates two clauses of a sentence (the text between two groups is cut after the last one).
+CLAUSE_SEPARATOR = re.compile(r";|,|\band\b|\bwith\b|\bas\s+well\s+as\b|\bplus\b|\bwhile\b|\bwhereas\b|\bbut\b|"
+                              r"\balso\b|\bin\s+addition\b|\bfurthermore\b|\bmoreover\b|\badditionally\b",
+                              re.IGNORECASE)
+
+
+def clause_cut(norm: str, a: int, b: int) -> int:
+    """Where ``norm[a:b]``, the words between two things a sentence tells, is cut: after its last clause separator
+    outside parentheses, after its last ";" when it has one (the next clause has begun); ``a`` when it has none.
+    Phrases whose separators do not cut ("SUVmax 8.2 and 6.1") are expected masked."""
+    cut, strong, depth = a, None, 0
+    for i in range(a, b):
+        depth = depth + 1 if norm[i] == "(" else max(depth - 1, 0) if norm[i] == ")" else depth
+        sep = CLAUSE_SEPARATOR.match(norm, i) if depth == 0 else None
+        if sep and sep.end() <= b:
+            cut = sep.end()
+            strong = sep.end() if sep.group(0) == ";" else strong
+    return strong if strong is not None else cut
 
 
 def clause_of(norm: str, group: Group, cues: list[lx.Hit]) -> tuple[int, int]:

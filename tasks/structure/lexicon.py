@@ -278,9 +278,13 @@ _SHARED_HEAD = re.compile(
     re.IGNORECASE)
 
 
-def _roman_value(token: str) -> int:
-    token = token.upper().rstrip("AB") if not token.isdigit() else token
-    return int(token) if token.isdigit() else _ROMAN.index(token) + 1
+def _roman_value(token: str) -> int | None:
+    """The number a level or segment token writes ("II", "iv", "IVb", "4a" → 2, 4, 4, 4); None for one that is
+    no numeral of ours ("XX", "IIV")."""
+    token = token.upper().rstrip("AB")
+    if token.isdigit():
+        return int(token)
+    return _ROMAN.index(token) + 1 if token in _ROMAN else None
 
 
 _LIVER_WORD = re.compile(r"\b(?:liver|hepatic|hepato\w*)\b", re.IGNORECASE)
@@ -295,12 +299,15 @@ def _list_hits(text: str) -> list[Hit]:
     lex = locations()
     out = []
     for m in _LEVEL_LIST.finditer(text):
-        values = [_roman_value(m.group("first"))]
+        first = _roman_value(m.group("first"))
+        if first is None:
+            continue  # "levels IIV and II": no level list of ours
+        values = [first]
         tokens = list(re.finditer(r"(?P<sep>-|\u2013|to)?\s*(?:levels?\s+)?(?P<n>[IV]{1,3}|[1-6])[ab]?(?![A-Za-z0-9])",
                                   m.group("rest"), re.IGNORECASE))
         for t in tokens:
             v = _roman_value(t.group("n"))
-            if v > 6:
+            if v is None or v > 6:
                 continue
             pos = m.start("rest") + t.start("n")
             if t.group("sep") and v > values[-1] + 1:  # a range: II-IV names III too
@@ -327,10 +334,11 @@ def _list_hits(text: str) -> list[Hit]:
             if _JUNCTION.search(text, max(0, m.start() - 20), m.start()):
                 toks = toks[:1]  # "at the junction of segments V and IVB": one lesion, at the first named
             for t in toks:
-                n = _roman_value(t.group(1)) if not t.group(1).isdigit() else int(t.group(1))
-                if 1 <= n <= 8:
+                n = _roman_value(t.group(1))
+                ids = lex.terms.get(key(f"liver segment {_ROMAN[n - 1]}")) if n is not None and 1 <= n <= 8 else None
+                if ids:  # a token that names no segment ("XX") is skipped
                     pos = m.start("list") + t.start()
-                    out.append(Hit(pos, pos + len(t.group(0)), t.group(0), ("term", (f"liver_s{n}",))))
+                    out.append(Hit(pos, pos + len(t.group(0)), t.group(0), ("term", ids)))
     for m in _RIB_LIST.finditer(text):
         for t in re.finditer(r"\d{1,2}(?:st|nd|rd|th)|" + "|".join(_ORDINAL_WORDS), m.group("list"), re.IGNORECASE):
             word = t.group(0).lower()
@@ -743,5 +751,23 @@ LESION_NOUN = re.compile(
     r"hypermetaboli\w*|conglomerat\w*|enlarged|necro\w*|nodular\w*)\b",
     re.IGNORECASE,
 )
+# Lesion noun phrases ("the lesion", "another nodule", "the submandibular nodal focus"): one list of head nouns and
+# one of the determiners that make a phrase definite (a lesion told before), for every rule that asks which
+# lesion a phrase refers to (``restatements``, ``mentions``).
+LESION_HEAD = (r"(?:lesions?|nodules?|mass(?:es)?|focus|foci|nodes?|nodal|deposits?|opacit\w+|metastas[ie]s|"
+               r"tumou?rs?|neoplasms?|carcinomas?|cancers?|primary|abnormality|SPN|(?:lymph)?adenopathy)")
+DEFINITE_DETERMINER = r"(?:the|this|that|these|those|its|said|such|both)"
+
+
+def definite_lesion(modifiers: int = 2) -> str:
+    """A definite lesion noun phrase with up to ``modifiers`` words before its head ("the bronchial tumour")."""
+    return rf"\b{DEFINITE_DETERMINER}\s+(?:[\w-]+\s+){{0,{modifiers}}}?{LESION_HEAD}\b"
+
+
+# Words that open a subordinate clause ("Although no uptake was seen on the first scan, ...", "even though the
+# lung abscess is no longer avid, ..."): what is said in it ends at the comma that closes it.
+SUBORDINATOR = r"\b(?:although|though|whereas|while|if|when|unless|since|because)\b"
+
+
 NOUN_HEAD = re.compile(r"\b(?:lesions?|foci|focus|deposits?|metasta\w*|uptake|nodes?|nodules?|mass|masses|"
                        r"activity|accumulation|tumou?r)\b", re.IGNORECASE)

@@ -15,14 +15,11 @@ from data_contracts.findings import CTFinding
 from data_contracts.taxonomy import Laterality, System
 from tasks.structure import cues
 from tasks.structure import lexicon as lx
-from tasks.structure.drafts import Group, Mention, ReadState
+from tasks.structure.drafts import Group, Mention, ReadState, clause_cut
 from tasks.structure.restatements import introduces_new
 from tasks.structure.sites import other_exam_subject, strong_negation_between
 from tasks.structure.text import Sentence
 
-_SEPARATOR = re.compile(r";|,|\band\b|\bwith\b|\bas\s+well\s+as\b|\bplus\b|\bwhile\b|\bwhereas\b|\bbut\b|"
-                        r"\balso\b|\bin\s+addition\b|\bfurthermore\b|\bmoreover\b|\badditionally\b",
-                        re.IGNORECASE)
 _COORD_FILLER = re.compile(
     r"\b(?:the|a|an|and|or|as|well|plus|both|in|at|of|within|involving|lymph|nodes?|nodal|regions?|"
     r"vertebral|bod(?:y|ies)|vertebrae|lobes?|ribs?|bones?|chains?|stations?|levels?|also|sides?)\b|[,/&\s\-]",
@@ -40,7 +37,7 @@ _NON_NODAL_MASS = re.compile(r"[\s-]+(?:soft[\s-]+tissue\s+)?(?:mass(?:es)?|impl
 _GLAND_PART = re.compile(r"\b(?:apex|apical|base)\b", re.IGNORECASE)
 _PROSTATE_SENTENCE = re.compile(r"\b(?:Gleason|prostat\w*|PI-?RADS|ISUP)\b", re.IGNORECASE)
 _BIOPSY_SCORE = re.compile(r"\b(?:Gleason|ISUP|grade\s+group)\b[^;)]*$", re.IGNORECASE)
-_SUBORDINATOR = re.compile(r"\b(?:although|though|whereas|if|unless|since|because)\b", re.IGNORECASE)
+_SUBORDINATOR = re.compile(lx.SUBORDINATOR, re.IGNORECASE)
 _TNM = re.compile(r"^\s*[,/]?\s*N[0-3xX]", re.IGNORECASE)
 
 
@@ -71,7 +68,7 @@ def find_mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: 
                                 spot=h.extra.get("spot", False), words=lx.key(h.text)))
             if taxonomy.get(lid).laterality is not Laterality.midline:
                 state.last_side = taxonomy.get(lid).laterality.value
-                twin = _twin(lid)
+                twin = taxonomy.mirror(taxonomy.get(lid))
                 if twin is not None:  # "a left level II node ... the level II nodal focus": the left one
                     state.named[frozenset((lid, twin))] = state.last_side
             continue
@@ -159,8 +156,7 @@ def find_mentions(norm: str, loc_hits: list[lx.Hit], sentence: Sentence, state: 
 # the lesion told before ("the mass extends to the pleural surface": its extent, not a new lesion).
 _NODAL_HEAD = re.compile(r"\b(?:(?:lymph)?adenopath\w*|lymph\s+nodes?|nodes?|nodal\s+(?:mass\w*|disease|"
                          r"conglomerate\w*)|conglomerate\w*)\b", re.IGNORECASE)
-_DEFINITE_LESION = re.compile(r"\b(?:the|this|that|these|those|its)\s+(?:[\w-]+\s+){0,2}?(?:mass|masses|tumou?rs?|"
-                              r"lesions?|nodules?|neoplasm|carcinoma|cancer|primary|foci|focus)\b", re.IGNORECASE)
+_DEFINITE_LESION = re.compile(lx.definite_lesion(), re.IGNORECASE)
 _CLAUSE_START = re.compile(r"[;:.]|,\s+(?=[A-Z])|\b(?:but|however|whereas|while|and\s+there)\b", re.IGNORECASE)
 
 
@@ -272,21 +268,7 @@ def _parts_differ(norm: str, a: Mention, b: Mention) -> bool:
 
 
 # "the submandibular nodal focus", "the level II node": a definite lesion noun phrase (not "the breast of ...").
-_DEFINITE_HEAD = re.compile(r"(?:[\s-]+[\w-]+){0,2}?[\s-]+(?:nod\w*|lesions?|focus|foci|mass|masses|nodules?|"
-                            r"lymphadenopathy|adenopathy|deposits?|tumou?r)\b", re.IGNORECASE)
-
-
-def _twin(lid: str) -> str | None:
-    """The other side's id of a sided id ("ln_cervical_ii_l" → "ln_cervical_ii_r"), when the hierarchy has it."""
-    for a, b in (("_l", "_r"), ("_r", "_l")):
-        if lid.endswith(a):
-            other = lid[: -len(a)] + b
-            try:
-                taxonomy.get(other)
-            except KeyError:
-                return None
-            return other
-    return None
+_DEFINITE_HEAD = re.compile(rf"(?:[\s-]+[\w-]+){{0,2}}?[\s-]+{lx.LESION_HEAD}\b", re.IGNORECASE)
 
 
 def _systems(hit: lx.Hit) -> set:
@@ -338,14 +320,7 @@ def assign_ranges(norm: str, groups: list[Group]) -> None:
     """Split the sentence between groups after the last clause separator outside parentheses."""
     cuts = [0]
     for a, b in zip(groups, groups[1:]):
-        cut, strong, depth = a.end, None, 0
-        for i in range(a.end, b.start):
-            depth = depth + 1 if norm[i] == "(" else max(depth - 1, 0) if norm[i] == ")" else depth
-            sep = _SEPARATOR.match(norm, i) if depth == 0 else None
-            if sep and sep.end() <= b.start:
-                cut = sep.end()
-                strong = sep.end() if sep.group(0) == ";" else strong
-        cuts.append(strong if strong is not None else cut)  # after a ";" the next clause has begun
+        cuts.append(clause_cut(norm, a.end, b.start))
     cuts.append(len(norm))
     for i, g in enumerate(groups):
         a, b = cuts[i], cuts[i + 1]

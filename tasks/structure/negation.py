@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import re
 
+from data_contracts import hierarchy
 from data_contracts.findings import CTFinding
+from tasks.structure import cues
 from tasks.structure import lexicon as lx
 from tasks.structure.drafts import Group, Mention
 from tasks.structure.sites import weak
@@ -16,7 +18,7 @@ NO_CHANGE = re.compile(r"\b(?:no|without)\s+(?:significant\s+|interval\s+|apprec
                         r"|\bnot\s+(?:changed|significantly\s+changed)\b", re.IGNORECASE)
 
 
-_SUBORDINATE = re.compile(r"\b(?:although|though|even\s+though|whereas|while|if|when)\b[^,;]*$", re.IGNORECASE)
+_SUBORDINATE = re.compile(lx.SUBORDINATOR + r"[^,;]*$", re.IGNORECASE)
 
 
 def scope_end(masked: str, start: int) -> int:
@@ -66,9 +68,6 @@ def absence_statements(norm: str) -> list[tuple[list[str | None], tuple[int, int
     """Every negative statement of a sentence that states no hierarchy place, with the ids it denies
     (None: the whole body; a system's or a region's node) and its span. A place the hierarchy names after
     it ("no metastatic disease in the liver") is a mention, left to the mention's own negation."""
-    from data_contracts import hierarchy
-    from tasks.structure import cues
-
     out = []
     for neg in cues.WHOLE_BODY_NEGATIVE.finditer(norm):
         words = neg.group(0)
@@ -128,9 +127,6 @@ _COMPARTMENT = re.compile(r"\b(?:hemi-?thora(?:x|ces)|thora(?:x|cic\s+cavity)|ch
 def denied_ids(norm: str, mentions: list[Mention]) -> list[str | None]:
     """The ids a denial of these mentions states: each mention's node, and the region's open node when the
     words name a compartment."""
-    from data_contracts import hierarchy
-    from tasks.structure import cues
-
     out: list[str | None] = []
     for m in mentions:
         out.append(m.location_id)

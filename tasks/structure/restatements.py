@@ -57,11 +57,10 @@ def _merge(into: Draft, other: Draft) -> None:
 # lesion", "several nodes") introduce a new one; a definite one ("the lesion", "this focus", "the submandibular
 # nodal focus") refers to one told before, whatever the clause says of it afterwards ("... localized to an
 # 8-mm node").
-_LESION_NP = re.compile(
-    r"\b(?P<det>a|an|another|second|third|new|additional|further|other|several|multiple|numerous|few|two|three|"
-    r"the|this|that|these|those|its|said|both)\s+(?:[\w-]+\s+){0,4}?(?:lesions?|nodules?|mass(?:es)?|focus|foci|"
-    r"nodes?|deposits?|opacit\w+|metastas[ie]s|tumou?rs?)\b", re.IGNORECASE)
-_DEFINITE = {"the", "this", "that", "these", "those", "its", "said", "both"}
+_INDEFINITE = (r"(?:a|an|another|second|third|new|additional|further|other|several|multiple|numerous|few|two|"
+               r"three)")
+_LESION_NP = re.compile(rf"\b(?:(?P<definite>{lx.DEFINITE_DETERMINER})|{_INDEFINITE})\s+(?:[\w-]+\s+){{0,4}}?"
+                        rf"{lx.LESION_HEAD}\b", re.IGNORECASE)
 _EXISTENTIAL = re.compile(r"\bthere\s+(?:is|are|was|were)\s+(?:also\s+)?(?!the\b|no\b|none\b)", re.IGNORECASE)
 
 
@@ -73,9 +72,12 @@ def reference_of(clause: str) -> str | None:
     np = _LESION_NP.search(clause)
     if np is None:
         return None
-    return "definite" if np.group("det").lower() in _DEFINITE else "new"
+    return "definite" if np.group("definite") else "new"
 
 
+# "the lesion", "this focus" with no word of its own: the lesion just told, wherever the clause places it. Narrower
+# than ``lx.LESION_HEAD`` on purpose: singular, no modifier, no node ("The nodes at level III are also avid" is
+# a second lesion, not the level II node told before).
 _GENERIC_DEFINITE = re.compile(r"^(?:(?!\b(?:a|an|another)\b).)*?\b(?:the|this|that)\s+(?:lesion|mass|tumou?r|focus|"
                                r"abnormality|finding|uptake)\b(?!\s+(?:of|in|at)\s+the\s+(?:right|left))",
                                re.IGNORECASE)
@@ -102,7 +104,7 @@ def introduces_new(text: str) -> bool:
     if _EXISTENTIAL.search(text):
         return True
     np = _LESION_NP.search(text)
-    return (np is not None and np.group("det").lower() not in _DEFINITE
+    return (np is not None and not np.group("definite")
             and not _PREDICATE.search(text, max(0, np.start() - 40), np.start()))
 
 
@@ -177,8 +179,10 @@ def drop_impression_repeats(drafts: list[Draft]) -> list[Draft]:
     return out
 
 
-# "the lesion", "the bronchial tumor": a definite lesion noun phrase, said of something already told.
 _OSSEOUS = re.compile(r"\b(?:bone|bony|osseous|skeletal|osteo\w*)\b", re.IGNORECASE)
+# "the lesion", "the bronchial tumor": a definite lesion noun phrase, said of something already told. Its own head
+# list still: with ``lx.definite_lesion()`` ("foci", ...) a CT or MRI sentence about "the hypoattenuating foci"
+# ("foci" counts as PET evidence) took up the lesions an earlier sentence told, even where it calls them benign.
 _DEFINITE_LESION = re.compile(r"\b(?:the|this|that|these|such)\s+(?:[\w-]+\s+){0,2}?(?:lesions?|mass|tumou?r|nodules?|"
                               r"nodes?|focus|abnormality|neoplasm|primary)\b", re.IGNORECASE)
 
@@ -188,9 +192,12 @@ def refer_back(found: list[Draft], sentence, state) -> list[Draft]:
     lesion in the right upper lobe. A PET scan showed that the lesion was hypermetabolic."): the lesion is a
     finding of this PET/CT at the place told (a finer one than the PET sentence names: "the bronchial tumor"
     after "a lesion in the right main bronchus"); its values come from the PET sentence."""
-    told_by_sentence, state.told = state.told, []
+    pending, state.told = state.told, []
     definite = _DEFINITE_LESION.search(sentence.norm)
-    if not any(told_by_sentence) or definite is None or not cues.PET_EVIDENCE.search(sentence.norm):
+    if not pending or definite is None or not cues.PET_EVIDENCE.search(sentence.norm):
+        return found
+    told_by_sentence = [read() for read in pending]  # read only here: most PET sentences refer to none
+    if not any(told_by_sentence):
         return found
     # The antecedent is the nearest sentence that told a lesion of the kind the noun phrase names.
     for told in reversed(told_by_sentence):
@@ -237,23 +244,41 @@ def _refer_to(found: list[Draft], told: list[Draft], sentence, definite: re.Matc
     return out if refined else None
 
 
-_DEFINITE_SUBJECT = re.compile(r"^\s*(?:the|this|that)\s+(?:[\w-]+\s+){0,2}?(?:lesion|mass|tumou?r|nodule|node|focus|"
-                               r"SPN|abnormality|primary)\b", re.IGNORECASE)
+_DEFINITE_SUBJECT = re.compile(r"^\s*" + lx.definite_lesion(), re.IGNORECASE)
 
 
-def told_again(last: Draft, sentence) -> None:
-    """A sentence with no place whose subject is the lesion just told ("The SPN was now FDG avid, and its size
-    was 14mm.") tells it again: values it gives are that lesion's, and "now" makes them its current ones."""
-    if last.section != sentence.section or not _DEFINITE_SUBJECT.match(sentence.norm):
+def values_told_after(last: Draft, recent: list, sentence) -> None:
+    """A sentence that reads no finding of its own may give the last one its values (``recent``: the sentences
+    before it, the latest last).
+
+    * Its subject is the lesion just told ("The SPN was now FDG avid, and its size was 14mm."): it tells that
+      lesion again; its SUVmax (the highest) and size are that lesion's when it had none, and "now" makes
+      them its current ones.
+    * Else, one SUVmax or several with no place of its own right after a finding without one ("The SPN was FDG
+      avid. The max SUV was 12.7."), or one sentence further when it refers back ("it is also hypermetabolic
+      (SUV of 8.3)"), gives that finding the highest (the value of a lesion told again "now" replaces the
+      earlier one)."""
+    norm = sentence.norm
+    values, sizes = lx.find_suv(norm), lx.find_sizes(norm)
+    if (last.section == sentence.section and _DEFINITE_SUBJECT.match(norm)
+            and (cues.PET_EVIDENCE.search(norm) or sizes)):
+        now = _NOW.search(norm) is not None
+        last.latest, last.renewed = sentence, last.renewed or now
+        if values and (now or last.suv_max is None):
+            _set_suv(last, values)
+        if sizes and (now or last.size_mm is None):
+            last.size_mm = round(max(h.value for h in sizes), 1)
         return
-    if not cues.PET_EVIDENCE.search(sentence.norm) and not lx.find_sizes(sentence.norm):
+    if (last.suv_max is not None and not last.renewed) or lx.find_locations(norm):
         return
-    now = _NOW.search(sentence.norm) is not None
-    last.latest, last.renewed = sentence, last.renewed or now
-    values = lx.find_suv(sentence.norm)
-    if values and (now or last.suv_max is None):
-        last.suv_max = round(max(v.value for v in values), 2)
-        last.grade = grade_of(last.suv_max, [])
-    sizes = lx.find_sizes(sentence.norm)
-    if sizes and (now or last.size_mm is None):
-        last.size_mm = round(max(h.value for h in sizes), 1)
+    told = last.latest or last.sentence  # the sentence that last told the lesion ("The SPN was now FDG avid.")
+    if not recent or (told is not recent[-1] and not (
+            len(recent) > 1 and told is recent[-2] and cues.BACK_REFERENCE.search(norm))):
+        return
+    if values:  # several values with no place of their own: parts of that lesion, its SUVmax the highest
+        _set_suv(last, values)
+
+
+def _set_suv(last: Draft, values: list[lx.Hit]) -> None:
+    last.suv_max = round(max(v.value for v in values), 2)
+    last.grade = grade_of(last.suv_max, [])

@@ -48,7 +48,9 @@ and coreference ``restatements``; context cues ``cues``; the vocabulary ``lexico
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 
 from data_contracts import taxonomy
 from data_contracts.findings import Tracer
@@ -56,7 +58,7 @@ from data_contracts.records import PetFinding, StructuredFinding
 from data_contracts.structured_report import StructuredReport
 from tasks.structure import cues
 from tasks.structure import lexicon as lx
-from tasks.structure.drafts import Draft, ReadState, clause_of, grade_of, span_of
+from tasks.structure.drafts import Draft, Mention, ReadState, clause_of, grade_of, span_of
 from tasks.structure.mentions import (
     assign_ranges,
     find_mentions,
@@ -77,9 +79,9 @@ from tasks.structure.restatements import (
     add_draft,
     drop_impression_repeats,
     refer_back,
-    told_again,
+    values_told_after,
 )
-from tasks.structure.sites import deny, other_site, other_sites, weak
+from tasks.structure.sites import deny, other_sites, weak
 from tasks.structure.text import Sentence, split_report
 from tasks.structure.values import ct_for, largest, pick
 
@@ -118,8 +120,7 @@ def extract(text: str, tracer: Tracer | None = None, scoping: str = "rules") -> 
         for draft in found:
             add_draft(drafts, draft)
         if not found and drafts and recent:
-            told_again(drafts[-1], sentence)
-            _value_follows(drafts[-1], recent[-2:], sentence)
+            values_told_after(drafts[-1], recent[-2:], sentence)
         recent.append(sentence)
     drafts = drop_impression_repeats(drafts)
     findings = []
@@ -146,30 +147,17 @@ def extract(text: str, tracer: Tracer | None = None, scoping: str = "rules") -> 
 _PET_NAMED = re.compile(r"\b(?:PET|FDG|PSMA)\b", re.IGNORECASE)
 
 
-def _told(sentence: Sentence, state: ReadState) -> list[Draft]:
-    """The lesions a history or other-exam sentence describes (not findings of this study)."""
-    return _sentence_findings(sentence, replace(state, hand_scoping=False, other_exam=True, negatives=[], told=[]))
+def _told(sentence: Sentence, state: ReadState) -> Callable[[], list[Draft]]:
+    """How to read the lesions a history or other-exam sentence describes (not findings of this study). Its
+    place mentions are read now, since the sides it names carry on ("a 7-cm right hilar mass ... PET revealed
+    avidity throughout the hilar mass"); its lesions only when a PET sentence refers back (``refer_back``)."""
+    told_state = replace(state, hand_scoping=False, other_exam=True, negatives=[], told=[])
+    return partial(_findings, sentence, told_state, *_places(sentence, told_state))
 
 
 def _history(norm: str) -> bool:
     """A sentence of the history or of another exam, with no PET words."""
     return bool(cues.HISTORY.search(norm) or cues.OTHER_STUDY.search(norm)) and not cues.PET_EVIDENCE.search(norm)
-
-
-def _value_follows(last: Draft, recent: list[Sentence], sentence: Sentence) -> None:
-    """"The SPN was FDG avid. The max SUV was 12.7.": a sentence with one SUVmax and no place of its own right
-    after a finding without one gives it that value; one sentence further when it refers back ("it is also
-    hypermetabolic (SUV of 8.3)"). After a restatement of the lesion as it is "now", the value is its new one."""
-    if (last.suv_max is not None and not last.renewed) or lx.find_locations(sentence.norm):
-        return
-    told = last.latest or last.sentence  # the sentence that last told the lesion ("The SPN was now FDG avid.")
-    if told is not recent[-1] and not (
-            len(recent) > 1 and told is recent[-2] and cues.BACK_REFERENCE.search(sentence.norm)):
-        return
-    values = lx.find_suv(sentence.norm)
-    if values:  # several values with no place of their own: parts of that lesion, its SUVmax the highest
-        last.suv_max = round(max(v.value for v in values), 2)
-        last.grade = grade_of(last.suv_max, [])
 
 
 def report_tracer_of(text: str) -> Tracer | None:
@@ -183,24 +171,34 @@ def report_tracer_of(text: str) -> Tracer | None:
 # -------------------------------------------------------------------------------------------- sentence
 def _sentence_findings(sentence: Sentence, state: ReadState) -> list[Draft]:
     norm = sentence.norm
-    if (state.hand_scoping and (cues.HISTORY.search(norm) or cues.OTHER_STUDY.search(norm))
-            and not cues.PET_EVIDENCE.search(norm)):
+    if state.hand_scoping and _history(norm):
         # The history, another study's findings ("a contrast-enhanced CT of the neck showed ...", "FNA of the
         # node showed ...") and the treatment, told among the findings: not findings of this PET/CT. Its lesions
         # are kept aside: a PET sentence may go on about "the lesion" (``refer_back``).
         state.told = [*state.told, _told(sentence, state)]  # "... biopsies showed carcinoma": still that lesion
         return []
+    return _findings(sentence, state, *_places(sentence, state))
+
+
+def _places(sentence: Sentence, state: ReadState) -> tuple[list[lx.Hit], list[lx.Hit], list[Mention]]:
+    """A sentence's location phrases, CT descriptions and place mentions (the sides it names go to ``state``)."""
+    norm = sentence.norm
     loc_hits = lx.find_locations(norm)
     ct_hits = lx.find_ct(lx.mask(norm, loc_hits))
-    mentions = find_mentions(norm, loc_hits, sentence, state, ct_hits)
+    return loc_hits, ct_hits, find_mentions(norm, loc_hits, sentence, state, ct_hits)
+
+
+def _findings(sentence: Sentence, state: ReadState, loc_hits: list[lx.Hit], ct_hits: list[lx.Hit],
+              mentions: list[Mention]) -> list[Draft]:
+    norm = sentence.norm
     if not mentions:
         mentions = heading_mentions(sentence)
         if not mentions:
-            other = other_site(sentence, loc_hits, ct_hits, state)
-            if other is None and state.hand_scoping:  # "No evidence of distant metastatic disease."
+            others = other_sites(sentence, loc_hits, ct_hits, state, [])
+            if not others and state.hand_scoping:  # "No evidence of distant metastatic disease."
                 for ids, where in absence_statements(norm):
                     deny(state, sentence, ids, where)
-            return [other] if other is not None else []
+            return others
     suv_hits = lx.find_suv(norm)
     size_hits = lx.find_sizes(norm)
     grade_hits = [g for g in lx.find_grades(lx.mask(norm, ct_hits)) if not inside(g, loc_hits)]

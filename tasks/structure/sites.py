@@ -13,7 +13,7 @@ from data_contracts.records import NegativeFinding, OtherSite, TextSpan
 from data_contracts.taxonomy import System
 from tasks.structure import cues
 from tasks.structure import lexicon as lx
-from tasks.structure.drafts import Draft, Mention, ReadState, grade_of
+from tasks.structure.drafts import Draft, Mention, ReadState, clause_cut, grade_of
 from tasks.structure.text import Sentence
 
 
@@ -41,12 +41,6 @@ def other_exam_subject(norm: str, pos: int) -> bool:
         pass
     return (hit is not None and not re.search(r"\bPET\b", before[hit.end():])
             and not re.search(r"(?i)\b(?:FDG|PSMA|radiotracer)\b", norm[pos:]))  # "..., corresponding to FDG uptake"
-
-
-def other_site(sentence: Sentence, loc_hits: list[lx.Hit], ct_hits: list[lx.Hit], state: ReadState) -> Draft | None:
-    """The first other-site finding of a sentence that names no hierarchy place (see ``other_sites``)."""
-    found = other_sites(sentence, loc_hits, ct_hits, state, [])
-    return found[0] if found else None
 
 
 def other_sites(sentence: Sentence, loc_hits: list[lx.Hit], ct_hits: list[lx.Hit], state: ReadState,
@@ -97,21 +91,38 @@ def _other_site_at(sentence: Sentence, cue: re.Match, loc_hits: list[lx.Hit], ct
     region = cues.region_of(words) or (None if anchors else cues.region_of(sentence.heading or ""))
     if region is None and not nodal:
         return None  # words that tell no body region ("the main component"): too little to keep
-    suv = lx.find_suv(norm)
+    # Its values are those of its own words, not of a place the sentence goes on to tell.
+    suv_hits = lx.find_suv(norm)
+    a, b = cue.start(), _own_end(norm, place.end(), anchors, loc_hits, ct_hits, suv_hits)
+    suv = [h for h in suv_hits if a <= h.start < b]
     value = round(suv[0].value, 2) if len(suv) == 1 else None
-    ct = next((h.value for h in ct_hits), CTFinding.no_ct_correlate)
-    grades = [g for g in lx.find_grades(lx.mask(norm, ct_hits))]
-    a = cue.start()
+    own_ct = [h for h in ct_hits if a <= h.start < b]
+    ct = next((h.value for h in own_ct), CTFinding.no_ct_correlate)
+    grades = [g for g in lx.find_grades(lx.mask(norm, ct_hits)) if a <= g.start < b]
     if nodal:  # "uptake in 1 lymph node": a node, where is not said
         if not lx.compatible(ct, System.lymph_node):
             ct = CTFinding.non_enlarged_lymph_node
         return Draft(location_id="lymph_nodes", ct_finding=ct, ct_explicit=False, grade=grade_of(value, grades),
                       suv_max=value, size_mm=None, sentence=sentence, section=sentence.section,
                       clause=(a, place.end()))
-    return Draft(location_id=hierarchy.region_node(region), ct_finding=ct, ct_explicit=bool(ct_hits),
+    return Draft(location_id=hierarchy.region_node(region), ct_finding=ct, ct_explicit=bool(own_ct),
                   grade=grade_of(value, grades), suv_max=value, size_mm=None, sentence=sentence,
                   section=sentence.section, other_site=OtherSite(words=words[:200], region=region),
                   clause=(a, place.end()))
+
+
+def _own_end(norm: str, place_end: int, anchors: list[int], loc_hits: list[lx.Hit], ct_hits: list[lx.Hit],
+             suv_hits: list[lx.Hit]) -> int:
+    """Where an other-site's own words end: at the clause separator before the next thing the sentence tells (a
+    mention, another other-site cue), else at the sentence end ("Focal activity in the right anterior sulcus,
+    SUVmax 4.1." keeps its value; "... sulcus is present, as is a focus in the left hilum, SUVmax 5.2." does not
+    take the hilum's)."""
+    following = [p for p in anchors if p >= place_end]
+    following += [c.start() for c in cues.OTHER_SITE_CUE.finditer(norm, place_end)]
+    if not following:
+        return len(norm)
+    spans = [*loc_hits, *ct_hits, *(lx.Hit(*h.extra["match"], "") for h in suv_hits)]
+    return clause_cut(lx.mask(norm, spans), place_end, min(following))
 
 
 def weak(cue: lx.Hit) -> bool:

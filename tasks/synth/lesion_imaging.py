@@ -46,7 +46,7 @@ def apply_ct(hu: np.ndarray, labels: np.ndarray, placed: list[Placed], hu_table:
             vals = rng.normal(rng.uniform(1250, 1550), 60, n)
         elif f is F.mixed_bone_lesion:
             pts = np.argwhere(m).astype(float)
-            d = np.linalg.norm((pts - pts.mean(axis=0)) * np.array([1, 1, 1]), axis=1)
+            d = np.linalg.norm(pts - pts.mean(axis=0), axis=1)
             core = d < np.quantile(d, 0.45)
             vals = np.where(core, rng.normal(50, 15, n), rng.normal(1300, 80, n))
         elif f is F.hypodense_lesion:
@@ -71,7 +71,7 @@ def pet_activity(true_suv: np.ndarray, pet_grid: ph.Grid, ct_grid: ph.Grid, plac
     shape = np.array(pet_grid.shape)
     for p in placed:
         pts = np.argwhere(p.mask) + np.array([b.start for b in p.box])
-        cont = _index(pet_grid, _points(ct_grid, pts))
+        cont = pet_grid.continuous_index(ct_grid.index_to_mm(pts))
         idx = np.rint(cont).astype(int)
         keep = np.all((idx >= 0) & (idx < shape), axis=1)
         if not keep.any():
@@ -91,19 +91,11 @@ def pet_activity(true_suv: np.ndarray, pet_grid: ph.Grid, ct_grid: ph.Grid, plac
         local += act * frac
 
 
-def _points(grid: ph.Grid, zyx: np.ndarray) -> np.ndarray:
-    return np.stack([grid.origin[a] + grid.spacing[a] * zyx[:, 2 - a] for a in range(3)], axis=1)
-
-
-def _index(grid: ph.Grid, xyz: np.ndarray) -> np.ndarray:
-    return np.stack([(xyz[:, 2 - a] - grid.origin[2 - a]) / grid.spacing[2 - a] for a in range(3)], axis=1)
-
-
 def measure(pet: np.ndarray, pet_grid: ph.Grid, ct_grid: ph.Grid, placed: list[Placed]) -> None:
     """SUVmax of each lesion on the final PET, read at its CT voxels by trilinear interpolation."""
     for p in placed:
         pts = np.argwhere(p.mask) + np.array([b.start for b in p.box])
-        coords = _index(pet_grid, _points(ct_grid, pts)).T
+        coords = pet_grid.continuous_index(ct_grid.index_to_mm(pts)).T
         vals = ndimage.map_coordinates(pet, coords, order=1, mode="nearest")
         p.suv_max = round(float(vals.max()), 2)
 

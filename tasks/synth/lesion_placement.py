@@ -107,10 +107,6 @@ def _box_coords(box, grid: ph.Grid, pose: ph.Pose):
     return (c * X + s * Y).astype(np.float32), (-s * X + c * Y).astype(np.float32), W.astype(np.float32)
 
 
-def _min_voxels(grid: ph.Grid, min_voxels: int) -> int:
-    return max(min_voxels, 4)
-
-
 def place_lesions(specs: list[LesionSpec], labels: np.ndarray, grid: ph.Grid, pose: ph.Pose,
                   bounds: dict[int, tuple[np.ndarray, np.ndarray]], rng: np.random.Generator,
                   min_voxels: int = 3, attempts: int = 25, why: Counter | None = None) -> list[Placed]:
@@ -124,12 +120,11 @@ def place_lesions(specs: list[LesionSpec], labels: np.ndarray, grid: ph.Grid, po
     occupied = np.zeros(labels.shape, bool)
     placed: list[Placed] = []
     lab = ph.internal_labels()
-    nmin = _min_voxels(grid, min_voxels)
+    nmin = max(min_voxels, 4)
     vox_mm = np.array(grid.spacing)[::-1]  # z, y, x
     for spec in specs:
         loc = spec.location
         extend, centre_ok = allowed_region(loc)
-        targets = [lab[s] for s in loc.structures]
         # search box: union of the bounds of every internal label that may hold the centre
         boxes = [bounds[i] for i in np.flatnonzero(centre_ok) if i in bounds]
         if not boxes:
@@ -204,7 +199,6 @@ def place_lesions(specs: list[LesionSpec], labels: np.ndarray, grid: ph.Grid, po
         # grows a small node to a few voxels that span more than the node)
         done.size_mm = min(long_axis_mm(pts, vox_mm), _drawn_long_axis(shapes))
         placed.append(done)
-        del targets
     return placed
 
 

@@ -22,7 +22,6 @@ from data_contracts import taxonomy
 from data_contracts.findings import CTFinding, Tracer, ct_findings_for
 from data_contracts.taxonomy import Location, System
 
-SUV_RANGE = (1.5, 25.0)
 MISSED_FRACTION = 0.05  # in the image and the report, not in the mask (segmenter missed it)
 UNREPORTED_FRACTION = 0.05  # in the mask, not in the report (a distractor for linking)
 
@@ -57,8 +56,9 @@ F = CTFinding
 _BONE_FDG = {F.osteolytic: 0.5, F.mixed_bone_lesion: 0.2, F.osteoblastic: 0.1, F.no_ct_correlate: 0.2}
 _BONE_PSMA = {F.osteoblastic: 0.6, F.mixed_bone_lesion: 0.15, F.osteolytic: 0.05, F.no_ct_correlate: 0.2}
 _NODE = {F.enlarged_lymph_node: 0.65, F.non_enlarged_lymph_node: 0.3, F.no_ct_correlate: 0.05}
-# PSMA finds nodal disease early: most PSMA-positive nodes are under 10 mm (a 24-patient cohort's share fell
-# under half in 10 of 80 plan-level draws with 25 % enlarged nodes; 15 %: 3 of 80).
+# PSMA finds nodal disease early: most PSMA-positive nodes are under 10 mm (with 25 % of them enlarged a
+# 24-patient cohort's share under 10 mm came out 0.45: docs/realism/demo_seed6161.md; 15 % on a fresh seed:
+# 0.73, demo_seed8484.md).
 _NODE_PSMA = {F.enlarged_lymph_node: 0.15, F.non_enlarged_lymph_node: 0.8, F.no_ct_correlate: 0.05}
 _LUNG = {F.solid_nodule: 0.45, F.ground_glass_opacity: 0.2, F.mass: 0.15, F.consolidation: 0.1,
          F.no_ct_correlate: 0.1}

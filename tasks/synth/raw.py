@@ -47,7 +47,7 @@ class RawStudy:
     ct: Volume  # HU, int16-representable
     pet: Volume  # SUVbw on the PET grid, float32 (what the scanner would report)
     lesions: Volume  # uint8 binary mask on the CT grid, as nnU-Net writes it
-    anatomy: Volume  # uint16 segmenter class labels on the CT grid (data_contracts.segmentation)
+    anatomy: Volume  # uint8 segmenter class labels on the CT grid (data_contracts.segmentation), as written
     truth: list[LesionTruth] = field(default_factory=list)
     source_format: str = "nifti"  # "dicom" | "nifti"
     pet_calibration: float = 1.0  # vendor's SUV calibration factor already applied to ``pet``

@@ -67,6 +67,15 @@ class ReportWriter:
     def other_negative(self, terse: bool) -> str:
         return pick(self.rng, st.OTHER_NEGATIVES["terse" if terse else "full"]).format(T=self.tracer.value)
 
+    def section_denials(self, section: str, has_findings: bool, terse: bool, other_chance: float = 0.0
+                        ) -> list[str]:
+        """A section's denials: one beside findings, one or two (drawn) in a section without; beside findings,
+        with chance ``other_chance``, an "otherwise unremarkable" sentence after them."""
+        negs = self.negatives(section, 1 if has_findings else int(self.rng.integers(1, 3)), terse)
+        if has_findings and other_chance and chance(self.rng, other_chance):
+            negs.append(self.other_negative(terse))
+        return negs
+
     def physiological(self, terse: bool) -> str:
         full, short = st.PHYSIOLOGICAL[self.tracer][int(self.rng.integers(len(st.PHYSIOLOGICAL[self.tracer])))]
         return short if terse else full
@@ -153,9 +162,7 @@ def _numbered(doc: ReportDoc, c: ReportWriter, h: Header) -> None:
         for i in idx:
             n += 1
             doc.para([(f"{n}. ", None), (c.sentence(i, "full"), i)], width=wrap, indent="   ")
-        negs = c.negatives(section, 1 if idx else int(rng.integers(1, 3)), False)
-        if idx and chance(rng, 0.4):
-            negs.append(c.other_negative(False))
+        negs = c.section_denials(section, bool(idx), False, other_chance=0.4)
         if negs or not idx:
             doc.line(" ".join(negs) or "Unremarkable.")
     if (x := c.incidental(False)) is not None:
@@ -189,9 +196,7 @@ def _prose(doc: ReportDoc, c: ReportWriter, h: Header) -> None:
         pieces: list[tuple[str, int | None]] = []
         for k, i in enumerate(idx):
             pieces += [(" " if pieces else "", None), (c.sentence(i, "full", lead if k == 0 else ""), i)]
-        negs = c.negatives(section, 1 if idx else int(rng.integers(1, 3)), False)
-        if idx and chance(rng, 0.4):
-            negs.append(c.other_negative(False))
+        negs = c.section_denials(section, bool(idx), False, other_chance=0.4)
         for neg in negs:
             text = lead + decap(neg) if not pieces else neg
             pieces += [(" " if pieces else "", None), (text, None)]
@@ -220,7 +225,7 @@ def _terse(doc: ReportDoc, c: ReportWriter, h: Header) -> None:
     for section in SECTIONS:
         idx = c.by_section(section)
         label = pick(rng, _HEADINGS["terse"][section])
-        negs = c.negatives(section, 1 if idx else int(rng.integers(1, 3)), True)
+        negs = c.section_denials(section, bool(idx), True)
         if one_line or not idx:
             pieces: list[tuple[str, int | None]] = [(label, None)]
             for i in idx:
@@ -266,7 +271,7 @@ def _impression_first(doc: ReportDoc, c: ReportWriter, h: Header) -> None:
         pieces: list[tuple[str, int | None]] = [(pick(rng, _HEADINGS["impression_first"][section]) + " ", None)]
         for k, i in enumerate(idx):
             pieces += [(" " if k else "", None), (c.sentence(i, "full"), i)]
-        negs = c.negatives(section, 1 if idx else int(rng.integers(1, 3)), False)
+        negs = c.section_denials(section, bool(idx), False)
         if negs:
             pieces.append(((" " if idx else "") + " ".join(negs), None))
         doc.para(pieces)

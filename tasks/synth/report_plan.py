@@ -15,7 +15,7 @@ import numpy as np
 from data_contracts import taxonomy
 from data_contracts.findings import CTFinding
 from data_contracts.records import LesionTruth
-from data_contracts.taxonomy import Laterality, Location, Region, System
+from data_contracts.taxonomy import Laterality, Location, Region, System, mirror
 from tasks.synth.raw import RawStudy
 from tasks.synth.report_styles import Said, chance
 
@@ -44,19 +44,6 @@ class Item:
     @property
     def suv_max(self) -> float:
         return max((float(s.said.suv) for s in self.statements if s.said.suv), default=-1.0)
-
-
-_LOBE_MIRRORS = {"lung_rul": "lung_lul", "lung_lul": "lung_rul", "lung_rll": "lung_lll", "lung_lll": "lung_rll"}
-
-
-def mirror(loc: Location) -> str | None:
-    """The same structure on the other side (``rib_7_r`` ↔ ``rib_7_l``, right ↔ left upper lobe)."""
-    if loc.id in _LOBE_MIRRORS:
-        return _LOBE_MIRRORS[loc.id]
-    for a, b in (("_r", "_l"), ("_l", "_r")):
-        if loc.id.endswith(a) and (loc.id[: -len(a)] + b) in taxonomy.by_id():
-            return loc.id[: -len(a)] + b
-    return None
 
 
 def section_of(loc: Location) -> str:

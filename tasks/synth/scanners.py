@@ -127,8 +127,9 @@ class CTTables:
 
 
 REF_GIRTH = 1.02  # the girth at which a profile's CT noise holds
-NOISE_GIRTH_POWER = 3.0  # CT noise ~ girth^3: a thicker patient attenuates more (girth^2 left the heaviest
-# tercile's liver noise under 1.3x the lightest's in 29 of 60 plan-level 24-patient cohorts; girth^3: 5 of 60)
+NOISE_GIRTH_POWER = 3.0  # CT noise ~ girth^3: a thicker patient attenuates more (with girth^2 the heaviest
+# tercile's liver noise came out 1.21x the lightest's, under the 1.3x target: docs/realism/demo_seed6161.md;
+# girth^3 on a fresh seed: 1.47x, demo_seed8484.md)
 CANCELLOUS_HU_PER_YEAR = 2.2  # vertebral cancellous bone loses density with age (osteopenia)
 
 

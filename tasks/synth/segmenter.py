@@ -19,8 +19,12 @@ from tasks.synth import phantom as ph
 
 @cache
 def _lut() -> np.ndarray:
-    """uint16 LUT: internal phantom label -> segmenter class label (0 = none)."""
-    public = np.zeros(max(anatomy.label_of().values()) + 1, np.uint16)
+    """uint8 LUT: internal phantom label -> segmenter class label (0 = none); uint8 is the type TotalSegmentator
+    writes its label map in (its 117 classes fit), so every map built from it is uint8 as it is written."""
+    top = max(segmentation.label_of().values())
+    if top > np.iinfo(np.uint8).max:
+        raise ValueError(f"segmenter class label {top} does not fit the uint8 label map")
+    public = np.zeros(max(anatomy.label_of().values()) + 1, np.uint8)
     for name, label in anatomy.label_of().items():
         cls = canonical_class(name)
         public[label] = segmentation.label_of()[cls] if cls else 0
@@ -28,5 +32,5 @@ def _lut() -> np.ndarray:
 
 
 def segmenter_labels(labels: np.ndarray) -> np.ndarray:
-    """The segmenter's uint16 label map of a phantom label map (any shape)."""
+    """The segmenter's uint8 label map of a phantom label map (any shape)."""
     return _lut()[labels]

@@ -357,14 +357,6 @@ def write_pet_dicom(study: RawStudy, folder: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------------- entry
-def _uint8_labels(labels: np.ndarray) -> np.ndarray:
-    """A segmenter label map as uint8, the type TotalSegmentator writes (its 117 classes fit)."""
-    labels = np.asarray(labels)
-    if labels.size and int(labels.max()) > np.iinfo(np.uint8).max:
-        raise ValueError(f"anatomy label {int(labels.max())} does not fit the uint8 label map")
-    return labels.astype(np.uint8, copy=False)
-
-
 def write_raw_study(study: RawStudy, raw_root: Path) -> ManifestRow:
     """Write every file of one study into the drop folder ``raw_root``; return its manifest row.
 
@@ -380,7 +372,7 @@ def write_raw_study(study: RawStudy, raw_root: Path) -> ManifestRow:
     jobs: list[Callable[[], None]] = [
         lambda: write_nifti(layout.lesions(key), (np.asarray(study.lesions.array) > 0).astype(np.uint8),
                             study.lesions),
-        lambda: write_nifti(layout.anatomy(key), _uint8_labels(study.anatomy.array), study.anatomy),
+        lambda: write_nifti(layout.anatomy(key), np.asarray(study.anatomy.array), study.anatomy),
     ]
     if fmt == "dicom":
         jobs += [lambda: write_ct_dicom(study, ct_path), lambda: write_pet_dicom(study, pet_path)]

@@ -126,10 +126,16 @@ def test_an_other_negative_is_detected_on_its_region_node():
     ex = Excerpt(id="t5", source_url="https://example.org/e", source_title="toy", text=text,
                  negatives=({"location": OTHER, "region": "abdomen_pelvis", "negated": "metastasis",
                              "span": "metastasis within the abdomen or pelvis"},))
-    for predicted, detected in ((["region_pelvis"], 1), (["region_chest"], 0), ([None], 0), (["liver"], 0)):
+    for predicted, detected in ((["region_pelvis"], 1), (["region_chest"], 0), ([None], 0), (["liver"], 0),
+                                (["body"], 0)):
         s = rp.Scores()
         rp.score_one(ex, [], s, toy_is_within, predicted_negatives=predicted)
         assert s.negatives_detected == detected, predicted
+
+
+def test_an_open_node_names_its_region():
+    assert [rp._open_region(n) for n in ("region_chest", "region_abdomen", "body", "liver")] == [
+        "chest", "abdomen", None, None]
 
 
 def test_the_real_excerpt_file_is_valid():

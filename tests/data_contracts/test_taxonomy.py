@@ -78,3 +78,8 @@ def test_lateral_pairs_and_synonyms():
 def test_class_index_is_stable_order():
     locs = taxonomy.locations()
     assert all(taxonomy.index_of(loc.id) == i for i, loc in enumerate(locs))
+
+
+def test_mirror_is_the_same_structure_on_the_other_side():
+    got = [taxonomy.mirror(taxonomy.get(i)) for i in ("rib_7_r", "ln_cervical_ii_l", "lung_rul", "lung_lll", "liver")]
+    assert got == ["rib_7_l", "ln_cervical_ii_r", "lung_lul", "lung_rll", None]

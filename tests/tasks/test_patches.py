@@ -317,6 +317,34 @@ def test_oblique_volume_takes_the_general_path(tmp_path):
                     sitk_image(labels == 1, geometry), fov, requests[0].centre_mm)
 
 
+def test_a_study_is_opened_once_and_lesions_off_the_ct_grid_are_refused(tmp_path, monkeypatch):
+    """The sweep opens the study through the volume store's reader once, batches included (its checked grids
+    feed the planner), and refuses a label array whose grid is not the CT's before reading a voxel."""
+    from data_contracts.volume_store import VolumeStoreError, arrays_group
+    from tasks.patches import volume_io
+
+    shape, grid = (12, 12, 12), Geometry((12, 12, 12), (2.0, 2.0, 2.0), (0.0, 0.0, 0.0), IDENTITY)
+    labels = np.zeros(shape, np.uint16)
+    labels[2:4, 2:4, 2:4], labels[6:8, 6:8, 6:8], labels[9:11, 2:4, 8:10] = 1, 2, 3
+    url = str(tmp_path / "v.zarr")
+    write_group(url, "S000000000004", np.zeros(shape, np.int16), np.ones(shape, np.float32), labels, grid)
+    opened = []
+    real_open = volume_io.open_study
+    monkeypatch.setattr(volume_io, "open_study", lambda *a: opened.append(a) or real_open(*a))
+    fovs = (FieldOfView("captioner", (4, 4, 4), (2.0, 2.0, 2.0)),)
+    job = StudyJob(url, "S000000000004", lesion_requests(labels, grid), fovs, dtype="float32", max_open=1)
+    out = compute_study(job)  # three batches of one lesion
+    assert opened == [(url, "S000000000004")] and sorted(out) == [0, 1, 2]
+    assert [int(out[r]["captioner"][2].sum()) for r in (0, 1, 2)] == [8, 8, 8]
+
+    lesions = arrays_group(zarr.open_group(url, mode="r+")["S000000000004"])["lesions"]
+    lesions.attrs["origin"] = [5.0, 0.0, 0.0]  # 5 mm off the CT grid
+    with pytest.raises(VolumeStoreError) as e:
+        compute_study(job)
+    assert e.value.reason == "bad_geometry" and e.value.path == f"{url}/S000000000004/lesions"
+    assert "not on the CT grid" in str(e.value) and "\n" not in str(e.value)
+
+
 # ------------------------------------------------------------------------------------------ the driver
 def test_refresh_with_nothing_new_does_no_work(cohort, client, tmp_path, monkeypatch):
     settings = home_copy(cohort, tmp_path)
@@ -404,6 +432,32 @@ def test_crash_mid_study_leaves_no_half_registered_sample(cohort, client, tmp_pa
     a, b = open_store(settings), open_store(clean)
     for k in ("localizer", "captioner"):
         np.testing.assert_array_equal(a[k][:], b[k][:])
+
+
+def test_a_study_group_of_a_newer_layout_fails_alone_in_one_line(cohort, client, tmp_path):
+    """A study group whose layout format is newer than this code is refused by the worker as the volume store's
+    reader refuses it (one line naming the group); the other studies are registered, and once the group is
+    readable again the rerun extracts that study alone."""
+    from data_contracts.volume_store import FORMAT
+
+    settings = home_copy(cohort, tmp_path)
+    samples = CAPTION_SAMPLES.read(settings.table_path("caption_samples"))
+    victim = samples.study_id.value_counts().index[0]
+    group = zarr.open_group(settings.store_url, mode="r+")[victim]
+    group.attrs["format"] = FORMAT + 1
+    with pytest.raises(PatchExtractionError) as err:
+        extract_patches(settings, progress=False, client=client)
+    failed = err.value.summary.failed
+    assert list(failed) == [victim]
+    assert failed[victim].startswith(f"VolumeStoreError: {settings.store_url}/{victim}: unknown_store_format: ")
+    assert "\n" not in failed[victim] and "update petcap" in failed[victim]
+    table = read_patch_samples(settings, with_split=False)
+    mine = int((samples.study_id == victim).sum())
+    assert victim not in set(table.study_id) and len(table) == len(samples) - mine
+
+    group.attrs["format"] = FORMAT
+    rerun = extract_patches(settings, progress=False, client=client)
+    assert (rerun.new, rerun.tasks, rerun.failed) == (mine, 1, {})
 
 
 def test_relabelled_and_removed_samples_append_rows_without_extraction(cohort, client, tmp_path):

@@ -64,22 +64,17 @@ def test_label_values_in_their_own_dtype():
     assert unknown_labels(np.array([[0, 3, 3, 9999]], np.uint16), {1, 2, 3}) == {9999: 1}
 
 
-@pytest.mark.parametrize("block", [1000, 4 * 384])  # 4 * 384 divides the voxel data: the members cannot tell
-def test_equal_gzip_members_after_a_header_member(tmp_path, image, block, monkeypatch):
+@pytest.mark.parametrize("block", [1000, 4 * 384])  # 4 * 384 divides the voxel data
+def test_equal_gzip_members_after_a_header_member(tmp_path, image, block):
     """The synthetic writer's layout: the header in a member of its own, then the voxel data in equal blocks."""
-    from tasks.ingest import integrity
-
     plain = tmp_path / "ct.nii"
     sitk.WriteImage(image, str(plain), False)
     raw = plain.read_bytes()
     head, data = raw[:352], raw[352:]
     members = [gzip.compress(head)] + [gzip.compress(data[i:i + block]) for i in range(0, len(data), block)]
     path = tmp_path / "ct.nii.gz"
-    counted = []
-    monkeypatch.setattr(integrity.gzip, "open", lambda *a, **k: counted.append(1) or gzip.GzipFile(*a, **k))
     path.write_bytes(b"".join(members))
     check_nifti_size(path, "S1/ct")
-    assert counted == ([1] if len(data) % block == 0 else [])  # decided from two members and the trailer
     for cut in (b"".join(members[:-1]), b"".join(members)[:-7], b"".join(members[:3])):
         path.write_bytes(cut)
         with pytest.raises(IngestError, match="truncated_file"):

@@ -4,8 +4,10 @@ dcmtk's dsrdump, stored on Orthanc by STOW-RS and found there next to the source
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import highdicom as hd
@@ -20,6 +22,8 @@ from tasks.pacs.export import SEG_NAME, SR_NAME, export_study
 from tasks.pacs.push import push_files
 from tasks.pacs.seg_export import Algorithm
 from tasks.pacs.site_codes import SCHEME, finding_site
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +129,14 @@ def _coded_values(ds: pydicom.Dataset) -> list[str]:
         out += [c.CodeMeaning for c in item.get("ConceptCodeSequence", [])]
         out += _coded_values(item)
     return out
+
+
+def test_export_reads_the_private_store_without_importing_ingestion():
+    """Export finds the caption output's volume store by ``data_contracts.settings.STORE_NAME`` and imports no
+    ingestion or patch code for it (the new-study intake it took the name from pulled ingestion and the patch
+    kernels)."""
+    heavy = ("tasks.new_study", "tasks.ingest", "tasks.patches")
+    code = f"import sys, tasks.pacs.export; print(sorted(m for m in sys.modules if m.startswith({heavy!r})))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.stdout.strip() == "[]"

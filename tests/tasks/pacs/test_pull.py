@@ -118,6 +118,36 @@ def test_bad_studies_are_quarantined_and_the_others_pulled(pacs, dicom_drop, upl
     assert sorted(q["reason"]) == ["missing_pet", "seg_geometry_mismatch"]
 
 
+def test_a_report_that_is_not_text_quarantines_its_study_until_the_export_is_fixed(pacs, uploaded, tmp_path):
+    """Both RIS sources pass ingest's report gate at pull: a binary ``<accession>.txt`` and an empty
+    ``reports.csv`` row each quarantine their study (named by its key, never the accession number) and nothing of
+    it is written; the next pull, after the export is corrected, brings both in with their text."""
+    reports = tmp_path / "ris"
+    reports.mkdir()
+    (reports / "ACC1.txt").write_bytes(b"%PDF-1.4\x00\x01\x02 a scanned report")
+    (reports / "reports.csv").write_text("accession_number,text\nACC2,\n")  # the RIS row for ACC2 has no text
+    settings = _settings(tmp_path, pacs, reports)
+    key1, key2 = (StudyRef(uploaded[acc][1], acc).key for acc in ("ACC1", "ACC2"))
+    uids = [uploaded[acc][1] for acc in ("ACC1", "ACC2")]  # other tests of the module store more studies
+
+    summary = pull_studies(settings, study_uids=uids)
+    assert summary.pulled == [] and summary.quarantined == {key1: "undecodable_report", key2: "empty_report"}
+    q = QUARANTINE.read(settings.table_path("quarantine"))
+    assert sorted(zip(q["item"], q["reason"], q["stage"])) == sorted(
+        [(key1, "undecodable_report", "pull"), (key2, "empty_report", "pull")])
+    assert "control characters" in q.set_index("item").loc[key1, "detail"]
+    assert "ACC" not in q.to_json()
+    assert MANIFEST.read(settings.raw.manifest).empty and _studies(settings.raw_dir) == []
+
+    (reports / "ACC1.txt").write_bytes("Befund: Läsion im rechten Hilus, SUVmax 8,1.".encode("cp1252"))
+    (reports / "reports.csv").write_text("accession_number,text\nACC2,NA\n")  # a report may say just that
+    retry = pull_studies(settings, study_uids=uids)
+    assert sorted(retry.pulled) == sorted([key1, key2]) and retry.quarantined == {}
+    assert QUARANTINE.read(settings.table_path("quarantine")).empty
+    assert settings.raw.report(key1).read_text(encoding="utf-8") == "Befund: Läsion im rechten Hilus, SUVmax 8,1."
+    assert settings.raw.report(key2).read_text(encoding="utf-8") == "NA"
+
+
 KILLER = """
 import sys
 from pathlib import Path

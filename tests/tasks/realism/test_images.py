@@ -52,3 +52,19 @@ def test_liver_figures_from_a_labelled_volume():
     assert f["liver_suv_mean"] == pytest.approx(2.0, abs=0.05)
     assert f["liver_pet_cv"] == pytest.approx(0.12, abs=0.015)
     assert np.isnan(f["kidney_suv_max"]) and np.isnan(f["cancellous_hu"])
+
+
+def test_body_diameter_is_the_median_effective_diameter_of_the_body_slices():
+    """A 60-voxel-radius disc at 2 mm reads 240 mm: the table (a smaller region) and the air inside the body (a
+    filled hole) do not change it; the median skips a slice with no body."""
+    ct = np.full((4, 140, 140), -1000.0)
+    yy, xx = np.mgrid[:140, :140]
+    r = np.hypot(yy - 65, xx - 70)
+    for k, radius in ((0, 60), (1, 50), (2, 60)):
+        ct[k][r <= radius] = 40.0
+        ct[k][r <= 20] = -900.0  # lung air inside: a hole, filled
+        ct[k][132:136, 10:130] = 200.0  # the table, apart from the body
+    geom = Geometry((4, 140, 140), (2.0, 2.0, 3.0), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    assert images.body_diameter_mm(ct, geom) == pytest.approx(240.0, abs=1.0)  # median of 240, 200, 240 mm
+    assert images.body_diameter_mm(ct[1:2], geom) == pytest.approx(200.0, abs=1.0)
+    assert np.isnan(images.body_diameter_mm(ct[3:], geom))  # air only

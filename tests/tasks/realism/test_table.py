@@ -1,4 +1,7 @@
+import math
+
 import pandas as pd
+import pytest
 
 from tasks.realism.table import ReportFacts, format_table, report_figures
 
@@ -41,10 +44,20 @@ def test_liver_pet_cv_is_the_fdg_figure():
 
     def study(tracer: str, cv: float) -> StudyFacts:
         img = dict.fromkeys(keys, 1.0) | {"liver_pet_cv_native": cv}
-        return StudyFacts("k", "s", "p", tracer, 70.0, None, None, img, [], None)
+        return StudyFacts("k", "s", "p", tracer, 70.0, None, None, img, [])
 
     figs = {f.figure: f for f in image_figures([study("FDG", 0.12), study("FDG", 0.13), study("PSMA", 0.06),
                                                 study("PSMA", 0.07), study("PSMA", 0.05)])}
     assert figs["FDG liver PET CV (PET's own grid)"].value == "0.12"  # median of 0.12, 0.13 -> 0.125
     assert figs["FDG liver PET CV (PET's own grid)"].status == "pass"
     assert figs["PSMA liver PET CV (PET's own grid)"].value == "0.06"
+
+
+def test_tercile_ratio_is_top_over_bottom_third_mean():
+    from tasks.realism.table import _tercile_ratio
+
+    pairs = [(float(i), float(i + 1)) for i in (3, 0, 5, 1, 4, 2)]  # sorted by the first value: b = 1..6
+    assert _tercile_ratio(pairs) == pytest.approx(5.5 / 1.5)  # (5 + 6) / 2 over (1 + 2) / 2 = 3.667
+    assert _tercile_ratio(pairs + [(9.0, float("nan"))]) == pytest.approx(5.5 / 1.5)  # a NaN pair is dropped
+    assert _tercile_ratio(pairs + [(6.0, 21.0)]) == pytest.approx(13.5 / 1.5)  # 7 pairs: thirds of 2, (6 + 21) / 2
+    assert math.isnan(_tercile_ratio(pairs[:5]))  # fewer than 6: not measured

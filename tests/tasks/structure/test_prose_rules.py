@@ -140,6 +140,33 @@ def test_an_other_site_clause_beside_a_mention():
         "pancreas"]
 
 
+def _other_site_values(text: str) -> list[tuple]:
+    return [(f.other_site.words, f.suv_max, f.ct_finding.value, f.pet_finding.grade.value)
+            for f in extract(text).findings if f.other_site is not None]
+
+
+def test_an_other_site_takes_only_the_values_of_its_own_words():
+    # the hilum's SUVmax, said after the hilum, is not the sulcus's
+    assert _other_site_values("Moderate activity in the left anterior sulcus is present, as is a small focus in the "
+                              "left hilum, SUVmax 5.2.") == [("left anterior sulcus", None, "no_ct_correlate", "moderate")]
+    # nor the SUVmax and CT finding of a mass told before it
+    assert _other_site_values("Intense uptake in the right lower lobe mass, SUVmax 9.1, and a focus of uptake in the "
+                              "left anterior sulcus.") == [("left anterior sulcus", None, "no_ct_correlate", "moderate")]
+    # its own value after a comma is its own, alone or before a mention
+    assert _other_site_values("Focal activity in the right anterior sulcus, SUVmax 4.1.") == [
+        ("right anterior sulcus", 4.1, "no_ct_correlate", "moderate")]
+    assert _other_site_values("Intense uptake in the left anterior sulcus with SUVmax 11.3, and a focus of uptake in "
+                              "the right hilum, SUVmax 5.2.") == [("left anterior sulcus", 11.3, "no_ct_correlate", "intense")]
+
+
+def test_every_other_site_of_a_sentence_with_no_hierarchy_place():
+    assert _other_site_values("Moderate activity in the left anterior sulcus is present, as is a focus of uptake in the "
+                              "right anterior sulcus, SUVmax 3.4.") == [
+        ("left anterior sulcus", None, "no_ct_correlate", "moderate"),
+        ("right anterior sulcus", 3.4, "no_ct_correlate", "mild")]
+    assert _negatives("No evidence of distant metastatic disease.") == {None}
+
+
 def test_a_lymph_node_with_uptake_and_no_place():
     assert _locations("Apart from 1 lymph node with intense uptake, avid subcutaneous lesions were seen.") == [
         "lymph_nodes", "soft_tissue_subcutaneous"]
@@ -148,6 +175,22 @@ def test_a_lymph_node_with_uptake_and_no_place():
 def test_several_values_after_a_lesion_give_it_the_highest():
     report = extract("A nodule in the right upper lobe was FDG avid. SUVmax was 3.1 and 2.4 in its two components.")
     assert [(f.location_id, f.suv_max) for f in report.findings] == [("lung_rul", 3.1)]
+
+
+def test_another_exam_s_lesions_are_read_only_for_a_pet_sentence_that_refers_back(monkeypatch):
+    from tasks.structure import rules
+
+    read = []
+    real = rules._findings
+    monkeypatch.setattr(rules, "_findings", lambda sentence, *a: read.append(sentence.text) or real(sentence, *a))
+    history = "A chest CT showed a 5-cm left hilar mass and enlarged mediastinal nodes."
+    assert _locations(f"{history} PET showed intense FDG uptake in the right adrenal gland.") == ["adrenal_r"]
+    assert history not in read  # no "the lesion": the exam's lesions are never read
+    read.clear()
+    # the sides it names carry on all the same: "the hilar mass" is the left one
+    assert _locations(f"{history} Two weeks later, PET showed intense FDG uptake throughout the hilar mass.") == [
+        "ln_hilar_l"]
+    assert history in read
 
 
 def test_the_nodule_is_the_lesion_told_not_the_nodes_beside_it():
@@ -230,6 +273,32 @@ def test_liver_segment_lists():
     assert _locations("A hypodense liver lesion at the junction of segments V and VIII with intense uptake.") == [
         "liver_s5"]
     assert _locations("Avid lung nodules in segments 6 and 10 of the right lower lobe.") == ["lung_rll"]
+
+
+def test_the_lobe_named_before_with_its_side_is_the_one_meant():
+    text = ("A right upper lobe nodule is FDG avid, SUVmax 6.2. There is also uptake in a left axillary node, and the "
+            "upper lobe focus measures 9 mm.")
+    assert sorted(set(_locations(text))) == ["ln_axillary_l", "lung_rul"]
+
+
+def test_the_metastasis_at_a_place_named_before_with_its_side():
+    text = ("Intense uptake in a right hilar node, SUVmax 6.2. Mild uptake in the left adrenal gland. The hilar "
+            "metastasis shows SUVmax 8.0.")
+    assert [(f.location_id, f.suv_max) for f in extract(text).findings] == [
+        ("ln_hilar_r", 6.2), ("adrenal_l", None), ("ln_hilar_r", 8.0)]
+
+
+def test_a_negation_in_a_because_clause_stops_at_its_comma():
+    text = "Because no uptake was seen in the liver on the prior scan, the new splenic lesion with SUVmax 5.2 is suspicious."
+    assert [(f.location_id, f.suv_max) for f in extract(text).findings] == [("spleen", 5.2)]
+    assert "liver" in _negatives(text)
+
+
+def test_a_list_token_that_is_no_numeral_of_ours_is_skipped():
+    assert _locations("Avid liver lesions in segments XX and II.") == ["liver_s2"]
+    assert _locations("Avid liver lesions in segments IVb and VII.") == ["liver_s4", "liver_s7"]
+    assert _locations("Avid left neck nodes at levels II and IIV.") == ["ln_cervical_l"]
+    assert _locations("Avid left neck nodes at levels IIV and II.") == ["ln_cervical_l"]
 
 
 def test_a_second_lesion_at_a_place_named_again_in_one_sentence():

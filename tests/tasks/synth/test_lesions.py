@@ -12,7 +12,6 @@ from data_contracts.findings import CTFinding, Tracer, Vendor, grade_for_suv
 from data_contracts.settings import Settings
 from data_contracts.taxonomy import WINDOWS, System, WindowGroup
 from tasks.synth import cohort as co
-from tasks.synth import lesion_imaging
 from tasks.synth import lesions as les
 from tasks.synth import phantom as ph
 
@@ -80,6 +79,7 @@ def test_segmenter_map_has_no_station_and_no_lesion_painted_in(gen):
 
     anat = gen.study.anatomy.array
     assert np.array_equal(anat, segmenter_labels(gen.labels_ct))  # a function of the anatomy alone
+    assert anat.dtype == np.uint8  # as TotalSegmentator writes it, written as it is
     assert int(anat.max()) <= len(segmentation.CLASSES)
     for p in gen.placed:
         under = anat[p.box][p.mask]
@@ -168,7 +168,7 @@ def test_measured_suv_is_read_off_the_final_pet(gen):
     for p in _pinned(gen):
         assert p.suv_max < 1.6 * p.activity, p.spec.location_id
         pts = np.argwhere(p.mask) + np.array([b.start for b in p.box])
-        idx = lesion_imaging._index(gen.pet_grid, lesion_imaging._points(gen.ct_grid, pts))
+        idx = gen.pet_grid.continuous_index(gen.ct_grid.index_to_mm(pts))
         assert p.suv_max == pytest.approx(ndimage.map_coordinates(pet, idx.T, order=1).max(), abs=0.01)
     by_size = sorted(_pinned(gen), key=lambda p: p.size_mm)
     recovered = [p.suv_max / p.activity for p in by_size]

@@ -57,7 +57,7 @@ def _study(truth, tracer=Tracer.fdg, sex="M", key="S1", name=f"{FAMILY}^{GIVEN}"
     return RawStudy(study_key=key, patient_id=MRN, patient_name=name, birth_date=birth, sex=sex, age=68,
                     height_m=1.76, weight_kg=78.4, vendor=Vendor.united_imaging, tracer=tracer,
                     injected_dose_mbq=312.4, injection_time=inj, acquisition_time=inj + timedelta(minutes=62),
-                    ct=_volume(np.int16), pet=_volume(), lesions=_volume(np.uint8), anatomy=_volume(np.uint16),
+                    ct=_volume(np.int16), pet=_volume(), lesions=_volume(np.uint8), anatomy=_volume(np.uint8),
                     truth=truth)
 
 
@@ -416,3 +416,23 @@ def test_report_agrees_with_its_disease_history_and_images():
     assert not any("prior study" in f.finding.span.text for f in plain.findings)
     assert "metastatic" not in render_report(study, np.random.default_rng(1), "numbered", context).text.split(
         "IMPRESSION")[-1]
+
+
+def test_section_denials_count_and_the_otherwise_unremarkable_line():
+    """Beside findings one denial (and, with the given chance, an "otherwise unremarkable" line after it);
+    a section without findings one or two, never that line; every sentence a denial of this section."""
+    from tasks.synth.report_layouts import ReportWriter
+
+    study = _study([])
+    full = {n.full.format(T="FDG") for n in st.NEGATIVES if n.section == "chest"}
+    other = {o.format(T="FDG") for o in st.OTHER_NEGATIVES["full"]}
+    counts = Counter()
+    for seed in range(40):
+        c = ReportWriter(study, np.random.default_rng(seed), [])
+        beside = c.section_denials("chest", True, False, other_chance=1.0)
+        assert len(beside) == 2 and beside[0] in full and beside[1] in other
+        assert len(c.section_denials("chest", True, False)) == 1  # no chance given: no extra line
+        alone = c.section_denials("chest", False, False, other_chance=1.0)
+        assert set(alone) <= full and not set(alone) & other
+        counts[len(alone)] += 1
+    assert set(counts) == {1, 2}  # one or two, drawn

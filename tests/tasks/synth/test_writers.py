@@ -29,7 +29,7 @@ def _study(fmt: str, vendor: Vendor = Vendor.siemens, direction=ROTATED) -> RawS
     ct = rng.integers(-1100, 3500, shape).astype(np.int16)  # beyond 12-bit range on purpose
     mask = np.zeros(shape, np.uint8)
     mask[3:6, 4:8, 5:9] = 1
-    anatomy = rng.integers(0, 151, shape).astype(np.uint16)
+    anatomy = rng.integers(0, 151, shape).astype(np.uint8)  # a segmenter label map is uint8 as written
     pet = rng.gamma(2.0, 1.0, (5, 8, 10)).astype(np.float32)
     pet_spacing = (3.0, 2.4, 6.0)
     return RawStudy(
