@@ -7,7 +7,8 @@ Stages: synth, realism (the cohort's realism figures), pull, ingest, structure, 
 withdraw, extract-patches, split, refresh (ingest → link → patches → splits as the dataset-refresh flow), train
 localizer|captioner, evaluate, promote, benchmark, caption, demo. train, evaluate, promote and caption are the
 flows a deployment runs: a flow run when a Prefect API is configured (``PREFECT_API_URL``) or ``--flow-server``
-is given, their steps as plain calls otherwise (no ephemeral API server: ~10-20 s less start-up).
+is given, their steps as plain calls otherwise (no ephemeral API server, whose start-up took 14-28 s here:
+``flows.commands.common``).
 Imports are local to each command so `petcap --help` stays fast, and each command runs its up-front checks
 (``flows.preflight``) before the heavy imports, so a mistake no retry can fix is answered in seconds.
 

@@ -6,7 +6,7 @@ environment of the worker (``PETCAP_HOME`` and the other ``PETCAP_`` variables, 
 
 ``plain_calls``: the command line without a Prefect server runs a flow's body (``flow.fn``) with every task
 (``flows.task_wrappers``) a plain call of its step — the same composition, no flow or task runs, so no ephemeral
-API server is started (~10-20 s) and no retries are made. ``run_logger`` is the run's logger in a flow run and
+API server is started (14-28 s measured, ``flows.commands.common``) and no retries are made. ``run_logger`` is the run's logger in a flow run and
 the ``flows`` logger in plain calls.
 """
 
@@ -42,11 +42,18 @@ def in_plain_calls() -> bool:
     return _PLAIN_CALLS.get()
 
 
+def calls_are_plain() -> bool:
+    """Under ``plain_calls`` and outside a flow run: a project task is a plain call of its step and the logger
+    the ``flows`` one (a flow run started within ``plain_calls`` still has task runs and the run's logger)."""
+    from prefect.context import FlowRunContext
+
+    return in_plain_calls() and FlowRunContext.get() is None
+
+
 def run_logger() -> logging.Logger | logging.LoggerAdapter:
     """The flow run's logger (its lines in the UI); the ``flows`` logger in plain calls (no run to log to)."""
     from prefect import get_run_logger
-    from prefect.context import FlowRunContext
 
-    if in_plain_calls() and FlowRunContext.get() is None:
+    if calls_are_plain():
         return logging.getLogger("flows")
     return get_run_logger()

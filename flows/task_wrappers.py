@@ -31,7 +31,7 @@ from prefect.cache_policies import NONE
 
 from data_contracts.errors import is_retryable
 from data_contracts.settings import Settings
-from flows.common import in_plain_calls
+from flows.common import calls_are_plain
 from serving.hospital_loop import correct_lesion_files, export_and_push
 from serving.models_cache import resolve_models
 from serving.study import caption_study_files
@@ -216,11 +216,8 @@ class Step(Task):
     server), is a plain call of its step: no task run, no API server, no retries."""
 
     def __call__(self, *args, **kwargs):
-        if in_plain_calls():
-            from prefect.context import FlowRunContext
-
-            if FlowRunContext.get() is None:
-                return self.fn(*args, **kwargs)
+        if calls_are_plain():
+            return self.fn(*args, **kwargs)
         return super().__call__(*args, **kwargs)
 
 

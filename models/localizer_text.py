@@ -52,10 +52,11 @@ def training_terms() -> tuple[list[str], list[int]]:
 
 # --------------------------------------------------------------------------------------------------- encoders
 class TextEncoder(nn.Module):
-    """Word-level Transformer over location phrases: (T, L) token ids -> (T, text_width), mean over real tokens."""
+    """Word-level Transformer over location phrases: (T, L) token ids -> (T, text_width), mean over real tokens.
+    Its sizes come from ``LocalizerConfig`` (text_width, text_layers, text_heads, text_max_tokens, dropout), which
+    holds their defaults."""
 
-    def __init__(self, vocab: list[str], width: int = 128, layers: int = 2, heads: int = 4, max_tokens: int = 24,
-                 dropout: float = 0.1):
+    def __init__(self, vocab: list[str], width: int, layers: int, heads: int, max_tokens: int, dropout: float):
         super().__init__()
         self.vocab = list(vocab)
         self.index = {w: i for i, w in enumerate(self.vocab)}

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from data_contracts.settings import Settings
 from flows import preflight
 from flows.commands.common import run_flow
 from flows.commands.common import settings_from_args as _settings
@@ -71,27 +70,27 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from flows.benchmark import benchmark_flow, benchmark_seeds_flow
-    from tasks.evaluate.benchmark import BENCHMARK_PATIENTS, benchmark_home
+    from tasks.evaluate.benchmark import BENCHMARK_PATIENTS
 
-    settings = _settings(args)
-    if not args.home:  # the benchmark's cohort, models and report never mix with the working set's
-        settings = Settings(home=benchmark_home(settings))
+    # without --home the flows work in their default, benchmark_home (<home>/benchmark): the benchmark's cohort,
+    # models and report never mix with the working set's
+    home = str(_settings(args).home) if getattr(args, "home", None) else None
     patients = args.patients or BENCHMARK_PATIENTS
     if args.seeds is not None:
         if args.seeds < 1:
             from data_contracts.errors import UsageError
 
             raise UsageError(f"--seeds must be at least 1, got {args.seeds}")
-        summary = benchmark_seeds_flow(home=str(settings.home), seeds=list(range(args.seeds)), patients=patients,
+        summary = benchmark_seeds_flow(home=home, seeds=list(range(args.seeds)), patients=patients,
                                        preset=args.preset, progress=True)
         from tasks.evaluate.seeds import mean_sd_table
 
         print(f"benchmark over seeds {list(summary.seeds)}: {summary.lesions} test lesions")
         print(mean_sd_table(summary, ("bleu4", "meteor", "rouge_l", "cider", "localization", "ct_finding"))
               .to_string())
-        print(f"summary: {settings.reports_dir / 'benchmark' / 'seeds' / 'summary.md'}")
+        print(f"summary: {summary.report}")
         return 0
-    result = benchmark_flow(home=str(settings.home), patients=patients, preset=args.preset, progress=True)
+    result = benchmark_flow(home=home, patients=patients, preset=args.preset, progress=True)
     ev = result.evaluation
     print(f"benchmark: {result.test_samples} test lesions; seconds per stage {result.seconds}")
     for title, table in (("Table 1", ev.table1), ("Table 2", ev.table2)):

@@ -127,10 +127,10 @@ def train_captioner(settings: Settings, config: str = "demo", overrides: dict | 
             resume_state = state
     model.to(device)
 
-    def val_loss(m: Captioner) -> float | None:
-        """Teacher-forced loss of (at most) 256 val captions, no label smoothing; None without val samples."""
-        if len(val_df) == 0:
-            return None
+    has_val = len(val_df) > 0  # without val samples nothing is validated (fit is given no validate)
+
+    def val_loss(m: Captioner) -> float:
+        """Teacher-forced loss of (at most) 256 val captions, no label smoothing."""
         with torch.no_grad():
             n = min(len(val_df), 256)
             batch = {"image": val.inputs.images[:n].float(), "prompt": val.inputs.prompts[:n],
@@ -138,8 +138,6 @@ def train_captioner(settings: Settings, config: str = "demo", overrides: dict | 
             return float(_loss(device, 0.0)(m, batch))
 
     def validate(m: Captioner) -> dict[str, float]:
-        if len(val_df) == 0:
-            return {}
         loss = val_loss(m)
         if score_captions is None:
             return {"loss": loss}
@@ -153,10 +151,10 @@ def train_captioner(settings: Settings, config: str = "demo", overrides: dict | 
         })
 
     loss_fn = _loss(device, model_cfg.label_smoothing)
-    state = fit(model, loss_fn, train_set, cfg.loop, device, save=save, validate=validate,
+    state = fit(model, loss_fn, train_set, cfg.loop, device, save=save, validate=validate if has_val else None,
                 resume_state=resume_state, progress=progress, desc=f"captioner {config}",
                 loader_workers=settings.train.loader_workers, on_epoch=on_epoch,
-                quick_validate=lambda m: {} if len(val_df) == 0 else {"loss": val_loss(m)})
+                quick_validate=(lambda m: {"loss": val_loss(m)}) if has_val else None)
     if dist_rank() != 0:
         return TrainResult("captioner", config, str(path), state.epoch, float("nan"), None)
     last = state.history[-1] if state.history else {}

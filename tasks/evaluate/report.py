@@ -227,17 +227,16 @@ def _bleu4_test(tests: pd.DataFrame, a: str, b: str) -> pd.Series | None:
     return sel.iloc[0] if len(sel) else None
 
 
-def _bleu4_p(tests: pd.DataFrame, a: str, b: str) -> str:
-    """", paired t-test p = ..." of a vs b on BLEU-4 when that test was run, else empty."""
-    t = _bleu4_test(tests, a, b)
-    return f", paired t-test p = {t['p_value']:.3g}" if t is not None else ""
+def _p_text(test: pd.Series | None) -> str:
+    """", paired t-test p = ..." of a test row (``_bleu4_test``), empty when the test was not run."""
+    return f", paired t-test p = {test['p_value']:.3g}" if test is not None else ""
 
 
 def _summary(result) -> list[str]:
     out = []
     ov = result.overall
     if "B+W+P" in ov.index and "B" in ov.index:
-        p = _bleu4_p(result.tests, "B+W+P", "B")
+        p = _p_text(_bleu4_test(result.tests, "B+W+P", "B"))
         out.append(f"B+W+P vs B: BLEU-4 {100 * ov.loc['B+W+P', 'bleu4']:.1f} vs {100 * ov.loc['B', 'bleu4']:.1f}"
                    f"{p}; localization {100 * ov.loc['B+W+P', 'localization']:.1f} vs "
                    f"{100 * ov.loc['B', 'localization']:.1f}; CT finding {100 * ov.loc['B+W+P', 'ct_finding']:.1f}"
@@ -250,8 +249,8 @@ def _summary(result) -> list[str]:
         out.append("Ablation BLEU-4 order (low to high): " + chain
                    + (" (the paper's Table 2: B 75.7 < B+W 76.0 < B+P 76.5 < B+W+P 76.9)" if len(order) == 4 else ""))
     if OURS in ov.index and PRIOR in ov.index:
-        p = _bleu4_p(result.tests, OURS, PRIOR)
         test = _bleu4_test(result.tests, OURS, PRIOR)
+        p = _p_text(test)
         significant = test is not None and bool(test["significant"])
         verdict = ("beats" if significant else "scores above, not significantly,"
                    ) if ov.loc[OURS, "bleu4"] > ov.loc[PRIOR, "bleu4"] else "does not beat"

@@ -4,8 +4,12 @@ configuration and paired tests per seed and pooled over seeds.
 A seed's run (``petcap benchmark --seeds 3``) trains every configuration with that seed on the same cohort and
 split, predicts the test split and evaluates it (``tasks.evaluate.run``). What the summary needs of it is saved
 as one long table, ``<out>/seed_<s>/scores.parquet`` (``save_seed_scores``): one row per (configuration, lesion)
-with the per-lesion metrics, plus the seed's corpus scores (``overall.csv``). A seed whose table exists is done:
-a rerun after a stop skips it, so the benchmark resumes where it was cut off.
+with the per-lesion metrics, plus the seed's corpus scores (``corpus_scores.csv``, with a ``seed`` column; the
+seed's evaluation report beside them keeps its own ``overall.csv``), and what produced them (``recipe.json``:
+``seed_recipe``). A seed whose table exists is done: a rerun after a stop skips it, so the benchmark resumes
+where it was cut off; a rerun asking for another recipe (another preset, other overrides or rows) is refused
+rather than reusing scores it did not produce, and a seed saved before the record is recomputed (its checkpoints,
+when they match, are reused by training's own resume).
 
 Statistics (``seed_summary``), for each comparison of ``COMPARISONS`` and each metric of ``TESTED_METRICS``:
 - per seed: scipy's paired t-test over the test lesions (``tasks.evaluate.stats.paired_ttest``);
@@ -17,27 +21,31 @@ Corpus scores (BLEU by pycocoevalcap over the whole test split) are reported as 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from data_contracts.atomic import SHARED, atomic_open
-from data_contracts.errors import PetcapError
+from data_contracts.errors import PetcapError, UsageError
 from tasks.evaluate.names import LABELS, OURS, POSITION_PRIOR, PRIOR
 from tasks.evaluate.report import md_table, write_text
 from tasks.evaluate.run import METRICS, EvaluationResult
 from tasks.evaluate.stats import StatsError, paired_ttest
 
 SCORES_FILE = "scores.parquet"
-OVERALL_FILE = "overall.csv"
+CORPUS_FILE = "corpus_scores.csv"
+RECIPE_FILE = "recipe.json"
+# Homes written before CORPUS_FILE kept the corpus scores (with the seed column) in the report's overall.csv.
+LEGACY_CORPUS_FILE = "overall.csv"
 LOCALIZER_FILE = "localizer.csv"
 # (configuration, versus): the questions the paper's tables ask (B is the X-Transformer row, one model), and
 # whether the model beats the trivial rows.
 COMPARISONS: tuple[tuple[str, str], ...] = (
-    ("B+W", "B"), ("B+P", "B"), ("B+W+P", "B"), ("B+W+P", "B+P"),
-    ("B+W+P", "LSTM"), ("B+W+P", "Transformer"), ("B+W+P", PRIOR), ("B+W+P", POSITION_PRIOR),
+    ("B+W", "B"), ("B+P", "B"), (OURS, "B"), (OURS, "B+P"),
+    (OURS, "LSTM"), (OURS, "Transformer"), (OURS, PRIOR), (OURS, POSITION_PRIOR),
 )
 TESTED_METRICS = ("bleu4", "meteor", "rouge_l", "localization", "ct_finding")
 
@@ -50,18 +58,42 @@ def seed_dir(out_dir: Path | str, seed: int) -> Path:
     return Path(out_dir) / f"seed_{seed}"
 
 
-def seed_done(out_dir: Path | str, seed: int) -> bool:
-    """The seed's scores are saved (a rerun skips it)."""
-    return (seed_dir(out_dir, seed) / SCORES_FILE).is_file()
+def seed_recipe(preset: str, overrides: dict | None, configs: dict[str, str]) -> dict:
+    """What makes a seed's scores besides the cohort (``cohort_ready`` checks that): the training preset, the
+    overrides on its loops (the seed's loop seeds included) and the rows with their training configs; as JSON
+    reads it back."""
+    return json.loads(json.dumps({"preset": preset, "overrides": overrides or {}, "configs": configs}))
 
 
-def save_seed_scores(evaluation: EvaluationResult, out_dir: Path | str, seed: int) -> Path:
-    """The seed's per-lesion scores of every configuration (long table), its corpus scores and its localizer
-    figures, written atomically; the scores table last, since its presence marks the seed as done."""
+def seed_done(out_dir: Path | str, seed: int, recipe: dict | None = None) -> bool:
+    """The seed's scores are saved (a rerun skips it). With ``recipe`` (``seed_recipe``), only scores that
+    recipe produced count: a seed saved before the record is not done (recomputed), another recipe's scores
+    are a usage error (they would be reported under this run's preset)."""
     d = seed_dir(out_dir, seed)
+    if not (d / SCORES_FILE).is_file():
+        return False
+    if recipe is None:
+        return True
+    if not (d / RECIPE_FILE).is_file():
+        return False
+    held = json.loads((d / RECIPE_FILE).read_text())
+    if held != recipe:
+        diff = "; ".join(f"{k} {held.get(k)!r}, asked for {recipe.get(k)!r}"
+                         for k in sorted(held.keys() | recipe.keys()) if held.get(k) != recipe.get(k))
+        raise UsageError(f"seed {seed}'s saved scores come from another recipe: {diff}", path=str(d / RECIPE_FILE),
+                         hint="give the benchmark another --home, or delete this seed's folder to recompute it")
+    return True
+
+
+def save_seed_scores(evaluation: EvaluationResult, out_dir: Path | str, seed: int, recipe: dict) -> Path:
+    """The seed's per-lesion scores of every configuration (long table), its corpus scores, its localizer
+    figures and the recipe that produced them (``seed_recipe``), written atomically; the scores table last,
+    since its presence marks the seed as done."""
+    d = seed_dir(out_dir, seed)
+    write_text(d / RECIPE_FILE, json.dumps(recipe, sort_keys=True))
     overall = evaluation.overall.copy()
     overall.insert(0, "seed", seed)
-    write_text(d / OVERALL_FILE, overall.to_csv())
+    write_text(d / CORPUS_FILE, overall.to_csv())
     loc = evaluation.localizer
     if loc is not None:
         row = {"seed": seed, "top1": float(loc.per_sample["top1_correct"].mean()),
@@ -96,6 +128,7 @@ class SeedSummary:
     tests_pooled: pd.DataFrame  # config, versus, metric, mean_diff, t, p_value, n, seeds_same_sign, seeds
     localizer: pd.DataFrame  # seed, top1, top5, ece, above_threshold, position_top1, position_top5
     lesions: int  # test lesions every seed scored
+    report: Path | None = None  # summary.md, once written (summarize_seeds)
 
 
 def load_seed_scores(out_dir: Path | str, seeds: list[int] | tuple[int, ...]
@@ -108,11 +141,26 @@ def load_seed_scores(out_dir: Path | str, seeds: list[int] | tuple[int, ...]
             raise SeedResultError(f"seed {s} has no saved scores", path=d / SCORES_FILE,
                                   hint="run the benchmark for that seed first (a rerun resumes)")
         scores.append(pd.read_parquet(d / SCORES_FILE))
-        overall.append(pd.read_csv(d / OVERALL_FILE))
+        overall.append(_corpus_scores(d, s))
         if (d / LOCALIZER_FILE).is_file():
             loc.append(pd.read_csv(d / LOCALIZER_FILE))
     return (pd.concat(scores, ignore_index=True), pd.concat(overall, ignore_index=True),
             pd.concat(loc, ignore_index=True) if loc else pd.DataFrame(columns=["seed"]))
+
+
+def _corpus_scores(d: Path, seed: int) -> pd.DataFrame:
+    """The seed's corpus scores (seed, config, metrics): its own file, or in a home from before it the report's
+    overall.csv (then rewritten with a seed column; a plain report table gets the column here)."""
+    path = d / CORPUS_FILE if (d / CORPUS_FILE).is_file() else d / LEGACY_CORPUS_FILE
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise SeedResultError(f"seed {seed}'s corpus scores cannot be read: {exc}", path=str(path),
+                              hint="delete this seed's folder and rerun the benchmark (it recomputes that seed)"
+                              ) from exc
+    if "seed" not in table:
+        table.insert(0, "seed", seed)
+    return table
 
 
 def seed_summary(long: pd.DataFrame, overall: pd.DataFrame, localizer: pd.DataFrame) -> SeedSummary:
@@ -250,30 +298,23 @@ def write_seed_report(summary: SeedSummary, out_dir: Path | str, alpha: float, c
 
 
 def summarize_seeds(out_dir: Path | str, seeds: list[int] | tuple[int, ...], alpha: float,
-                    context: dict | None = None) -> tuple[SeedSummary, Path]:
-    """Read every seed's saved scores under ``out_dir``, test and tabulate them, write the report there."""
+                    context: dict | None = None) -> SeedSummary:
+    """Read every seed's saved scores under ``out_dir``, test and tabulate them, write the report there
+    (``SeedSummary.report``)."""
     long, overall, loc = load_seed_scores(out_dir, seeds)
     summary = seed_summary(long, overall, loc)
-    return summary, write_seed_report(summary, out_dir, alpha, context)
-
-
-def ordering(summary: SeedSummary, configs: tuple[str, ...] = ("B", "B+W", "B+P", "B+W+P"),
-             metric: str = "bleu4") -> list[str]:
-    """``configs`` from low to high mean ``metric`` (the ablation's order, to set against the paper's)."""
-    present = [c for c in configs if c in summary.overall_mean.index]
-    return sorted(present, key=lambda c: summary.overall_mean.loc[c, metric])
+    return replace(summary, report=write_seed_report(summary, out_dir, alpha, context))
 
 
 __all__ = [
     "COMPARISONS",
-    "OURS",
     "SeedSummary",
     "load_seed_scores",
     "mean_sd_table",
-    "ordering",
     "save_seed_scores",
     "seed_dir",
     "seed_done",
+    "seed_recipe",
     "seed_summary",
     "summarize_seeds",
     "write_seed_report",

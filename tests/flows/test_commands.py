@@ -30,3 +30,33 @@ def test_train_without_a_server_prints_each_epoch_and_starts_no_prefect_api(refr
     assert epochs == ["1", "2", "3"], proc.stderr[-3000:]
     summary = json.loads(proc.stdout[proc.stdout.index("{"):])
     assert summary["epochs"] == 3 and Path(summary["checkpoint"]).is_file() and summary["mlflow_run_id"]
+
+
+def test_benchmark_command_leaves_the_home_to_the_flow_and_prints_the_summary_it_returns(tmp_path, monkeypatch,
+                                                                                       capsys):
+    """``petcap benchmark --seeds N`` without --home: the flow picks its default home (``benchmark_home``) and
+    the command prints the summary path the flow returns, not one it builds itself."""
+    import argparse
+    import dataclasses
+
+    import flows.benchmark as bench
+    from flows.commands.model_stages import cmd_benchmark
+    from tasks.evaluate.seeds import seed_summary
+    from tests.tasks.evaluate.fakes import seed_evaluation
+
+    ev = seed_evaluation(0, {"B": 0.0})
+    long = ev.configs["B"].per_sample.rename_axis("sample_id").reset_index().assign(config="B", seed=0)
+    overall = ev.overall.reset_index().assign(seed=0)
+    got = {}
+
+    def fake_flow(**params):
+        got.update(params)
+        return dataclasses.replace(seed_summary(long, overall, overall[["seed"]]), report=tmp_path / "x" / "s.md")
+
+    monkeypatch.setattr(bench, "benchmark_seeds_flow", fake_flow)
+    args = argparse.Namespace(home=None, patients=None, preset="benchmark", seeds=2)
+    assert cmd_benchmark(args) == 0
+    assert got["home"] is None and got["seeds"] == [0, 1]
+    assert capsys.readouterr().out.splitlines()[-1] == f"summary: {tmp_path / 'x' / 's.md'}"
+    cmd_benchmark(argparse.Namespace(home=str(tmp_path / "h"), patients=None, preset="benchmark", seeds=1))
+    assert got["home"] == str(tmp_path / "h")

@@ -133,3 +133,16 @@ def test_ours_is_tested_against_the_trivial_baseline_when_it_is_there(prediction
     swapped = evaluate_run(settings, {"B+W+P": preds[PRIOR], PRIOR: preds["B+W+P"]}, out_dir=tmp_path / "r2",
                            patch_loader=fake_patches)
     assert "B+W+P does not beat the trivial baseline" in swapped.markdown_path.read_text()
+    # the prior equal to ours but for one lesion's caption: ours scores higher, the paired BLEU-4 difference is
+    # one lesion out of n (t = 1, p ~ 0.32), so the summary must not say "beats"
+    near = predictions["B+W+P"].copy()
+    near.loc[near.index[0], "generated"] = "no finding"
+    close = evaluate_run(settings, {"B+W+P": predictions["B+W+P"], PRIOR: near}, out_dir=tmp_path / "r3",
+                         patch_loader=fake_patches)
+    t = close.tests[(close.tests["versus"] == PRIOR) & (close.tests["metric"] == "bleu4")].iloc[0]
+    ours, prior = close.overall.loc["B+W+P", "bleu4"], close.overall.loc[PRIOR, "bleu4"]
+    assert ours > prior and not t["significant"] and t["p_value"] == pytest.approx(0.32, abs=0.01)
+    md = close.markdown_path.read_text()
+    assert (f"B+W+P scores above, not significantly, the trivial baseline ({PRIOR}: the most frequent training "
+            f"caption of the predicted location and tracer): BLEU-4 {100 * ours:.1f} vs {100 * prior:.1f}, "
+            f"paired t-test p = {t['p_value']:.3g}.") in md

@@ -2,55 +2,34 @@
 
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from data_contracts.errors import UsageError
 from data_contracts.settings import Settings
 from tasks.evaluate.benchmark import cohort_ready, mark_cohort_ready, seed_overrides, seed_settings
-from tasks.evaluate.run import METRICS, ConfigEvaluation, EvaluationResult
 from tasks.evaluate.seeds import (
+    SeedResultError,
     load_seed_scores,
     mean_sd_table,
-    ordering,
     save_seed_scores,
+    seed_dir,
     seed_done,
+    seed_recipe,
     seed_summary,
     summarize_seeds,
 )
-
-LESIONS = 40
-
-
-def _evaluation(seed: int, shift: dict[str, float]) -> EvaluationResult:
-    """Per-lesion BLEU-4 for configs B, B+P, B+W+P: a shared lesion difficulty plus each config's shift and a
-    little seed noise; the corpus BLEU-4 is the per-lesion mean."""
-    rng = np.random.default_rng(seed)
-    base = np.linspace(0.2, 0.6, LESIONS)
-    ids = [f"S{i:04d}-001" for i in range(LESIONS)]
-    configs, overall = {}, {}
-    for name, d in shift.items():
-        per = pd.DataFrame({m: np.nan for m in METRICS}, index=pd.Index(ids, name="sample_id"))
-        per["bleu4"] = np.clip(base + d + rng.normal(0, 0.01, LESIONS), 0, 1)
-        per["localization"] = (np.arange(LESIONS) % 10 < 10 * (0.5 + d)).astype(float)
-        per["vendor"], per["tracer"] = "GE", "FDG"
-        o = {m: None for m in METRICS}
-        o.update(bleu4=float(per["bleu4"].mean()), localization=float(per["localization"].mean()))
-        configs[name] = ConfigEvaluation(name, o, pd.DataFrame(), pd.DataFrame(), per, {})
-        overall[name] = o
-    table = pd.DataFrame(overall).T[list(METRICS)].astype(float)
-    table.index.name = "config"
-    return EvaluationResult(configs, table, None, None, pd.DataFrame(), None)
-
+from tests.tasks.evaluate.fakes import SEED_LESIONS as LESIONS
+from tests.tasks.evaluate.fakes import seed_evaluation
 
 SHIFTS = {"B": 0.0, "B+P": 0.2, "B+W+P": 0.2}
+RECIPE = seed_recipe("benchmark", {"captioner.loop.epochs": 1}, {"B": "xtransformer", "B+P": "b_p"})
 
 
 def test_saved_seeds_give_mean_sd_and_tests(tmp_path):
     for s in (0, 1, 2):
         assert not seed_done(tmp_path, s)
-        save_seed_scores(_evaluation(s, SHIFTS), tmp_path, s)
+        save_seed_scores(seed_evaluation(s, SHIFTS), tmp_path, s, RECIPE)
         assert seed_done(tmp_path, s)
     long, overall, _ = load_seed_scores(tmp_path, [0, 1, 2])
     assert len(long) == 3 * 3 * LESIONS and set(long["config"]) == set(SHIFTS)
@@ -70,22 +49,70 @@ def test_saved_seeds_give_mean_sd_and_tests(tmp_path):
     same = pooled.loc[("B+W+P", "B+P", "bleu4")]  # equal shifts: no real difference
     assert abs(same["mean_diff"]) < 0.01 and same["p_value"] > 0.01
     assert ("B+W", "B", "bleu4") not in pooled.index  # a config that was not run is not tested
-    assert ordering(summary)[0] == "B"
     cell = mean_sd_table(summary, ("bleu4",)).loc["B+P", "BLEU-4"]
     assert cell.startswith("60.") and " ± 0." in cell
 
 
 def test_summary_report_and_a_missing_seed(tmp_path):
     for s in (0, 1):
-        save_seed_scores(_evaluation(s, SHIFTS), tmp_path, s)
-    summary, path = summarize_seeds(tmp_path, [0, 1], 0.05, {"patients": 9})
-    text = path.read_text()
+        save_seed_scores(seed_evaluation(s, SHIFTS), tmp_path, s, RECIPE)
+    summary = summarize_seeds(tmp_path, [0, 1], 0.05, {"patients": 9})
+    assert summary.report == tmp_path / "summary.md" and summary.seeds == (0, 1)
+    text = summary.report.read_text()
     assert "over 2 training seeds" in text and "| B+P vs B | BLEU-4 | +20." in text
     assert "| B+P | n/a | n/a | n/a | 60." in text  # mean ± SD of the corpus scores
     assert (tmp_path / "figures" / "bleu4_seeds.png").stat().st_size > 0
     assert set(pd.read_csv(tmp_path / "tests_pooled.csv")["versus"]) >= {"B", "B+P"}
     with pytest.raises(Exception, match="seed 2 has no saved scores"):
         load_seed_scores(tmp_path, [0, 1, 2])
+
+
+def test_the_seeds_report_keeps_its_own_overall_csv(tmp_path):
+    """The seed's evaluation report (written into the seed's folder first) keeps its overall.csv; the corpus
+    scores the summary reads live in their own file, with the seed."""
+    ev = seed_evaluation(3, SHIFTS)
+    report_csv = seed_dir(tmp_path, 3) / "overall.csv"
+    report_csv.parent.mkdir(parents=True)
+    report_csv.write_text(ev.overall.to_csv())  # as write_report does
+    before = report_csv.read_text()
+    save_seed_scores(ev, tmp_path, 3, RECIPE)
+    assert report_csv.read_text() == before and "seed" not in before.splitlines()[0]
+    _, overall, _ = load_seed_scores(tmp_path, [3])
+    assert list(overall["seed"]) == [3] * 3 and list(overall["config"]) == list(SHIFTS)
+    assert overall.set_index("config")["bleu4"].to_dict() == pytest.approx(ev.overall["bleu4"].to_dict())
+
+
+def test_a_home_from_before_the_corpus_file_still_loads(tmp_path):
+    """Homes written before corpus_scores.csv held the corpus scores, with the seed, in overall.csv."""
+    for s in (0, 1):
+        save_seed_scores(seed_evaluation(s, SHIFTS), tmp_path, s, RECIPE)
+    _, new, _ = load_seed_scores(tmp_path, [0, 1])
+    for s in (0, 1):
+        (seed_dir(tmp_path, s) / "corpus_scores.csv").rename(seed_dir(tmp_path, s) / "overall.csv")
+    _, old, _ = load_seed_scores(tmp_path, [0, 1])
+    pd.testing.assert_frame_equal(old, new)
+    (seed_dir(tmp_path, 1) / "overall.csv").unlink()
+    with pytest.raises(SeedResultError, match="seed 1's corpus scores cannot be read"):
+        load_seed_scores(tmp_path, [0, 1])
+
+
+def test_a_seed_counts_as_done_only_for_the_recipe_that_made_it(tmp_path):
+    """Scores saved under one preset are not reused under another: the rerun is refused in one line; a seed
+    saved before the recipe record is recomputed (not done)."""
+    recipe = seed_recipe("benchmark", {"captioner.loop.seed": 0, "model.patch_size": (16, 16, 16)},
+                         {"B": "xtransformer"})
+    assert recipe["overrides"]["model.patch_size"] == [16, 16, 16]  # as the record reads back
+    save_seed_scores(seed_evaluation(0, SHIFTS), tmp_path, 0, recipe)
+    assert seed_done(tmp_path, 0, recipe) and seed_done(tmp_path, 0)
+    demo = seed_recipe("demo", {"captioner.loop.seed": 0, "model.patch_size": (16, 16, 16)}, {"B": "xtransformer"})
+    with pytest.raises(UsageError, match="seed 0's saved scores come from another recipe: preset 'benchmark', "
+                                         "asked for 'demo'") as err:
+        seed_done(tmp_path, 0, demo)
+    assert "\n" not in str(err.value) and err.value.path == str(seed_dir(tmp_path, 0) / "recipe.json")
+    with pytest.raises(UsageError, match="overrides"):
+        seed_done(tmp_path, 0, seed_recipe("benchmark", {"captioner.loop.seed": 1}, {"B": "xtransformer"}))
+    (seed_dir(tmp_path, 0) / "recipe.json").unlink()  # a home from before the record
+    assert not seed_done(tmp_path, 0, recipe) and seed_done(tmp_path, 0)
 
 
 def test_seed_settings_and_cohort_marker(tmp_path):
